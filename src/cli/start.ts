@@ -1,0 +1,81 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, type ConfigOverrides } from '../config/load.js';
+import { startPrimary } from '../primary/start.js';
+import { UsageError } from './usage.js';
+import { configPath, parsePort } from './options.js';
+
+export const startUsage = `Usage: graycluster start [--config <file>] [--port <n>] [--dashboard-port <n>]
+
+Runs the supervisor in the foreground: one worker pool per version, the router on the
+public port, and the dashboard/status API. Logs one line per lifecycle event.
+Ctrl-C or SIGTERM stops gracefully (in-flight requests finish); a second one forces.
+
+Options:
+  -c, --config <file>        Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
+  -p, --port <n>             Public port, overrides server.port ($GRAYCLUSTER_PORT); 0 picks a free one
+      --dashboard-port <n>   Dashboard/API port, overrides dashboard.port ($GRAYCLUSTER_DASHBOARD_PORT)
+  -h, --help                 Show this help
+
+Environment:
+  GRAYCLUSTER_TOKEN          Dashboard/API token, overrides dashboard.token
+`;
+
+const repeatWindowMs = 500;
+
+export async function start(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      port: { type: 'string', short: 'p' },
+      'dashboard-port': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(startUsage);
+    return 0;
+  }
+  const overrides: ConfigOverrides = {};
+  const port = values.port ?? process.env.GRAYCLUSTER_PORT;
+  const dashboardPort = values['dashboard-port'] ?? process.env.GRAYCLUSTER_DASHBOARD_PORT;
+  if (port !== undefined) overrides.port = parsePort(port, values.port !== undefined ? '--port' : 'GRAYCLUSTER_PORT', startUsage);
+  if (dashboardPort !== undefined) {
+    overrides.dashboardPort = parsePort(dashboardPort, values['dashboard-port'] !== undefined ? '--dashboard-port' : 'GRAYCLUSTER_DASHBOARD_PORT', startUsage);
+  }
+  if (process.env.GRAYCLUSTER_TOKEN) {
+    if (process.env.GRAYCLUSTER_TOKEN.length < 16) throw new UsageError('GRAYCLUSTER_TOKEN must be at least 16 characters', startUsage);
+    overrides.token = process.env.GRAYCLUSTER_TOKEN;
+  }
+
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  let running;
+  try {
+    running = await startPrimary(configPath(values.config), overrides, log);
+  } catch (error) {
+    if (error instanceof ConfigError) process.stderr.write(`graycluster: invalid config: ${error.message}\n`);
+    else process.stderr.write(`graycluster: cannot start: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+  return new Promise((resolve) => {
+    let firstSignalAt = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      // One signal can arrive twice at once (sent to the process and to its group, as `timeout` and some
+      // service managers do); only one sent later is a second request.
+      if (firstSignalAt !== 0 && Date.now() - firstSignalAt < repeatWindowMs) return;
+      if (firstSignalAt !== 0) {
+        log(`graycluster: ${signal} again: killing every worker now`);
+        running.kill();
+        resolve(1);
+        return;
+      }
+      firstSignalAt = Date.now();
+      log(`graycluster: ${signal}: stopping gracefully (send it again to force)`);
+      running.stop().then(() => resolve(0), () => resolve(1));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

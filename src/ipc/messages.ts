@@ -1,0 +1,65 @@
+import type { RoutingConfig } from '../config/types.js';
+
+/** Per-worker counters, as reported by the worker runtime. */
+export interface WorkerStats {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  /** Requests the app is running now. */
+  inFlight: number;
+  /** Open client connections. */
+  connections: number;
+  /** Requests answered since the worker started, by status class. */
+  requests: number;
+  statusClasses: Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>;
+  /** Requests answered 503 because the worker was at maxInFlight. */
+  shed: number;
+  /** Requests on a shared keep-alive connection that belonged to another version and were forwarded to it. */
+  forwarded: number;
+  /** Forwards refused with 503 because forwardMaxPending were already under way. */
+  forwardShed: number;
+  /** Latency histogram of answered requests: counts per upper bound in `latencyBoundsMs` (+Inf last). */
+  latencyBuckets: number[];
+  /** Event-loop delay, p99 over the last interval, in ms. */
+  eventLoopDelayMs: number;
+}
+
+/** Upper bounds of the latency histogram, in ms; the last bucket is +Inf. */
+export const latencyBoundsMs = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/** What a worker needs to route the later requests of a shared connection, and how to answer. */
+export interface WorkerSettings {
+  routing: RoutingConfig;
+  /** Every configured version. */
+  versions: string[];
+  /** Versions that have a ready worker now. */
+  serving: string[];
+  /** Private forward sockets of the ready workers, per version. */
+  forwardPaths: Record<string, string[]>;
+  versionHeader: string | false;
+  forwardMaxPending: number;
+}
+
+/** Primary → worker. */
+export type ToWorker =
+  /** A client connection; `bytes` is everything the primary read of it (the head, perhaps more), base64. */
+  | { kind: 'connection'; bytes: string; assignCookie?: string }
+  | { kind: 'settings'; settings: WorkerSettings }
+  /** Stop taking connections, finish in-flight requests, close idle connections, then exit. */
+  | { kind: 'drain' };
+
+/** Worker → primary. */
+export type ToPrimary =
+  /** The app called listen: the worker can take connections. */
+  | { kind: 'listening'; forwardPath: string }
+  | { kind: 'stats'; stats: WorkerStats }
+  /** A connection the worker cannot take (it is draining, or has no server yet), handed back with its bytes. */
+  | { kind: 'refused'; bytes: string; assignCookie?: string }
+  /** The app failed to load; the worker exits next. */
+  | { kind: 'fatal'; message: string };
+
+/** Marks our messages. Node delivers messages whose `cmd` starts with "NODE_" as 'internalMessage', so the app's
+ * own process.on('message') never sees them. */
+export const internalCommand = 'NODE_GRAYCLUSTER';
+
+export type Envelope<T> = T & { cmd: typeof internalCommand };

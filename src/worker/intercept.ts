@@ -1,0 +1,65 @@
+import net, { type AddressInfo } from 'node:net';
+
+type Listen = typeof net.Server.prototype.listen;
+type Callback = (...args: unknown[]) => void;
+
+/** The real `listen`, for the runtime's own private server. */
+export const originalListen: Listen = net.Server.prototype.listen;
+
+/** The TCP port a listen() call asks for (as written: "8000" or 8000), or undefined for a pipe path or a handle. */
+export function listenPort(args: unknown[]): string | undefined {
+  const [first] = args;
+  if (first === undefined || first === null || typeof first === 'function') return '0';
+  if (typeof first === 'number') return String(first);
+  if (typeof first === 'string') return /^\d+$/.test(first) ? first : undefined;
+  if (typeof first === 'object') {
+    const options = first as { port?: unknown; path?: unknown; handle?: unknown; fd?: unknown; _handle?: unknown };
+    if (options.path !== undefined || options.handle !== undefined || options.fd !== undefined || options._handle !== undefined) return undefined;
+    return String(options.port ?? 0);
+  }
+  return undefined;
+}
+
+export interface InterceptOptions {
+  /** What server.address() answers: where the primary really listens. */
+  address: AddressInfo;
+  /** The app's first TCP server: the one the runtime feeds the handed-over sockets to. */
+  adopt: (server: net.Server) => void;
+}
+
+/**
+ * Replaces net.Server.prototype.listen so that the app's first TCP listen binds nothing: the server is marked
+ * listening, its callback runs, and the runtime feeds it sockets handed over by the primary. Later listens on the
+ * same port (Fastify's extra address for "localhost", say) are treated the same but never fed; any other listen
+ * (a pipe, another port) goes through untouched.
+ */
+export function interceptListen(options: InterceptOptions): void {
+  let adoptedPort: string | undefined;
+  net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]) {
+    const port = listenPort(args);
+    if (port === undefined || (adoptedPort !== undefined && port !== adoptedPort)) {
+      return Reflect.apply(originalListen, this, args) as net.Server;
+    }
+    const first = adoptedPort === undefined;
+    adoptedPort = port;
+    pretendListening(this, options.address, args.findLast((arg) => typeof arg === 'function') as Callback | undefined);
+    if (first) options.adopt(this);
+    return this;
+  } as Listen;
+}
+
+function pretendListening(server: net.Server, address: AddressInfo, callback: Callback | undefined): void {
+  let listening = true;
+  Object.defineProperty(server, 'listening', { configurable: true, get: () => listening });
+  server.address = () => ({ ...address });
+  const close = server.close;
+  server.close = function (this: net.Server, done?: (error?: Error) => void) {
+    listening = false;
+    // net's close() would report "not running" to the callback: this server never held a handle. It still
+    // emits 'close' once the connections we gave it are gone, and that is what the callback waits for.
+    if (done) this.once('close', () => done());
+    return Reflect.apply(close, this, []) as net.Server;
+  };
+  if (callback) server.once('listening', callback);
+  process.nextTick(() => server.emit('listening'));
+}
