@@ -1,5 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Controls } from '../control/types.js';
+import type { EventLog } from '../primary/events.js';
 import type { Status } from '../primary/status.js';
 import { hasToken } from './auth.js';
 
@@ -7,7 +9,12 @@ export interface DashboardOptions {
   host: string;
   port: number;
   token: string;
+  /** A fresh snapshot of every version and worker. */
   status: () => Status;
+  /** Lifecycle events as they happen (and the recent ones). */
+  events: EventLog;
+  /** The operator's moves: the same code path as the CLI. */
+  controls: Controls;
 }
 
 function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {

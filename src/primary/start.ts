@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Controls } from '../control/types.js';
 import { loadConfig, type ConfigOverrides } from '../config/load.js';
 import { DashboardServer } from '../dashboard/server.js';
 import { EventLog, formatEvent } from './events.js';
@@ -20,6 +21,9 @@ export interface Running {
   /** Kills every worker now (a second Ctrl-C). */
   kill(): void;
 }
+
+const unavailable = async () => ({ ok: false as const, status: 501, error: 'live changes are not available yet' });
+const notYet: Controls = { setWeights: unavailable, promote: unavailable, rollback: unavailable, restartWorker: unavailable, reload: unavailable };
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return 'localhost';
@@ -62,6 +66,8 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
       events: () => events.recent().slice(-100),
       startedAt,
     }),
+    events,
+    controls: notYet,
   });
   let dashboardAddress;
   try {
