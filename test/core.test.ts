@@ -1,0 +1,220 @@
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import test from 'ava';
+import WebSocket from 'ws';
+import { fixture, get, makeConfig, request, startCluster } from './helpers/cluster.js';
+
+const twoVersions = (routing: Record<string, unknown> = {}, server: Record<string, unknown> = {}) => makeConfig(
+  { v1: { workers: 2 }, v2: {} },
+  { rules: [{ query: 'version' }, { header: 'x-version' }, { cookie: 'version' }, { header: 'x-canary', equals: '1', to: 'v2' }], ...routing },
+  server,
+);
+
+test('each rule kind routes to its version, and the answering version is named in a header', async (t) => {
+  const cluster = await startCluster(t, twoVersions());
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['/?version=v2', {}, 'v2'],
+    ['/?version=v1', {}, 'v1'],
+    ['/?version=nope', {}, 'v1'],
+    ['/', { 'x-version': 'v2' }, 'v2'],
+    ['/', { cookie: 'theme=dark; version=v2' }, 'v2'],
+    ['/', { 'x-canary': '1' }, 'v2'],
+    ['/', { 'x-canary': 'yes' }, 'v1'],
+    ['/', {}, 'v1'],
+  ];
+  for (const [path, headers, expected] of cases) {
+    const reply = await get(cluster.url(path), headers);
+    t.is(reply.body.version, expected, `${path} ${JSON.stringify(headers)}`);
+    t.is(reply.headers['x-graycluster-version'], expected);
+  }
+});
+
+test('sticky weights split 10k users within 3 points and put every user on the same version after a restart', async (t) => {
+  const config = twoVersions({ rules: [], weights: { v1: 80, v2: 20 }, sticky: { key: 'cookie:uid' } });
+  const users = Array.from({ length: 10_000 }, (_, index) => `user-${index}`);
+  const assign = async (port: number) => {
+    const agent = new http.Agent({ keepAlive: false, maxSockets: 64 });
+    const versions = await Promise.all(users.map(async (user) => (await request(`http://127.0.0.1:${port}/who`, { headers: { cookie: `uid=${user}` }, agent })).body.version as string));
+    agent.destroy();
+    return versions;
+  };
+  const first = await startCluster(t, config);
+  const before = await assign(first.port);
+  await first.stop();
+  const share = before.filter((version) => version === 'v2').length / 100;
+  t.true(Math.abs(share - 20) <= 3, `v2 got ${share}% of users`);
+
+  const second = await startCluster(t, config);
+  const after = await assign(second.port);
+  t.deepEqual(after, before);
+});
+
+test('a client without a key gets a weighted pick and a cookie that keeps it there', async (t) => {
+  const cluster = await startCluster(t, twoVersions({ rules: [], weights: { v1: 50, v2: 50 }, sticky: { key: 'cookie:uid', cookie: 'gc_uid' } }));
+  for (let client = 0; client < 10; client++) {
+    const first = await get(cluster.url('/who'));
+    const cookie = String(first.headers['set-cookie']).split(';')[0]!;
+    t.regex(cookie, /^gc_uid=/);
+    for (let visit = 0; visit < 3; visit++) {
+      const again = await get(cluster.url('/who'), { cookie });
+      t.is(again.body.version, first.body.version);
+      t.is(again.headers['set-cookie'], undefined);
+    }
+  }
+});
+
+test('requests of different versions over one keep-alive connection are each answered by their own version', async (t) => {
+  const cluster = await startCluster(t, twoVersions());
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const sockets = new Set<net.Socket>();
+  agent.on('free', (socket) => sockets.add(socket));
+  const sequence = ['v1', 'v2', 'v2', 'v1', 'v2', 'v1', 'v1', 'v2'];
+  for (const version of sequence) {
+    const reply = await request(cluster.url(`/who?version=${version}`), { agent });
+    t.is(reply.body.version, version);
+  }
+  // A body travels both ways through the forward too.
+  const payload = randomBytes(256 * 1024);
+  const echoed = await request(cluster.url('/sha256?version=v2'), { method: 'POST', body: payload, agent });
+  t.is(echoed.body.sha256, createHash('sha256').update(payload).digest('hex'));
+  t.is(sockets.size, 1, 'every request went over the same client connection');
+  // The connection was handed to a v1 worker; the five v2 requests on it were forwarded to v2.
+  const status = await cluster.waitForStatus((current) => current.workers.some((worker) => worker.forwarded === 5));
+  t.is(status.workers.find((worker) => worker.forwarded === 5)?.version, 'v1');
+});
+
+test('pipelined requests that arrive with the head reach the worker byte-exact, each answered by its version', async (t) => {
+  const cluster = await startCluster(t, twoVersions());
+  const socket = net.connect(cluster.port, '127.0.0.1');
+  t.teardown(() => socket.destroy());
+  const body = 'x'.repeat(1000);
+  socket.write(
+    `POST /sha256?version=v1 HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
+    'GET /who?version=v2 HTTP/1.1\r\nHost: a\r\n\r\n' +
+    'GET /who?version=v1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+  );
+  let text = '';
+  for await (const chunk of socket) text += chunk.toString();
+  const bodies = [...text.matchAll(/\r\n\r\n(\{[^\r]*?\})(?=HTTP|$)/g)].map((match) => JSON.parse(match[1]!));
+  t.is(bodies.length, 3, text);
+  t.is(bodies[0].sha256, createHash('sha256').update(body).digest('hex'));
+  t.deepEqual(bodies.map((reply) => reply.version), ['v1', 'v2', 'v1']);
+});
+
+test('a 10 MB random binary POST is echoed byte-exact', async (t) => {
+  const cluster = await startCluster(t, twoVersions());
+  const payload = randomBytes(10 * 1024 * 1024);
+  const digest = createHash('sha256').update(payload).digest('hex');
+  const hashed = await request(cluster.url('/sha256?version=v2'), { method: 'POST', body: payload });
+  t.deepEqual([hashed.body.version, hashed.body.length, hashed.body.sha256], ['v2', payload.length, digest]);
+  const echoed = await new Promise<Buffer>((resolve, reject) => {
+    const req = http.request(cluster.url('/echo?version=v1'), { method: 'POST', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve(Buffer.concat(chunks)));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+  t.is(createHash('sha256').update(echoed).digest('hex'), digest);
+});
+
+test('a WebSocket upgrade is routed by the same rules and works end to end', async (t) => {
+  const cluster = await startCluster(t, twoVersions());
+  for (const version of ['v2', 'v1']) {
+    const ws = new WebSocket(`ws://127.0.0.1:${cluster.port}/socket?version=${version}`);
+    const messages: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      ws.on('message', (data) => {
+        messages.push(String(data));
+        if (messages.length === 1) ws.send('ping');
+        if (messages.length === 2) resolve();
+      });
+      ws.on('error', reject);
+    });
+    ws.close();
+    t.is(JSON.parse(messages[0]!).version, version);
+    t.is(messages[1], 'echo:ping');
+  }
+});
+
+test('a worker killed with SIGKILL under load is replaced, and new connections skip it', async (t) => {
+  const cluster = await startCluster(t, twoVersions());
+  const before = await cluster.status();
+  const victim = before.workers.find((worker) => worker.version === 'v1')!;
+  let running = true;
+  let failures = 0;
+  let afterRestart = 0;
+  const pids = new Set<number>();
+  let restarted = false;
+  const client = async () => {
+    while (running) {
+      try {
+        const reply = await get(cluster.url('/who?version=v1'));
+        if (reply.status !== 200) failures++;
+        pids.add(reply.body.pid);
+        if (restarted) afterRestart++;
+      } catch {
+        failures++;
+      }
+    }
+  };
+  const clients = Array.from({ length: 4 }, client);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  process.kill(victim.pid!, 'SIGKILL');
+  const status = await cluster.waitForStatus((current) => {
+    const slot = current.workers.find((worker) => worker.id === victim.id)!;
+    return slot.restarts === 1 && slot.state === 'ready' && slot.pid !== victim.pid;
+  });
+  restarted = true;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  running = false;
+  await Promise.all(clients);
+  const replacement = status.workers.find((worker) => worker.id === victim.id)!;
+  t.true(failures <= 4, `${failures} requests failed; only those already on the killed worker may`);
+  t.true(afterRestart > 0);
+  t.true(pids.has(replacement.pid!), 'the replacement serves');
+  t.regex(cluster.output(), new RegExp(`crashed\\s+\\[v1 worker ${victim.id.replace('.', '\\.')} pid ${victim.pid}\\] crashed \\(signal SIGKILL\\)`));
+});
+
+test('a version that keeps crashing goes to crashloop and its traffic falls back to the default', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: { entry: fixture('crash-after-start.mjs') } }, { rules: [{ query: 'version' }] }), { waitReady: false });
+  await cluster.waitForStatus((current) => current.versions.v2?.state === 'crashloop' && current.versions.v1?.ready === 1, 30_000);
+  const reply = await get(cluster.url('/who?version=v2'));
+  t.is(reply.status, 200);
+  t.is(reply.body.version, 'v1');
+  await cluster.waitForOutput(/crashloop\s+\[v2\] keeps crashing: its traffic goes to "v1"/);
+  const status = await cluster.status();
+  t.true(status.router.fallbacks >= 1);
+});
+
+test('with the default itself crash-looping, its requests get 503 with Retry-After', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: { entry: fixture('crash-after-start.mjs') } }), { waitReady: false });
+  await cluster.waitForStatus((current) => current.versions.v1?.state === 'crashloop', 30_000);
+  const reply = await get(cluster.url('/'));
+  t.is(reply.status, 503);
+  t.is(reply.headers['retry-after'], '1');
+});
+
+test('a graceful stop lets in-flight requests finish, then exits 0', async (t) => {
+  const cluster = await startCluster(t, twoVersions());
+  const slow = Array.from({ length: 6 }, (_, index) => get(cluster.url(`/slow?ms=1500&version=v${(index % 2) + 1}`)));
+  await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.inFlight, 0) >= 6);
+  const code = cluster.stop();
+  const replies = await Promise.all(slow);
+  t.deepEqual(replies.map((reply) => reply.status), [200, 200, 200, 200, 200, 200]);
+  t.is(await code, 0);
+  t.regex(cluster.output(), /graycluster: stopped/);
+});
+
+test("an app written like the seed's child.js runs unchanged, and the app's own IPC listener never sees graycluster's messages", async (t) => {
+  const cluster = await startCluster(t, makeConfig({ seed: { entry: fixture('seed-child.cjs') }, app: {} }, { rules: [{ query: 'version' }] }));
+  const reply = await get(cluster.url('/?version=seed'));
+  t.regex(reply.text, /^handled by child, pid is \d+\n$/);
+  t.is(reply.headers['x-graycluster-version'], 'seed');
+  for (let index = 0; index < 5; index++) await get(cluster.url('/who?version=app'));
+  const messages = await get(cluster.url('/messages?version=app'));
+  t.deepEqual(messages.body.messages, []);
+});

@@ -1,0 +1,113 @@
+import test from 'ava';
+import { bucketOf, decide, versionForBucket } from '../src/routing/decide.js';
+import { parseHead } from '../src/primary/head.js';
+import { restartDelay } from '../src/primary/backoff.js';
+import type { RoutingConfig } from '../src/config/types.js';
+
+const versions = new Set(['v1', 'v2', 'v3']);
+const head = (target: string, headers: Record<string, string> = {}, remoteAddress = '127.0.0.1') => ({ method: 'GET', target, headers, remoteAddress });
+const routing = (extra: Partial<RoutingConfig> = {}): RoutingConfig => ({
+  default: 'v1', rules: [], weights: [], sticky: { key: { source: 'ip' }, cookie: null }, ...extra,
+});
+
+test('a name-only rule routes to the version its value names, when that version exists', (t) => {
+  const config = routing({ rules: [{ source: 'query', name: 'version' }] });
+  t.is(decide(head('/?version=v2'), config, versions).version, 'v2');
+  t.is(decide(head('/?version=nope'), config, versions).version, 'v1');
+  t.is(decide(head('/?version=v2'), config, versions).reason, 'rule');
+});
+
+test('header and cookie rules; equals + to routes on an exact match only', (t) => {
+  const config = routing({
+    rules: [
+      { source: 'header', name: 'x-canary', equals: '1', to: 'v3' },
+      { source: 'cookie', name: 'version' },
+      { source: 'header', name: 'x-version' },
+    ],
+  });
+  t.is(decide(head('/', { 'x-canary': '1' }), config, versions).version, 'v3');
+  t.is(decide(head('/', { 'x-canary': '11' }), config, versions).version, 'v1');
+  t.is(decide(head('/', { cookie: 'a=b; version=v2' }), config, versions).version, 'v2');
+  t.is(decide(head('/', { 'x-version': 'v3' }), config, versions).version, 'v3');
+});
+
+test('rules are tried in order and the first match wins', (t) => {
+  const config = routing({ rules: [{ source: 'query', name: 'version' }, { source: 'header', name: 'x-version' }] });
+  t.is(decide(head('/?version=v2', { 'x-version': 'v3' }), config, versions).version, 'v2');
+});
+
+test('with no rule match and no weights, the default answers', (t) => {
+  const decision = decide(head('/'), routing(), versions);
+  t.deepEqual([decision.version, decision.determined], ['v1', false]);
+});
+
+test('buckets map onto weights in listed order, so raising a canary never moves its users back', (t) => {
+  const ninetyTen: RoutingConfig['weights'] = [['v1', 90], ['v2', 10]];
+  const eightyTwenty: RoutingConfig['weights'] = [['v1', 80], ['v2', 20]];
+  t.is(versionForBucket(89, ninetyTen), 'v1');
+  t.is(versionForBucket(90, ninetyTen), 'v2');
+  for (let bucket = 0; bucket < 100; bucket++) {
+    if (versionForBucket(bucket, ninetyTen) === 'v2') t.is(versionForBucket(bucket, eightyTwenty), 'v2');
+  }
+  t.is(versionForBucket(49, [['v1', 1], ['v2', 1]]), 'v1');
+  t.is(versionForBucket(50, [['v1', 1], ['v2', 1]]), 'v2');
+});
+
+test('the bucket of a key is fixed: SHA-256 based, the same in every process', (t) => {
+  t.is(bucketOf('user-42'), bucketOf('user-42'));
+  // Pinned values: a change here would move users between versions across a fleet.
+  t.deepEqual(['a', 'user-42', 'ff'].map((key) => bucketOf(key)), [10, 83, 94]);
+  t.true(['a', 'b', 'c', 'd'].map(bucketOf).every((bucket) => bucket >= 0 && bucket < 100));
+});
+
+test('sticky weights spread 10k keys within 3 points of a 90/10 split', (t) => {
+  const config = routing({ weights: [['v1', 90], ['v2', 10]], sticky: { key: { source: 'cookie', name: 'uid' }, cookie: null } });
+  let canary = 0;
+  for (let user = 0; user < 10_000; user++) {
+    const decision = decide(head('/', { cookie: `uid=user-${user}` }), config, versions);
+    if (decision.version === 'v2') canary++;
+    if (user === 0) t.deepEqual([decision.reason, decision.determined], ['sticky', true]);
+  }
+  t.true(Math.abs(canary / 100 - 10) <= 3, `v2 got ${canary / 100}%`);
+});
+
+test('a client with no key gets a weighted pick and a sticky cookie that keeps it on that pick', (t) => {
+  const config = routing({ weights: [['v1', 50], ['v2', 50]], sticky: { key: { source: 'cookie', name: 'uid' }, cookie: 'gc_uid' } });
+  for (let index = 0; index < 50; index++) {
+    const first = decide(head('/'), config, versions);
+    t.is(first.determined, false);
+    t.truthy(first.assignCookie);
+    const again = decide(head('/', { cookie: `gc_uid=${first.assignCookie}` }), config, versions);
+    t.is(again.version, first.version);
+    t.is(again.determined, true);
+  }
+});
+
+test('the head parser finds a head split across chunks and leaves what follows alone', (t) => {
+  const bytes = Buffer.from('POST /x?version=v2 HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nCookie: b=2\r\n\r\nBODY');
+  const partial = parseHead(bytes.subarray(0, 20), 16384);
+  t.false(partial.done);
+  const result = parseHead(bytes, 16384, partial.scanned);
+  t.true(result.done && 'head' in result);
+  if (result.done && 'head' in result) {
+    t.is(result.head.target, '/x?version=v2');
+    t.is(result.head.headers.cookie, 'a=1; b=2');
+    t.is(result.scanned, bytes.length - 4);
+  }
+});
+
+test('the head parser refuses oversized, malformed and non-HTTP input', (t) => {
+  const big = Buffer.from(`GET / HTTP/1.1\r\nX: ${'a'.repeat(20_000)}\r\n\r\n`);
+  t.like(parseHead(big, 16384), { done: true, failure: { status: 431 } });
+  t.like(parseHead(Buffer.from(`GET / HTTP/1.1\r\nX: ${'a'.repeat(20_000)}`), 16384), { done: true, failure: { status: 431 } });
+  t.like(parseHead(Buffer.from('GET /\r\n\r\n'), 16384), { done: true, failure: { status: 400 } });
+  t.like(parseHead(Buffer.from('GET / HTTP/1.1\r\nbad header\r\n\r\n'), 16384), { done: true, failure: { status: 400 } });
+  t.like(parseHead(Buffer.from('GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n'), 16384), { done: true, failure: { status: 400 } });
+  t.like(parseHead(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), 16384), { done: true, failure: { status: 0 } });
+});
+
+test('restart backoff doubles from 100 ms and stops at 30 s', (t) => {
+  t.deepEqual([1, 2, 3, 4].map((failures) => restartDelay(failures)), [100, 200, 400, 800]);
+  t.is(restartDelay(20), 30_000);
+  t.is(restartDelay(1000), 30_000);
+});
