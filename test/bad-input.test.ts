@@ -1,0 +1,162 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { bin, fixture, get, makeConfig, startCluster, token } from './helpers/cluster.js';
+
+/** Sends raw bytes on a new connection; resolves with everything the server sent before it closed. */
+function exchange(port: number, bytes: Buffer | string, { end = false } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk) => { text += chunk.toString('latin1'); });
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+    socket.setTimeout(20_000, () => socket.destroy(new Error('no close within 20 s')));
+    socket.write(bytes);
+    if (end) socket.end();
+  });
+}
+
+function run(args: string[], cwd = process.cwd()): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => { stdout += chunk; });
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test('malformed heads get 400 or 431 and are closed; non-HTTP bytes are closed unanswered', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }));
+  t.regex(await exchange(cluster.port, `GET / HTTP/1.1\r\nX-Big: ${'a'.repeat(17_000)}\r\n\r\n`), /^HTTP\/1\.1 431 /);
+  t.regex(await exchange(cluster.port, `GET / HTTP/1.1\r\nX-Big: ${'a'.repeat(17_000)}`), /^HTTP\/1\.1 431 /);
+  t.regex(await exchange(cluster.port, 'GET /\r\n\r\n'), /^HTTP\/1\.1 400 /);
+  t.regex(await exchange(cluster.port, 'GET / HTTP/1.1\r\nno colon here\r\n\r\n'), /^HTTP\/1\.1 400 /);
+  t.regex(await exchange(cluster.port, 'GET / HTTP/9.9\r\nHost: a\r\n\r\n'), /^HTTP\/1\.1 400 /);
+  // The start of a TLS ClientHello.
+  t.is(await exchange(cluster.port, Buffer.from('16030100f4010000f00303', 'hex')), '');
+  const status = await cluster.status();
+  t.like(status.router.refused, { 0: 1, 400: 3, 431: 2 });
+  t.is((await get(cluster.url('/'))).status, 200, 'still serving');
+});
+
+test('a connection that sends no complete head in time gets 408 (slowloris)', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }, {}, { headTimeoutMs: 300 }));
+  const socket = net.connect(cluster.port, '127.0.0.1');
+  let text = '';
+  socket.on('data', (chunk) => { text += chunk; });
+  socket.write('GET / HTTP/1.1\r\n');
+  // Keep trickling bytes: the deadline is absolute, not reset by activity.
+  const drip = setInterval(() => socket.write('X-A: b\r\n'), 50);
+  await new Promise((resolve) => socket.on('close', resolve));
+  clearInterval(drip);
+  t.regex(text, /^HTTP\/1\.1 408 /);
+});
+
+test('connections waiting for a head are capped, and clients that leave mid-head leak nothing', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }, {}, { maxPendingConnections: 5 }));
+  const idle = await Promise.all(Array.from({ length: 5 }, () => new Promise<net.Socket>((resolve) => {
+    const socket = net.connect(cluster.port, '127.0.0.1', () => resolve(socket));
+    socket.write('GET / HTTP/1.1\r\n');
+  })));
+  await cluster.waitForStatus((status) => status.router.pending === 5);
+  t.regex(await exchange(cluster.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n'), /^HTTP\/1\.1 503 /);
+  for (const socket of idle) socket.destroy();
+  await cluster.waitForStatus((status) => status.router.pending === 0);
+  t.is((await get(cluster.url('/'))).status, 200);
+});
+
+test('a version whose entry is missing or throws at load gets an error event naming it; the others keep serving', async (t) => {
+  const missing = path.join(os.tmpdir(), 'graycluster-no-such-app.js');
+  const cluster = await startCluster(t, makeConfig(
+    { good: {}, gone: { entry: missing }, broken: { entry: fixture('throws-at-load.mjs') } },
+    { rules: [{ query: 'version' }] },
+  ), { waitReady: false });
+  await cluster.waitForOutput(new RegExp(`error\\s+\\[gone worker gone\\.1 pid \\d+\\] failed to load ${missing.replaceAll('.', '\\.')}: .*Cannot find module`));
+  await cluster.waitForOutput(/error\s+\[broken worker broken\.1 pid \d+\] failed to load .*throws-at-load\.mjs: Error: this version is broken at load/);
+  await cluster.waitForStatus((status) => status.versions.good?.ready === 1);
+  t.is((await get(cluster.url('/who?version=good'))).body.version, 'good');
+  t.is((await get(cluster.url('/who?version=broken'))).body.version, 'good', 'falls back to the default');
+});
+
+test('a worker that never becomes ready counts as a failed start', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {}, stuck: { entry: fixture('never-listens.mjs') } }, {}, { readyTimeoutMs: 300 }), { waitReady: false });
+  t.truthy(await cluster.waitForOutput(/failed\s+\[stuck worker stuck\.1 pid \d+\] not ready within 300 ms: killing it/));
+  t.truthy(await cluster.waitForOutput(/crashed\s+\[stuck worker stuck\.1 pid \d+\] failed to start \(signal SIGKILL\); restarting in 100 ms/));
+  await cluster.waitForStatus((status) => status.versions.v1?.ready === 1);
+  t.is((await get(cluster.url('/'))).body.version, 'v1');
+});
+
+test('unknown commands and flags are usage errors with exit code 2', async (t) => {
+  const unknownCommand = await run(['frobnicate']);
+  t.is(unknownCommand.code, 2);
+  t.regex(unknownCommand.stderr, /unknown command "frobnicate"/);
+  t.regex(unknownCommand.stderr, /Usage: graycluster <command>/);
+  const unknownFlag = await run(['start', '--prot', '80']);
+  t.is(unknownFlag.code, 2);
+  t.regex(unknownFlag.stderr, /--prot/);
+  t.regex(unknownFlag.stderr, /Usage: graycluster start/);
+  const badPort = await run(['start', '--port', 'eighty']);
+  t.is(badPort.code, 2);
+  t.regex(badPort.stderr, /--port must be a port number/);
+});
+
+test('an invalid config exits 1 naming the bad key and leaves the file untouched', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  const cases: Array<[string, RegExp]> = [
+    ['{ "versions": {', /invalid JSON/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js', workers: 0 } }, routing: { default: 'v1' } }), /versions\.v1\.workers must be >= 1/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js', entyr: 'b' } }, routing: { default: 'v1' } }), /versions\.v1\.entyr is not a known key/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v9' } }), /routing\.default names unknown version "v9"/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', weights: { v1: 1, v3: 1 } } }), /routing\.weights\.v3 names unknown version "v3"/],
+  ];
+  for (const [text, message] of cases) {
+    const file = path.join(folder, 'graycluster.json');
+    writeFileSync(file, text);
+    const result = await run(['start', '--config', file, '--port', '0', '--dashboard-port', '0']);
+    t.is(result.code, 1, text);
+    t.regex(result.stderr, message);
+    t.is(readFileSync(file, 'utf8'), text, 'file unchanged');
+  }
+  const absent = await run(['start', '--config', path.join(folder, 'absent.json')]);
+  t.is(absent.code, 1);
+  t.regex(absent.stderr, /config file not found/);
+});
+
+test('help is complete for every command, and init writes a starter config that validates', async (t) => {
+  const help = await run(['--help']);
+  t.is(help.code, 0);
+  for (const command of ['start', 'status', 'init']) {
+    t.regex(help.stdout, new RegExp(`^  ${command} `, 'm'));
+    const commandHelp = await run([command, '--help']);
+    t.is(commandHelp.code, 0);
+    t.regex(commandHelp.stdout, new RegExp(`^Usage: graycluster ${command}`));
+  }
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  const init = await run(['init', folder]);
+  t.is(init.code, 0);
+  const again = await run(['init', folder]);
+  t.is(again.code, 1);
+  t.regex(again.stderr, /already exists/);
+  // The starter config must validate: point its entries at a real app and start it.
+  const file = path.join(folder, 'graycluster.json');
+  const config = JSON.parse(readFileSync(file, 'utf8'));
+  writeFileSync(path.join(folder, 'server.js'), readFileSync(fixture('app.mjs'), 'utf8').replace("from 'ws'", `from '${path.join(process.cwd(), 'node_modules/ws/wrapper.mjs')}'`));
+  writeFileSync(path.join(folder, 'package.json'), '{"type":"module"}');
+  for (const version of Object.values<{ entry: string }>(config.versions)) version.entry = path.resolve(folder, version.entry);
+  config.server.port = 0;
+  config.dashboard.port = 0;
+  config.dashboard.token = token;
+  writeFileSync(file, JSON.stringify(config));
+  const cluster = await startCluster(t, config);
+  t.is((await get(cluster.url('/?version=v2'))).headers['x-graycluster-version'], 'v2');
+});
