@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config/load.js';
+import * as edit from './edit.js';
 import { init, initUsage } from './init.js';
+import { NotRunningError } from './remote.js';
 import { start, startUsage } from './start.js';
 import { status, statusUsage } from './status.js';
 import { mainUsage, UsageError } from './usage.js';
@@ -8,6 +11,14 @@ const commands: Record<string, { run: (args: string[]) => number | Promise<numbe
   start: { run: start, usage: startUsage },
   status: { run: status, usage: statusUsage },
   init: { run: init, usage: initUsage },
+  weights: { run: edit.weights, usage: edit.weightsUsage },
+  deploy: { run: edit.deployCommand, usage: edit.deployUsage },
+  scale: { run: edit.scaleCommand, usage: edit.scaleUsage },
+  promote: { run: edit.promoteCommand, usage: edit.promoteUsage },
+  set: { run: edit.set, usage: edit.setUsage },
+  rollback: { run: edit.rollback, usage: edit.rollbackUsage },
+  reload: { run: edit.reload, usage: edit.reloadUsage },
+  restart: { run: edit.restart, usage: edit.restartUsage },
 };
 
 function packageVersion(): string {
@@ -38,6 +49,10 @@ export async function main(argv: string[]): Promise<number> {
       const usage = error instanceof UsageError ? error.usage : command?.usage ?? mainUsage;
       process.stderr.write(`graycluster: ${(error as Error).message}\n\n${usage}`);
       return 2;
+    }
+    if (error instanceof ConfigError || error instanceof NotRunningError) {
+      process.stderr.write(`graycluster: ${error.message}\n`);
+      return 1;
     }
     throw error;
   }

@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
-import { readRunState } from '../primary/state-file.js';
 import type { Status } from '../primary/status.js';
 import { duration, megabytes, table } from './format.js';
-import { configPath } from './options.js';
+import { apiTarget, callApi } from './remote.js';
+import { UsageError } from './usage.js';
 
-export const statusUsage = `Usage: graycluster status [--config <file>] [--json] [--url <url> --token <token>]
+export const statusUsage = `Usage: graycluster status [--config <file>] [--json] [--watch [--interval <ms>]] [--url <url> --token <token>]
 
 Shows every version and worker of a running supervisor: state, memory, requests in
 flight, restarts. Finds the supervisor started with the same config file; --url and
@@ -13,6 +13,8 @@ flight, restarts. Finds the supervisor started with the same config file; --url 
 Options:
   -c, --config <file>   Config file the supervisor was started with (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
       --json            Print the raw status JSON (as GET /api/status returns it)
+  -w, --watch           Redraw every second until Ctrl-C
+      --interval <ms>   Redraw interval for --watch (default 1000)
       --url <url>       Dashboard address, e.g. http://127.0.0.1:9000
       --token <token>   API token (default $GRAYCLUSTER_TOKEN)
   -h, --help            Show this help
@@ -24,6 +26,8 @@ export async function status(args: string[]): Promise<number> {
     options: {
       config: { type: 'string', short: 'c' },
       json: { type: 'boolean' },
+      watch: { type: 'boolean', short: 'w' },
+      interval: { type: 'string' },
       url: { type: 'string' },
       token: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -35,33 +39,27 @@ export async function status(args: string[]): Promise<number> {
     process.stdout.write(statusUsage);
     return 0;
   }
-  let url = values.url;
-  let token = values.token ?? process.env.GRAYCLUSTER_TOKEN;
-  if (url === undefined) {
-    const file = configPath(values.config);
-    const state = readRunState(file);
-    if (!state) {
-      process.stderr.write(`graycluster: no supervisor is running with ${file} (start one with: graycluster start --config ${file})\n`);
-      return 1;
-    }
-    const host = state.dashboard.host === '0.0.0.0' ? '127.0.0.1' : state.dashboard.host === '::' ? '::1' : state.dashboard.host;
-    url = `http://${host.includes(':') ? `[${host}]` : host}:${state.dashboard.port}`;
-    token ??= state.dashboard.token;
+  const target = apiTarget(values);
+  const show = async () => {
+    const body = await callApi<Status>(target, 'GET', '/api/status');
+    return values.json ? `${JSON.stringify(body, null, 2)}\n` : `${formatStatus(body)}\n`;
+  };
+  if (!values.watch) {
+    process.stdout.write(await show());
+    return 0;
   }
-  let response: Response;
-  try {
-    response = await fetch(new URL('/api/status', url), { headers: { authorization: `Bearer ${token ?? ''}` }, signal: AbortSignal.timeout(5000) });
-  } catch (error) {
-    process.stderr.write(`graycluster: cannot reach ${url}: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+  const intervalMs = parseInterval(values.interval ?? '1000');
+  for (;;) {
+    const text = await show().catch((error: Error) => `${error.message}\n`);
+    // Clear the screen and home the cursor, then draw the new table.
+    process.stdout.write(`\x1b[2J\x1b[H${new Date().toLocaleTimeString()}  (every ${intervalMs} ms; Ctrl-C to quit)\n\n${text}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
-  if (!response.ok) {
-    process.stderr.write(`graycluster: ${url} answered ${response.status}: ${(await response.text()).trim()}\n`);
-    return 1;
-  }
-  const body = (await response.json()) as Status;
-  process.stdout.write(values.json ? `${JSON.stringify(body, null, 2)}\n` : `${formatStatus(body)}\n`);
-  return 0;
+}
+
+function parseInterval(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 100) throw new UsageError(`--interval must be a number of milliseconds >= 100, not "${value}"`, statusUsage);
+  return Number(value);
 }
 
 export function formatStatus(status: Status): string {

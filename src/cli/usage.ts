@@ -11,9 +11,20 @@ export const mainUsage = `graycluster: gray (canary) releases for Node.js HTTP s
 Usage: graycluster <command> [options]
 
 Commands:
-  start    Run the supervisor in the foreground: worker pools, router, status API
-  status   Show every version and worker of a running supervisor
-  init     Write a starter config file
+  start      Run the supervisor in the foreground: worker pools, router, dashboard
+  status     Show every version and worker of a running supervisor (--watch, --json)
+  init       Write a starter config file
+
+  Changing a running canary (each validates, prints what changes, and writes the
+  config file atomically; the supervisor applies it within a second):
+  weights    Set traffic weights: graycluster weights v1=80 v2=20
+  deploy     Add a version or point one at new code: graycluster deploy v2 --entry app.js
+  scale      Change a version's worker count: graycluster scale v2 4
+  promote    Send all traffic to one version: graycluster promote v2
+  set        Set any config key: graycluster set routing.default '"v2"'
+  rollback   Go back to the previously applied config
+  reload     Replace a version's workers with fresh ones, rolling: graycluster reload v2
+  restart    Replace one worker, rolling: graycluster restart v2.1
 
 Options:
   -h, --help       Show help (also: graycluster <command> --help)

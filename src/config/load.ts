@@ -48,6 +48,7 @@ export function openStore(file: string): Conf<ConfigFile> {
       schema: properties as never,
       rootSchema: rootSchema as never,
       ajvOptions: { useDefaults: false, strict: false },
+      serialize: (value) => `${JSON.stringify(value, null, 2)}\n`,
     });
   } catch (error) {
     throw new ConfigError(describeLoadError(absolute, error));
@@ -74,6 +75,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
       workers: version.workers ?? versionDefaults.workers,
       env: version.env ?? {},
       maxInFlight: version.maxInFlight ?? versionDefaults.maxInFlight,
+      maxMemoryMB: version.maxMemoryMB ?? null,
     });
   }
   const known = (key: string, version: string) => {
@@ -128,7 +130,7 @@ export function parseStickyKey(key: string): StickyKey {
   throw new ConfigError(`routing.sticky.key must be "ip", "cookie:NAME" or "header:NAME", not "${key}"`);
 }
 
-function describeLoadError(file: string, error: unknown): string {
+export function describeLoadError(file: string, error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof SyntaxError) return `${file}: invalid JSON: ${message}`;
   const violation = /^Config schema violation: (.*)$/s.exec(message);

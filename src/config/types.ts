@@ -11,7 +11,7 @@ export interface RuleOptions {
 export interface ConfigFile {
   server?: Partial<ServerConfig>;
   dashboard?: Partial<DashboardConfig>;
-  versions: Record<string, { entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number }>;
+  versions: Record<string, { entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number }>;
   routing: {
     default: string;
     rules?: RuleOptions[];
@@ -31,6 +31,8 @@ export interface ServerConfig {
   readyTimeoutMs: number;
   forwardMaxPending: number;
   statsIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  unresponsiveRestartMs: number;
 }
 
 export interface DashboardConfig {
@@ -38,6 +40,18 @@ export interface DashboardConfig {
   port: number;
   /** Null until the supervisor generates one at start. */
   token: string | null;
+  /** Serve GET /metrics without the token (for a Prometheus on a trusted network). */
+  metricsPublic: boolean;
+  /** How often the WebSocket feed sends an update to each page. */
+  feedIntervalMs: number;
+  /** WebSocket clients at once; more are answered 503 before the handshake. */
+  maxClients: number;
+  /** A client with more than this many bytes still unsent is skipped until it catches up. */
+  maxBufferedBytes: number;
+  /** How often each client is pinged; one that has not answered the previous ping is cut off. */
+  pingIntervalMs: number;
+  /** How far back the memory and in-flight charts go (sampled once a second). */
+  historyMs: number;
 }
 
 export interface VersionConfig {
@@ -47,6 +61,8 @@ export interface VersionConfig {
   workers: number;
   env: Record<string, string>;
   maxInFlight: number;
+  /** Replace a worker whose rss passes this many MB; null: no limit. */
+  maxMemoryMB: number | null;
 }
 
 /** A rule in evaluation form: where to look, and what a match routes to. */
@@ -87,8 +103,20 @@ export const serverDefaults: ServerConfig = {
   readyTimeoutMs: 15_000,
   forwardMaxPending: 256,
   statsIntervalMs: 1000,
+  heartbeatTimeoutMs: 3000,
+  unresponsiveRestartMs: 30_000,
 };
 
-export const dashboardDefaults: DashboardConfig = { host: '127.0.0.1', port: 9000, token: null };
+export const dashboardDefaults: DashboardConfig = {
+  host: '127.0.0.1',
+  port: 9000,
+  token: null,
+  metricsPublic: false,
+  feedIntervalMs: 1000,
+  maxClients: 32,
+  maxBufferedBytes: 1024 * 1024,
+  pingIntervalMs: 10_000,
+  historyMs: 5 * 60_000,
+};
 
 export const versionDefaults = { workers: 1, maxInFlight: 1024 };

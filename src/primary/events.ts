@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 
 export type EventType =
   | 'started' | 'ready' | 'crashed' | 'restarting' | 'failed' | 'crashloop' | 'recovered'
-  | 'draining' | 'stopped' | 'fallback' | 'error' | 'listening' | 'shutdown' | 'config';
+  | 'draining' | 'stopped' | 'error' | 'shutdown' | 'config' | 'unresponsive';
 
 /** One lifecycle event: a line in the log, an entry in the status API and the dashboard's feed. */
 export interface LifecycleEvent {

@@ -37,7 +37,7 @@ export class Router {
   #versions: ReadonlySet<string>;
   readonly counters: RouterCounters = { handedOff: 0, fallbacks: 0, refused: {} };
 
-  constructor(private readonly server: ServerConfig, private routing: RoutingConfig, versions: Iterable<string>) {
+  constructor(private server: ServerConfig, private routing: RoutingConfig, versions: Iterable<string>) {
     this.#versions = new Set(versions);
   }
 
@@ -64,6 +64,11 @@ export class Router {
   setRouting(routing: RoutingConfig, versions: Iterable<string>): void {
     this.routing = routing;
     this.#versions = new Set(versions);
+  }
+
+  /** New limits (head size, timeouts, pending cap) for connections accepted from now on. */
+  setServer(server: ServerConfig): void {
+    this.server = server;
   }
 
   /** Stops accepting; connections still sending their head are closed. */

@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Controls } from '../control/types.js';
+import { primaryControls } from '../control/primary.js';
 import { loadConfig, type ConfigOverrides } from '../config/load.js';
 import { DashboardServer } from '../dashboard/server.js';
 import { EventLog, formatEvent } from './events.js';
+import { Reconfigurer } from './reconfigure.js';
 import { Router } from './router.js';
 import { removeRunState, writeRunState } from './state-file.js';
 import { snapshot } from './status.js';
@@ -21,9 +22,6 @@ export interface Running {
   /** Kills every worker now (a second Ctrl-C). */
   kill(): void;
 }
-
-const unavailable = async () => ({ ok: false as const, status: 501, error: 'live changes are not available yet' });
-const notYet: Controls = { setWeights: unavailable, promote: unavailable, rollback: unavailable, restartWorker: unavailable, reload: unavailable };
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return 'localhost';
@@ -52,22 +50,25 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     onRefused: (socket, bytes, assignCookie, from) => router.dispatch(socket, bytes, from.version, assignCookie, from),
   });
   router.attach(supervisor);
+  const reconfigurer = new Reconfigurer(config, overrides, router, supervisor, events);
 
   const dashboard = new DashboardServer({
+    ...config.dashboard,
+    latency: () => new Map(supervisor.slots.map((slot) => [slot.id, slot.stats.latencyBuckets])),
     host: config.dashboard.host,
     port: config.dashboard.port,
     token,
     status: () => snapshot({
       supervisor,
-      routing: () => config.raw.routing,
+      routing: () => reconfigurer.current.raw.routing,
       router: () => ({ ...router.counters, pending: router.pending }),
       server: { host: config.server.host, port: address.port },
-      configError: () => null,
+      configError: () => reconfigurer.configError,
       events: () => events.recent().slice(-100),
       startedAt,
     }),
     events,
-    controls: notYet,
+    controls: primaryControls(reconfigurer, supervisor),
   });
   let dashboardAddress;
   try {
@@ -79,6 +80,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   }
 
   supervisor.start();
+  reconfigurer.watch();
   const versions = [...config.versions.values()].map((version) => `${version.name} ×${version.workers}`).join(', ');
   log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions})`);
   log(`graycluster: dashboard and API at http://${urlHost(config.dashboard.host)}:${dashboardAddress.port}/ (token ${token}${generatedToken ? ', generated: set dashboard.token or GRAYCLUSTER_TOKEN to fix it' : ''})`);
@@ -92,6 +94,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   let stopping: Promise<void> | undefined;
   const stop = () => stopping ??= (async () => {
     events.record({ type: 'shutdown', message: `stopping: draining in-flight requests (up to ${config.server.drainTimeoutMs} ms)` });
+    reconfigurer.close();
     const closed = router.close();
     await supervisor.stop();
     await Promise.all([closed, dashboard.close()]);

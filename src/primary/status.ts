@@ -19,6 +19,8 @@ export interface WorkerStatus {
   forwarded: number;
   forwardShed: number;
   eventLoopDelayMs: number;
+  /** Missed its heartbeat: its event loop is blocked. */
+  unresponsive: boolean;
   statusClasses: Record<string, number>;
 }
 
@@ -61,7 +63,7 @@ export function snapshot(sources: StatusSources): Status {
     pid: slot.pid ?? null,
     version: slot.version,
     state: slot.state,
-    rss: slot.stats.rss,
+    rss: slot.rss,
     heapUsed: slot.stats.heapUsed,
     inFlight: slot.stats.inFlight,
     connections: slot.stats.connections,
@@ -72,6 +74,7 @@ export function snapshot(sources: StatusSources): Status {
     forwarded: slot.stats.forwarded,
     forwardShed: slot.stats.forwardShed,
     eventLoopDelayMs: slot.stats.eventLoopDelayMs,
+    unresponsive: slot.unresponsive,
     statusClasses: slot.stats.statusClasses,
   }));
   const versions: Record<string, VersionStatus> = {};

@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig, VersionConfig } from '../config/types.js';
@@ -12,6 +13,16 @@ export type VersionState = 'starting' | 'ready' | 'crashloop' | 'stopped';
 
 const runtimePath = fileURLToPath(new URL('../worker/runtime.js', import.meta.url));
 
+/** A process's resident memory in bytes, read from /proc (Linux); undefined where that is not available. */
+export function residentBytes(pid: number): number | undefined {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function emptyStats(): WorkerStats {
   return {
     rss: 0, heapUsed: 0, heapTotal: 0, inFlight: 0, connections: 0, requests: 0,
@@ -20,9 +31,14 @@ export function emptyStats(): WorkerStats {
   };
 }
 
-/** One place in a version's pool. Its process comes and goes (crash, restart); the slot and its id stay. */
+/**
+ * One place in a version's pool. Its process comes and goes (crash, restart); the slot and its id stay.
+ * A `candidate` is a replacement being started (it gets no traffic and is not restarted if it fails);
+ * a `retiring` slot has left its pool and is draining.
+ */
 export class WorkerSlot {
   state: WorkerState = 'stopped';
+  role: 'pool' | 'candidate' | 'retiring' = 'pool';
   worker: Worker | undefined;
   /** Restarts after a crash or a failed start. */
   restarts = 0;
@@ -34,6 +50,14 @@ export class WorkerSlot {
   /** Connections handed over since the last stats report, so the load estimate is never a second stale. */
   handoffsSinceReport = 0;
   forwardPath: string | undefined;
+  /** How its last process ended, e.g. "exit code 1". */
+  exitReason: string | undefined;
+  /** When it last reported (its heartbeat). */
+  lastReportAt = 0;
+  /** Resident memory as the primary reads it from /proc: known even when the worker's event loop is stuck. */
+  sampledRss: number | undefined;
+  /** Missed its heartbeat: its event loop is blocked. */
+  unresponsive = false;
   timer: NodeJS.Timeout | undefined;
   healthyTimer: NodeJS.Timeout | undefined;
 
@@ -41,6 +65,10 @@ export class WorkerSlot {
 
   get pid(): number | undefined {
     return this.worker?.process.pid;
+  }
+
+  get rss(): number {
+    return this.sampledRss ?? this.stats.rss;
   }
 
   /** Connections it holds plus those on their way: what "least loaded" compares. */
@@ -69,7 +97,13 @@ export class Supervisor {
   readonly #crashlooping = new Set<string>();
   readonly #backoff: BackoffPolicy;
   readonly #exits = new Set<() => void>();
+  /** Replacements being started, and slots draining after leaving their pool: workers outside any pool. */
+  readonly #outside = new Set<WorkerSlot>();
+  readonly #nextIndex = new Map<string, number>();
+  /** Slots being replaced because of their memory, so one is not replaced twice. */
+  readonly #recycling = new Set<WorkerSlot>();
   #stopping = false;
+  #sampler: NodeJS.Timeout | undefined;
 
   constructor(private config: ResolvedConfig, private readonly events: EventLog, private readonly options: SupervisorOptions) {
     this.#backoff = { ...backoffDefaults, ...options.backoff };
@@ -77,15 +111,217 @@ export class Supervisor {
   }
 
   start(): void {
-    for (const version of this.config.versions.values()) {
-      const pool = Array.from({ length: version.workers }, (_, index) => new WorkerSlot(`${version.name}.${index + 1}`, version.name));
-      this.#pools.set(version.name, pool);
-      for (const slot of pool) this.#fork(slot);
-    }
+    for (const version of this.config.versions.keys()) void this.addVersion(version);
+    this.#sampler = setInterval(() => this.#sample(), this.config.server.statsIntervalMs);
+    this.#sampler.unref();
   }
 
+  /** Reads every worker's rss from /proc and checks its heartbeat; kills one silent for too long. */
+  #sample(): void {
+    const now = Date.now();
+    const { heartbeatTimeoutMs, unresponsiveRestartMs } = this.config.server;
+    for (const slot of this.slots) {
+      const pid = slot.pid;
+      if (!pid) continue;
+      slot.sampledRss = residentBytes(pid);
+      if (slot.state !== 'ready' && slot.state !== 'draining') continue;
+      const silentMs = now - slot.lastReportAt;
+      const where = { version: slot.version, workerId: slot.id, pid };
+      if (silentMs > heartbeatTimeoutMs && !slot.unresponsive) {
+        slot.unresponsive = true;
+        this.events.record({ type: 'unresponsive', ...where, message: `no heartbeat for ${silentMs} ms: its event loop is blocked` });
+      }
+      if (silentMs > unresponsiveRestartMs) {
+        this.events.record({ type: 'unresponsive', ...where, message: `no heartbeat for ${silentMs} ms: killing it` });
+        slot.worker?.process.kill('SIGKILL');
+      }
+    }
+    this.#checkMemoryAll();
+  }
+
+  #checkMemoryAll(): void {
+    for (const slot of this.slots) this.#checkMemory(slot);
+  }
+
+  /** Every worker: the pools', then replacements starting and workers draining. */
   get slots(): WorkerSlot[] {
-    return [...this.#pools.values()].flat();
+    return [...[...this.#pools.values()].flat(), ...this.#outside];
+  }
+
+  /** Takes a new config for everything started from now on; routing reaches the workers at publishRouting(). */
+  setConfig(config: ResolvedConfig): void {
+    this.config = config;
+  }
+
+  /** Sends the current routing and serving versions to every worker. */
+  publishRouting(): void {
+    this.#broadcastSettings();
+  }
+
+  #newSlot(version: string, role: WorkerSlot['role']): WorkerSlot {
+    const index = (this.#nextIndex.get(version) ?? 0) + 1;
+    this.#nextIndex.set(version, index);
+    const slot = new WorkerSlot(`${version}.${index}`, version);
+    slot.role = role;
+    return slot;
+  }
+
+  /** Starts a version's pool; resolves once one of its workers is ready, or with false if none is in time. */
+  addVersion(version: string): Promise<boolean> {
+    const config = this.config.versions.get(version)!;
+    const pool = Array.from({ length: config.workers }, () => this.#newSlot(version, 'pool'));
+    this.#pools.set(version, pool);
+    for (const slot of pool) this.#fork(slot);
+    return this.#whenServing(version);
+  }
+
+  #whenServing(version: string): Promise<boolean> {
+    const deadline = Date.now() + this.config.server.readyTimeoutMs;
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.serving(version) || Date.now() > deadline || this.versionState(version) === 'crashloop') {
+          clearInterval(timer);
+          resolve(this.serving(version));
+        }
+      };
+      const timer = setInterval(check, 20);
+      check();
+    });
+  }
+
+  /** Takes a version out of routing's reach; its workers drain in the background. */
+  removeVersion(version: string): void {
+    const pool = this.#pools.get(version) ?? [];
+    this.#pools.delete(version);
+    this.#broadcastSettings();
+    for (const slot of pool) void this.#retire(slot);
+  }
+
+  /** Grows or shrinks a pool; the workers that go drain in the background. */
+  scale(version: string, workers: number): void {
+    const pool = this.#pools.get(version);
+    if (!pool) return;
+    while (pool.length < workers) {
+      const slot = this.#newSlot(version, 'pool');
+      pool.push(slot);
+      this.#fork(slot);
+    }
+    // Drop workers still starting before ready ones, and never the last ready one while others start.
+    const leaving = pool.splice(workers).reverse();
+    if (leaving.length === 0) return;
+    this.events.record({ type: 'config', version, message: `scaling down to ${workers} workers` });
+    this.#broadcastSettings();
+    for (const slot of leaving) void this.#retire(slot);
+  }
+
+  /**
+   * Replaces every worker of a version, rolling: new workers start beside the old ones; once all are ready
+   * they take the traffic and the old ones drain. If one fails to become ready, the new ones are stopped and
+   * the old ones keep serving. Resolves, once the new ones serve, to undefined, or to why it failed.
+   */
+  async replaceVersion(version: string, reason: string): Promise<string | undefined> {
+    const old = this.#pools.get(version);
+    if (!old) return `unknown version "${version}"`;
+    const count = this.config.versions.get(version)!.workers;
+    this.events.record({ type: 'config', version, message: `replacing ${old.length} workers with ${count} new ones (${reason})` });
+    const failure = await this.#startCandidates(version, count);
+    if (failure) {
+      this.events.record({ type: 'failed', version, message: `replacement aborted, old workers keep serving: ${failure}` });
+      return failure;
+    }
+    if (this.#pools.get(version) !== old) return undefined;  // The version was removed meanwhile.
+    this.#pools.set(version, this.#candidates(version));
+    this.#broadcastSettings();
+    this.events.record({ type: 'ready', version, message: `replaced: ${count} new workers serving, draining the old ones` });
+    for (const slot of old) void this.#retire(slot);
+    return undefined;
+  }
+
+  /** Replaces one worker, rolling: its replacement is ready before it drains. */
+  async replaceWorker(slot: WorkerSlot, reason: string): Promise<string | undefined> {
+    const pool = this.#pools.get(slot.version);
+    if (!pool?.includes(slot)) return `worker ${slot.id} is not serving`;
+    this.events.record({ type: 'config', version: slot.version, workerId: slot.id, pid: slot.pid, message: `replacing this worker (${reason})` });
+    const failure = await this.#startCandidates(slot.version, 1);
+    if (failure) {
+      this.events.record({ type: 'failed', version: slot.version, workerId: slot.id, message: `replacement aborted, this worker keeps serving: ${failure}` });
+      return failure;
+    }
+    const [replacement] = this.#candidates(slot.version);
+    const index = pool.indexOf(slot);
+    if (index === -1) {
+      void this.#retire(replacement!);
+      return undefined;
+    }
+    pool[index] = replacement!;
+    this.#broadcastSettings();
+    void this.#retire(slot);
+    return undefined;
+  }
+
+  /** Candidates that became ready, taken out of the waiting set and made pool members. */
+  #candidates(version: string): WorkerSlot[] {
+    const ready = [...this.#outside].filter((slot) => slot.role === 'candidate' && slot.version === version && slot.state === 'ready');
+    for (const slot of ready) {
+      this.#outside.delete(slot);
+      slot.role = 'pool';
+    }
+    return ready;
+  }
+
+  /** Forks `count` replacements and waits for all to be ready; on the first failure stops them all. */
+  #startCandidates(version: string, count: number): Promise<string | undefined> {
+    const fresh = Array.from({ length: count }, () => this.#newSlot(version, 'candidate'));
+    for (const slot of fresh) {
+      this.#outside.add(slot);
+      this.#fork(slot);
+    }
+    return new Promise((resolve) => {
+      const check = () => {
+        const failed = fresh.find((slot) => slot.state === 'stopped');
+        if (failed) {
+          this.#exits.delete(check);
+          clearInterval(timer);
+          for (const slot of fresh) {
+            this.#outside.delete(slot);
+            slot.worker?.process.kill('SIGKILL');
+          }
+          resolve(`new worker ${failed.id} did not become ready (${failed.exitReason ?? 'exited'})`);
+        } else if (fresh.every((slot) => slot.state === 'ready')) {
+          this.#exits.delete(check);
+          clearInterval(timer);
+          resolve(undefined);
+        }
+      };
+      this.#exits.add(check);
+      const timer = setInterval(check, 20);
+    });
+  }
+
+  /** Takes a slot out of service and drains it. */
+  #retire(slot: WorkerSlot): Promise<void> {
+    this.#recycling.delete(slot);
+    slot.role = 'retiring';
+    this.#outside.add(slot);
+    return this.#drain(slot).then(() => {
+      this.#outside.delete(slot);
+    });
+  }
+
+  /** Finds a worker by id, in its pool. */
+  worker(id: string): WorkerSlot | undefined {
+    return [...this.#pools.values()].flat().find((slot) => slot.id === id);
+  }
+
+  /** Replaces a worker whose rss passed its version's maxMemoryMB. */
+  #checkMemory(slot: WorkerSlot): void {
+    const limit = this.config.versions.get(slot.version)?.maxMemoryMB;
+    if (!limit || slot.role !== 'pool' || slot.state !== 'ready' || this.#recycling.has(slot) || slot.rss <= limit * 1024 * 1024) return;
+    this.#recycling.add(slot);
+    const rss = Math.round(slot.rss / 1024 / 1024);
+    void this.replaceWorker(slot, `memory ${rss} MB over maxMemoryMB ${limit}`).then((failure) => {
+      if (failure) this.#recycling.delete(slot);
+    });
   }
 
   versionConfig(name: string): VersionConfig | undefined {
@@ -152,6 +388,7 @@ export class Supervisor {
   /** Stops every worker gracefully: each finishes its in-flight requests, or is killed after the drain timeout. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    clearInterval(this.#sampler);
     const exited = this.slots.map((slot) => this.#drain(slot));
     await Promise.all(exited);
   }
@@ -184,6 +421,8 @@ export class Supervisor {
     slot.startedAt = Date.now();
     slot.stats = emptyStats();
     slot.handoffsSinceReport = 0;
+    slot.sampledRss = undefined;
+    slot.unresponsive = false;
     const where = { version: slot.version, workerId: slot.id, pid: worker.process.pid };
     this.events.record({ type: 'started', ...where, message: `started ${version.entry}` });
 
@@ -210,6 +449,11 @@ export class Supervisor {
       if (slot.worker !== worker) return;
       slot.stats = message.stats;
       slot.handoffsSinceReport = 0;
+      slot.lastReportAt = Date.now();
+      if (slot.unresponsive) {
+        slot.unresponsive = false;
+        this.events.record({ type: 'recovered', version: slot.version, workerId: slot.id, pid: worker.process.pid, message: 'heartbeat is back' });
+      }
     },
     refused: (slot, _worker, message, socket) => {
       if (socket) this.options.onRefused(socket, Buffer.from(message.bytes, 'base64'), message.assignCookie, slot);
@@ -225,6 +469,7 @@ export class Supervisor {
     slot.timer = undefined;
     slot.state = 'ready';
     slot.readyAt = Date.now();
+    slot.lastReportAt = slot.readyAt;
     slot.healthyTimer = setTimeout(() => { slot.failures = 0; }, this.#backoff.healthyAfterMs);
     this.events.record({ type: 'ready', version: slot.version, workerId: slot.id, pid: worker.process.pid, message: `ready in ${slot.readyAt - slot.startedAt} ms` });
     if (this.#crashlooping.delete(slot.version)) {
@@ -243,12 +488,14 @@ export class Supervisor {
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     const where = { version: slot.version, workerId: slot.id, pid: worker.process.pid };
     const wasReady = slot.state === 'ready';
+    slot.exitReason = how;
 
-    if (slot.state === 'draining' || this.#stopping) {
+    if (slot.state === 'draining' || slot.role !== 'pool' || this.#stopping) {
+      const expected = slot.state === 'draining' || this.#stopping;
       slot.state = 'stopped';
-      this.events.record({ type: 'stopped', ...where, message: `stopped (${how})` });
+      this.events.record({ type: expected ? 'stopped' : 'crashed', ...where, message: expected ? `stopped (${how})` : `${wasReady ? 'crashed' : 'failed to start'} (${how})` });
       this.#broadcastSettings();
-      for (const notify of this.#exits) notify();
+      for (const notify of [...this.#exits]) notify();
       return;
     }
 

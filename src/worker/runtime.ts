@@ -32,7 +32,18 @@ interface ConnectionInfo {
   /** Requests seen; the first was routed by the primary. */
   requests: number;
   assignCookie: string | undefined;
+  /** Requests of this connection the app is running now. */
+  active: number;
+  /** When its last response ended (or it arrived). */
+  idleSince: number;
 }
+
+/**
+ * While draining, a keep-alive connection is closed only after it has been idle this long. Closing one the
+ * instant its response ends races the client's next request on it, which then fails (the ECONNRESET of
+ * "graceful" reloads); a connection in use gets `Connection: close` on its next response instead.
+ */
+const drainIdleGraceMs = 1000;
 
 const connections = new Map<Socket, ConnectionInfo>();
 const inFlight = new Set<ServerResponse>();
@@ -49,7 +60,7 @@ let draining = false;
 const forwardPath = path.join(env.runDir, `${env.workerId}-${process.pid}.sock`);
 const forwardServer = net.createServer((socket) => {
   if (!appServer || draining) socket.destroy();
-  else admit(socket, { forwarded: true, requests: 0, assignCookie: undefined });
+  else admit(socket, { forwarded: true, requests: 0, assignCookie: undefined, active: 0, idleSince: Date.now() });
 });
 
 interceptListen({
@@ -113,10 +124,15 @@ function onRequest(req: IncomingMessage, res: ServerResponse, callApp: () => boo
   }
   const started = performance.now();
   inFlight.add(res);
+  if (info) info.active++;
   res.once('close', () => {
     inFlight.delete(res);
+    if (info) {
+      info.active--;
+      info.idleSince = Date.now();
+    }
     record(res.statusCode, performance.now() - started);
-    if (draining) setImmediate(() => appServer?.closeIdleConnections());
+    finishDrainIfIdle();
   });
   if (draining) res.setHeader('connection', 'close');
   if (settings?.versionHeader) res.setHeader(settings.versionHeader, env.version);
@@ -157,8 +173,15 @@ function startDrain(): void {
   draining = true;
   forwardServer.close();
   for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
-  appServer?.closeIdleConnections();
+  setInterval(closeIdleConnections, drainIdleGraceMs / 4);
   finishDrainIfIdle();
+}
+
+function closeIdleConnections(): void {
+  const now = Date.now();
+  for (const [socket, info] of connections) {
+    if (info.active === 0 && now - info.idleSince >= drainIdleGraceMs) socket.destroySoon();
+  }
 }
 
 function finishDrainIfIdle(): void {
@@ -173,7 +196,7 @@ const handlers: { [K in ToWorker['kind']]: (message: Extract<ToWorker, { kind: K
       return;
     }
     socket.unshift(Buffer.from(message.bytes, 'base64'));
-    admit(socket, { forwarded: false, requests: 0, assignCookie: message.assignCookie });
+    admit(socket, { forwarded: false, requests: 0, assignCookie: message.assignCookie, active: 0, idleSince: Date.now() });
   },
   settings(message) {
     settings = message.settings;

@@ -1,0 +1,208 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { updateConfigFile } from '../config/update.js';
+import { deploy, promote, scale, setKey, setWeights, type Edit } from '../control/edits.js';
+import type { ControlResult } from '../control/types.js';
+import { readRunState } from '../primary/state-file.js';
+import { configPath } from './options.js';
+import { apiTarget, callApi } from './remote.js';
+import { UsageError } from './usage.js';
+
+const common = `  -c, --config <file>   Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
+  -n, --dry-run         Print what would change; write nothing
+  -h, --help            Show this help`;
+
+const remoteCommon = `  -c, --config <file>   Config file the supervisor was started with (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
+      --url <url>       Dashboard address of a supervisor elsewhere, e.g. http://127.0.0.1:9000
+      --token <token>   API token (default $GRAYCLUSTER_TOKEN)
+  -h, --help            Show this help`;
+
+export const weightsUsage = `Usage: graycluster weights <version>=<weight>... [options]
+
+Sets the share of sticky buckets per version (versions not named keep theirs), e.g.
+  graycluster weights v1=80 v2=20
+The change is written to the config file atomically; a running supervisor applies it
+within a second, with no restart.
+
+Options:
+${common}
+`;
+
+export const deployUsage = `Usage: graycluster deploy <version> --entry <file> [--workers <n>] [options]
+
+Adds a version, or points an existing one at new code (its workers are then replaced,
+rolling: the new ones are ready before the old ones drain). Route traffic to a new
+version with \`graycluster weights\`, a rule, or \`graycluster promote\`.
+
+Options:
+  -e, --entry <file>    The app's main file (relative to the current folder)
+  -w, --workers <n>     Worker processes for the version
+${common}
+`;
+
+export const scaleUsage = `Usage: graycluster scale <version> <workers> [options]
+
+Grows or shrinks a version's pool; workers that go finish their requests first.
+
+Options:
+${common}
+`;
+
+export const promoteUsage = `Usage: graycluster promote <version> [options]
+
+Sends all traffic to one version: it becomes routing.default and takes every weight.
+
+Options:
+${common}
+`;
+
+export const setUsage = `Usage: graycluster set <dotted.key> <json> [options]
+
+Sets any key of the config file; the value is JSON, e.g.
+  graycluster set routing.sticky.cookie '"gc_uid"'
+  graycluster set versions.v2.maxMemoryMB 512
+  graycluster set routing.rules '[{"header":"x-canary","equals":"1","to":"v2"}]'
+Use null to remove a key.
+
+Options:
+${common}
+`;
+
+export const rollbackUsage = `Usage: graycluster rollback [options]
+
+Writes back the config that was applied before the current one and applies it. Run it
+again to return (it swaps the last two).
+
+Options:
+${remoteCommon}
+`;
+
+export const reloadUsage = `Usage: graycluster reload [version] [options]
+
+Replaces the workers of one version (or of all) with fresh ones running the same config,
+rolling: e.g. after new code landed at the same path. If a new worker fails to become
+ready, the old ones keep serving.
+
+Options:
+${remoteCommon}
+`;
+
+export const restartUsage = `Usage: graycluster restart <worker-id> [options]
+
+Replaces one worker (ids as \`graycluster status\` shows them, e.g. v2.1), rolling.
+
+Options:
+${remoteCommon}
+`;
+
+const editOptions = {
+  config: { type: 'string', short: 'c' },
+  'dry-run': { type: 'boolean', short: 'n' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const remoteOptions = {
+  config: { type: 'string', short: 'c' },
+  url: { type: 'string' },
+  token: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Validates and writes an edit, then says what changes. Exit 1 when the edit is rejected. */
+async function applyEdit(file: string, edit: Edit, dryRun: boolean): Promise<number> {
+  const { changes } = await updateConfigFile(file, edit, { dryRun });
+  if (changes.length === 0) {
+    process.stdout.write(`nothing to change in ${file}\n`);
+    return 0;
+  }
+  process.stdout.write(`${dryRun ? 'would change' : 'changes'}:\n${changes.map((line) => `  - ${line}\n`).join('')}`);
+  if (dryRun) return 0;
+  const running = readRunState(file);
+  process.stdout.write(running
+    ? `wrote ${file}; the running supervisor (pid ${running.pid}) applies it within a second\n`
+    : `wrote ${file}; no supervisor is running with it: it applies at the next start\n`);
+  return 0;
+}
+
+function checkCount<T extends { values: { help?: boolean | undefined }; positionals: string[] }>(usage: string, parsed: T, count: { min: number; max: number }): T {
+  if (!parsed.values.help && (parsed.positionals.length < count.min || parsed.positionals.length > count.max)) {
+    throw new UsageError(`expected ${count.min === count.max ? count.min : `${count.min} to ${count.max}`} arguments, got ${parsed.positionals.length}`, usage);
+  }
+  return parsed;
+}
+
+function positionalsOf(usage: string, args: string[], count: { min: number; max: number }) {
+  return checkCount(usage, parseArgs({ args, options: editOptions, strict: true, allowPositionals: true }), count);
+}
+
+function count(value: string, name: string, usage: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`${name} must be a whole number >= 1, not "${value}"`, usage);
+  return Number(value);
+}
+
+export async function weights(args: string[]): Promise<number> {
+  const { values, positionals } = positionalsOf(weightsUsage, args, { min: 1, max: 64 });
+  if (values.help) return help(weightsUsage);
+  const parsed: Record<string, number> = {};
+  for (const pair of positionals) {
+    const match = /^([^=]+)=(\d+(?:\.\d+)?)$/.exec(pair);
+    if (!match) throw new UsageError(`"${pair}" is not <version>=<weight> (e.g. v2=10)`, weightsUsage);
+    parsed[match[1]!] = Number(match[2]);
+  }
+  return applyEdit(configPath(values.config), setWeights(parsed), values['dry-run'] ?? false);
+}
+
+export async function deployCommand(args: string[]): Promise<number> {
+  const options = { ...editOptions, entry: { type: 'string', short: 'e' }, workers: { type: 'string', short: 'w' } } as const;
+  const { values, positionals } = checkCount(deployUsage, parseArgs({ args, options, strict: true, allowPositionals: true }), { min: 1, max: 1 });
+  if (values.help) return help(deployUsage);
+  const entry = values.entry;
+  if (!entry) throw new UsageError('--entry <file> is required', deployUsage);
+  const file = configPath(values.config);
+  // Stored relative to the config file's folder, as entries are read.
+  const relative = path.relative(path.dirname(path.resolve(file)), path.resolve(entry));
+  const workers = values.workers === undefined ? undefined : count(values.workers, '--workers', deployUsage);
+  return applyEdit(file, deploy(positionals[0]!, relative.startsWith('.') ? relative : `./${relative}`, workers), values['dry-run'] ?? false);
+}
+
+export async function scaleCommand(args: string[]): Promise<number> {
+  const { values, positionals } = positionalsOf(scaleUsage, args, { min: 2, max: 2 });
+  if (values.help) return help(scaleUsage);
+  return applyEdit(configPath(values.config), scale(positionals[0]!, count(positionals[1]!, 'workers', scaleUsage)), values['dry-run'] ?? false);
+}
+
+export async function promoteCommand(args: string[]): Promise<number> {
+  const { values, positionals } = positionalsOf(promoteUsage, args, { min: 1, max: 1 });
+  if (values.help) return help(promoteUsage);
+  return applyEdit(configPath(values.config), promote(positionals[0]!), values['dry-run'] ?? false);
+}
+
+export async function set(args: string[]): Promise<number> {
+  const { values, positionals } = positionalsOf(setUsage, args, { min: 2, max: 2 });
+  if (values.help) return help(setUsage);
+  let value: unknown;
+  try {
+    value = JSON.parse(positionals[1]!);
+  } catch {
+    throw new UsageError(`the value must be JSON, not ${positionals[1]} (quote strings: '"${positionals[1]}"')`, setUsage);
+  }
+  return applyEdit(configPath(values.config), setKey(positionals[0]!, value === null ? undefined : value), values['dry-run'] ?? false);
+}
+
+async function remote(usage: string, args: string[], count: { min: number; max: number }, call: (positionals: string[]) => { path: string; body: unknown }): Promise<number> {
+  const { values, positionals } = checkCount(usage, parseArgs({ args, options: remoteOptions, strict: true, allowPositionals: true }), count);
+  if (values.help) return help(usage);
+  const request = call(positionals);
+  const result = await callApi<ControlResult>(apiTarget(values), 'POST', request.path, request.body);
+  if (result.ok) process.stdout.write(`${result.changes.map((line) => `  - ${line}\n`).join('') || 'nothing to change\n'}`);
+  return 0;
+}
+
+export const rollback = (args: string[]) => remote(rollbackUsage, args, { min: 0, max: 0 }, () => ({ path: '/api/rollback', body: {} }));
+export const reload = (args: string[]) => remote(reloadUsage, args, { min: 0, max: 1 }, ([version]) => ({ path: '/api/reload', body: version === undefined ? {} : { version } }));
+export const restart = (args: string[]) => remote(restartUsage, args, { min: 1, max: 1 }, ([id]) => ({ path: `/api/workers/${encodeURIComponent(id!)}/restart`, body: {} }));
+
+function help(usage: string): number {
+  process.stdout.write(usage);
+  return 0;
+}

@@ -1,0 +1,48 @@
+import { readRunState } from '../primary/state-file.js';
+import { configPath } from './options.js';
+
+/** Where a running supervisor's API is, and its token. */
+export interface ApiTarget {
+  url: string;
+  token: string | undefined;
+}
+
+export class NotRunningError extends Error {
+  override name = 'NotRunningError';
+}
+
+/** The supervisor started with the config file (found by its run-state file), or the one --url names. */
+export function apiTarget(values: { config?: string; url?: string; token?: string }): ApiTarget {
+  const token = values.token ?? process.env.GRAYCLUSTER_TOKEN;
+  if (values.url !== undefined) return { url: values.url, token };
+  const file = configPath(values.config);
+  const state = readRunState(file);
+  if (!state) throw new NotRunningError(`no supervisor is running with ${file} (start one with: graycluster start --config ${file})`);
+  const host = state.dashboard.host === '0.0.0.0' ? '127.0.0.1' : state.dashboard.host === '::' ? '::1' : state.dashboard.host;
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${state.dashboard.port}`, token: token ?? state.dashboard.token };
+}
+
+/** Calls the API; resolves with the parsed JSON body, or throws with the server's message. */
+export async function callApi<T>(target: ApiTarget, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, target.url), {
+      method,
+      headers: { authorization: `Bearer ${target.token ?? ''}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(120_000),
+    });
+  } catch (error) {
+    throw new NotRunningError(`cannot reach ${target.url}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {}
+  if (!response.ok) {
+    const message = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? String((parsed as { error: unknown }).error) : text.trim();
+    throw new NotRunningError(`${target.url}${path} answered ${response.status}: ${message}`);
+  }
+  return parsed as T;
+}

@@ -1,0 +1,87 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { ResolvedConfig, VersionConfig } from './types.js';
+
+/** One thing to do to move a running supervisor from one config to the next. */
+export type Step =
+  | { kind: 'start-version'; version: string }
+  | { kind: 'switch-routing' }
+  | { kind: 'scale'; version: string; from: number; to: number }
+  | { kind: 'replace'; version: string; reason: string }
+  | { kind: 'remove-version'; version: string }
+  /** A setting that cannot change while running (the addresses listened on). */
+  | { kind: 'needs-restart'; key: string };
+
+/**
+ * Diffs two configs into the steps that apply the new one, in the order they must run: new versions start
+ * before routing can send to them, routing switches before a removed version drains, and replaced workers
+ * roll only after routing knows the version's new settings.
+ */
+export function plan(current: ResolvedConfig, next: ResolvedConfig): Step[] {
+  const steps: Step[] = [];
+  for (const name of next.versions.keys()) {
+    if (!current.versions.has(name)) steps.push({ kind: 'start-version', version: name });
+  }
+  if (!isDeepStrictEqual(current.routing, next.routing) || !isDeepStrictEqual(liveServer(current), liveServer(next))
+    || !sameNames(current, next)) {
+    steps.push({ kind: 'switch-routing' });
+  }
+  for (const [name, version] of next.versions) {
+    const before = current.versions.get(name);
+    if (!before) continue;
+    const reason = replaceReason(before, version);
+    if (reason) steps.push({ kind: 'replace', version: name, reason });
+    if (before.workers !== version.workers) steps.push({ kind: 'scale', version: name, from: before.workers, to: version.workers });
+  }
+  for (const name of current.versions.keys()) {
+    if (!next.versions.has(name)) steps.push({ kind: 'remove-version', version: name });
+  }
+  for (const key of ['host', 'port'] as const) {
+    if (current.server[key] !== next.server[key]) steps.push({ kind: 'needs-restart', key: `server.${key}` });
+    if (current.dashboard[key] !== next.dashboard[key]) steps.push({ kind: 'needs-restart', key: `dashboard.${key}` });
+  }
+  if (current.dashboard.token !== next.dashboard.token) steps.push({ kind: 'needs-restart', key: 'dashboard.token' });
+  return steps;
+}
+
+/** Server settings that apply to new connections at once, without a restart. */
+function liveServer(config: ResolvedConfig) {
+  const { host: _host, port: _port, ...live } = config.server;
+  return live;
+}
+
+function sameNames(current: ResolvedConfig, next: ResolvedConfig): boolean {
+  return isDeepStrictEqual([...current.versions.keys()], [...next.versions.keys()]);
+}
+
+/** Why a version's workers must be replaced, or undefined when they can stay. */
+function replaceReason(before: VersionConfig, after: VersionConfig): string | undefined {
+  const changed = [
+    before.entry !== after.entry && `entry ${before.entry} → ${after.entry}`,
+    !isDeepStrictEqual(before.env, after.env) && 'env changed',
+    before.maxInFlight !== after.maxInFlight && `maxInFlight ${before.maxInFlight} → ${after.maxInFlight}`,
+  ].filter(Boolean);
+  return changed.length > 0 ? changed.join(', ') : undefined;
+}
+
+/** One line per step, for logs and for the CLI's "what will change". */
+export function describe(step: Step, current: ResolvedConfig, next: ResolvedConfig): string {
+  switch (step.kind) {
+    case 'start-version':
+      return `start version ${step.version} (${next.versions.get(step.version)!.workers} × ${next.versions.get(step.version)!.entry})`;
+    case 'switch-routing':
+      return `switch routing: ${describeRouting(current)} → ${describeRouting(next)}`;
+    case 'scale':
+      return `scale ${step.version} from ${step.from} to ${step.to} workers`;
+    case 'replace':
+      return `replace ${step.version}'s workers, rolling (${step.reason})`;
+    case 'remove-version':
+      return `stop sending to ${step.version}, then drain and remove it`;
+    case 'needs-restart':
+      return `${step.key} changed: takes effect after a restart`;
+  }
+}
+
+function describeRouting(config: ResolvedConfig): string {
+  const weights = config.routing.weights.map(([name, weight]) => `${name}=${weight}`).join(' ');
+  return `default ${config.routing.default}${weights ? `, weights ${weights}` : ''}, ${config.routing.rules.length} rules`;
+}

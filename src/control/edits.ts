@@ -1,0 +1,83 @@
+import type { ConfigFile } from '../config/types.js';
+
+/**
+ * The operator's moves as pure edits of the config file's contents. The CLI and the dashboard both apply
+ * these through updateConfigFile, so there is one way to change a running supervisor: its file.
+ */
+export type Edit = (config: ConfigFile) => void;
+
+export class EditError extends Error {
+  override name = 'EditError';
+}
+
+function requireVersion(config: ConfigFile, version: string): void {
+  if (!(version in config.versions)) {
+    throw new EditError(`unknown version "${version}" (known: ${Object.keys(config.versions).join(', ')})`);
+  }
+}
+
+/** Sets the weights; versions not named keep their weight, unless `replace`. */
+export function setWeights(weights: Record<string, number>): Edit {
+  return (config) => {
+    for (const [version, weight] of Object.entries(weights)) {
+      requireVersion(config, version);
+      if (!Number.isFinite(weight) || weight < 0) throw new EditError(`weight of ${version} must be a number >= 0, not ${weight}`);
+    }
+    config.routing.weights = { ...config.routing.weights, ...weights };
+  };
+}
+
+/** All traffic to one version: it becomes the default and takes every weight. */
+export function promote(version: string): Edit {
+  return (config) => {
+    requireVersion(config, version);
+    config.routing.default = version;
+    if (config.routing.weights) {
+      config.routing.weights = Object.fromEntries(Object.keys(config.routing.weights).map((name) => [name, name === version ? 100 : 0]));
+      if (!(version in config.routing.weights)) config.routing.weights[version] = 100;
+    }
+  };
+}
+
+export function scale(version: string, workers: number): Edit {
+  return (config) => {
+    requireVersion(config, version);
+    if (!Number.isInteger(workers) || workers < 1) throw new EditError(`workers must be a whole number >= 1, not ${workers}`);
+    config.versions[version]!.workers = workers;
+  };
+}
+
+/** Adds a version, or points an existing one at new code. */
+export function deploy(version: string, entry: string, workers?: number): Edit {
+  return (config) => {
+    const existing = config.versions[version];
+    config.versions[version] = { ...existing, entry, ...(workers === undefined ? {} : { workers }) };
+  };
+}
+
+/** Sets any key by its dotted path, e.g. "routing.sticky.cookie" or "versions.v2.env.LOG_LEVEL". */
+export function setKey(key: string, value: unknown): Edit {
+  return (config) => {
+    const parts = key.split('.');
+    if (parts.some((part) => part === '' || part === '__proto__' || part === 'constructor' || part === 'prototype')) {
+      throw new EditError(`"${key}" is not a usable key`);
+    }
+    let node = config as unknown as Record<string, unknown>;
+    for (const part of parts.slice(0, -1)) {
+      const child = node[part];
+      if (child === undefined) node[part] = {};
+      else if (typeof child !== 'object' || child === null || Array.isArray(child)) throw new EditError(`${key}: ${part} is not an object`);
+      node = node[part] as Record<string, unknown>;
+    }
+    if (value === undefined) delete node[parts.at(-1)!];
+    else node[parts.at(-1)!] = value;
+  };
+}
+
+/** Replaces the whole file's contents (rollback to a previously applied config). */
+export function replaceWith(previous: ConfigFile): Edit {
+  return (config) => {
+    for (const key of Object.keys(config)) delete (config as unknown as Record<string, unknown>)[key];
+    Object.assign(config, structuredClone(previous));
+  };
+}

@@ -1,0 +1,57 @@
+import { ConfigError } from '../config/load.js';
+import { updateConfigFile } from '../config/update.js';
+import type { Reconfigurer } from '../primary/reconfigure.js';
+import type { Supervisor } from '../primary/supervisor.js';
+import { promote, replaceWith, setWeights, type Edit } from './edits.js';
+import type { ControlResult, Controls } from './types.js';
+
+/**
+ * The operator's moves inside a running primary (what the dashboard calls). Config changes are written to the
+ * file exactly as the CLI writes them, then applied at once rather than when the watcher notices.
+ */
+export function primaryControls(reconfigurer: Reconfigurer, supervisor: Supervisor): Controls {
+  const edit = async (change: Edit): Promise<ControlResult> => {
+    try {
+      const { changes } = await updateConfigFile(reconfigurer.current.file, change);
+      await reconfigurer.reload();
+      const error = reconfigurer.configError;
+      return error ? { ok: false, status: 409, error } : { ok: true, changes };
+    } catch (error) {
+      if (error instanceof ConfigError) return { ok: false, status: 400, error: error.message };
+      throw error;
+    }
+  };
+
+  const replace = async (versions: string[], reason: string): Promise<ControlResult> => {
+    const changes: string[] = [];
+    for (const version of versions) {
+      const failure = await supervisor.replaceVersion(version, reason);
+      if (failure) return { ok: false, status: 500, error: `${version}: ${failure}` };
+      changes.push(`replaced every worker of ${version}, rolling`);
+    }
+    return { ok: true, changes };
+  };
+
+  return {
+    setWeights: (weights) => edit(setWeights(weights)),
+    promote: (version) => edit(promote(version)),
+    async rollback() {
+      const previous = reconfigurer.previous;
+      if (!previous) return { ok: false, status: 409, error: 'no previously applied config to roll back to' };
+      return edit(replaceWith(previous));
+    },
+    async restartWorker(workerId) {
+      const slot = supervisor.worker(workerId);
+      if (!slot) return { ok: false, status: 404, error: `no serving worker "${workerId}"` };
+      const failure = await supervisor.replaceWorker(slot, 'restart requested');
+      return failure ? { ok: false, status: 500, error: failure } : { ok: true, changes: [`replaced worker ${workerId}, rolling`] };
+    },
+    async reload(version) {
+      const known = [...reconfigurer.current.versions.keys()];
+      if (version !== undefined && !known.includes(version)) {
+        return { ok: false, status: 404, error: `unknown version "${version}" (known: ${known.join(', ')})` };
+      }
+      return replace(version === undefined ? known : [version], 'reload requested');
+    },
+  };
+}

@@ -1,0 +1,147 @@
+import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
+import { describe, plan } from '../config/plan.js';
+import { checkEntries } from '../config/update.js';
+import { ConfigWatcher } from '../config/watch.js';
+import type { ConfigFile, ResolvedConfig } from '../config/types.js';
+import type { EventLog } from './events.js';
+import type { Router } from './router.js';
+import type { Supervisor } from './supervisor.js';
+
+/** Applied configs kept for rollback. */
+const historyLimit = 20;
+
+/**
+ * Keeps the running supervisor in step with its config file: each change is read and validated through the
+ * same schema as at start, diffed against what runs, and applied step by step. A bad file is never applied
+ * (and never touched): the last good config keeps serving and `configError` says what is wrong.
+ */
+export class Reconfigurer {
+  #current: ResolvedConfig;
+  #configError: string | null = null;
+  readonly #history: ConfigFile[] = [];
+  readonly #watcher: ConfigWatcher;
+  #running: Promise<void> | undefined;
+  #again = false;
+
+  constructor(
+    current: ResolvedConfig,
+    private readonly overrides: ConfigOverrides,
+    private readonly router: Router,
+    private readonly supervisor: Supervisor,
+    private readonly events: EventLog,
+  ) {
+    this.#current = current;
+    this.#watcher = new ConfigWatcher(current.file, () => void this.reload());
+  }
+
+  get current(): ResolvedConfig {
+    return this.#current;
+  }
+
+  get configError(): string | null {
+    return this.#configError;
+  }
+
+  /** The config applied before the current one, for rollback. */
+  get previous(): ConfigFile | undefined {
+    return this.#history.at(-1);
+  }
+
+  watch(): void {
+    this.#watcher.start();
+  }
+
+  close(): void {
+    this.#watcher.close();
+  }
+
+  /** Reads the file and applies it. Calls made while one runs join it, and it reads the file again after. */
+  reload(): Promise<void> {
+    if (this.#running) {
+      this.#again = true;
+      return this.#running;
+    }
+    this.#running = (async () => {
+      try {
+        do {
+          this.#again = false;
+          await this.#applyFile();
+        } while (this.#again);
+      } finally {
+        this.#running = undefined;
+      }
+    })();
+    return this.#running;
+  }
+
+  async #applyFile(): Promise<void> {
+    this.#watcher.markSeen();
+    let next: ResolvedConfig;
+    try {
+      next = loadConfig(this.#current.file, this.overrides);
+      checkEntries(next);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      if (this.#configError !== error.message) {
+        this.events.record({ type: 'config', message: `rejected, the last good config keeps serving: ${error.message}` });
+      }
+      this.#configError = error.message;
+      return;
+    }
+    await this.#apply(next);
+  }
+
+  async #apply(next: ResolvedConfig): Promise<void> {
+    const current = this.#current;
+    const steps = plan(current, next);
+    if (steps.length === 0) {
+      this.#current = next;
+      this.#configError = null;
+      return;
+    }
+    this.events.record({ type: 'config', message: `applying: ${steps.map((step) => describe(step, current, next)).join('; ')}` });
+    let applied = next;
+    const failures: string[] = [];
+    this.supervisor.setConfig(next);
+    for (const step of steps) {
+      switch (step.kind) {
+        case 'start-version':
+          if (!(await this.supervisor.addVersion(step.version))) {
+            this.events.record({ type: 'failed', version: step.version, message: `no worker ready yet: its traffic goes to "${next.routing.default}" until one is` });
+          }
+          break;
+        case 'switch-routing':
+          this.router.setRouting(next.routing, next.versions.keys());
+          this.router.setServer(next.server);
+          this.supervisor.publishRouting();
+          break;
+        case 'replace': {
+          const failure = await this.supervisor.replaceVersion(step.version, step.reason);
+          if (failure) {
+            // What runs is the old version: remember that, so fixing the file tries the replacement again.
+            const versions = new Map(applied.versions);
+            versions.set(step.version, current.versions.get(step.version)!);
+            applied = { ...applied, versions };
+            this.supervisor.setConfig(applied);
+            failures.push(`versions.${step.version}: ${failure}`);
+          }
+          break;
+        }
+        case 'scale':
+          this.supervisor.scale(step.version, step.to);
+          break;
+        case 'remove-version':
+          this.supervisor.removeVersion(step.version);
+          break;
+        case 'needs-restart':
+          this.events.record({ type: 'config', message: describe(step, current, next) });
+          break;
+      }
+    }
+    this.#history.push(current.raw);
+    if (this.#history.length > historyLimit) this.#history.shift();
+    this.#current = applied;
+    this.#configError = failures.length > 0 ? failures.join('; ') : null;
+    this.events.record({ type: 'config', message: failures.length > 0 ? `applied, except: ${this.#configError}` : 'applied' });
+  }
+}
