@@ -8,6 +8,8 @@ export type Step =
   | { kind: 'scale'; version: string; from: number; to: number }
   | { kind: 'replace'; version: string; reason: string }
   | { kind: 'remove-version'; version: string }
+  /** A limit that applies to running workers as it is (no restart). */
+  | { kind: 'set-limit'; version: string; key: 'maxMemoryMB'; from: number | null; to: number | null }
   /** A setting that cannot change while running (the addresses listened on). */
   | { kind: 'needs-restart'; key: string };
 
@@ -31,6 +33,9 @@ export function plan(current: ResolvedConfig, next: ResolvedConfig): Step[] {
     const reason = replaceReason(before, version);
     if (reason) steps.push({ kind: 'replace', version: name, reason });
     if (before.workers !== version.workers) steps.push({ kind: 'scale', version: name, from: before.workers, to: version.workers });
+    if (before.maxMemoryMB !== version.maxMemoryMB) {
+      steps.push({ kind: 'set-limit', version: name, key: 'maxMemoryMB', from: before.maxMemoryMB, to: version.maxMemoryMB });
+    }
   }
   for (const name of current.versions.keys()) {
     if (!next.versions.has(name)) steps.push({ kind: 'remove-version', version: name });
@@ -78,6 +83,8 @@ export function describe(step: Step, current: ResolvedConfig, next: ResolvedConf
       return `stop sending to ${step.version}, then drain and remove it`;
     case 'needs-restart':
       return `${step.key} changed: takes effect after a restart`;
+    case 'set-limit':
+      return `set ${step.version}'s ${step.key} from ${step.from ?? 'none'} to ${step.to ?? 'none'} (no restart)`;
   }
 }
 

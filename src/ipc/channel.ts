@@ -6,6 +6,15 @@ import { internalCommand, type Envelope, type ToPrimary, type ToWorker } from '.
 
 type Handler<T> = (message: T, socket: Socket | undefined) => void;
 
+/**
+ * Stops a socket reading before it is sent: once sent, whatever its handle still reads in this process is
+ * dropped, and those bytes belong to the receiver.
+ */
+function stopReading(socket: Socket): void {
+  socket.pause();
+  (socket as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
+}
+
 function isOurs(message: unknown): message is Envelope<{ kind: string }> {
   return typeof message === 'object' && message !== null && (message as { cmd?: unknown }).cmd === internalCommand;
 }
@@ -18,13 +27,17 @@ export function sendToWorker(worker: Worker, message: ToWorker, socket?: Socket,
     callback(new Error('worker is disconnected'));
     return;
   }
-  if (socket) worker.send(envelope, socket, { keepOpen: false }, callback);
+  if (socket) {
+    stopReading(socket);
+    worker.send(envelope, socket, { keepOpen: false }, callback);
+  }
   else worker.send(envelope, undefined, undefined, callback);
 }
 
 /** Listens to one worker's messages to us; the app's own `process.send` messages arrive on 'message' instead. */
 export function onWorkerMessage(worker: Worker, handler: Handler<ToPrimary>): void {
   worker.process.on('internalMessage', (message: unknown, socket?: Socket) => {
+    if (socket) stopReading(socket);  // A socket handed back: it is only passed on, never read here.
     if (isOurs(message)) handler(message as unknown as ToPrimary, socket);
   });
 }
@@ -33,7 +46,10 @@ export function onWorkerMessage(worker: Worker, handler: Handler<ToPrimary>): vo
 export function sendToPrimary(message: ToPrimary, socket?: Socket, done: (error: Error | null) => void = () => {}): boolean {
   if (!process.send || !process.connected) return false;
   const envelope = { cmd: internalCommand, ...message };
-  if (socket) process.send(envelope, socket, { keepOpen: false }, done);
+  if (socket) {
+    stopReading(socket);
+    process.send(envelope, socket, { keepOpen: false }, done);
+  }
   else process.send(envelope, undefined, undefined, done);
   return true;
 }

@@ -97,6 +97,7 @@ export class Reconfigurer {
     if (steps.length === 0) {
       this.#current = next;
       this.#configError = null;
+      this.supervisor.setConfig(next);
       return;
     }
     this.events.record({ type: 'config', message: `applying: ${steps.map((step) => describe(step, current, next)).join('; ')}` });
@@ -133,6 +134,8 @@ export class Reconfigurer {
         case 'remove-version':
           this.supervisor.removeVersion(step.version);
           break;
+        case 'set-limit':
+          break;  // The supervisor reads it from the config it was just given.
         case 'needs-restart':
           this.events.record({ type: 'config', message: describe(step, current, next) });
           break;

@@ -111,9 +111,7 @@ export class Router {
         }
         return;
       }
-      // Nothing more may be read here: every byte past this point belongs to the worker.
-      socket.pause();
-      (socket as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
+      // Nothing more is read here: every byte past this point belongs to the worker (the handoff stops reading).
       const decision = decide({ ...result.head, remoteAddress: socket.remoteAddress ?? '' }, this.routing, this.#versions);
       this.dispatch(socket, bytes, decision.version, decision.assignCookie);
     };

@@ -56,6 +56,8 @@ let settings: WorkerSettings | undefined;
 let versions: ReadonlySet<string> = new Set();
 let appServer: Server | undefined;
 let draining = false;
+/** Connections on their way back to the primary: the process must not exit before they have left. */
+let handingBack = 0;
 
 const forwardPath = path.join(env.runDir, `${env.workerId}-${process.pid}.sock`);
 const forwardServer = net.createServer((socket) => {
@@ -185,14 +187,22 @@ function closeIdleConnections(): void {
 }
 
 function finishDrainIfIdle(): void {
-  if (draining && connections.size === 0 && inFlight.size === 0) process.exit(0);
+  if (draining && connections.size === 0 && inFlight.size === 0 && handingBack === 0) process.exit(0);
 }
 
 const handlers: { [K in ToWorker['kind']]: (message: Extract<ToWorker, { kind: K }>, socket?: Socket) => void } = {
   connection(message, socket) {
     if (!socket) return;  // The client went away while its socket was on the way.
     if (!appServer || draining) {
-      sendToPrimary({ kind: 'refused', bytes: message.bytes, ...(message.assignCookie ? { assignCookie: message.assignCookie } : {}) }, socket);
+      handingBack++;
+      const sent = sendToPrimary({ kind: 'refused', bytes: message.bytes, ...(message.assignCookie ? { assignCookie: message.assignCookie } : {}) }, socket, () => {
+        handingBack--;
+        finishDrainIfIdle();
+      });
+      if (!sent) {
+        handingBack--;
+        socket.destroy();
+      }
       return;
     }
     socket.unshift(Buffer.from(message.bytes, 'base64'));
