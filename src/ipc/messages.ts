@@ -53,6 +53,9 @@ export type ToPrimary =
   /** The app called listen: the worker can take connections. */
   | { kind: 'listening'; forwardPath: string }
   | { kind: 'stats'; stats: WorkerStats }
+  /** Sent at once when the worker reaches its in-flight limit or drops below it, so the primary never sheds
+   * on a stale count. */
+  | { kind: 'load'; inFlight: number }
   /** A connection the worker cannot take (it is draining, or has no server yet), handed back with its bytes. */
   | { kind: 'refused'; bytes: string; assignCookie?: string }
   /** The app failed to load; the worker exits next. */

@@ -455,6 +455,9 @@ export class Supervisor {
         this.events.record({ type: 'recovered', version: slot.version, workerId: slot.id, pid: worker.process.pid, message: 'heartbeat is back' });
       }
     },
+    load: (slot, worker, message) => {
+      if (slot.worker === worker) slot.stats.inFlight = message.inFlight;
+    },
     refused: (slot, _worker, message, socket) => {
       if (socket) this.options.onRefused(socket, Buffer.from(message.bytes, 'base64'), message.assignCookie, slot);
     },

@@ -126,9 +126,11 @@ function onRequest(req: IncomingMessage, res: ServerResponse, callApp: () => boo
   }
   const started = performance.now();
   inFlight.add(res);
+  if (inFlight.size === env.maxInFlight) sendToPrimary({ kind: 'load', inFlight: inFlight.size });
   if (info) info.active++;
   res.once('close', () => {
     inFlight.delete(res);
+    if (inFlight.size === env.maxInFlight - 1) sendToPrimary({ kind: 'load', inFlight: inFlight.size });
     if (info) {
       info.active--;
       info.idleSince = Date.now();
