@@ -5,7 +5,7 @@ import { get, makeConfig, startCluster } from './helpers/cluster.js';
 
 const rssOf = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
-test('a worker at maxInFlight answers 503 with Retry-After and the app never runs more than the limit', async (t) => {
+test.serial('a worker at maxInFlight answers 503 with Retry-After and the app never runs more than the limit', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: { maxInFlight: 3 } }));
   const replies = await Promise.all(Array.from({ length: 12 }, () => get(cluster.url('/slow?ms=1000'))));
   const statuses = replies.map((reply) => reply.status).sort();
@@ -17,7 +17,7 @@ test('a worker at maxInFlight answers 503 with Retry-After and the app never run
   t.true(status.workers[0]!.shed > 0 || (status.router.refused['503'] ?? 0) > 0);
 });
 
-test('the primary answers 503 itself when every worker of a version is at its limit', async (t) => {
+test.serial('the primary answers 503 itself when every worker of a version is at its limit', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: { workers: 2, maxInFlight: 1 } }, {}, { statsIntervalMs: 100 }));
   const slow = [get(cluster.url('/slow?ms=2500')), get(cluster.url('/slow?ms=2500'))];
   await cluster.waitForStatus((status) => status.workers.every((worker) => worker.inFlight === 1));

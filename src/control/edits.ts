@@ -16,7 +16,7 @@ function requireVersion(config: ConfigFile, version: string): void {
   }
 }
 
-/** Sets the weights; versions not named keep their weight, unless `replace`. */
+/** Sets the weights of the versions named; the others keep theirs. */
 export function setWeights(weights: Record<string, number>): Edit {
   return (config) => {
     for (const [version, weight] of Object.entries(weights)) {

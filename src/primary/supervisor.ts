@@ -352,7 +352,8 @@ export class Supervisor {
     let anyReady = false;
     for (let offset = 0; offset < pool.length; offset++) {
       const slot = pool[(start + offset) % pool.length]!;
-      if (slot.state !== 'ready' || slot === exclude) continue;
+      // A worker whose channel closed is dead even if its 'exit' has not been handled yet.
+      if (slot.state !== 'ready' || slot === exclude || !slot.worker?.isConnected()) continue;
       anyReady = true;
       if (slot.stats.inFlight >= limit) continue;
       if (!best || slot.load < best.load) best = slot;

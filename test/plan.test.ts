@@ -1,0 +1,85 @@
+import test from 'ava';
+import { resolveConfig } from '../src/config/load.js';
+import { describe, plan } from '../src/config/plan.js';
+import type { ConfigFile } from '../src/config/types.js';
+import { deploy, EditError, promote, replaceWith, scale, setKey, setWeights } from '../src/control/edits.js';
+
+const base = (): ConfigFile => ({
+  versions: { v1: { entry: './a.js', workers: 2 }, v2: { entry: './b.js' } },
+  routing: { default: 'v1', weights: { v1: 90, v2: 10 } },
+});
+const resolve = (raw: ConfigFile) => resolveConfig('/srv/graycluster.json', raw);
+const steps = (edit: (raw: ConfigFile) => void) => {
+  const next = base();
+  edit(next);
+  return plan(resolve(base()), resolve(next));
+};
+
+test('an unchanged config plans nothing', (t) => {
+  t.deepEqual(steps(() => {}), []);
+});
+
+test('a routing change only switches routing', (t) => {
+  t.deepEqual(steps((raw) => { raw.routing.weights = { v1: 50, v2: 50 }; }), [{ kind: 'switch-routing' }]);
+  t.deepEqual(steps((raw) => { raw.routing.rules = [{ header: 'x-canary', equals: '1', to: 'v2' }]; }), [{ kind: 'switch-routing' }]);
+  t.deepEqual(steps((raw) => { raw.server = { headTimeoutMs: 500 }; }), [{ kind: 'switch-routing' }]);
+});
+
+test('a new entry, env or maxInFlight replaces the version; a worker count scales it', (t) => {
+  t.like(steps((raw) => { raw.versions.v2!.entry = './c.js'; }), [{ kind: 'replace', version: 'v2' }]);
+  t.like(steps((raw) => { raw.versions.v2!.env = { A: '1' }; }), [{ kind: 'replace', version: 'v2', reason: 'env changed' }]);
+  t.like(steps((raw) => { raw.versions.v1!.maxInFlight = 5; }), [{ kind: 'replace', version: 'v1' }]);
+  t.deepEqual(steps((raw) => { raw.versions.v1!.workers = 4; }), [{ kind: 'scale', version: 'v1', from: 2, to: 4 }]);
+  t.deepEqual(steps((raw) => { raw.versions.v1!.maxMemoryMB = 300; }), [{ kind: 'set-limit', version: 'v1', key: 'maxMemoryMB', from: null, to: 300 }]);
+});
+
+test('a new version starts before routing switches; a removed one drains after', (t) => {
+  const added = steps((raw) => {
+    raw.versions.v3 = { entry: './c.js' };
+    raw.routing.weights = { v1: 80, v2: 10, v3: 10 };
+  });
+  t.deepEqual(added.map((step) => step.kind), ['start-version', 'switch-routing']);
+  const removed = steps((raw) => {
+    delete raw.versions.v2;
+    raw.routing.weights = { v1: 100 };
+  });
+  t.deepEqual(removed.map((step) => step.kind), ['switch-routing', 'remove-version']);
+});
+
+test('a new address or token is reported as needing a restart', (t) => {
+  t.deepEqual(steps((raw) => { raw.server = { port: 81 }; }), [{ kind: 'needs-restart', key: 'server.port' }]);
+  t.deepEqual(steps((raw) => { raw.dashboard = { token: 'x'.repeat(20) }; }), [{ kind: 'needs-restart', key: 'dashboard.token' }]);
+});
+
+test('steps describe themselves for logs and the CLI', (t) => {
+  const next = base();
+  next.routing.weights = { v1: 80, v2: 20 };
+  const [step] = plan(resolve(base()), resolve(next));
+  t.is(describe(step!, resolve(base()), resolve(next)), 'switch routing: default v1, weights v1=90 v2=10, 0 rules → default v1, weights v1=80 v2=20, 0 rules');
+});
+
+test('edits: weights, promote, scale, deploy, set, replace', (t) => {
+  const apply = (edit: (raw: ConfigFile) => void) => {
+    const raw = base();
+    edit(raw);
+    return raw;
+  };
+  t.deepEqual(apply(setWeights({ v2: 25 })).routing.weights, { v1: 90, v2: 25 });
+  t.like(apply(promote('v2')).routing, { default: 'v2', weights: { v1: 0, v2: 100 } });
+  t.is(apply(scale('v2', 3)).versions.v2!.workers, 3);
+  t.deepEqual(apply(deploy('v3', './c.js', 2)).versions.v3, { entry: './c.js', workers: 2 });
+  t.deepEqual(apply(deploy('v1', './new.js')).versions.v1, { entry: './new.js', workers: 2 });
+  t.is(apply(setKey('routing.sticky.cookie', 'gc')).routing.sticky?.cookie, 'gc');
+  t.false('maxInFlight' in apply((raw) => { setKey('versions.v1.maxInFlight', 5)(raw); setKey('versions.v1.maxInFlight', undefined)(raw); }).versions.v1!);
+  const other = base();
+  other.routing.default = 'v2';
+  t.is(apply(replaceWith(other)).routing.default, 'v2');
+});
+
+test('edits name what is wrong', (t) => {
+  t.throws(() => setWeights({ v9: 1 })(base()), { instanceOf: EditError, message: 'unknown version "v9" (known: v1, v2)' });
+  t.throws(() => setWeights({ v1: -1 })(base()), { message: 'weight of v1 must be a number >= 0, not -1' });
+  t.throws(() => scale('v1', 0)(base()), { message: 'workers must be a whole number >= 1, not 0' });
+  t.throws(() => setKey('routing.default.x', 1)(base()), { message: 'routing.default.x: default is not an object' });
+  t.throws(() => setKey('__proto__.polluted', 1)(base()), { message: '"__proto__.polluted" is not a usable key' });
+});
