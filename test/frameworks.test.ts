@@ -18,3 +18,10 @@ test('unmodified Express and Fastify apps run as versions, bodies and all', asyn
   t.regex(cluster.output(), /express listening on \d+/);
   t.regex(cluster.output(), /fastify listening at http:\/\/.+:\d+/);
 });
+
+test('the server on $PORT is the one fed, even when the app listens on another port first', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: { entry: fixture('metrics-first.mjs') } }));
+  t.is((await get(cluster.url('/'))).text, 'main v1\n');
+  const metricsPort = /metrics on (\d+)/.exec(await cluster.waitForOutput(/metrics on \d+/))![1];
+  t.is((await get(`http://127.0.0.1:${metricsPort}/`)).text, 'metrics\n');
+});

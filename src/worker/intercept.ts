@@ -23,29 +23,45 @@ export function listenPort(args: unknown[]): string | undefined {
 export interface InterceptOptions {
   /** What server.address() answers: where the primary really listens. */
   address: AddressInfo;
-  /** The app's first TCP server: the one the runtime feeds the handed-over sockets to. */
+  /** The port the app was told to use ($PORT). */
+  port: string;
+  /** The app's server: the one the runtime feeds the handed-over sockets to. Called again if it changes. */
   adopt: (server: net.Server) => void;
 }
 
 /**
- * Replaces net.Server.prototype.listen so that the app's first TCP listen binds nothing: the server is marked
- * listening, its callback runs, and the runtime feeds it sockets handed over by the primary. Later listens on the
- * same port (Fastify's extra address for "localhost", say) are treated the same but never fed; any other listen
+ * Replaces net.Server.prototype.listen so that the app's server binds nothing: it is marked listening, its
+ * callback runs, and the runtime feeds it the sockets handed over by the primary. The app's server is the one
+ * that listens on $PORT; an app that ignores $PORT has its first TCP listen taken instead, until (if ever) a
+ * listen on $PORT comes, which then takes over while the first one really listens after all. Later listens on the
+ * adopted port (Fastify's extra address for "localhost", say) pretend too but are never fed; any other listen
  * (a pipe, another port) goes through untouched.
  */
 export function interceptListen(options: InterceptOptions): void {
-  let adoptedPort: string | undefined;
+  let adopted: { server: net.Server; port: string; args: unknown[] } | undefined;
   net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]) {
     const port = listenPort(args);
-    if (port === undefined || (adoptedPort !== undefined && port !== adoptedPort)) {
+    const takesOver = port === options.port && adopted !== undefined && adopted.port !== options.port;
+    if (port === undefined || (adopted !== undefined && port !== adopted.port && !takesOver)) {
       return Reflect.apply(originalListen, this, args) as net.Server;
     }
-    const first = adoptedPort === undefined;
-    adoptedPort = port;
+    if (takesOver) listenForReal(adopted!.server, adopted!.args);
+    const first = adopted === undefined || takesOver;
+    if (first) adopted = { server: this, port, args };
     pretendListening(this, options.address, args.findLast((arg) => typeof arg === 'function') as Callback | undefined);
     if (first) options.adopt(this);
     return this;
   } as Listen;
+}
+
+/** Servers that stopped pretending before their 'listening' was due: the real listen emits it. */
+const realAfterAll = new WeakSet<net.Server>();
+
+/** Undoes pretendListening and binds as the app asked (its callback, once registered, runs on the real listen). */
+function listenForReal(server: net.Server, args: unknown[]): void {
+  realAfterAll.add(server);
+  for (const key of ['listening', 'address', 'close'] as const) delete (server as unknown as Record<string, unknown>)[key];
+  Reflect.apply(originalListen, server, args.filter((arg) => typeof arg !== 'function'));
 }
 
 function pretendListening(server: net.Server, address: AddressInfo, callback: Callback | undefined): void {
@@ -61,5 +77,7 @@ function pretendListening(server: net.Server, address: AddressInfo, callback: Ca
     return Reflect.apply(close, this, []) as net.Server;
   };
   if (callback) server.once('listening', callback);
-  process.nextTick(() => server.emit('listening'));
+  process.nextTick(() => {
+    if (!realAfterAll.has(server)) server.emit('listening');
+  });
 }

@@ -67,6 +67,7 @@ const forwardServer = net.createServer((socket) => {
 
 interceptListen({
   address: { address: env.host, family: net.isIPv6(env.host) ? 'IPv6' : 'IPv4', port: env.port },
+  port: String(env.port),
   adopt(server) {
     appServer = server as Server;
     const emit = appServer.emit;
