@@ -1,19 +1,11 @@
 import { readRunState } from '../primary/state-file.js';
+import { processAlive } from '../process-alive.js';
 import { configPath } from './options.js';
 
 /** Where a running supervisor's API is, and its token. */
 export interface ApiTarget {
   url: string;
   token: string | undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class NotRunningError extends Error {
@@ -26,7 +18,7 @@ export function apiTarget(values: { config?: string; url?: string; token?: strin
   if (values.url !== undefined) return { url: values.url, token };
   const file = configPath(values.config);
   const state = readRunState(file);
-  if (!state || !alive(state.pid)) throw new NotRunningError(`no supervisor is running with ${file} (start one with: graycluster start --config ${file})`);
+  if (!state || !processAlive(state.pid)) throw new NotRunningError(`no supervisor is running with ${file} (start one with: graycluster start --config ${file})`);
   const host = state.dashboard.host === '0.0.0.0' ? '127.0.0.1' : state.dashboard.host === '::' ? '::1' : state.dashboard.host;
   return { url: `http://${host.includes(':') ? `[${host}]` : host}:${state.dashboard.port}`, token: token ?? state.dashboard.token };
 }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EditError, type Edit } from '../control/edits.js';
+import { processAlive } from '../process-alive.js';
 import { ConfigError, describeLoadError, openStore, resolveConfig } from './load.js';
 import { describe, plan } from './plan.js';
 import type { ConfigFile, ResolvedConfig } from './types.js';
@@ -13,15 +14,6 @@ const staleLockMs = 30_000;
 export function checkEntries(config: ResolvedConfig): void {
   for (const version of config.versions.values()) {
     if (!existsSync(version.entry)) throw new ConfigError(`${config.file}: versions.${version.name}.entry: file not found: ${version.entry}`);
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
