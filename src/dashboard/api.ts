@@ -1,0 +1,78 @@
+import type { ControlResult, Controls } from '../control/types.js';
+
+/** One operator's move, read from a POST: which Controls method, with what. */
+export type ControlCall = (controls: Controls) => Promise<ControlResult>;
+
+/** Why a POST cannot become a call: 400 names the bad field, 404 an unknown endpoint. */
+export interface Rejection {
+  status: 400 | 404;
+  error: string;
+}
+
+/** Largest request body the API reads. */
+export const maxBodyBytes = 16 * 1024;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function versionField(body: Record<string, unknown>, required: boolean): string | undefined | Rejection {
+  const version = body.version;
+  if (version === undefined && !required) return undefined;
+  if (typeof version !== 'string' || version === '') return { status: 400, error: `version must be a version name (a non-empty string)${required ? '' : ', or left out'}` };
+  return version;
+}
+
+/**
+ * Turns `POST <pathname>` with its parsed JSON body into a Controls call. Shapes are checked here; whether a
+ * version or worker exists is the Controls' business, so the CLI and the page get the same answer.
+ *
+ *   POST /api/weights               { "weights": { "v1": 90, "v2": 10 } }
+ *   POST /api/promote               { "version": "v2" }
+ *   POST /api/rollback              {}
+ *   POST /api/reload                { "version": "v2" }  (or {} for every version)
+ *   POST /api/workers/<id>/restart  {}
+ */
+export function parseControl(pathname: string, body: unknown): ControlCall | Rejection {
+  const restart = /^\/api\/workers\/([^/]+)\/restart$/.exec(pathname);
+  const known = restart || ['/api/weights', '/api/promote', '/api/rollback', '/api/reload'].includes(pathname);
+  if (!known) return { status: 404, error: `no such endpoint: POST ${pathname}` };
+  if (!isObject(body)) return { status: 400, error: 'the body must be a JSON object' };
+
+  if (restart) {
+    let workerId: string;
+    try {
+      workerId = decodeURIComponent(restart[1]!);
+    } catch {
+      return { status: 400, error: 'worker id in the path is not valid percent-encoding' };
+    }
+    return (controls) => controls.restartWorker(workerId);
+  }
+  switch (pathname) {
+    case '/api/weights': {
+      const weights = body.weights;
+      if (!isObject(weights) || Object.keys(weights).length === 0) {
+        return { status: 400, error: 'weights must be an object of version names to numbers, e.g. {"weights":{"v1":90,"v2":10}}' };
+      }
+      for (const [version, weight] of Object.entries(weights)) {
+        if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
+          return { status: 400, error: `weights.${version} must be a number ≥ 0, not ${JSON.stringify(weight)}` };
+        }
+      }
+      const checked = weights as Record<string, number>;
+      return (controls) => controls.setWeights(checked);
+    }
+    case '/api/promote': {
+      const version = versionField(body, true);
+      if (typeof version !== 'string') return version as Rejection;
+      return (controls) => controls.promote(version);
+    }
+    case '/api/reload': {
+      const version = versionField(body, false);
+      if (typeof version === 'object') return version;
+      return (controls) => controls.reload(version);
+    }
+    default:
+      return (controls) => controls.rollback();
+  }
+}

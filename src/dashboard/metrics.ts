@@ -1,0 +1,125 @@
+import { latencyBoundsMs } from '../ipc/messages.js';
+import type { Status } from '../primary/status.js';
+import type { FeedCounters } from './feed.js';
+import type { WorkerView } from './messages.js';
+
+/** The content type of the Prometheus text exposition format. */
+export const metricsContentType = 'text/plain; version=0.0.4; charset=utf-8';
+
+type Labels = Record<string, string>;
+interface Point {
+  labels?: Labels;
+  value: number;
+  /** `_bucket`, `_count`: the parts of a histogram. */
+  suffix?: string;
+}
+
+const workerStates = ['starting', 'ready', 'draining', 'crashloop', 'stopped'] as const;
+const versionStates = ['starting', 'ready', 'crashloop', 'stopped'] as const;
+const statusClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function labelText(labels: Labels | undefined): string {
+  if (!labels || Object.keys(labels).length === 0) return '';
+  return `{${Object.entries(labels).map(([name, value]) => `${name}="${escapeLabel(value)}"`).join(',')}}`;
+}
+
+function valueText(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return String(value);
+}
+
+export interface MetricsSources {
+  status: Status;
+  /** Cumulative latency histograms per worker id, where the status lacks them. */
+  latency?: ReadonlyMap<string, readonly number[]>;
+  feed: FeedCounters & { clients: number };
+  /** The primary's own memory. */
+  primary?: NodeJS.MemoryUsage;
+}
+
+/**
+ * Everything the status shows, as Prometheus text: per worker (labels `worker` and `version`, so
+ * `sum by (version)` gives a version's figure) and per version, plus the router's and the feed's counters.
+ */
+export function renderMetrics({ status, latency, feed, primary }: MetricsSources): string {
+  const lines: string[] = [];
+  const family = (name: string, type: 'gauge' | 'counter' | 'histogram', help: string, points: Point[]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const point of points) lines.push(`${name}${point.suffix ?? ''}${labelText(point.labels)} ${valueText(point.value)}`);
+  };
+  const workers = status.workers as WorkerView[];
+  const labelsOf = (worker: WorkerView) => ({ worker: worker.id, version: worker.version });
+  const perWorker = (value: (worker: WorkerView) => number): Point[] => workers.map((worker) => ({ labels: labelsOf(worker), value: value(worker) }));
+  const versions = Object.entries(status.versions);
+  const perVersion = (value: (name: string) => number): Point[] => versions.map(([name]) => ({ labels: { version: name }, value: value(name) }));
+  const sumOf = (name: string, value: (worker: WorkerView) => number) =>
+    workers.filter((worker) => worker.version === name).reduce((sum, worker) => sum + value(worker), 0);
+
+  family('graycluster_uptime_seconds', 'gauge', 'Seconds since the primary started.', [{ value: status.uptimeMs / 1000 }]);
+  if (primary) {
+    family('graycluster_primary_rss_bytes', 'gauge', 'Resident memory of the primary process.', [{ value: primary.rss }]);
+    family('graycluster_primary_heap_used_bytes', 'gauge', 'V8 heap in use in the primary.', [{ value: primary.heapUsed }]);
+    family('graycluster_primary_array_buffers_bytes', 'gauge', 'Buffers held by the primary, such as data queued for slow sockets.', [{ value: primary.arrayBuffers }]);
+  }
+  family('graycluster_config_error', 'gauge', '1 when the config file on disk was rejected and the running config is older.', [{ value: status.configError ? 1 : 0 }]);
+
+  family('graycluster_version_workers_configured', 'gauge', 'Workers the config asks for, per version.', perVersion((name) => status.versions[name]!.configured));
+  family('graycluster_version_workers_ready', 'gauge', 'Workers ready to take connections, per version.', perVersion((name) => status.versions[name]!.ready));
+  family('graycluster_version_weight', 'gauge', 'Configured routing weight, per weighted version.',
+    versions.filter(([, version]) => version.weight !== null).map(([name, version]) => ({ labels: { version: name }, value: version.weight! })));
+  family('graycluster_version_state', 'gauge', 'The version\'s state: 1 for the current one.',
+    versions.flatMap(([name, version]) => versionStates.map((state) => ({ labels: { version: name, state }, value: version.state === state ? 1 : 0 }))));
+  family('graycluster_version_rss_bytes', 'gauge', 'Resident memory of all the version\'s workers.', perVersion((name) => sumOf(name, (worker) => worker.rss)));
+  family('graycluster_version_in_flight_requests', 'gauge', 'Requests the version\'s workers are running now.', perVersion((name) => sumOf(name, (worker) => worker.inFlight)));
+
+  family('graycluster_worker_state', 'gauge', 'The worker\'s state: 1 for the current one.',
+    workers.flatMap((worker) => workerStates.map((state) => ({ labels: { ...labelsOf(worker), state }, value: worker.state === state ? 1 : 0 }))));
+  if (workers.some((worker) => worker.unresponsive !== undefined)) {
+    family('graycluster_worker_unresponsive', 'gauge', '1 when the worker missed its heartbeat.', perWorker((worker) => (worker.unresponsive ? 1 : 0)));
+  }
+  family('graycluster_worker_uptime_seconds', 'gauge', 'Seconds since the worker\'s current process started.', perWorker((worker) => worker.uptimeMs / 1000));
+  family('graycluster_worker_rss_bytes', 'gauge', 'Resident memory of the worker process.', perWorker((worker) => worker.rss));
+  family('graycluster_worker_heap_used_bytes', 'gauge', 'V8 heap in use in the worker.', perWorker((worker) => worker.heapUsed));
+  family('graycluster_worker_in_flight_requests', 'gauge', 'Requests the worker\'s app is running now.', perWorker((worker) => worker.inFlight));
+  family('graycluster_worker_connections', 'gauge', 'Client connections the worker holds.', perWorker((worker) => worker.connections));
+  family('graycluster_worker_event_loop_delay_seconds', 'gauge', 'Event-loop delay of the worker, p99 over its last stats interval.', perWorker((worker) => worker.eventLoopDelayMs / 1000));
+  family('graycluster_worker_requests_total', 'counter', 'Requests answered by the worker\'s current process, by status class.',
+    workers.flatMap((worker) => statusClasses.map((statusClass) => ({ labels: { ...labelsOf(worker), class: statusClass }, value: worker.statusClasses[statusClass] ?? 0 }))));
+  family('graycluster_worker_restarts_total', 'counter', 'Times the worker was restarted after a crash or a failed start.', perWorker((worker) => worker.restarts));
+  family('graycluster_worker_shed_total', 'counter', 'Requests answered 503 because the worker was at maxInFlight.', perWorker((worker) => worker.shed));
+  family('graycluster_worker_forwarded_total', 'counter', 'Requests on a shared keep-alive connection that belonged to another version and were forwarded to it.', perWorker((worker) => worker.forwarded));
+  family('graycluster_worker_forward_shed_total', 'counter', 'Forwards refused with 503 because forwardMaxPending were under way.', perWorker((worker) => worker.forwardShed));
+
+  const histogram: Point[] = [];
+  for (const worker of workers) {
+    const buckets = (worker as { latencyBuckets?: readonly number[] }).latencyBuckets ?? latency?.get(worker.id);
+    if (!buckets || buckets.length === 0) continue;
+    let cumulative = 0;
+    latencyBoundsMs.forEach((bound, index) => {
+      cumulative += buckets[index] ?? 0;
+      histogram.push({ suffix: '_bucket', labels: { ...labelsOf(worker), le: String(bound / 1000) }, value: cumulative });
+    });
+    cumulative += buckets[latencyBoundsMs.length] ?? 0;
+    histogram.push({ suffix: '_bucket', labels: { ...labelsOf(worker), le: '+Inf' }, value: cumulative });
+    histogram.push({ suffix: '_count', labels: labelsOf(worker), value: cumulative });
+  }
+  family('graycluster_worker_request_duration_seconds', 'histogram', 'Time from a request\'s head to its response\'s end, in the worker.', histogram);
+
+  family('graycluster_router_handed_off_total', 'counter', 'Connections handed to a worker.', [{ value: status.router.handedOff }]);
+  family('graycluster_router_fallbacks_total', 'counter', 'Connections sent to routing.default because their version had no ready worker.', [{ value: status.router.fallbacks }]);
+  family('graycluster_router_refused_total', 'counter', 'Connections the primary answered itself, by status (0: closed without an answer).',
+    Object.entries(status.router.refused).map(([code, count]) => ({ labels: { status: code }, value: count })));
+  family('graycluster_router_pending_connections', 'gauge', 'Connections waiting for their head or for a handoff.', [{ value: status.router.pending }]);
+
+  family('graycluster_dashboard_clients', 'gauge', 'Dashboard pages connected to the live feed.', [{ value: feed.clients }]);
+  family('graycluster_dashboard_frames_skipped_total', 'counter', 'Feed frames not sent to a client that had more than maxBufferedBytes unsent.', [{ value: feed.framesSkipped }]);
+  family('graycluster_dashboard_clients_terminated_total', 'counter', 'Feed clients cut off for not answering a ping.', [{ value: feed.clientsTerminated }]);
+  family('graycluster_dashboard_clients_refused_total', 'counter', 'Feed connections refused because maxClients were connected.', [{ value: feed.clientsRefused }]);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,170 @@
+import type { IncomingMessage } from 'node:http';
+import test from 'ava';
+import { dashboardDefaults } from '../src/config/types.js';
+import type { ControlResult, Controls } from '../src/control/types.js';
+import { parseControl } from '../src/dashboard/api.js';
+import { isForeignOrigin, upgradeHasToken } from '../src/dashboard/auth.js';
+import { History, quantile, ratesOf, type Sample, type WorkerSample } from '../src/dashboard/history.js';
+import { renderMetrics } from '../src/dashboard/metrics.js';
+import { latencyBoundsMs } from '../src/ipc/messages.js';
+import type { Status, WorkerStatus } from '../src/primary/status.js';
+import { parseExposition } from './dashboard-helpers.js';
+
+const request = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
+
+test('the dashboard binds loopback unless configured otherwise, and its limits have defaults', (t) => {
+  t.is(dashboardDefaults.host, '127.0.0.1');
+  t.false(dashboardDefaults.metricsPublic);
+  t.is(dashboardDefaults.feedIntervalMs, 1000);
+  t.true(dashboardDefaults.maxClients > 0 && dashboardDefaults.maxBufferedBytes > 0 && dashboardDefaults.pingIntervalMs > 0);
+});
+
+test('quantile interpolates inside the bucket and says null for no requests', (t) => {
+  const counts = new Array<number>(latencyBoundsMs.length + 1).fill(0);
+  t.is(quantile(0.5, counts), null);
+  counts[2] = 10;  // All in (10, 25] ms.
+  t.is(quantile(0.5, counts), 17.5);
+  t.is(quantile(1, counts), 25);
+  counts[latencyBoundsMs.length] = 1000;  // Mostly over the last bound: "at least" the last bound.
+  t.is(quantile(0.99, counts), latencyBoundsMs[latencyBoundsMs.length - 1]!);
+});
+
+function worker(overrides: Partial<WorkerSample> = {}): WorkerSample {
+  return { version: 'v1', pid: 100, startedAt: 0, rss: 1, heapUsed: 1, inFlight: 0, requests: 0, latencyBuckets: [], ...overrides };
+}
+
+test('rates compare with the sample a window ago, count a restarted worker from its new start, and give version shares', (t) => {
+  const buckets = (fast: number, slow: number) => [fast, 0, 0, 0, 0, slow, 0, 0, 0, 0, 0, 0];
+  const samples: Sample[] = [
+    { time: 0, workers: { a: worker({ requests: 100, latencyBuckets: buckets(100, 0) }), b: worker({ version: 'v2', pid: 200, requests: 50 }) } },
+    { time: 10_000, workers: { a: worker({ requests: 200, latencyBuckets: buckets(200, 0) }), b: worker({ version: 'v2', pid: 200, requests: 60 }) } },
+  ];
+  const current: Sample = {
+    time: 20_000,
+    workers: {
+      a: worker({ requests: 400, latencyBuckets: buckets(200, 200) }),
+      // b crashed and came back at 15 s with a new pid: its counters started over.
+      b: worker({ version: 'v2', pid: 201, startedAt: 15_000, requests: 50 }),
+    },
+  };
+  const rates = ratesOf(samples, current, 10_000);
+  t.is(rates.workers.a!.requestsPerSecond, 20);
+  t.is(rates.workers.a!.p50Ms, 175);  // The 200 new requests all fell in (100, 250] ms: halfway, interpolated.
+  t.is(rates.workers.b!.requestsPerSecond, 10);
+  t.is(rates.versions.v1!.share, 20 / 30);
+  t.is(rates.versions.v2!.share, 10 / 30);
+});
+
+test('the history keeps one sample per interval and forgets what is older than historyMs', (t) => {
+  const history = new History(10_000, 1000);
+  for (let time = 0; time <= 60_000; time += 250) history.add({ time, workers: { a: worker() } });
+  t.true(history.samples.length <= history.capacity);
+  t.true(history.samples.length >= 10);
+  t.true(history.samples[0]!.time >= 50_000);
+  t.deepEqual(Object.keys(history.chart().at(-1)!.workers), ['a']);
+});
+
+test('the token is accepted as a bearer header or as the base64url subprotocol, and nothing else', (t) => {
+  const secret = 'sécret-token-0123456789';
+  t.true(upgradeHasToken(request({ authorization: `Bearer ${secret}` }), secret));
+  const protocol = `graycluster, graycluster.token.${Buffer.from(secret).toString('base64url')}`;
+  t.true(upgradeHasToken(request({ 'sec-websocket-protocol': protocol }), secret));
+  t.false(upgradeHasToken(request({ 'sec-websocket-protocol': 'graycluster.token.d3Jvbmc' }), secret));
+  t.false(upgradeHasToken(request({ 'sec-websocket-protocol': 'graycluster' }), secret));
+  t.false(upgradeHasToken(request({}), secret));
+});
+
+test('an Origin naming another host is foreign; no Origin (a script) and the same host are not', (t) => {
+  t.false(isForeignOrigin(request({ host: '127.0.0.1:9000' })));
+  t.false(isForeignOrigin(request({ host: '127.0.0.1:9000', origin: 'http://127.0.0.1:9000' })));
+  t.false(isForeignOrigin(request({ host: 'Example.com', origin: 'http://example.com:80' })));
+  t.true(isForeignOrigin(request({ host: '127.0.0.1:9000', origin: 'http://evil.example' })));
+  t.true(isForeignOrigin(request({ host: '127.0.0.1:9000', origin: 'http://127.0.0.1:9001' })));
+  t.true(isForeignOrigin(request({ host: '127.0.0.1:9000', origin: 'null' })));
+  t.true(isForeignOrigin(request({ host: '127.0.0.1:9000', origin: 'file://127.0.0.1:9000' })));
+});
+
+test('control requests: each endpoint calls its Controls method; bad input is a 400 naming the field', async (t) => {
+  const calls: string[] = [];
+  const record = (name: string) => async (...args: unknown[]): Promise<ControlResult> => {
+    calls.push(`${name}(${args.map((arg) => JSON.stringify(arg)).join(',')})`);
+    return { ok: true, changes: [] };
+  };
+  const controls: Controls = { setWeights: record('setWeights'), promote: record('promote'), rollback: record('rollback'), restartWorker: record('restartWorker'), reload: record('reload') };
+  const call = async (path: string, body: unknown) => {
+    const parsed = parseControl(path, body);
+    if (typeof parsed !== 'function') return parsed;
+    return parsed(controls);
+  };
+  await call('/api/weights', { weights: { v1: 90, v2: 10 } });
+  await call('/api/promote', { version: 'v2' });
+  await call('/api/rollback', {});
+  await call('/api/reload', {});
+  await call('/api/reload', { version: 'v2' });
+  await call('/api/workers/v1.2/restart', {});
+  t.deepEqual(calls, ['setWeights({"v1":90,"v2":10})', 'promote("v2")', 'rollback()', 'reload()', 'reload("v2")', 'restartWorker("v1.2")']);
+
+  t.like(await call('/api/weights', { weights: { v1: -1 } }), { status: 400, error: 'weights.v1 must be a number ≥ 0, not -1' });
+  t.like(await call('/api/weights', { weights: { v1: '5' } }), { status: 400, error: 'weights.v1 must be a number ≥ 0, not "5"' });
+  t.like(await call('/api/weights', { weight: { v1: 5 } }), { status: 400 });
+  t.regex((await call('/api/weights', {}) as { error: string }).error, /^weights must be an object/);
+  t.regex((await call('/api/promote', {}) as { error: string }).error, /^version must be/);
+  t.regex((await call('/api/reload', { version: 3 }) as { error: string }).error, /^version must be/);
+  t.like(await call('/api/promote', ['v2']), { status: 400, error: 'the body must be a JSON object' });
+  t.like(await call('/api/shutdown', {}), { status: 404 });
+  t.is(calls.length, 6);
+});
+
+function status(workers: Array<Partial<WorkerStatus> & { id: string; version: string }>): Status {
+  return {
+    pid: 1,
+    uptimeMs: 5000,
+    server: { host: '127.0.0.1', port: 8000 },
+    versions: {
+      v1: { state: 'ready', configured: 1, ready: 1, entry: 'v1.js', weight: 90 },
+      v2: { state: 'crashloop', configured: 1, ready: 0, entry: 'v2.js', weight: 10 },
+    },
+    workers: workers.map((worker) => ({
+      pid: 10, state: 'ready', rss: 50e6, heapUsed: 5e6, inFlight: 2, connections: 3, requests: 7, restarts: 0, uptimeMs: 4000,
+      shed: 0, forwarded: 1, forwardShed: 0, eventLoopDelayMs: 1.5, statusClasses: { '1xx': 0, '2xx': 6, '3xx': 0, '4xx': 1, '5xx': 0 },
+      unresponsive: false,
+      ...worker,
+    }) as WorkerStatus),
+    routing: { default: 'v1', weights: { v1: 90, v2: 10 } },
+    router: { handedOff: 7, fallbacks: 0, refused: { 503: 2 }, pending: 0 },
+    configError: null,
+    events: [],
+  };
+}
+
+test('metrics render as Prometheus text: per worker, per version, a cumulative latency histogram', (t) => {
+  const buckets = [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4];
+  const text = renderMetrics({
+    status: status([{ id: 'v1.1', version: 'v1' }, { id: 'v2.1', version: 'v2', state: 'crashloop', restarts: 5, pid: null }]),
+    latency: new Map([['v1.1', buckets]]),
+    feed: { clients: 1, framesSkipped: 3, clientsTerminated: 0, clientsRefused: 0 },
+  });
+  const families = parseExposition(text);
+  const value = (name: string, labels: Record<string, string> = {}) =>
+    families.get(name)?.samples.find((sample) => Object.entries(labels).every(([key, expected]) => sample.labels[key] === expected))?.value;
+  t.is(families.get('graycluster_worker_rss_bytes')!.type, 'gauge');
+  t.is(value('graycluster_worker_rss_bytes', { worker: 'v1.1', version: 'v1' }), 50e6);
+  t.is(value('graycluster_worker_requests_total', { worker: 'v1.1', class: '4xx' }), 1);
+  t.is(value('graycluster_worker_restarts_total', { worker: 'v2.1' }), 5);
+  t.is(value('graycluster_version_state', { version: 'v2', state: 'crashloop' }), 1);
+  t.is(value('graycluster_version_weight', { version: 'v2' }), 10);
+  t.is(value('graycluster_router_refused_total', { status: '503' }), 2);
+  t.is(value('graycluster_dashboard_frames_skipped_total'), 3);
+  const histogram = families.get('graycluster_worker_request_duration_seconds')!;
+  t.is(histogram.type, 'histogram');
+  t.deepEqual(histogram.samples.filter((sample) => sample.name.endsWith('_bucket')).map((sample) => [sample.labels.le, sample.value]).slice(0, 3), [['0.005', 1], ['0.01', 3], ['0.025', 3]]);
+  t.is(value('graycluster_worker_request_duration_seconds', { le: '+Inf' }), 7);
+  t.is(histogram.samples.find((sample) => sample.name.endsWith('_count'))!.value, 7);
+});
+
+test('label values are escaped', (t) => {
+  const text = renderMetrics({ status: status([{ id: 'a"b\\c\nd', version: 'v1' }]), feed: { clients: 0, framesSkipped: 0, clientsTerminated: 0, clientsRefused: 0 } });
+  t.true(text.includes('worker="a\\"b\\\\c\\nd"'));
+  const families = parseExposition(text);
+  t.is(families.get('graycluster_worker_in_flight_requests')!.samples[0]!.labels.worker, 'a"b\\c\nd');
+});
