@@ -164,9 +164,11 @@ export class History {
   }
 }
 
+/** The sample's live, measured workers: one between processes (or not yet measured) leaves a gap in its line. */
 export function chartPoint(sample: Sample): ChartPoint {
   const workers: ChartPoint['workers'] = {};
   for (const [id, worker] of Object.entries(sample.workers)) {
+    if (worker.pid === null || worker.rss === 0) continue;
     workers[id] = { rss: worker.rss, heapUsed: worker.heapUsed, inFlight: worker.inFlight };
   }
   return { time: sample.time, workers };

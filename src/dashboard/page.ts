@@ -145,7 +145,7 @@ pre { margin: 0; overflow-x: auto; font-size: .85rem; }
   tr { display: grid; grid-template-columns: 1fr 1fr; gap: 0 1rem; padding: .4rem 0; border-bottom: 1px solid var(--line); }
   td { display: flex; justify-content: space-between; gap: .5rem; border: 0; padding: .1rem 0; text-align: right; }
   td::before { content: attr(data-label); color: var(--muted); text-align: left; }
-  td[data-field=id], td[data-field=name] { grid-column: 1 / -1; font-weight: 600; }
+  td[data-field=id], td[data-field=name] { grid-column: 1 / -1; justify-content: flex-start; font-weight: 600; }
   td[data-field=id]::before, td[data-field=name]::before, td[data-field=actions]::before { content: none; }
   td[data-field=actions] { grid-column: 1 / -1; justify-content: flex-end; }
   #events li { grid-template-columns: 4.5rem minmax(0, 1fr); }

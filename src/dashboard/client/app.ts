@@ -59,6 +59,7 @@ function duration(ms: number): string {
 function milliseconds(ms: number | null): string {
   if (ms === null) return '–';
   if (ms >= 10_000) return '≥10 s';
+  if (ms >= 1000) return `${(ms / 1000).toFixed(1)} s`;
   return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
 }
 
