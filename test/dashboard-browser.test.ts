@@ -50,9 +50,9 @@ test('the page shows each worker\'s memory, in-flight requests rising and fallin
   const { page, errors } = await openPage(t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
 
   // The token left the address bar for this tab's session storage.
-  await page.waitForFunction(() => !location.search.includes('token'));
+  await page.waitForFunction("!location.search.includes('token')");
   t.is(new URL(page.url()).search, '');
-  t.is(await page.evaluate(() => sessionStorage.getItem('graycluster.token')), token);
+  t.is(await page.evaluate("sessionStorage.getItem('graycluster.token')"), token);
   await page.locator('#connection[data-state="live"]').waitFor();
 
   // Every worker, with its memory.
@@ -88,7 +88,7 @@ test('the page shows each worker\'s memory, in-flight requests rising and fallin
 
   // On a phone: nothing wider than the screen (tables become cards).
   await page.setViewportSize({ width: 390, height: 844 });
-  t.true(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no horizontal scrolling at 390 px');
+  t.true(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), 'no horizontal scrolling at 390 px');
   await page.screenshot({ path: path.join(screenshots, 'dashboard-phone.png'), fullPage: true });
   t.deepEqual(errors, []);
 });

@@ -15,7 +15,7 @@ const request = (headers: Record<string, string>) => ({ headers }) as unknown as
 test('the dashboard binds loopback unless configured otherwise, and its limits have defaults', (t) => {
   t.is(dashboardDefaults.host, '127.0.0.1');
   t.false(dashboardDefaults.metricsPublic);
-  t.is(dashboardDefaults.feedIntervalMs, 1000);
+  t.is(dashboardDefaults.feedIntervalMs, 500);
   t.true(dashboardDefaults.maxClients > 0 && dashboardDefaults.maxBufferedBytes > 0 && dashboardDefaults.pingIntervalMs > 0);
 });
 
@@ -127,7 +127,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
     workers: workers.map((worker) => ({
       pid: 10, state: 'ready', rss: 50e6, heapUsed: 5e6, inFlight: 2, connections: 3, requests: 7, restarts: 0, uptimeMs: 4000,
       shed: 0, forwarded: 1, forwardShed: 0, eventLoopDelayMs: 1.5, statusClasses: { '1xx': 0, '2xx': 6, '3xx': 0, '4xx': 1, '5xx': 0 },
-      unresponsive: false,
+      unresponsive: false, latencyBuckets: [], latencySumMs: 0,
       ...worker,
     }) as WorkerStatus),
     routing: { default: 'v1', weights: { v1: 90, v2: 10 } },
@@ -140,8 +140,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
 test('metrics render as Prometheus text: per worker, per version, a cumulative latency histogram', (t) => {
   const buckets = [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4];
   const text = renderMetrics({
-    status: status([{ id: 'v1.1', version: 'v1' }, { id: 'v2.1', version: 'v2', state: 'crashloop', restarts: 5, pid: null }]),
-    latency: new Map([['v1.1', buckets]]),
+    status: status([{ id: 'v1.1', version: 'v1', latencyBuckets: buckets, latencySumMs: 9000 }, { id: 'v2.1', version: 'v2', state: 'crashloop', restarts: 5, pid: null }]),
     feed: { clients: 1, framesSkipped: 3, clientsTerminated: 0, clientsRefused: 0 },
   });
   const families = parseExposition(text);
@@ -160,6 +159,7 @@ test('metrics render as Prometheus text: per worker, per version, a cumulative l
   t.deepEqual(histogram.samples.filter((sample) => sample.name.endsWith('_bucket')).map((sample) => [sample.labels.le, sample.value]).slice(0, 3), [['0.005', 1], ['0.01', 3], ['0.025', 3]]);
   t.is(value('graycluster_worker_request_duration_seconds', { le: '+Inf' }), 7);
   t.is(histogram.samples.find((sample) => sample.name.endsWith('_count'))!.value, 7);
+  t.is(histogram.samples.find((sample) => sample.name.endsWith('_sum'))!.value, 9);
 });
 
 test('label values are escaped', (t) => {

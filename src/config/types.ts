@@ -102,7 +102,7 @@ export const serverDefaults: ServerConfig = {
   drainTimeoutMs: 10_000,
   readyTimeoutMs: 15_000,
   forwardMaxPending: 256,
-  statsIntervalMs: 1000,
+  statsIntervalMs: 500,
   heartbeatTimeoutMs: 3000,
   unresponsiveRestartMs: 30_000,
 };
@@ -112,7 +112,7 @@ export const dashboardDefaults: DashboardConfig = {
   port: 9000,
   token: null,
   metricsPublic: false,
-  feedIntervalMs: 1000,
+  feedIntervalMs: 500,
   maxClients: 32,
   maxBufferedBytes: 1024 * 1024,
   pingIntervalMs: 10_000,

@@ -47,11 +47,10 @@ export interface Rates {
   versions: Record<string, VersionRates>;
 }
 
-/** Takes what the history keeps from a status snapshot. `latency` fills in histograms the snapshot lacks. */
-export function sampleOf(status: Status, time: number, latency?: ReadonlyMap<string, readonly number[]>): Sample {
+/** Takes what the history keeps from a status snapshot. */
+export function sampleOf(status: Status, time: number): Sample {
   const workers: Record<string, WorkerSample> = {};
   for (const worker of status.workers) {
-    const buckets = (worker as { latencyBuckets?: readonly number[] }).latencyBuckets ?? latency?.get(worker.id) ?? [];
     workers[worker.id] = {
       version: worker.version,
       pid: worker.pid,
@@ -60,7 +59,7 @@ export function sampleOf(status: Status, time: number, latency?: ReadonlyMap<str
       heapUsed: worker.heapUsed,
       inFlight: worker.inFlight,
       requests: worker.requests,
-      latencyBuckets: buckets,
+      latencyBuckets: worker.latencyBuckets,
     };
   }
   return { time, workers };

@@ -36,8 +36,6 @@ function valueText(value: number): string {
 
 export interface MetricsSources {
   status: Status;
-  /** Cumulative latency histograms per worker id, where the status lacks them. */
-  latency?: ReadonlyMap<string, readonly number[]>;
   feed: FeedCounters & { clients: number };
   /** The primary's own memory. */
   primary?: NodeJS.MemoryUsage;
@@ -47,7 +45,7 @@ export interface MetricsSources {
  * Everything the status shows, as Prometheus text: per worker (labels `worker` and `version`, so
  * `sum by (version)` gives a version's figure) and per version, plus the router's and the feed's counters.
  */
-export function renderMetrics({ status, latency, feed, primary }: MetricsSources): string {
+export function renderMetrics({ status, feed, primary }: MetricsSources): string {
   const lines: string[] = [];
   const family = (name: string, type: 'gauge' | 'counter' | 'histogram', help: string, points: Point[]) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -98,8 +96,8 @@ export function renderMetrics({ status, latency, feed, primary }: MetricsSources
 
   const histogram: Point[] = [];
   for (const worker of workers) {
-    const buckets = (worker as { latencyBuckets?: readonly number[] }).latencyBuckets ?? latency?.get(worker.id);
-    if (!buckets || buckets.length === 0) continue;
+    const buckets = worker.latencyBuckets;
+    if (buckets.length === 0) continue;
     let cumulative = 0;
     latencyBoundsMs.forEach((bound, index) => {
       cumulative += buckets[index] ?? 0;
@@ -107,6 +105,7 @@ export function renderMetrics({ status, latency, feed, primary }: MetricsSources
     });
     cumulative += buckets[latencyBoundsMs.length] ?? 0;
     histogram.push({ suffix: '_bucket', labels: { ...labelsOf(worker), le: '+Inf' }, value: cumulative });
+    histogram.push({ suffix: '_sum', labels: labelsOf(worker), value: worker.latencySumMs / 1000 });
     histogram.push({ suffix: '_count', labels: labelsOf(worker), value: cumulative });
   }
   family('graycluster_worker_request_duration_seconds', 'histogram', 'Time from a request\'s head to its response\'s end, in the worker.', histogram);

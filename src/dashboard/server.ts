@@ -25,8 +25,6 @@ export interface DashboardOptions extends Partial<Limits> {
   events: EventLog;
   /** The operator's moves: the same code path as the CLI. */
   controls: Controls;
-  /** Each worker's cumulative latency histogram by worker id, for as long as the status snapshot lacks it. */
-  latency?: () => ReadonlyMap<string, readonly number[]>;
 }
 
 /** How often a point is added to the charts' history. */
@@ -144,7 +142,7 @@ export class DashboardServer {
 
   #now(): { status: Status; sample: Sample } {
     const status = this.#options.status();
-    return { status, sample: sampleOf(status, Date.now(), this.#options.latency?.()) };
+    return { status, sample: sampleOf(status, Date.now()) };
   }
 
   #sample(): void {
@@ -206,7 +204,6 @@ export class DashboardServer {
       if (!this.#options.metricsPublic && !hasToken(req, this.#options.token)) return this.#unauthorized(res);
       const metrics = renderMetrics({
         status: this.#options.status(),
-        latency: this.#options.latency?.(),
         feed: { ...this.#feed.counters, clients: this.#feed.size },
         primary: process.memoryUsage(),
       });

@@ -20,6 +20,8 @@ export interface WorkerStats {
   forwardShed: number;
   /** Latency histogram of answered requests: counts per upper bound in `latencyBoundsMs` (+Inf last). */
   latencyBuckets: number[];
+  /** Sum of the latencies counted in `latencyBuckets`, in ms. */
+  latencySumMs: number;
   /** Event-loop delay, p99 over the last interval, in ms. */
   eventLoopDelayMs: number;
 }

@@ -54,7 +54,6 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
 
   const dashboard = new DashboardServer({
     ...config.dashboard,
-    latency: () => new Map(supervisor.slots.map((slot) => [slot.id, slot.stats.latencyBuckets])),
     host: config.dashboard.host,
     port: config.dashboard.port,
     token,
@@ -83,7 +82,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   reconfigurer.watch();
   const versions = [...config.versions.values()].map((version) => `${version.name} ×${version.workers}`).join(', ');
   log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions})`);
-  log(`graycluster: dashboard and API at http://${urlHost(config.dashboard.host)}:${dashboardAddress.port}/ (token ${token}${generatedToken ? ', generated: set dashboard.token or GRAYCLUSTER_TOKEN to fix it' : ''})`);
+  log(`graycluster: dashboard and API at http://${urlHost(config.dashboard.host)}:${dashboardAddress.port}/?token=${token} (token ${token}${generatedToken ? ', generated: set dashboard.token or GRAYCLUSTER_TOKEN to fix it' : ''})`);
   writeRunState({
     pid: process.pid,
     config: config.file,

@@ -22,6 +22,9 @@ export interface WorkerStatus {
   /** Missed its heartbeat: its event loop is blocked. */
   unresponsive: boolean;
   statusClasses: Record<string, number>;
+  /** Cumulative latency histogram: counts per bound of `latencyBoundsMs`, +Inf last. */
+  latencyBuckets: number[];
+  latencySumMs: number;
 }
 
 export interface VersionStatus {
@@ -76,6 +79,8 @@ export function snapshot(sources: StatusSources): Status {
     eventLoopDelayMs: slot.stats.eventLoopDelayMs,
     unresponsive: slot.unresponsive,
     statusClasses: slot.stats.statusClasses,
+    latencyBuckets: slot.stats.latencyBuckets,
+    latencySumMs: slot.stats.latencySumMs,
   }));
   const versions: Record<string, VersionStatus> = {};
   for (const worker of workers) {

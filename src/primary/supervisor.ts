@@ -27,7 +27,7 @@ export function emptyStats(): WorkerStats {
   return {
     rss: 0, heapUsed: 0, heapTotal: 0, inFlight: 0, connections: 0, requests: 0,
     statusClasses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
-    shed: 0, forwarded: 0, forwardShed: 0, latencyBuckets: [], eventLoopDelayMs: 0,
+    shed: 0, forwarded: 0, forwardShed: 0, latencyBuckets: [], latencySumMs: 0, eventLoopDelayMs: 0,
   };
 }
 

@@ -22,7 +22,7 @@ const env = {
   runDir: process.env.GRAYCLUSTER_RUN_DIR ?? '',
   port: Number(process.env.PORT ?? 0),
   host: process.env.GRAYCLUSTER_PUBLIC_HOST ?? '0.0.0.0',
-  statsIntervalMs: Number(process.env.GRAYCLUSTER_STATS_INTERVAL_MS ?? 1000),
+  statsIntervalMs: Number(process.env.GRAYCLUSTER_STATS_INTERVAL_MS ?? 500),
 };
 
 /** What the runtime knows of each connection it gave the app. */
@@ -50,6 +50,7 @@ const inFlight = new Set<ServerResponse>();
 const counters = { requests: 0, shed: 0, forwarded: 0, forwardShed: 0 };
 const statusClasses: WorkerStats['statusClasses'] = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
 const latencyBuckets = new Array<number>(latencyBoundsMs.length + 1).fill(0);
+let latencySumMs = 0;
 const forwarder = new Forwarder(counters);
 const loopDelay = monitorEventLoopDelay({ resolution: 20 });
 let settings: WorkerSettings | undefined;
@@ -160,6 +161,7 @@ function record(status: number, latencyMs: number): void {
   let bucket = latencyBoundsMs.findIndex((bound) => latencyMs <= bound);
   if (bucket === -1) bucket = latencyBoundsMs.length;
   latencyBuckets[bucket]!++;
+  latencySumMs += latencyMs;
 }
 
 function stats(): WorkerStats {
@@ -169,7 +171,7 @@ function stats(): WorkerStats {
   return {
     rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal,
     inFlight: inFlight.size, connections: connections.size, ...counters,
-    statusClasses: { ...statusClasses }, latencyBuckets: [...latencyBuckets], eventLoopDelayMs: Math.round(delay * 10) / 10,
+    statusClasses: { ...statusClasses }, latencyBuckets: [...latencyBuckets], latencySumMs, eventLoopDelayMs: Math.round(delay * 10) / 10,
   };
 }
 

@@ -1,5 +1,3 @@
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
 // The dashboard page's script, served as compiled at /app.js. The `import type`s vanish from the output, so it
 // loads nothing else; it shares the feed's message types with the server at compile time.
 import type { ControlResult } from '../../control/types.js';
