@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 
 /** Processes this run started and has not seen exit: what every cleanup path must end. */
 const live = new Set();
@@ -99,10 +100,24 @@ function signalGroup(pid, name) {
   } catch {}  // The group is empty.
 }
 
+/** Temp folders to remove however the run ends (configs written for a target). */
+const folders = new Set();
+
+/** Removes `folder` at the end of the run unless `release()` (which removes it now) is called first. */
+export function temporaryFolder(folder) {
+  folders.add(folder);
+  return () => {
+    folders.delete(folder);
+    rmSync(folder, { recursive: true, force: true });
+  };
+}
+
 /** Kills every process group this run started, now. Synchronous, so it can run from an 'exit' handler. */
 export function killAll() {
   for (const { pid } of live) signalGroup(pid, 'SIGKILL');
   live.clear();
+  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
+  folders.clear();
 }
 
 /** Ends every process this run started on any way out: normal exit, uncaught error, Ctrl-C or SIGTERM. */

@@ -1,0 +1,125 @@
+/**
+ * The servers the scenarios measure. Each start function resolves once the target answers, with
+ * { name, url, pid (the process in front: primary, parent proxy), workerPids, command, stop() }.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startProcess, temporaryFolder } from './processes.js';
+import { childPids } from './procfs.js';
+
+export const benchDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+export const repoDir = path.dirname(benchDir);
+export const app = (name) => path.join(benchDir, 'apps', name);
+const server = (name) => path.join(benchDir, 'servers', name);
+const relative = (file) => path.relative(repoDir, file);
+
+/**
+ * graycluster, run through its real bin with a config written to a temp folder: one pool per entry of
+ * `versions` ({ v1: { entry, workers } }), routed by ?version=, everything on 127.0.0.1 and ephemeral ports;
+ * `server` adds other server options (versionHeader, maxPendingConnections…).
+ * `nodeArgs` go to the primary, and through execArgv to every worker (--cpu-prof, say). `bin`: another build's
+ * bin/graycluster.js, to compare a patch against this one.
+ */
+export async function startGraycluster({ name = 'graycluster', versions, server = {}, nodeArgs = [], bin = path.join(repoDir, 'bin/graycluster.js') }) {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-bench-'));
+  const removeFolder = temporaryFolder(folder);
+  const configFile = path.join(folder, 'graycluster.json');
+  const token = randomBytes(18).toString('base64url');
+  const config = {
+    server: { ...server, host: '127.0.0.1', port: 0 },
+    dashboard: { host: '127.0.0.1', port: 0 },
+    versions,
+    routing: { default: Object.keys(versions)[0], rules: [{ query: 'version' }] },
+  };
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const args = [...nodeArgs, bin, 'start', '--config', configFile, '--port', '0', '--dashboard-port', '0'];
+  const child = startProcess(name, process.execPath, args, { env: { GRAYCLUSTER_TOKEN: token }, cwd: folder });
+  const stop = async () => {
+    await child.stop();
+    removeFolder();
+  };
+  try {
+    const [, port] = await child.waitForOutput(/serving http:\/\/[^:/]+:(\d+)\//);
+    const [, dashboardPort] = await child.waitForOutput(/dashboard and API at http:\/\/[^:/]+:(\d+)\//);
+    const status = async () => {
+      const response = await fetch(`http://127.0.0.1:${dashboardPort}/api/status`, { headers: { authorization: `Bearer ${token}` } });
+      if (!response.ok) throw new Error(`GET /api/status answered ${response.status}`);
+      return response.json();
+    };
+    const deadline = Date.now() + 20_000;
+    let current = await status();
+    while (!Object.values(current.versions).every((version) => version.ready === version.configured)) {
+      if (Date.now() > deadline) throw new Error(`${name}: workers not ready within 20 s: ${JSON.stringify(current.versions)}\n${child.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      current = await status();
+    }
+    return {
+      name,
+      url: `http://127.0.0.1:${port}/`,
+      pid: current.pid,
+      workerPids: current.workers.map((worker) => worker.pid),
+      status,
+      command: `GRAYCLUSTER_TOKEN=… node ${nodeArgs.length ? `${nodeArgs.join(' ')} ` : ''}bin/graycluster.js start --config <tmp>/graycluster.json --port 0 --dashboard-port 0`,
+      config: { ...config, versions: Object.fromEntries(Object.entries(versions).map(([version, options]) => [version, { ...options, entry: relative(options.entry) }])) },
+      output: child.output,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** A server script of ours that reports { kind: 'ready', port, workerPids } over IPC. */
+async function startReporting(name, script, env, nodeArgs = []) {
+  const child = startProcess(name, process.execPath, [...nodeArgs, script], { env, ipc: true });
+  try {
+    const ready = await child.waitForMessage((message) => message?.kind === 'ready');
+    return {
+      name,
+      url: `http://127.0.0.1:${ready.port}/`,
+      pid: child.pid,
+      workerPids: ready.workerPids,
+      command: `${Object.entries(env).map(([key, value]) => `${key}=${value.startsWith('/') ? relative(value) : value}`).join(' ')} node ${nodeArgs.length ? `${nodeArgs.join(' ')} ` : ''}${relative(script)}`,
+      output: child.output,
+      stop: () => child.stop(),
+    };
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+}
+
+/** Plain node:cluster round-robin over `workers` workers running `entry`. */
+export function startPlainCluster({ name = 'node:cluster', entry, workers, nodeArgs }) {
+  return startReporting(name, server('plain-cluster.js'), { APP: entry, WORKERS: String(workers) }, nodeArgs);
+}
+
+/** A parent HTTP proxy with a generous keep-alive agent in front of one child per version. */
+export function startKeepAliveProxy({ name = 'keep-alive proxy', entry, versions, nodeArgs }) {
+  return startReporting(name, server('keepalive-proxy.js'), { APP: entry, VERSIONS: versions.join(',') }, nodeArgs);
+}
+
+/** The seed article's parent proxy (maxSockets: 1) in front of its child.js, one child per version (v1, v2). */
+export async function startSeedProxy({ name = 'seed proxy' } = {}) {
+  const script = server('seed-proxy.cjs');
+  const child = startProcess(name, process.execPath, [script], { env: { SEED_CHILD: app('seed-child.cjs') } });
+  try {
+    const [, port] = await child.waitForOutput(/Start proxy server on (\d+)/);
+    return {
+      name,
+      url: `http://127.0.0.1:${port}/`,
+      pid: child.pid,
+      workerPids: childPids(child.pid),  // Its two children, listening by now: it waited for both.
+      command: `SEED_CHILD=${relative(app('seed-child.cjs'))} node ${relative(script)}`,
+      output: child.output,
+      stop: () => child.stop(),
+    };
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * Every benchmark scenario, in the order `node bench/run.js` runs them and results.md lists them.
+ *
+ * A scenario is { name, title, run } where `run({ settings, log })` starts what it measures, stops everything it
+ * started (in a finally: the processes module also kills leftovers on exit, error and Ctrl-C), and resolves with
+ * { text, markdown }: the table printed to the terminal and its section of results.md (run.js adds the date,
+ * Node version, CPU and command). `settings` holds the command-line options; `log` prints progress.
+ * Start targets with lib/targets.js (graycluster on ephemeral ports and 127.0.0.1 only), drive load with
+ * lib/load.js (autocannon), and read CPU and memory with lib/procfs.js.
+ */
+import * as seed from './seed.js';
+import * as throughput from './throughput.js';
+
+/** Room kept for a scenario another issue adds: listed, skipped by a full run, refused when asked for by name. */
+const reserved = (name, title, owner) => ({ name, title, reserved: owner });
+
+export const scenarios = [
+  { name: 'seed', title: 'Seed incident: 400 connections against an app that answers after 1 s', run: seed.run },
+  { name: 'throughput', title: 'Throughput: node:cluster vs graycluster vs a keep-alive proxy, 2 workers', run: throughput.run },
+
+  // ── Reserved for other engineers: replace an entry with { name, title, run } (same contract as above). ──
+  // Hot-swap latency (issue 3): time from writing the config file to requests being routed by the new rules.
+  reserved('hotswap', 'Hot-swap latency: config file written → routing switched', 'issue 3 (hot-swap)'),
+  // Dashboard overhead (issue 4): throughput with 10 dashboards (WebSocket feeds) open vs none.
+  reserved('dashboard', 'Dashboard overhead: throughput with 10 dashboards open vs none', 'issue 4 (dashboard)'),
+];

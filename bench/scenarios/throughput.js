@@ -1,0 +1,182 @@
+/**
+ * Throughput of a hello-world handler on 2 workers: plain node:cluster round-robin (the limit, which cannot route
+ * by version), graycluster with two versions routed by ?version=, and a parent HTTP proxy to one child per
+ * version. Runs interleave (a, b, b', c, a, b, b', c, …) and every ratio is to node:cluster's run of the same round.
+ */
+import { fetchOnce, runLoad } from '../lib/load.js';
+import { cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
+import { format, median, table } from '../lib/report.js';
+import { app, startGraycluster, startKeepAliveProxy, startPlainCluster } from '../lib/targets.js';
+
+// Three runs, not two: the median of three per-round ratios survives one round disturbed by other work.
+export const defaults = { runs: 3, seconds: 6, warmupSeconds: 1, connections: 50 };
+
+/** Other processes' CPU during a run, in cores, above which the run is flagged as disturbed. */
+const disturbedAbove = 0.1;
+
+/** graycluster's targets, as ratios of requests/s to node:cluster's. */
+export const targets = { 'keep-alive': 0.97, 'new connection per request': 0.9 };
+
+const alternating = ['/?version=v1', '/?version=v2'];
+
+/**
+ * What each variant sends. Every connection alternates v1, v2, v1… (as a reverse proxy's pooled upstream
+ * connections do), except graycluster's "version per connection" variant, where connection i always asks for
+ * v1 when i is even and v2 when it is odd (as browsers of users on one version do).
+ */
+const variants = [
+  { key: 'cluster', target: 'cluster', label: 'node:cluster (round-robin, 2 workers)', paths: alternating },
+  { key: 'graycluster', target: 'graycluster', label: 'graycluster (v1 ×1, v2 ×1), version alternating per request', paths: alternating },
+  { key: 'graycluster-sticky', target: 'graycluster', label: 'graycluster (v1 ×1, v2 ×1), version fixed per connection', perConnection: true, modes: ['keep-alive'] },
+  { key: 'proxy', target: 'proxy', label: 'keep-alive proxy (parent + 2 children)', paths: alternating },
+];
+
+const modes = [
+  { name: 'keep-alive', newConnectionPerRequest: false },
+  { name: 'new connection per request', newConnectionPerRequest: true },
+];
+
+async function measureOnce(target, variant, mode, seconds, connections) {
+  const urls = variant.perConnection ? ['v1', 'v2'].map((version) => new URL(`?version=${version}`, target.url).href) : [target.url];
+  const processes = [target.pid, ...target.workerPids];
+  const cpu = cpuMeter(processes);
+  const others = otherCpuMeter([process.pid, ...processes]);
+  const client = process.cpuUsage();
+  const load = await runLoad({ urls, paths: variant.paths, connections, durationSeconds: seconds, newConnectionPerRequest: mode.newConnectionPerRequest });
+  const [primarySeconds, ...workerSeconds] = cpu();
+  const clientUsage = process.cpuUsage(client);
+  const otherSeconds = others();
+  const serverSeconds = primarySeconds + workerSeconds.reduce((sum, value) => sum + value, 0);
+  return {
+    requestsPerSecond: load.requestsPerSecond,
+    p99: load.latency.p99,
+    failed: load.completed - load.ok + load.timeouts + load.connectionErrors,
+    completed: load.completed,
+    primaryCpu: primarySeconds / load.seconds,
+    serverMicrosPerRequest: (serverSeconds * 1e6) / Math.max(1, load.completed),
+    clientCpu: (clientUsage.user + clientUsage.system) / 1e6 / load.seconds,
+    otherCpu: otherSeconds / load.seconds,
+  };
+}
+
+export async function run({ settings: overrides, log }) {
+  const settings = { ...defaults, ...overrides };
+  const started = {};
+  try {
+    const entry = app('hello.js');
+    started.cluster = await startPlainCluster({ entry, workers: 2 });
+    started.graycluster = await startGraycluster({
+      versions: { v1: { entry, workers: 1 }, v2: { entry, workers: 1 } },
+      nodeArgs: settings.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfDir}`] : [],
+    });
+    started.proxy = await startKeepAliveProxy({ entry, versions: ['v1', 'v2'] });
+    for (const target of Object.values(started)) {
+      for (const version of ['v1', 'v2']) {
+        const { status } = await fetchOnce(new URL(`?version=${version}`, target.url).href, 5000);
+        if (status !== 200) throw new Error(`${target.name} answered ${status} to ?version=${version}`);
+      }
+    }
+
+    const runs = [];  // { mode, round, variant, ...measurement }
+    for (const mode of modes) {
+      const active = variants.filter((variant) => !variant.modes || variant.modes.includes(mode.name));
+      for (const variant of active) {
+        await measureOnce(started[variant.target], variant, mode, settings.warmupSeconds, settings.connections);
+      }
+      for (let round = 1; round <= settings.runs; round++) {
+        for (const variant of active) {
+          const target = started[variant.target];
+          // Idle targets and a machine nobody else is busy on, or at most 8 s of waiting for one.
+          const { waitedMs, quiet } = await waitForQuiet([process.pid, ...Object.values(started).flatMap((each) => [each.pid, ...each.workerPids])], { thresholdCores: disturbedAbove });
+          const measurement = await measureOnce(target, variant, mode, settings.seconds, settings.connections);
+          runs.push({ mode: mode.name, round, variant: variant.key, waitedMs, quietBefore: quiet, ...measurement });
+          log(`  ${mode.name}, round ${round}, ${variant.label}: ${format.integer(measurement.requestsPerSecond)} req/s, p99 ${measurement.p99} ms`);
+        }
+      }
+    }
+    return report(runs, settings, started);
+  } finally {
+    await Promise.all(Object.values(started).map((target) => target.stop()));
+  }
+}
+
+function report(runs, settings, started) {
+  const texts = [];
+  const markdowns = [];
+  const verdicts = [];
+  const columns = [
+    { title: 'target', align: 'left' }, { title: 'req/s' }, { title: '× cluster' }, { title: 'p99' }, { title: '× cluster' },
+    { title: 'primary CPU' }, { title: '× cluster' }, { title: 'server CPU/req' }, { title: '× cluster' }, { title: 'client CPU' }, { title: 'failed' },
+  ];
+  for (const mode of modes) {
+    const ofMode = runs.filter((entry) => entry.mode === mode.name);
+    const baseline = (round) => ofMode.find((entry) => entry.round === round && entry.variant === 'cluster');
+    const rows = [];
+    for (const variant of variants.filter((candidate) => !candidate.modes || candidate.modes.includes(mode.name))) {
+      const own = ofMode.filter((entry) => entry.variant === variant.key);
+      const value = (field) => median(own.map((entry) => entry[field]));
+      const ratio = (field) => median(own.map((entry) => entry[field] / baseline(entry.round)[field]));
+      // A ratio to next to nothing (node:cluster's primary is idle with keep-alive connections) says nothing.
+      const meaningless = (field) => median(ofMode.filter((entry) => entry.variant === 'cluster').map((entry) => entry[field])) < 0.05 && field === 'primaryCpu';
+      const ratioCell = (field) => (variant.key === 'cluster' ? '1' : meaningless(field) ? 'n/a' : format.ratio(ratio(field)));
+      rows.push([
+        variant.label,
+        format.integer(value('requestsPerSecond')), ratioCell('requestsPerSecond'),
+        format.ms(value('p99')), ratioCell('p99'),
+        `${format.fixed(value('primaryCpu') * 100, 0)}%`, ratioCell('primaryCpu'),
+        `${format.integer(value('serverMicrosPerRequest'))} µs`, ratioCell('serverMicrosPerRequest'),
+        `${format.fixed(value('clientCpu') * 100, 0)}%`,
+        format.integer(own.reduce((sum, entry) => sum + entry.failed, 0)),
+      ]);
+      if (variant.target === 'graycluster') {
+        const achieved = ratio('requestsPerSecond');
+        const wanted = targets[mode.name];
+        verdicts.push(`- ${achieved >= wanted ? 'met' : '**missed**'}: ${mode.name}, ${variant.label}: ≥ ${wanted.toFixed(2)}× node:cluster requests/s (${format.ratio(achieved)})`);
+      }
+    }
+    const { text, markdown } = table(columns, rows);
+    texts.push(`${mode.name}:\n${text}`);
+    markdowns.push(`### ${mode.name[0].toUpperCase()}${mode.name.slice(1)}\n\n${markdown}`);
+  }
+
+  const perRun = table(
+    [{ title: 'mode', align: 'left' }, { title: 'round' }, { title: 'target', align: 'left' }, { title: 'req/s' }, { title: 'p99' }, { title: 'primary CPU' }, { title: 'server CPU/req' }, { title: 'client CPU' }, { title: 'other CPU' }, { title: 'failed' }],
+    runs.map((entry) => [
+      entry.mode, entry.round, entry.variant, format.integer(entry.requestsPerSecond), format.ms(entry.p99),
+      `${format.fixed(entry.primaryCpu * 100, 0)}%`, `${format.integer(entry.serverMicrosPerRequest)} µs`, `${format.fixed(entry.clientCpu * 100, 0)}%`,
+      `${format.fixed(entry.otherCpu * 100, 0)}%${entry.otherCpu > disturbedAbove ? ' ⚠' : ''}`, format.integer(entry.failed),
+    ]),
+  );
+
+  const disturbed = runs.filter((entry) => entry.otherCpu > disturbedAbove);
+  const waitedSeconds = runs.reduce((sum, entry) => sum + entry.waitedMs, 0) / 1000;
+  const disturbance = disturbed.length === 0
+    ? `No run shared the machine with other work (other processes below ${disturbedAbove * 100}% of a core throughout; before each run the bench waited for that, ${format.fixed(waitedSeconds, 0)} s in all).`
+    : `**${disturbed.length} of ${runs.length} runs shared the machine with other work**, although each run waited (up to 8 s; ${format.fixed(waitedSeconds, 0)} s in all) for the rest of the machine to fall below ${disturbedAbove * 100}% of a core before starting (other processes above ${disturbedAbove * 100}% of a core, up to ${format.fixed(Math.max(...disturbed.map((entry) => entry.otherCpu)) * 100, 0)}%: marked ⚠ under "Every run"); the medians and per-round ratios limit, but do not remove, the skew.`;
+  const markdown = [
+    '## Throughput',
+    '',
+    `A hello-world handler ([bench/apps/hello.js](apps/hello.js), the same file everywhere) on 2 worker processes in total. autocannon (in the bench process, on the same 2 cores) keeps ${settings.connections} connections busy for ${settings.seconds} s per run; ${settings.runs} runs per target, interleaved (node:cluster, graycluster, graycluster per connection, proxy, then again), after a ${settings.warmupSeconds} s warm-up of each. Every connection alternates \`GET /?version=v1\` and \`GET /?version=v2\` unless the row says the version is fixed per connection. With a new connection per request, every request carries \`connection: close\` and the client opens a new connection for the next one.`,
+    '',
+    'Figures are medians over the runs; every "× cluster" is the median of the per-round ratios to node:cluster\'s run of the same round. Primary CPU: the process in front (cluster primary, graycluster primary, proxy parent) in % of one core over the run, from /proc/<pid>/stat (its ratio is left out where node:cluster\'s primary is all but idle). Server CPU/req: CPU of the front process and its 2 workers/children together, per answered request. Client CPU: the load generator, for context: when it nears 100% the client is the bottleneck and the req/s ratios understate server-side differences (server CPU/req does not). Other CPU (under "Every run"): what the rest of the machine used meanwhile (/proc/stat busy time minus ours). Failed: non-200 answers, timeouts and connection errors over all runs.',
+    '',
+    ...markdowns.flatMap((entry) => [entry, '']),
+    disturbance,
+    '',
+    'Targets (graycluster):',
+    '',
+    ...verdicts,
+    '',
+    '<details><summary>Every run</summary>',
+    '',
+    perRun.markdown,
+    '',
+    '</details>',
+    '',
+    'Commands:',
+    '',
+    ...Object.values(started).map((target) => `- ${target.name}: \`${target.command}\`${target.config ? `, config \`${JSON.stringify(target.config)}\`` : ''}`),
+    `- load: autocannon API, \`{ url, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ path: '/?version=v1' }, { path: '/?version=v2' }] }\`; version per connection: \`url: [<target>/?version=v1, <target>/?version=v2]\` and no \`requests\`; new connection per request: \`headers: { connection: 'close' }\` plus a \`setupClient\` that stops autocannon from writing the next request on the connection being closed (see bench/lib/load.js).`,
+  ].join('\n');
+  return { text: `${texts.join('\n\n')}\n\n${disturbance.replaceAll('**', '')}\n${verdicts.join('\n').replaceAll('**', '')}`, markdown };
+}
