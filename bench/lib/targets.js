@@ -62,6 +62,10 @@ export async function startGraycluster({ name = 'graycluster', versions, server 
       pid: current.pid,
       workerPids: current.workers.map((worker) => worker.pid),
       status,
+      // For scenarios that change the running config or open the dashboard.
+      configFile,
+      dashboardUrl: `http://127.0.0.1:${dashboardPort}/`,
+      token,
       command: `GRAYCLUSTER_TOKEN=… node ${nodeArgs.length ? `${nodeArgs.join(' ')} ` : ''}bin/graycluster.js start --config <tmp>/graycluster.json --port 0 --dashboard-port 0`,
       config: { ...config, versions: Object.fromEntries(Object.entries(versions).map(([version, options]) => [version, { ...options, entry: relative(options.entry) }])) },
       output: child.output,

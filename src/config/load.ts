@@ -37,28 +37,49 @@ export interface ConfigOverrides {
 export function openStore(file: string): Conf<ConfigFile> {
   const absolute = path.resolve(file);
   if (!existsSync(absolute)) throw new ConfigError(`config file not found: ${absolute}`);
-  const extension = path.extname(absolute);
-  const { properties, ...rootSchema } = schema;
   try {
-    return new Conf<ConfigFile>({
-      cwd: path.dirname(absolute),
-      configName: path.basename(absolute, extension),
-      fileExtension: extension.slice(1),
-      // conf types `schema` per key of the store; ours is the file's JSON Schema.
-      schema: properties as never,
-      rootSchema: rootSchema as never,
-      ajvOptions: { useDefaults: false, strict: false },
-      serialize: (value) => `${JSON.stringify(value, null, 2)}\n`,
-    });
+    const store = stores.get(absolute) ?? createStore(absolute);
+    stores.set(absolute, store);
+    return store;
   } catch (error) {
     throw new ConfigError(describeLoadError(absolute, error));
+  }
+}
+
+/**
+ * One store per file, so its schema is compiled once: a running supervisor re-reads its file on every change.
+ * (A store reads and validates the file anew each time its contents are asked for.)
+ */
+const stores = new Map<string, Conf<ConfigFile>>();
+
+function createStore(absolute: string): Conf<ConfigFile> {
+  const extension = path.extname(absolute);
+  const { properties, ...rootSchema } = schema;
+  return new Conf<ConfigFile>({
+    cwd: path.dirname(absolute),
+    configName: path.basename(absolute, extension),
+    fileExtension: extension.slice(1),
+    // conf types `schema` per key of the store; ours is the file's JSON Schema.
+    schema: properties as never,
+    rootSchema: rootSchema as never,
+    ajvOptions: { useDefaults: false, strict: false },
+    serialize: (value) => `${JSON.stringify(value, null, 2)}\n`,
+  });
+}
+
+/** The file's contents, read and validated against the schema now. */
+export function readStore(store: Conf<ConfigFile>): ConfigFile {
+  try {
+    return store.store;
+  } catch (error) {
+    throw new ConfigError(describeLoadError(store.path, error));
   }
 }
 
 /** Reads, validates and resolves a config file. Throws ConfigError naming the bad key. */
 export function loadConfig(file: string, overrides: ConfigOverrides = {}): ResolvedConfig {
   const store = openStore(file);
-  return resolveConfig(store.path, store.store, overrides);
+  return resolveConfig(store.path, readStore(store), overrides);
 }
 
 /** Fills in defaults and checks what the schema cannot: that every version named exists. */

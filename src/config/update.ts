@@ -2,7 +2,7 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EditError, type Edit } from '../control/edits.js';
 import { processAlive } from '../process-alive.js';
-import { ConfigError, describeLoadError, openStore, resolveConfig } from './load.js';
+import { ConfigError, describeLoadError, openStore, readStore, resolveConfig } from './load.js';
 import { describe, plan } from './plan.js';
 import type { ConfigFile, ResolvedConfig } from './types.js';
 
@@ -68,7 +68,7 @@ export interface UpdateResult {
 export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = {}): Promise<UpdateResult> {
   return withFileLock(file, () => {
     const store = openStore(file);
-    const raw = store.store;
+    const raw = readStore(store);
     const before = resolveConfig(store.path, raw);
     const next = structuredClone(raw) as ConfigFile;
     try {
