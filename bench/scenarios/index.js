@@ -8,6 +8,7 @@
  * Start targets with lib/targets.js (graycluster on ephemeral ports and 127.0.0.1 only), drive load with
  * lib/load.js (autocannon), and read CPU and memory with lib/procfs.js.
  */
+import * as hotswap from './hotswap.js';
 import * as seed from './seed.js';
 import * as throughput from './throughput.js';
 
@@ -17,10 +18,9 @@ const reserved = (name, title, owner) => ({ name, title, reserved: owner });
 export const scenarios = [
   { name: 'seed', title: 'Seed incident: 400 connections against an app that answers after 1 s', run: seed.run },
   { name: 'throughput', title: 'Throughput: node:cluster vs graycluster vs a keep-alive proxy, 2 workers', run: throughput.run },
+  { name: 'hotswap', title: 'Hot-swap latency: config file written → routing switched, 20 changes', run: hotswap.run },
 
   // ── Reserved for other engineers: replace an entry with { name, title, run } (same contract as above). ──
-  // Hot-swap latency (issue 3): time from writing the config file to requests being routed by the new rules.
-  reserved('hotswap', 'Hot-swap latency: config file written → routing switched', 'issue 3 (hot-swap)'),
   // Dashboard overhead (issue 4): throughput with 10 dashboards (WebSocket feeds) open vs none.
   reserved('dashboard', 'Dashboard overhead: throughput with 10 dashboards open vs none', 'issue 4 (dashboard)'),
 ];
