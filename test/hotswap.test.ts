@@ -173,6 +173,21 @@ test.serial('a replacement whose new worker never becomes ready is aborted and t
   t.deepEqual([...report.afterMark.keys()], ['v1']);
 });
 
+test.serial('a replacement whose new worker never calls listen times out, and the old workers keep serving', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }));
+  const load = steadyLoad(() => cluster.url('/who'), { clients: 4 });
+  // The shorter ready timeout and the new entry arrive in one edit: the timeout applies to the new worker.
+  const config = readConfig(cluster);
+  config.server.readyTimeoutMs = 1500;
+  config.versions.v1.entry = fixture('never-listens.mjs');
+  writeFileSync(cluster.configFile, JSON.stringify(config));
+  await cluster.waitForOutput(/failed\s+\[v1 worker v1\.2 pid \d+\] not ready within 1500 ms: killing it/);
+  await cluster.waitForOutput(/failed\s+\[v1\] replacement aborted, old workers keep serving: new worker v1\.2 did not become ready \(signal SIGKILL\)/);
+  const report = await settle(t, load);
+  t.deepEqual([...report.afterMark.keys()], ['v1']);
+  t.deepEqual((await cluster.status()).workers.map((worker) => [worker.id, worker.state]), [['v1.1', 'ready']]);
+});
+
 test.serial('concurrent changes from the CLI and the dashboard API lose no update', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {}, v3: {} }, { weights: { v1: 1, v2: 1, v3: 1 } }));
   const api = (version: string, weight: number) => request(`http://127.0.0.1:${cluster.dashboardPort}/api/weights`, {
