@@ -220,3 +220,16 @@ test("an app written like the seed's child.js runs unchanged, and the app's own 
   const messages = await get(cluster.url('/messages?version=app'));
   t.deepEqual(messages.body.messages, []);
 });
+
+test.serial('a worker stuck in a busy loop still shows its rss, is flagged unresponsive, and is restarted', async (t) => {
+  const cluster = await startCluster(t, twoVersions({}, { statsIntervalMs: 200, heartbeatTimeoutMs: 1000, unresponsiveRestartMs: 3000 }));
+  const victim = (await cluster.status()).workers.find((worker) => worker.version === 'v2')!;
+  const blocked = get(cluster.url('/block?ms=60000&version=v2')).catch((error: Error) => error);
+  const stuck = await cluster.waitForStatus((status) => status.workers.some((worker) => worker.id === victim.id && worker.unresponsive));
+  t.true(stuck.workers.find((worker) => worker.id === victim.id)!.rss > 10 * 1024 * 1024, 'rss is sampled by the primary');
+  await cluster.waitForOutput(new RegExp(`unresponsive\\s+\\[v2 worker ${victim.id.replace('.', '\\.')} pid ${victim.pid}\\] no heartbeat for \\d+ ms: killing it`));
+  const status = await cluster.waitForStatus((current) => current.workers.some((worker) => worker.id === victim.id && worker.state === 'ready' && worker.pid !== victim.pid));
+  t.is(status.workers.find((worker) => worker.id === victim.id)!.restarts, 1);
+  t.true((await blocked) instanceof Error, 'the request that blocked it died with it');
+  t.is((await get(cluster.url('/who?version=v2'))).body.version, 'v2');
+});
