@@ -8,19 +8,14 @@
  * Start targets with lib/targets.js (graycluster on ephemeral ports and 127.0.0.1 only), drive load with
  * lib/load.js (autocannon), and read CPU and memory with lib/procfs.js.
  */
+import * as dashboard from './dashboard.js';
 import * as hotswap from './hotswap.js';
 import * as seed from './seed.js';
 import * as throughput from './throughput.js';
-
-/** Room kept for a scenario another issue adds: listed, skipped by a full run, refused when asked for by name. */
-const reserved = (name, title, owner) => ({ name, title, reserved: owner });
 
 export const scenarios = [
   { name: 'seed', title: 'Seed incident: 400 connections against an app that answers after 1 s', run: seed.run },
   { name: 'throughput', title: 'Throughput: node:cluster vs graycluster vs a keep-alive proxy, 2 workers', run: throughput.run },
   { name: 'hotswap', title: 'Hot-swap latency: config file written → routing switched, 20 changes', run: hotswap.run },
-
-  // ── Reserved for other engineers: replace an entry with { name, title, run } (same contract as above). ──
-  // Dashboard overhead (issue 4): throughput with 10 dashboards (WebSocket feeds) open vs none.
-  reserved('dashboard', 'Dashboard overhead: throughput with 10 dashboards open vs none', 'issue 4 (dashboard)'),
+  { name: 'dashboard', title: 'Dashboard overhead: throughput with 10 dashboards open vs none', run: dashboard.run },
 ];
