@@ -16,7 +16,7 @@ import { scenarios } from './scenarios/index.js';
 const usage = `Usage: node bench/run.js [scenario…] [options]   (no scenario: all of them)
 
 Scenarios:
-${scenarios.map((scenario) => `  ${scenario.name.padEnd(12)}${scenario.title}${scenario.reserved ? ` [reserved for ${scenario.reserved}]` : ''}`).join('\n')}
+${scenarios.map((scenario) => `  ${scenario.name.padEnd(12)}${scenario.title}`).join('\n')}
 
 Options:
   --runs <n>             throughput: runs per target (default 3)
@@ -59,8 +59,6 @@ function parse(argv) {
   const cpuProfDir = values['cpu-prof'] || values['cpu-prof-dir'] ? path.resolve(values['cpu-prof-dir'] ?? path.join(benchDir, 'profiles')) : undefined;
   const unknown = positionals.filter((name) => !scenarios.some((scenario) => scenario.name === name));
   if (unknown.length) throw new Error(`unknown scenario ${unknown.map((name) => `"${name}"`).join(', ')}`);
-  const reserved = scenarios.filter((scenario) => positionals.includes(scenario.name) && scenario.reserved);
-  if (reserved.length) throw new Error(`${reserved.map((scenario) => `"${scenario.name}"`).join(', ')} is reserved for ${reserved.map((scenario) => scenario.reserved).join(', ')} and not written yet`);
   return {
     help: values.help,
     write: !values['no-write'],
@@ -108,10 +106,6 @@ async function main() {
   const command = commandLine(argv);
   let failed = false;
   for (const scenario of options.selected) {
-    if (scenario.reserved) {
-      log(`── ${scenario.name}: reserved for ${scenario.reserved}, not written yet: skipped\n`);
-      continue;
-    }
     log(`── ${scenario.name}: ${scenario.title}`);
     const started = performance.now();
     try {

@@ -13,6 +13,8 @@ import { childPids } from './procfs.js';
 export const benchDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const repoDir = path.dirname(benchDir);
 export const app = (name) => path.join(benchDir, 'apps', name);
+/** The seed incident's child.js, verbatim: the same file the tests run as an unmodified app. */
+export const seedChild = path.join(repoDir, 'test/fixtures/seed-child.cjs');
 const server = (name) => path.join(benchDir, 'servers', name);
 const relative = (file) => path.relative(repoDir, file);
 
@@ -110,7 +112,7 @@ export function startKeepAliveProxy({ name = 'keep-alive proxy', entry, versions
 /** The seed article's parent proxy (maxSockets: 1) in front of its child.js, one child per version (v1, v2). */
 export async function startSeedProxy({ name = 'seed proxy' } = {}) {
   const script = server('seed-proxy.cjs');
-  const child = startProcess(name, process.execPath, [script], { env: { SEED_CHILD: app('seed-child.cjs') } });
+  const child = startProcess(name, process.execPath, [script], { env: { SEED_CHILD: seedChild } });
   try {
     const [, port] = await child.waitForOutput(/Start proxy server on (\d+)/);
     return {
@@ -118,7 +120,7 @@ export async function startSeedProxy({ name = 'seed proxy' } = {}) {
       url: `http://127.0.0.1:${port}/`,
       pid: child.pid,
       workerPids: childPids(child.pid),  // Its two children, listening by now: it waited for both.
-      command: `SEED_CHILD=${relative(app('seed-child.cjs'))} node ${relative(script)}`,
+      command: `SEED_CHILD=${relative(seedChild)} node ${relative(script)}`,
       output: child.output,
       stop: () => child.stop(),
     };

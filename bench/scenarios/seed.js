@@ -6,7 +6,7 @@
 import { fetchOnce, runLoad, timeToAnswer } from '../lib/load.js';
 import { otherCpuMeter, sampleRss, waitForQuiet } from '../lib/procfs.js';
 import { format, table } from '../lib/report.js';
-import { app, startGraycluster, startPlainCluster, startSeedProxy } from '../lib/targets.js';
+import { seedChild, startGraycluster, startPlainCluster, startSeedProxy } from '../lib/targets.js';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -47,7 +47,7 @@ async function measure(start, settings, log) {
 
 export async function run({ settings: overrides, log }) {
   const settings = { ...defaults, ...overrides };
-  const entry = app('seed-child.cjs');
+  const entry = seedChild;
   const results = [];
   results.push(await measure(() => startSeedProxy({ name: 'seed proxy (maxSockets: 1)' }), settings, log));
   // The reference: the same two processes under node:cluster, which cannot route by version at all.
@@ -98,7 +98,7 @@ export async function run({ settings: overrides, log }) {
   const markdownOut = [
     '## Seed incident',
     '',
-    `An app that answers every request after 1 s ([bench/apps/seed-child.cjs](apps/seed-child.cjs), the article's child.js verbatim) runs as two versions, v1 and v2, one process each. autocannon opens ${settings.connections} keep-alive connections for ${settings.seconds} s, half of them sending \`GET /?version=v1\` and half \`GET /?version=v2\` (connection i uses the v1 URL when i is even), and counts a request unanswered after ${settings.timeoutSeconds} s as a timeout (it then reconnects). Latencies are of answered requests only; "p99 w/o 1st" leaves out each connection's first answer, which waits for all ${settings.connections} connections being opened at once. RSS is the parent's / primary's VmRSS from /proc every ${settings.rssIntervalMs} ms: "before" is the last sample before the load (after one warm-up request per version), "peak" the highest from the start of the load to the end of the recovery wait. Other CPU: what processes other than the bench and the target used during the load, in % of a core (each load waits up to 8 s for the machine to be quiet first). Recovery: from the moment autocannon stopped, the time until a fresh request (new connection) to \`?version=v1\` is answered 200, so it includes the app's own second; a new probe goes out after a refusal or error and every 5 s, and the wait is capped at ${cap} s.`,
+    `An app that answers every request after 1 s ([test/fixtures/seed-child.cjs](../test/fixtures/seed-child.cjs), the article's child.js verbatim) runs as two versions, v1 and v2, one process each. autocannon opens ${settings.connections} keep-alive connections for ${settings.seconds} s, half of them sending \`GET /?version=v1\` and half \`GET /?version=v2\` (connection i uses the v1 URL when i is even), and counts a request unanswered after ${settings.timeoutSeconds} s as a timeout (it then reconnects). Latencies are of answered requests only; "p99 w/o 1st" leaves out each connection's first answer, which waits for all ${settings.connections} connections being opened at once. RSS is the parent's / primary's VmRSS from /proc every ${settings.rssIntervalMs} ms: "before" is the last sample before the load (after one warm-up request per version), "peak" the highest from the start of the load to the end of the recovery wait. Other CPU: what processes other than the bench and the target used during the load, in % of a core (each load waits up to 8 s for the machine to be quiet first). Recovery: from the moment autocannon stopped, the time until a fresh request (new connection) to \`?version=v1\` is answered 200, so it includes the app's own second; a new probe goes out after a refusal or error and every 5 s, and the wait is capped at ${cap} s.`,
     '',
     markdown,
     '',
