@@ -73,7 +73,7 @@ interceptListen({
     appServer = server as Server;
     const emit = appServer.emit;
     appServer.emit = function (this: Server, event: string | symbol, ...args: unknown[]): boolean {
-      if (event === 'request') return onRequest(args[0] as IncomingMessage, args[1] as ServerResponse, () => Reflect.apply(emit, this, [event, ...args]) as boolean);
+      if (event === 'request' && answeredByRuntime(args[0] as IncomingMessage, args[1] as ServerResponse)) return true;
       return Reflect.apply(emit, this, [event, ...args]) as boolean;
     } as Server['emit'];
     // Tell the primary once the app's listen callback has run, as a real listen would have.
@@ -111,7 +111,11 @@ function versionFor(req: IncomingMessage): string | null {
   return settings.serving.includes(fallback) ? fallback : null;
 }
 
-function onRequest(req: IncomingMessage, res: ServerResponse, callApp: () => boolean): boolean {
+/**
+ * Every request passes here before the app sees it. Answers it (forwarded to its version, or 503 past a limit)
+ * and returns true; or sets up its accounting and headers and returns false, for the app to answer.
+ */
+function answeredByRuntime(req: IncomingMessage, res: ServerResponse): boolean {
   const info = connections.get(req.socket);
   if (info && !info.forwarded && info.requests++ > 0 && settings) {
     const target = versionFor(req);
@@ -146,7 +150,7 @@ function onRequest(req: IncomingMessage, res: ServerResponse, callApp: () => boo
   if (info?.assignCookie && cookieName && !(cookieName in parseCookies(req.headers.cookie ?? ''))) {
     res.appendHeader('set-cookie', serializeCookie(cookieName, info.assignCookie, { path: '/', maxAge: 365 * 24 * 3600, sameSite: 'lax', httpOnly: true }));
   }
-  return callApp();
+  return false;
 }
 
 function reject(res: ServerResponse, reason: string): void {
