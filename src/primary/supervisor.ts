@@ -49,6 +49,8 @@ export class WorkerSlot {
   stats = emptyStats();
   /** Connections handed over since the last stats report, so the load estimate is never a second stale. */
   handoffsSinceReport = 0;
+  /** Connections sent to its process that have not left this one yet. */
+  readonly handoffs = new Set<(error: Error | null) => void>();
   forwardPath: string | undefined;
   /** How its last process ended, e.g. "exit code 1". */
   exitReason: string | undefined;
@@ -367,7 +369,12 @@ export class Supervisor {
     const message = assignCookie === undefined
       ? { kind: 'connection' as const, bytes: bytes.toString('base64') }
       : { kind: 'connection' as const, bytes: bytes.toString('base64'), assignCookie };
-    sendToWorker(slot.worker!, message, socket, done);
+    // Node queues a socket behind the one a worker has not yet acknowledged, and if the worker dies, forgets
+    // the queue without calling back: keep track until the socket has left, so it can go elsewhere.
+    slot.handoffs.add(done);
+    sendToWorker(slot.worker!, message, socket, (error) => {
+      if (slot.handoffs.delete(done)) done(error);
+    });
   }
 
   /** What every worker needs to route the later requests on its connections. */
@@ -489,6 +496,13 @@ export class Supervisor {
     slot.timer = undefined;
     slot.worker = undefined;
     slot.forwardPath = undefined;
+    // The socket that was on its way when the worker died: Node holds it until an acknowledgement that will
+    // never come. Closing it tells its client at once. Sockets queued behind it are still whole: the router
+    // gives them to another worker.
+    (worker.process as unknown as { _pendingMessage?: { handle?: { close?: () => void } } })._pendingMessage?.handle?.close?.();
+    const unsent = [...slot.handoffs];
+    slot.handoffs.clear();
+    for (const done of unsent) done(new Error('the worker exited before taking the connection'));
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     const where = { version: slot.version, workerId: slot.id, pid: worker.process.pid };
     const wasReady = slot.state === 'ready';
