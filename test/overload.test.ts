@@ -26,6 +26,8 @@ test.serial('the primary answers 503 itself when every worker of a version is at
   t.is(reply.headers['retry-after'], '1');
   t.regex(reply.text, /every worker of "v1" is at its in-flight limit/);
   t.deepEqual((await Promise.all(slow)).map((each) => each.status), [200, 200]);
+  // The workers tell the primary the moment they drop below their limit; once it has heard, it serves again.
+  await cluster.waitForStatus((status) => status.workers.every((worker) => worker.inFlight === 0));
   const after = await get(cluster.url('/who'));
   t.is(after.status, 200, 'after the overload, the next request is answered normally');
   t.true(((await cluster.status()).router.refused['503'] ?? 0) >= 1);

@@ -111,10 +111,17 @@ function syncRows(tbody: HTMLTableSectionElement, keys: string[], create: (key: 
     if (keys.includes(row.dataset.key!)) rows.set(row.dataset.key!, row);
     else row.remove();
   }
+  // Move a row only when it is out of order: moving a node takes the focus (and a half-typed weight) from it.
+  let previous: HTMLTableRowElement | undefined;
   for (const key of keys) {
     const row = rows.get(key) ?? create(key);
     rows.set(key, row);
-    tbody.append(row);  // Moves it into order.
+    const expected = previous ? previous.nextElementSibling : tbody.firstElementChild;
+    if (row !== expected) {
+      if (previous) previous.after(row);
+      else tbody.prepend(row);
+    }
+    previous = row;
   }
   return rows;
 }
