@@ -211,7 +211,7 @@ test.serial('a graceful stop lets in-flight requests finish, then exits 0', asyn
   t.regex(cluster.output(), /graycluster: stopped/);
 });
 
-test("an app written like the seed's child.js runs unchanged, and the app's own IPC listener never sees graycluster's messages", async (t) => {
+test.serial("an app written like the seed's child.js runs unchanged, and the app's own IPC listener never sees graycluster's messages", async (t) => {
   const cluster = await startCluster(t, makeConfig({ seed: { entry: fixture('seed-child.cjs') }, app: {} }, { rules: [{ query: 'version' }] }));
   const reply = await get(cluster.url('/?version=seed'));
   t.regex(reply.text, /^handled by child, pid is \d+\n$/);

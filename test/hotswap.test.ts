@@ -92,7 +92,7 @@ test.serial('scaling up and down, reload, promote and rollback all run with no f
 test.serial('a worker over maxMemoryMB is replaced rolling, never mid-request', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: { workers: 1 } }, {}, { statsIntervalMs: 200 }));
   const load = steadyLoad(() => cluster.url('/slow?ms=50'), { clients: 4 });
-  const first = (await cluster.status()).workers[0]!;
+  const first = (await cluster.waitForStatus((status) => status.workers[0]!.rss > 0)).workers[0]!;
   const config = readConfig(cluster);
   config.versions.v1.maxMemoryMB = Math.ceil(first.rss / 1024 / 1024) + 60;
   writeFileSync(cluster.configFile, JSON.stringify(config));

@@ -481,6 +481,7 @@ export class Supervisor {
     slot.state = 'ready';
     slot.readyAt = Date.now();
     slot.lastReportAt = slot.readyAt;
+    slot.sampledRss = residentBytes(worker.process.pid!);
     slot.healthyTimer = setTimeout(() => { slot.failures = 0; }, this.#backoff.healthyAfterMs);
     this.events.record({ type: 'ready', version: slot.version, workerId: slot.id, pid: worker.process.pid, message: `ready in ${slot.readyAt - slot.startedAt} ms` });
     if (this.#crashlooping.delete(slot.version)) {
