@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import path from 'node:path';
 
 export type EventType =
   | 'started' | 'ready' | 'crashed' | 'restarting' | 'failed' | 'crashloop' | 'recovered'
@@ -39,4 +40,10 @@ export function formatEvent(event: LifecycleEvent): string {
   const where = [event.version, event.workerId && `worker ${event.workerId}`, event.pid && `pid ${event.pid}`]
     .filter(Boolean).join(' ');
   return `${new Date(event.time).toISOString()} ${event.type.padEnd(10)} ${where ? `[${where}] ` : ''}${event.message}`;
+}
+
+/** A file as events name it: relative to the current folder when it lies below it, else absolute. */
+export function displayPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
 }

@@ -6,7 +6,7 @@ import type { ResolvedConfig, VersionConfig } from '../config/types.js';
 import { onWorkerMessage, sendToWorker } from '../ipc/channel.js';
 import type { ToPrimary, WorkerSettings, WorkerStats } from '../ipc/messages.js';
 import { backoffDefaults, restartDelay, type BackoffPolicy } from './backoff.js';
-import type { EventLog } from './events.js';
+import { displayPath, type EventLog } from './events.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'crashloop' | 'stopped';
 export type VersionState = 'starting' | 'ready' | 'crashloop' | 'stopped';
@@ -432,7 +432,7 @@ export class Supervisor {
     slot.sampledRss = undefined;
     slot.unresponsive = false;
     const where = { version: slot.version, workerId: slot.id, pid: worker.process.pid };
-    this.events.record({ type: 'started', ...where, message: `started ${version.entry}` });
+    this.events.record({ type: 'started', ...where, message: `started ${displayPath(version.entry)}` });
 
     slot.timer = setTimeout(() => {
       if (slot.worker !== worker || slot.state !== 'starting') return;

@@ -7,6 +7,7 @@ import net, { type Socket } from 'node:net';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
+import { displayPath } from '../primary/events.js';
 import { decide } from '../routing/decide.js';
 import { onPrimaryMessage, sendToPrimary } from '../ipc/channel.js';
 import { latencyBoundsMs, type ToWorker, type WorkerSettings, type WorkerStats } from '../ipc/messages.js';
@@ -52,7 +53,9 @@ const statusClasses: WorkerStats['statusClasses'] = { '1xx': 0, '2xx': 0, '3xx':
 const latencyBuckets = new Array<number>(latencyBoundsMs.length + 1).fill(0);
 let latencySumMs = 0;
 const forwarder = new Forwarder(counters);
-const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+/** The event-loop delay histogram samples every this many ms; what it records includes this interval. */
+const loopDelayResolutionMs = 20;
+const loopDelay = monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
 let settings: WorkerSettings | undefined;
 let versions: ReadonlySet<string> = new Set();
 let appServer: Server | undefined;
@@ -170,7 +173,7 @@ function record(status: number, latencyMs: number): void {
 
 function stats(): WorkerStats {
   const memory = process.memoryUsage();
-  const delay = loopDelay.count > 0 ? loopDelay.percentile(99) / 1e6 : 0;
+  const delay = loopDelay.count > 0 ? Math.max(0, loopDelay.percentile(99) / 1e6 - loopDelayResolutionMs) : 0;
   loopDelay.reset();
   return {
     rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal,
@@ -242,6 +245,6 @@ try {
 } catch (error) {
   const reason = error instanceof Error ? (error.stack ?? error.message) : String(error);
   console.error(`graycluster: version ${env.version} failed to load ${env.entry}:\n${reason}`);
-  const sent = sendToPrimary({ kind: 'fatal', message: `failed to load ${env.entry}: ${reason.split('\n')[0]}` }, undefined, () => process.exit(1));
+  const sent = sendToPrimary({ kind: 'fatal', message: `failed to load ${displayPath(env.entry)}: ${reason.split('\n')[0]}` }, undefined, () => process.exit(1));
   if (!sent) process.exit(1);
 }
