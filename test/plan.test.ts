@@ -2,7 +2,7 @@ import test from 'ava';
 import { resolveConfig } from '../src/config/load.js';
 import { describe, plan } from '../src/config/plan.js';
 import type { ConfigFile } from '../src/config/types.js';
-import { deploy, EditError, promote, replaceWith, scale, setKey, setWeights } from '../src/control/edits.js';
+import { deploy, EditError, promote, replaceWith, scale, setKey, setWeights } from '../src/config/edits.js';
 
 const base = (): ConfigFile => ({
   versions: { v1: { entry: './a.js', workers: 2 }, v2: { entry: './b.js' } },

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { updateConfigFile } from '../config/update.js';
-import { deploy, promote, scale, setKey, setWeights, type Edit } from '../control/edits.js';
+import { deploy, promote, scale, setKey, setWeights, type Edit } from '../config/edits.js';
 import type { ControlResult } from '../control/types.js';
 import { readRunState } from '../primary/state-file.js';
 import { configPath } from './options.js';

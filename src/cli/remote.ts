@@ -1,5 +1,5 @@
 import { readRunState } from '../primary/state-file.js';
-import { processAlive } from '../process-alive.js';
+import { processAlive } from '../shared/process-alive.js';
 import { configPath } from './options.js';
 
 /** Where a running supervisor's API is, and its token. */

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, type ConfigOverrides } from '../config/load.js';
-import { startPrimary } from '../primary/start.js';
+import { startPrimary } from '../start.js';
 import { UsageError } from './usage.js';
 import { configPath, parsePort } from './options.js';
 

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EditError, type Edit } from '../control/edits.js';
-import { processAlive } from '../process-alive.js';
+import { EditError, type Edit } from './edits.js';
+import { processAlive } from '../shared/process-alive.js';
 import { ConfigError, describeLoadError, openStore, readStore, resolveConfig } from './load.js';
 import { describe, plan } from './plan.js';
 import type { ConfigFile, ResolvedConfig } from './types.js';

@@ -2,7 +2,7 @@ import { ConfigError } from '../config/load.js';
 import { updateConfigFile } from '../config/update.js';
 import type { Reconfigurer } from '../primary/reconfigure.js';
 import type { Supervisor } from '../primary/supervisor.js';
-import { promote, replaceWith, setWeights, type Edit } from './edits.js';
+import { promote, replaceWith, setWeights, type Edit } from '../config/edits.js';
 import type { ControlResult, Controls } from './types.js';
 
 /**

@@ -1,19 +1,11 @@
 import type { Worker } from 'node:cluster';
 import type { Socket } from 'node:net';
-import { internalCommand, type Envelope, type ToPrimary, type ToWorker } from './messages.js';
+import { internalCommand, internalMessageEvent, stopReading } from '../shared/node-internals.js';
+import type { Envelope, ToPrimary, ToWorker } from './messages.js';
 
 /** The only code that sends or receives graycluster's IPC messages, in either direction. */
 
 type Handler<T> = (message: T, socket: Socket | undefined) => void;
-
-/**
- * Stops a socket reading before it is sent: once sent, whatever its handle still reads in this process is
- * dropped, and those bytes belong to the receiver.
- */
-function stopReading(socket: Socket): void {
-  socket.pause();
-  (socket as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
-}
 
 function isOurs(message: unknown): message is Envelope<{ kind: string }> {
   return typeof message === 'object' && message !== null && (message as { cmd?: unknown }).cmd === internalCommand;
@@ -36,7 +28,7 @@ export function sendToWorker(worker: Worker, message: ToWorker, socket?: Socket,
 
 /** Listens to one worker's messages to us; the app's own `process.send` messages arrive on 'message' instead. */
 export function onWorkerMessage(worker: Worker, handler: Handler<ToPrimary>): void {
-  worker.process.on('internalMessage', (message: unknown, socket?: Socket) => {
+  worker.process.on(internalMessageEvent, (message: unknown, socket?: Socket) => {
     if (socket) stopReading(socket);  // A socket handed back: it is only passed on, never read here.
     if (isOurs(message)) handler(message as unknown as ToPrimary, socket);
   });
@@ -56,7 +48,7 @@ export function sendToPrimary(message: ToPrimary, socket?: Socket, done: (error:
 
 /** Listens to the primary's messages in a worker. */
 export function onPrimaryMessage(handler: Handler<ToWorker>): void {
-  process.on('internalMessage' as 'message', (message: unknown, socket?: unknown) => {
+  process.on(internalMessageEvent as 'message', (message: unknown, socket?: unknown) => {
     if (isOurs(message)) handler(message as unknown as ToWorker, socket as Socket | undefined);
   });
 }

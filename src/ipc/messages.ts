@@ -63,8 +63,5 @@ export type ToPrimary =
   /** The app failed to load; the worker exits next. */
   | { kind: 'fatal'; message: string };
 
-/** Marks our messages. Node delivers messages whose `cmd` starts with "NODE_" as 'internalMessage', so the app's
- * own process.on('message') never sees them. */
-export const internalCommand = 'NODE_GRAYCLUSTER';
-
-export type Envelope<T> = T & { cmd: typeof internalCommand };
+/** A message as it travels: marked with the internal command (see shared/node-internals.ts). */
+export type Envelope<T> = T & { cmd: 'NODE_GRAYCLUSTER' };

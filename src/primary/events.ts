@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import path from 'node:path';
 
 export type EventType =
   | 'started' | 'ready' | 'crashed' | 'restarting' | 'failed' | 'crashloop' | 'recovered'
@@ -42,8 +41,3 @@ export function formatEvent(event: LifecycleEvent): string {
   return `${new Date(event.time).toISOString()} ${event.type.padEnd(10)} ${where ? `[${where}] ` : ''}${event.message}`;
 }
 
-/** A file as events name it: relative to the current folder when it lies below it, else absolute. */
-export function displayPath(file: string): string {
-  const relative = path.relative(process.cwd(), file);
-  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
-}

@@ -1,11 +1,5 @@
 import type { Socket } from 'node:net';
-
-const statusText: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-  503: 'Service Unavailable',
-};
+import { answerBody, statusText } from '../shared/answers.js';
 
 /** How long a refused connection may take to read our answer before it is destroyed. */
 const lingerMs = 2000;
@@ -14,8 +8,8 @@ const lingerMs = 2000;
  * Answers a connection the primary will not hand to a worker, then closes it. Anything more the client sends
  * is read and dropped until it closes, so the answer is not lost to a reset.
  */
-export function refuse(socket: Socket, status: keyof typeof statusText | number, reason: string, headers: Record<string, string> = {}): void {
-  const body = `${status} ${statusText[status] ?? ''}: ${reason}\n`;
+export function refuse(socket: Socket, status: number, reason: string, headers: Record<string, string> = {}): void {
+  const body = answerBody(status, reason);
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.on('error', () => {});
   socket.resume();

@@ -1,6 +1,8 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { RoutingConfig, ServerConfig } from '../config/types.js';
 import { decide } from '../routing/decide.js';
+import { retryAfterSeconds } from '../shared/answers.js';
+import { ownsHandle } from '../shared/node-internals.js';
 import { parseHead } from './head.js';
 import { refuse } from './respond.js';
 import type { Pick, WorkerSlot } from './supervisor.js';
@@ -21,7 +23,6 @@ export interface RouterCounters {
   refused: Record<string, number>;
 }
 
-const retryAfterSeconds = '1';
 const empty: Buffer = Buffer.alloc(0);
 
 /**
@@ -138,7 +139,7 @@ export class Router {
     if (!pools || !pick.slot) {
       this.#pending.delete(socket);
       const reason = !pick.slot && pick.why === 'saturated' ? `every worker of "${target}" is at its in-flight limit` : `no worker of "${target}" is ready`;
-      this.#refuse(socket, 503, reason, { 'retry-after': retryAfterSeconds });
+      this.#refuse(socket, 503, reason, { 'retry-after': String(retryAfterSeconds) });
       return;
     }
     const slot = pick.slot;
@@ -148,7 +149,7 @@ export class Router {
       this.#pending.delete(socket);
       if (!error) return;
       // The worker went away before the socket left; if it is still ours, try another.
-      if ((socket as unknown as { _handle: unknown })._handle) this.dispatch(socket, bytes, version, assignCookie, slot);
+      if (ownsHandle(socket)) this.dispatch(socket, bytes, version, assignCookie, slot);
     });
   }
 

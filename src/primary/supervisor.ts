@@ -5,8 +5,11 @@ import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig, VersionConfig } from '../config/types.js';
 import { onWorkerMessage, sendToWorker } from '../ipc/channel.js';
 import type { ToPrimary, WorkerSettings, WorkerStats } from '../ipc/messages.js';
+import { encodeWorkerEnv } from '../ipc/worker-env.js';
+import { closeUnacknowledgedHandle } from '../shared/node-internals.js';
 import { backoffDefaults, restartDelay, type BackoffPolicy } from './backoff.js';
-import { displayPath, type EventLog } from './events.js';
+import type { EventLog } from './events.js';
+import { displayPath } from '../shared/display-path.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'crashloop' | 'stopped';
 export type VersionState = 'starting' | 'ready' | 'crashloop' | 'stopped';
@@ -413,17 +416,16 @@ export class Supervisor {
   #fork(slot: WorkerSlot): void {
     const version = this.config.versions.get(slot.version)!;
     slot.timer = undefined;
-    const worker = cluster.fork({
-      ...version.env,
-      PORT: String(this.options.publicPort),
-      GRAYCLUSTER_VERSION: version.name,
-      GRAYCLUSTER_WORKER_ID: slot.id,
-      GRAYCLUSTER_ENTRY: version.entry,
-      GRAYCLUSTER_MAX_IN_FLIGHT: String(version.maxInFlight),
-      GRAYCLUSTER_RUN_DIR: this.options.runDir,
-      GRAYCLUSTER_PUBLIC_HOST: this.options.publicHost,
-      GRAYCLUSTER_STATS_INTERVAL_MS: String(this.config.server.statsIntervalMs),
-    });
+    const worker = cluster.fork(encodeWorkerEnv({
+      version: version.name,
+      workerId: slot.id,
+      entry: version.entry,
+      maxInFlight: version.maxInFlight,
+      runDir: this.options.runDir,
+      port: this.options.publicPort,
+      host: this.options.publicHost,
+      statsIntervalMs: this.config.server.statsIntervalMs,
+    }, version.env));
     slot.worker = worker;
     slot.state = 'starting';
     slot.startedAt = Date.now();
@@ -500,7 +502,7 @@ export class Supervisor {
     // The socket that was on its way when the worker died: Node holds it until an acknowledgement that will
     // never come. Closing it tells its client at once. Sockets queued behind it are still whole: the router
     // gives them to another worker.
-    (worker.process as unknown as { _pendingMessage?: { handle?: { close?: () => void } } })._pendingMessage?.handle?.close?.();
+    closeUnacknowledgedHandle(worker.process);
     const unsent = [...slot.handoffs];
     slot.handoffs.clear();
     for (const done of unsent) done(new Error('the worker exited before taking the connection'));

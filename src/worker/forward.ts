@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { answerBody, respondUnavailable } from '../shared/answers.js';
 
 // Hop-by-hop headers belong to one connection and are not passed on (RFC 9110 §7.6.1).
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
@@ -35,8 +36,7 @@ export class Forwarder {
   forward(req: IncomingMessage, res: ServerResponse, paths: string[], maxPending: number): void {
     if (this.#pending >= maxPending || paths.length === 0) {
       this.counters.forwardShed++;
-      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
-      res.end(paths.length === 0 ? 'no worker of this version can take forwarded requests\n' : 'too many forwarded requests\n');
+      respondUnavailable(res, paths.length === 0 ? 'no worker of this version can take forwarded requests' : `more than ${maxPending} forwarded requests under way`);
       return;
     }
     const socketPath = paths[this.#cursor++ % paths.length]!;
@@ -58,7 +58,7 @@ export class Forwarder {
         return;
       }
       res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('the worker this request belongs to did not answer\n');
+      res.end(answerBody(502, 'the worker this request belongs to did not answer'));
     });
     req.pipe(upstream);
   }

@@ -7,24 +7,18 @@ import net, { type Socket } from 'node:net';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
-import { displayPath } from '../primary/events.js';
+import { displayPath } from '../shared/display-path.js';
 import { decide } from '../routing/decide.js';
 import { onPrimaryMessage, sendToPrimary } from '../ipc/channel.js';
 import { latencyBoundsMs, type ToWorker, type WorkerSettings, type WorkerStats } from '../ipc/messages.js';
+import { decodeWorkerEnv } from '../ipc/worker-env.js';
+import { respondUnavailable } from '../shared/answers.js';
+import { adoptConnection } from '../shared/node-internals.js';
 import { runEntry } from './entry.js';
 import { Forwarder } from './forward.js';
 import { interceptListen, originalListen } from './intercept.js';
 
-const env = {
-  version: process.env.GRAYCLUSTER_VERSION ?? '',
-  workerId: process.env.GRAYCLUSTER_WORKER_ID ?? '',
-  entry: process.env.GRAYCLUSTER_ENTRY ?? '',
-  maxInFlight: Number(process.env.GRAYCLUSTER_MAX_IN_FLIGHT ?? 1024),
-  runDir: process.env.GRAYCLUSTER_RUN_DIR ?? '',
-  port: Number(process.env.PORT ?? 0),
-  host: process.env.GRAYCLUSTER_PUBLIC_HOST ?? '0.0.0.0',
-  statsIntervalMs: Number(process.env.GRAYCLUSTER_STATS_INTERVAL_MS ?? 500),
-};
+const env = decodeWorkerEnv();
 
 /** What the runtime knows of each connection it gave the app. */
 interface ConnectionInfo {
@@ -91,10 +85,9 @@ function announce(): void {
 
 /** Gives the app a connection, keeping net's own bookkeeping so the app's server.close() behaves. */
 function admit(socket: Socket, info: ConnectionInfo): void {
-  const server = appServer as Server & { _connections: number };
+  const server = appServer!;
   connections.set(socket, info);
-  Object.assign(socket, { server, _server: server });
-  server._connections++;
+  adoptConnection(server, socket);
   socket.once('close', () => {
     connections.delete(socket);
     finishDrainIfIdle();
@@ -123,14 +116,14 @@ function answeredByRuntime(req: IncomingMessage, res: ServerResponse): boolean {
   if (info && !info.forwarded && info.requests++ > 0 && settings) {
     const target = versionFor(req);
     if (target !== env.version) {
-      if (target === null) reject(res, 'no worker of the version this request belongs to is ready');
+      if (target === null) respondUnavailable(res, 'no worker of the version this request belongs to is ready');
       else forwarder.forward(req, res, settings.forwardPaths[target] ?? [], settings.forwardMaxPending);
       return true;
     }
   }
   if (inFlight.size >= env.maxInFlight) {
     counters.shed++;
-    reject(res, `worker at its limit of ${env.maxInFlight} requests in flight`);
+    respondUnavailable(res, `worker at its limit of ${env.maxInFlight} requests in flight`);
     return true;
   }
   const started = performance.now();
@@ -154,11 +147,6 @@ function answeredByRuntime(req: IncomingMessage, res: ServerResponse): boolean {
     res.appendHeader('set-cookie', serializeCookie(cookieName, info.assignCookie, { path: '/', maxAge: 365 * 24 * 3600, sameSite: 'lax', httpOnly: true }));
   }
   return false;
-}
-
-function reject(res: ServerResponse, reason: string): void {
-  res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' });
-  res.end(`503 Service Unavailable: ${reason}\n`);
 }
 
 function record(status: number, latencyMs: number): void {

@@ -1,4 +1,4 @@
-import type { ConfigFile } from '../config/types.js';
+import type { ConfigFile } from './types.js';
 
 /**
  * The operator's moves as pure edits of the config file's contents. The CLI and the dashboard both apply

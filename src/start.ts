@@ -2,15 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { primaryControls } from '../control/primary.js';
-import { loadConfig, type ConfigOverrides } from '../config/load.js';
-import { DashboardServer } from '../dashboard/server.js';
-import { EventLog, formatEvent } from './events.js';
-import { Reconfigurer } from './reconfigure.js';
-import { Router } from './router.js';
-import { removeRunState, writeRunState } from './state-file.js';
-import { snapshot } from './status.js';
-import { Supervisor } from './supervisor.js';
+import { primaryControls } from './control/primary.js';
+import { loadConfig, type ConfigOverrides } from './config/load.js';
+import { DashboardServer } from './dashboard/server.js';
+import { EventLog, formatEvent } from './primary/events.js';
+import { Reconfigurer } from './primary/reconfigure.js';
+import { Router } from './primary/router.js';
+import { removeRunState, writeRunState } from './primary/state-file.js';
+import { snapshot } from './primary/status.js';
+import { Supervisor } from './primary/supervisor.js';
 
 /** A running graycluster: what tests and embedders can hold on to. */
 export interface Running {

@@ -1,0 +1,27 @@
+import type { ServerResponse } from 'node:http';
+
+/** Reason phrases of the statuses graycluster answers itself. */
+export const statusText: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
+
+/** Seconds a client is told to wait after a 503 for lack of capacity. */
+export const retryAfterSeconds = 1;
+
+/** The body of every answer graycluster gives itself: the status, its reason phrase and why, one line. */
+export function answerBody(status: number, reason: string): string {
+  return `${status} ${statusText[status] ?? ''}: ${reason}\n`;
+}
+
+/** Headers of a 503 that tells the client to come back: the one capacity answer, from the primary or a worker. */
+export const unavailableHeaders = { 'content-type': 'text/plain; charset=utf-8', 'retry-after': String(retryAfterSeconds) };
+
+/** Answers a request 503 with Retry-After, through the app's own response object. */
+export function respondUnavailable(res: ServerResponse, reason: string): void {
+  res.writeHead(503, unavailableHeaders);
+  res.end(answerBody(503, reason));
+}
