@@ -1,9 +1,9 @@
 // The dashboard page's script, served as compiled at /app.js. The `import type`s vanish from the output, so it
-// loads nothing else; it shares the feed's message types with the server at compile time.
-import type { ControlResult } from '../../control/types.js';
-import type { LifecycleEvent } from '../../primary/events.js';
-import type { ChartPoint, Rates } from '../history.js';
-import type { FeedMessage, LiveStatus, WorkerView } from '../messages.js';
+// loads nothing else; it shares the feed's message types with the server through their compiled declarations.
+import type { ControlResult } from '@server/control/types.js';
+import type { ChartPoint, Rates } from '@server/dashboard/history.js';
+import type { FeedMessage, LiveStatus, WorkerView } from '@server/dashboard/messages.js';
+import type { LifecycleEvent } from '@server/primary/events.js';
 
 const tokenKey = 'graycluster.token';
 const maxEvents = 300;
