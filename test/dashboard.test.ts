@@ -33,7 +33,7 @@ test('without the token: 401 on the API, on /metrics and on the WebSocket, befor
   const page = await get(dashboardUrl(port, '/'));
   t.is(page.status, 200);
   t.regex(page.headers['content-security-policy'] as string, /default-src 'none'/);
-  t.is((await get(dashboardUrl(port, '/app.js'))).status, 200);
+  t.is((await get(dashboardUrl(port, '/client/app.js'))).status, 200);
 });
 
 test('with the token: the feed sends a snapshot, then updates, samples and events', async (t) => {

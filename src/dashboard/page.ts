@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
- * The dashboard page: this HTML, the stylesheet below and the script compiled from client/app.ts. Nothing comes
- * from anywhere else (the machines are offline); the charts are drawn on canvas by the script.
+ * The dashboard page: this HTML, the stylesheet below and the ES modules compiled from client/ (entry: app.ts).
+ * Nothing comes from anywhere else (the machines are offline); the charts are drawn on canvas by the script.
  */
 export const html = `<!doctype html>
 <html lang="en">
@@ -13,7 +13,7 @@ export const html = `<!doctype html>
 <title>graycluster</title>
 <link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/app.css">
-<script type="module" src="/app.js"></script>
+<script type="module" src="/client/app.js"></script>
 </head>
 <body>
 <header>
@@ -153,10 +153,19 @@ pre { margin: 0; overflow-x: auto; font-size: .85rem; }
 }
 `;
 
-let script: string | undefined;
+/** Where the page's modules are served: `./format.js` in one of them is `/client/format.js`. */
+export const clientPrefix = '/client/';
 
-/** The page's script, compiled by tsc next to this file; its source-map comment points nowhere we serve. */
-export function clientScript(): string {
-  script ??= readFileSync(new URL('./client/app.js', import.meta.url), 'utf8').replace(/\n\/\/# sourceMappingURL=.*$/m, '\n');
-  return script;
+const clientFolder = new URL('./client/', import.meta.url);
+let modules: Map<string, string> | undefined;
+
+/**
+ * One of the page's ES modules by file name (`app.js`, `format.js`, …), or undefined. The modules are the .js
+ * files tsc compiled into client/, read once; a request names a key of that map and never a path on disk.
+ */
+export function clientModule(name: string): string | undefined {
+  modules ??= new Map(readdirSync(clientFolder)
+    .filter((file) => file.endsWith('.js'))
+    .map((file) => [file, readFileSync(new URL(file, clientFolder), 'utf8')]));
+  return modules.get(name);
 }

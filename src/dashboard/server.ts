@@ -11,7 +11,7 @@ import { Feed } from './feed.js';
 import { chartPoint, History, sampleOf, type Sample } from './history.js';
 import type { FeedMessage, LiveStatus } from './messages.js';
 import { metricsContentType, renderMetrics } from './metrics.js';
-import { clientScript, css, html, icon } from './page.js';
+import { clientModule, clientPrefix, css, html, icon } from './page.js';
 
 type Limits = Omit<DashboardConfig, 'host' | 'port' | 'token'>;
 
@@ -190,8 +190,9 @@ export class DashboardServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const readOnly = req.method === 'GET' || req.method === 'HEAD';
+    const script = url.pathname.startsWith(clientPrefix) ? clientModule(url.pathname.slice(clientPrefix.length)) : undefined;
     const page = url.pathname === '/' ? [html, 'text/html; charset=utf-8']
-      : url.pathname === '/app.js' ? [clientScript(), 'text/javascript; charset=utf-8']
+      : script !== undefined ? [script, 'text/javascript; charset=utf-8']
         : url.pathname === '/app.css' ? [css, 'text/css; charset=utf-8']
           : url.pathname === '/favicon.svg' ? [icon, 'image/svg+xml']
             : undefined;

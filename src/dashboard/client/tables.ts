@@ -1,0 +1,82 @@
+// The header summary, the routing panel and the versions and workers tables, redrawn on every update.
+import type { Rates } from '@server/dashboard/history.js';
+import type { LiveStatus, WorkerView } from '@server/dashboard/messages.js';
+import { swatch } from './colors.js';
+import { restartButton, versionButtons, weightInput } from './controls.js';
+import { byId, emptyRow, pill, setCell, syncRows } from './dom.js';
+import { duration, megabytes, milliseconds, percent, perSecond } from './format.js';
+
+function renderSummary(status: LiveStatus): void {
+  const workers = status.workers.length;
+  const ready = status.workers.filter((worker) => worker.state === 'ready').length;
+  byId('summary').textContent = `pid ${status.pid} · up ${duration(status.uptimeMs)} · serving ${status.server.host}:${status.server.port} · ${ready}/${workers} workers ready`;
+  const banner = byId('config-error');
+  banner.hidden = status.configError === null;
+  banner.textContent = status.configError === null ? '' : `The config file was rejected; still running the last good config.\n${status.configError}`;
+  byId('routing').textContent = JSON.stringify(status.routing, null, 2);
+  const refused = Object.entries(status.router.refused).map(([code, count]) => `${code === '0' ? 'closed' : code}: ${count}`).join(', ');
+  byId('router-counters').textContent = `Router: ${status.router.handedOff} handed off, ${status.router.fallbacks} fallbacks, refused ${refused || 'none'}, ${status.router.pending} pending.`;
+}
+
+const versionFields = ['name', 'state', 'ready', 'weight', 'configuredShare', 'share', 'rate', 'actions'];
+
+function renderVersions(status: LiveStatus, rates: Rates | undefined): void {
+  const names = Object.keys(status.versions);
+  const table = byId<HTMLTableElement>('versions');
+  const rows = syncRows(table.tBodies[0]!, names, (name) => {
+    const row = emptyRow(table, name, versionFields);
+    row.querySelector('[data-field="weight"]')!.append(weightInput(name));
+    row.querySelector('[data-field="actions"]')!.append(...versionButtons(name));
+    return row;
+  });
+  const weights = names.map((name) => status.versions[name]!.weight ?? 0);
+  const total = weights.reduce((sum, weight) => sum + weight, 0);
+  names.forEach((name, index) => {
+    const version = status.versions[name]!;
+    const row = rows.get(name)!;
+    setCell(row, 'name', name === status.routing.default ? `${name} (default)` : name);
+    setCell(row, 'state', [pill(version.state)]);
+    setCell(row, 'ready', `${version.ready}/${version.configured}`);
+    const input = row.querySelector<HTMLInputElement>('input[data-weight]')!;
+    if (input.dataset.dirty !== 'true' && document.activeElement !== input) input.value = String(version.weight ?? 0);
+    setCell(row, 'configuredShare', total > 0 ? percent(weights[index]! / total) : 'rules/default');
+    setCell(row, 'share', percent(rates?.versions[name]?.share));
+    setCell(row, 'rate', perSecond(rates?.versions[name]?.requestsPerSecond));
+  });
+}
+
+const workerFields = ['id', 'version', 'pid', 'state', 'uptime', 'restarts', 'rss', 'heapUsed', 'inFlight', 'rate', 'p50', 'p99', 'loopDelay', 'actions'];
+
+function renderWorkers(workers: WorkerView[], rates: Rates | undefined): void {
+  const table = byId<HTMLTableElement>('workers');
+  const rows = syncRows(table.tBodies[0]!, workers.map((worker) => worker.id), (id) => {
+    const row = emptyRow(table, id, workerFields);
+    row.dataset.worker = id;
+    row.querySelector('[data-field="actions"]')!.append(restartButton(id));
+    return row;
+  });
+  for (const worker of workers) {
+    const row = rows.get(worker.id)!;
+    const rate = rates?.workers[worker.id];
+    setCell(row, 'id', [swatch(worker.id), worker.id]);
+    setCell(row, 'version', worker.version);
+    setCell(row, 'pid', worker.pid === null ? '–' : String(worker.pid));
+    setCell(row, 'state', worker.unresponsive ? [pill(worker.state), ' ', pill('unresponsive')] : [pill(worker.state)]);
+    setCell(row, 'uptime', worker.pid === null ? '–' : duration(worker.uptimeMs));
+    setCell(row, 'restarts', String(worker.restarts));
+    setCell(row, 'rss', megabytes(worker.rss));
+    setCell(row, 'heapUsed', megabytes(worker.heapUsed));
+    setCell(row, 'inFlight', String(worker.inFlight));
+    setCell(row, 'rate', perSecond(rate?.requestsPerSecond));
+    setCell(row, 'p50', milliseconds(rate?.p50Ms ?? null));
+    setCell(row, 'p99', milliseconds(rate?.p99Ms ?? null));
+    setCell(row, 'loopDelay', `${worker.eventLoopDelayMs.toFixed(1)} ms`);
+  }
+}
+
+/** Everything but the charts and the event log, from the latest status. */
+export function renderTables(status: LiveStatus, rates: Rates | undefined): void {
+  renderSummary(status);
+  renderVersions(status, rates);
+  renderWorkers(status.workers, rates);
+}
