@@ -144,13 +144,18 @@ export function canaryWeight(rollout: RolloutConfig): number {
  * its share only grows as steps grow: whoever reached the canary stays on it (see test/rollout-config).
  */
 export function rolloutRouting(routing: ConfigFile['routing'], rollout: RolloutConfig): ConfigFile['routing'] {
-  const weight = canaryWeight(rollout);
+  return routingWithCanary(routing, rollout.version, rollout.baseline, canaryWeight(rollout), rollout.status.state === 'promoted');
+}
+
+/** The canary at `weight`, the baseline at the rest, every other weighted version at 0; promoted, also the default. */
+export function routingWithCanary(
+  routing: ConfigFile['routing'], canary: string, baseline: string, weight: number, promoted = false,
+): ConfigFile['routing'] {
   const weights: Record<string, number> = {};
   for (const name of Object.keys(routing.weights ?? {})) weights[name] = 0;
-  weights[rollout.baseline] = 100 - weight;
-  weights[rollout.version] = weight;
-  const promoted = rollout.status.state === 'promoted';
-  return { ...routing, default: promoted ? rollout.version : routing.default, weights };
+  weights[baseline] = 100 - weight;
+  weights[canary] = weight;
+  return { ...routing, default: promoted ? canary : routing.default, weights };
 }
 
 /**
