@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Conf from 'conf';
+import { resolveRollout } from '../rollout/config.js';
 import {
   dashboardDefaults, serverDefaults, versionDefaults,
   type ConfigFile, type ResolvedConfig, type Rule, type RoutingConfig, type StickyKey, type VersionConfig,
@@ -138,6 +139,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     },
     versions,
     routing,
+    rollout: resolveRollout(raw, fail),
   };
 }
 

@@ -18,6 +18,46 @@ export interface ConfigFile {
     weights?: Record<string, number>;
     sticky?: { key?: string; cookie?: string };
   };
+  rollout?: RolloutOptions;
+}
+
+/** A progressive rollout as written in the file; `status` is written by graycluster as the rollout moves. */
+export interface RolloutOptions {
+  version: string;
+  baseline?: string;
+  steps?: number[];
+  stepMs?: number;
+  checkIntervalMs?: number;
+  minRequests?: number;
+  keepCanaryOnRollback?: boolean;
+  gates?: { [Gate in keyof RolloutGates]?: Partial<NonNullable<RolloutGates[Gate]>> | boolean };
+  status?: { state: RolloutState; step: number; stepStartedAt: number; reason?: string };
+}
+
+export type RolloutState = 'running' | 'paused' | 'promoted' | 'rolled_back' | 'aborted';
+
+/** Each gate's thresholds; null: the gate is switched off. See src/rollout/gates.ts for what each judges. */
+export interface RolloutGates {
+  errors: { significance: number; maxRate: number } | null;
+  latency: { significance: number; maxP99Ratio: number; maxProbabilitySlower: number } | null;
+  restarts: { max: number } | null;
+  memory: { maxMB: number | null; maxGrowthMBPerMinute: number } | null;
+  eventLoop: { maxDelayMs: number } | null;
+}
+
+/** A validated rollout with every default filled in (src/rollout/config.ts). */
+export interface RolloutConfig {
+  version: string;
+  baseline: string;
+  /** The canary's weight at each step, strictly increasing, 1–100. */
+  steps: number[];
+  stepMs: number;
+  checkIntervalMs: number;
+  minRequests: number;
+  keepCanaryOnRollback: boolean;
+  gates: RolloutGates;
+  /** `stepStartedAt` null: declared in the file by hand and not begun yet. */
+  status: { state: RolloutState; step: number; stepStartedAt: number | null; reason: string };
 }
 
 export interface ServerConfig {
@@ -90,6 +130,7 @@ export interface ResolvedConfig {
   dashboard: DashboardConfig;
   versions: Map<string, VersionConfig>;
   routing: RoutingConfig;
+  rollout: RolloutConfig | null;
 }
 
 export const serverDefaults: ServerConfig = {
