@@ -23,8 +23,17 @@ export function hasForwardingHeaders(headers: IncomingHttpHeaders): boolean {
 
 /** Removes every forwarding header from a request, from both `headers` and `rawHeaders`, before the app sees it. */
 export function stripForwardingHeaders(req: IncomingMessage): void {
-  for (const name of forwardingHeaders) delete req.headers[name];
+  const headers = materializedHeaders(req);
+  for (const name of forwardingHeaders) delete headers[name];
   removeRawHeaders(req.rawHeaders, (name) => (forwardingHeaders as readonly string[]).includes(name.toLowerCase()));
+}
+
+/**
+ * `req.headers`, built now if it was not yet: Node builds it from `rawHeaders` on first access (as many entries
+ * as it parsed), so it must exist before an entry leaves `rawHeaders`. Requests already have it; upgrades not.
+ */
+function materializedHeaders(req: IncomingMessage): IncomingHttpHeaders {
+  return req.headers;
 }
 
 function removeRawHeaders(rawHeaders: string[], matches: (name: string) => boolean): void {
@@ -43,17 +52,20 @@ export function clientHeaderValue(socket: Socket): string {
 }
 
 /**
- * On a request that came from another worker's forwarder: takes the private header off (the forwarder puts it
- * last) and makes the request's socket report the client's address and port, as it would had the client
+ * On a request that came from another worker's forwarder: takes the private header off and makes the request's socket report the client's address and port, as it would had the client
  * connected here. The forwarder's connection carries one request at a time, so this holds while the app runs it.
  */
 export function applyForwardedClient(req: IncomingMessage): void {
+  const headers = materializedHeaders(req);
   const raw = req.rawHeaders;
   let value = '';
-  if (raw.length >= 2 && raw[raw.length - 2] === clientHeader) {
-    value = raw[raw.length - 1]!;
-    raw.length -= 2;
-    delete req.headers[clientHeader];
+  // Node's client adds its own headers (Connection, Content-Length) after ours: look from the end.
+  for (let index = raw.length - 2; index >= 0; index -= 2) {
+    if (raw[index] !== clientHeader) continue;
+    value = raw[index + 1]!;
+    raw.splice(index, 2);
+    delete headers[clientHeader];
+    break;
   }
   const space = value.lastIndexOf(' ');
   const address = space > 0 ? value.slice(0, space) : undefined;
