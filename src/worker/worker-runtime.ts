@@ -68,6 +68,7 @@ export class WorkerRuntime {
   #trustedPeer: AddressMatcher | undefined;
   #appServer: Server | undefined;
   #draining = false;
+  #drainTimer: NodeJS.Timeout | undefined;
   /** Connections on their way back to the primary: the process must not exit before they have left. */
   #handingBack = 0;
 
@@ -168,7 +169,7 @@ export class WorkerRuntime {
     this.#draining = true;
     if (this.forwardServer.listening) this.forwardServer.close();
     for (const res of this.#inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
-    setInterval(() => this.closeIdleConnections(), this.#drainIdleGraceMs / 4).unref();
+    this.#drainTimer = setInterval(() => this.closeIdleConnections(), this.#drainIdleGraceMs / 4).unref();
     this.#finishDrainIfIdle();
   }
 
@@ -180,7 +181,9 @@ export class WorkerRuntime {
   }
 
   #finishDrainIfIdle(): void {
-    if (this.#draining && this.#connections.size === 0 && this.#inFlight.size === 0 && this.#handingBack === 0) this.#hooks.exit(0);
+    if (!this.#draining || this.#connections.size > 0 || this.#inFlight.size > 0 || this.#handingBack > 0) return;
+    clearInterval(this.#drainTimer);
+    this.#hooks.exit(0);
   }
 
   #takeConnection(message: Extract<ToWorker, { kind: 'connection' }>, socket: Socket | undefined): void {
