@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Conf from 'conf';
 import { resolveRollout } from '../rollout/config.js';
+import { parseAddressRange } from '../shared/address-range.js';
 import {
   dashboardDefaults, serverDefaults, versionDefaults,
   type ConfigFile, type ResolvedConfig, type Rule, type RoutingConfig, type StickyKey, type VersionConfig,
@@ -127,10 +128,17 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     sticky: { key: parseStickyKey(raw.routing.sticky?.key ?? 'ip'), cookie: raw.routing.sticky?.cookie ?? null },
   };
 
+  const server = { ...serverDefaults, ...raw.server, ...(overrides.port === undefined ? {} : { port: overrides.port }) };
+  if (server.trustProxy !== false) {
+    server.trustProxy.forEach((range, index) => {
+      if (!parseAddressRange(range)) fail(`server.trustProxy[${index}]`, `"${range}" is not an IP address or CIDR range (like "10.0.0.0/8")`);
+    });
+  }
+
   return {
     file,
     raw,
-    server: { ...serverDefaults, ...raw.server, ...(overrides.port === undefined ? {} : { port: overrides.port }) },
+    server,
     dashboard: {
       ...dashboardDefaults,
       ...raw.dashboard,

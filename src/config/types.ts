@@ -73,6 +73,11 @@ export interface ServerConfig {
   statsIntervalMs: number;
   heartbeatTimeoutMs: number;
   unresponsiveRestartMs: number;
+  /**
+   * Addresses or CIDR ranges of the proxies in front of graycluster, whose forwarding headers (X-Forwarded-For,
+   * Forwarded, X-Real-IP, X-Forwarded-Host/Proto/Port) reach the app; from any other peer they are removed.
+   */
+  trustProxy: false | string[];
 }
 
 export interface DashboardConfig {
@@ -146,6 +151,7 @@ export const serverDefaults: ServerConfig = {
   statsIntervalMs: 500,
   heartbeatTimeoutMs: 3000,
   unresponsiveRestartMs: 30_000,
+  trustProxy: false,
 };
 
 export const dashboardDefaults: DashboardConfig = {

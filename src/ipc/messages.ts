@@ -40,6 +40,8 @@ export interface WorkerSettings {
   forwardPaths: Record<string, string[]>;
   versionHeader: string | false;
   forwardMaxPending: number;
+  /** Peers whose forwarding headers reach the app (`server.trustProxy`). */
+  trustProxy: false | string[];
 }
 
 /** Primary → worker. */

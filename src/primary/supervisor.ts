@@ -393,6 +393,7 @@ export class Supervisor {
       forwardPaths,
       versionHeader: this.config.server.versionHeader,
       forwardMaxPending: this.config.server.forwardMaxPending,
+      trustProxy: this.config.server.trustProxy,
     };
   }
 

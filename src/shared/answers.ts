@@ -25,3 +25,19 @@ export function respondUnavailable(res: ServerResponse, reason: string): void {
   res.writeHead(503, unavailableHeaders);
   res.end(answerBody(503, reason));
 }
+
+/**
+ * A whole answer as raw bytes that also closes the connection, for a socket that no `ServerResponse` owns
+ * (one the primary refuses, or an upgrade the worker cannot relay).
+ */
+export function answerText(status: number, reason: string, headers: Record<string, string> = {}): string {
+  const body = answerBody(status, reason);
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  return `HTTP/1.1 ${status} ${statusText[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\n`
+    + `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n${extra}\r\n${body}`;
+}
+
+/** The 503 with Retry-After as raw bytes. */
+export function unavailableText(reason: string): string {
+  return answerText(503, reason, { 'retry-after': String(retryAfterSeconds) });
+}

@@ -1,0 +1,53 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { latencyBoundsMs, type WorkerStats } from '../ipc/messages.js';
+
+/** The event-loop delay histogram samples every this many ms; what it records includes this interval. */
+const loopDelayResolutionMs = 20;
+
+/** The status class of an HTTP status: 1xx to 5xx (anything out of range is clamped). */
+export function statusClassOf(status: number): keyof WorkerStats['statusClasses'] {
+  return `${Math.min(5, Math.max(1, Math.floor(status / 100)))}xx` as keyof WorkerStats['statusClasses'];
+}
+
+/** The latency histogram bucket of a latency: the first bound it fits under, or the +Inf bucket last. */
+export function latencyBucketOf(latencyMs: number): number {
+  const bucket = latencyBoundsMs.findIndex((bound) => latencyMs <= bound);
+  return bucket === -1 ? latencyBoundsMs.length : bucket;
+}
+
+/** A worker's request counters and latency histogram, as reported to the primary. */
+export class RequestStats {
+  readonly counters = { requests: 0, shed: 0, forwarded: 0, forwardShed: 0 };
+  readonly #statusClasses: WorkerStats['statusClasses'] = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
+  readonly #latencyBuckets = new Array<number>(latencyBoundsMs.length + 1).fill(0);
+  #latencySumMs = 0;
+  #loopDelay: IntervalHistogram | undefined;
+
+  /** Starts sampling the event-loop delay (a worker process does; a unit test need not). */
+  watchEventLoop(): void {
+    this.#loopDelay ??= monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
+    this.#loopDelay.enable();
+  }
+
+  /** Counts one answered request. */
+  record(status: number, latencyMs: number): void {
+    this.counters.requests++;
+    this.#statusClasses[statusClassOf(status)]++;
+    this.#latencyBuckets[latencyBucketOf(latencyMs)]!++;
+    this.#latencySumMs += latencyMs;
+  }
+
+  /** Everything counted so far, with the process's memory and the event-loop delay since the last snapshot. */
+  snapshot(load: { inFlight: number; connections: number }): WorkerStats {
+    const memory = process.memoryUsage();
+    const loopDelay = this.#loopDelay;
+    const delay = loopDelay && loopDelay.count > 0 ? Math.max(0, loopDelay.percentile(99) / 1e6 - loopDelayResolutionMs) : 0;
+    loopDelay?.reset();
+    return {
+      rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal,
+      ...load, ...this.counters,
+      statusClasses: { ...this.#statusClasses }, latencyBuckets: [...this.#latencyBuckets], latencySumMs: this.#latencySumMs,
+      eventLoopDelayMs: Math.round(delay * 10) / 10,
+    };
+  }
+}

@@ -1,0 +1,283 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import net, { type Socket } from 'node:net';
+import path from 'node:path';
+import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
+import type { ToPrimary, ToWorker, WorkerSettings, WorkerStats } from '../ipc/messages.js';
+import type { WorkerEnv } from '../ipc/worker-env.js';
+import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
+import { respondUnavailable, unavailableText } from '../shared/answers.js';
+import { adoptConnection } from '../shared/node-internals.js';
+import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
+import { Forwarder } from './forward.js';
+import { RouteCheck } from './route-check.js';
+import { RequestStats } from './stats.js';
+
+/** What the runtime knows of each connection it gave the app. */
+export interface ConnectionInfo {
+  /** Came from another worker's forwarder: already on the right version, and its requests name their client. */
+  forwarded: boolean;
+  /** The client is a trusted proxy (`server.trustProxy`): its forwarding headers reach the app. */
+  trustedPeer: boolean;
+  /** Requests seen; the first was routed by the primary. */
+  requests: number;
+  assignCookie: string | undefined;
+  /** Requests of this connection the app is running now. */
+  active: number;
+  /** When its last response ended (or it arrived). */
+  idleSince: number;
+}
+
+/** How the runtime reaches the world outside its process; a unit test passes fakes. */
+export interface RuntimeHooks {
+  /** Sends to the primary; false when the channel is gone. `done` hears when a socket sent along has left. */
+  send(message: ToPrimary, socket?: Socket, done?: (error: Error | null) => void): boolean;
+  /** Ends the process (once drained). */
+  exit(code: number): void;
+}
+
+export interface RuntimeOptions {
+  env: WorkerEnv;
+  hooks: RuntimeHooks;
+  /**
+   * While draining, a keep-alive connection is closed only after it has been idle this long. Closing one the
+   * instant its response ends races the client's next request on it, which then fails (the ECONNRESET of
+   * "graceful" reloads); a connection in use gets `Connection: close` on its next response instead.
+   */
+  drainIdleGraceMs?: number;
+}
+
+const cookieMaxAgeSeconds = 365 * 24 * 3600;
+
+/**
+ * One worker's runtime: takes the app's server, feeds it the sockets the primary hands over (and those other
+ * workers forward), checks each later request on a connection against the routing, counts what is in flight,
+ * and drains. Everything it knows lives here, so a test can create one around a real http.Server.
+ */
+export class WorkerRuntime {
+  readonly env: WorkerEnv;
+  readonly stats = new RequestStats();
+  readonly forwarder = new Forwarder(this.stats.counters);
+  /** Where other workers forward requests of this version that reached them. */
+  readonly forwardPath: string;
+  readonly forwardServer: net.Server;
+  readonly #hooks: RuntimeHooks;
+  readonly #drainIdleGraceMs: number;
+  readonly #connections = new Map<Socket, ConnectionInfo>();
+  readonly #inFlight = new Set<ServerResponse>();
+  #route: RouteCheck | undefined;
+  #trustedPeer: AddressMatcher | undefined;
+  #appServer: Server | undefined;
+  #draining = false;
+  #drainTimer: NodeJS.Timeout | undefined;
+  /** Connections on their way back to the primary: the process must not exit before they have left. */
+  #handingBack = 0;
+
+  constructor(options: RuntimeOptions) {
+    this.env = options.env;
+    this.#hooks = options.hooks;
+    this.#drainIdleGraceMs = options.drainIdleGraceMs ?? 1000;
+    this.forwardPath = path.join(this.env.runDir, `${this.env.workerId}-${process.pid}.sock`);
+    this.forwardServer = net.createServer((socket) => {
+      if (!this.#appServer || this.#draining) socket.destroy();
+      else this.admit(socket, { forwarded: true });
+    });
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Takes the app's server: every request, expectation, upgrade and CONNECT it parses passes the runtime first. */
+  adopt(server: Server): void {
+    this.#appServer = server;
+    const emit = server.emit;
+    const runtime = this;
+    // Fixed parameters and `arguments`, so that events other than these pass through without a copy.
+    server.emit = function (this: Server, event: string | symbol, first?: unknown, second?: unknown, third?: unknown): boolean {
+      switch (event) {
+        case 'request':
+        case 'checkExpectation':
+          if (runtime.#answeredRequest(first as IncomingMessage, second as ServerResponse, false)) return true;
+          break;
+        case 'checkContinue':
+          if (runtime.#answeredRequest(first as IncomingMessage, second as ServerResponse, true)) return true;
+          break;
+        case 'upgrade':
+        case 'connect':
+          if (runtime.#relayedUpgrade(first as IncomingMessage, second as Socket, third as Buffer)) return true;
+          break;
+      }
+      return Reflect.apply(emit, this, arguments) as boolean;
+    } as Server['emit'];
+  }
+
+  /** Gives the app a connection, keeping net's own bookkeeping so the app's server.close() behaves. */
+  admit(socket: Socket, options: { forwarded: boolean; assignCookie?: string | undefined }): void {
+    const server = this.#appServer!;
+    const forwarded = options.forwarded;
+    const trustedPeer = !forwarded && this.#trustedPeer !== undefined && this.#trustedPeer(socket.remoteAddress);
+    this.#connections.set(socket, { forwarded, trustedPeer, requests: 0, assignCookie: options.assignCookie, active: 0, idleSince: Date.now() });
+    adoptConnection(server, socket);
+    socket.once('close', () => {
+      this.#connections.delete(socket);
+      this.#finishDrainIfIdle();
+    });
+    server.emit('connection', socket);
+  }
+
+  /** Handles one message from the primary (a socket, new settings, drain). */
+  receive(message: ToWorker, socket?: Socket): void {
+    switch (message.kind) {
+      case 'connection':
+        this.#takeConnection(message, socket);
+        return;
+      case 'settings':
+        this.applySettings(message.settings);
+        return;
+      case 'drain':
+        this.startDrain();
+        return;
+    }
+  }
+
+  applySettings(settings: WorkerSettings): void {
+    this.#route = new RouteCheck(settings, this.env.version);
+    this.#trustedPeer = settings.trustProxy === false ? undefined : addressMatcher(settings.trustProxy);
+  }
+
+  /** Tells the primary the app listens, once the forward socket does too. */
+  announce(): void {
+    if (this.forwardServer.listening) this.#hooks.send({ kind: 'listening', forwardPath: this.forwardPath });
+    else this.forwardServer.once('listening', () => this.announce());
+  }
+
+  snapshot(): WorkerStats {
+    return this.stats.snapshot({ inFlight: this.#inFlight.size, connections: this.#connections.size });
+  }
+
+  /** Stops taking connections, lets in-flight requests finish, closes idle connections, then exits. */
+  startDrain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    if (this.forwardServer.listening) this.forwardServer.close();
+    for (const res of this.#inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+    this.#drainTimer = setInterval(() => this.closeIdleConnections(), this.#drainIdleGraceMs / 4).unref();
+    this.#finishDrainIfIdle();
+  }
+
+  /** While draining: closes the connections idle for the grace period, as of `now`. */
+  closeIdleConnections(now = Date.now()): void {
+    for (const [socket, info] of this.#connections) {
+      if (info.active === 0 && now - info.idleSince >= this.#drainIdleGraceMs) socket.destroySoon();
+    }
+  }
+
+  #finishDrainIfIdle(): void {
+    if (!this.#draining || this.#connections.size > 0 || this.#inFlight.size > 0 || this.#handingBack > 0) return;
+    clearInterval(this.#drainTimer);
+    this.#hooks.exit(0);
+  }
+
+  #takeConnection(message: Extract<ToWorker, { kind: 'connection' }>, socket: Socket | undefined): void {
+    if (!socket) return;  // The client went away while its socket was on the way.
+    if (!this.#appServer || this.#draining) {
+      this.#handingBack++;
+      const refused = { kind: 'refused' as const, bytes: message.bytes, ...(message.assignCookie ? { assignCookie: message.assignCookie } : {}) };
+      const sent = this.#hooks.send(refused, socket, () => {
+        this.#handingBack--;
+        this.#finishDrainIfIdle();
+      });
+      if (!sent) {
+        this.#handingBack--;
+        socket.destroy();
+      }
+      return;
+    }
+    socket.unshift(Buffer.from(message.bytes, 'base64'));
+    this.admit(socket, { forwarded: false, assignCookie: message.assignCookie });
+  }
+
+  /**
+   * Sees each request on a connection before the app: applies the client's address (forwarded) or drops the
+   * forwarding headers an untrusted client sent, then the routing check for a later request on a connection.
+   * Returns the version that must answer, or undefined for this worker.
+   */
+  #otherVersion(req: IncomingMessage, info: ConnectionInfo | undefined): string | null | undefined {
+    if (info === undefined) return undefined;
+    if (info.forwarded) {
+      applyForwardedClient(req);
+      return undefined;
+    }
+    if (!info.trustedPeer && hasForwardingHeaders(req.headers)) stripForwardingHeaders(req);
+    if (info.requests++ === 0 || this.#route === undefined) return undefined;
+    const target = this.#route.versionFor(req);
+    return target === this.env.version ? undefined : target;
+  }
+
+  /**
+   * A request, whichever event it reaches the app through. Answers it (forwarded to its version, or 503 past a
+   * limit) and returns true; or sets up its accounting and headers and returns false, for the app to answer.
+   */
+  #answeredRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): boolean {
+    const info = this.#connections.get(req.socket);
+    const target = this.#otherVersion(req, info);
+    if (target === null) {
+      respondUnavailable(res, 'no worker of the version this request belongs to is ready');
+      return true;
+    }
+    if (target !== undefined) {
+      const settings = this.#route!.settings;
+      this.forwarder.forward(req, res, this.#route!.forwardPaths(target), settings.forwardMaxPending, expectsContinue);
+      return true;
+    }
+    const maxInFlight = this.env.maxInFlight;
+    if (this.#inFlight.size >= maxInFlight) {
+      this.stats.counters.shed++;
+      respondUnavailable(res, `worker at its limit of ${maxInFlight} requests in flight`);
+      return true;
+    }
+    const started = performance.now();
+    this.#inFlight.add(res);
+    if (this.#inFlight.size === maxInFlight) this.#hooks.send({ kind: 'load', inFlight: this.#inFlight.size });
+    if (info) info.active++;
+    res.once('close', () => {
+      this.#inFlight.delete(res);
+      if (this.#inFlight.size === maxInFlight - 1) this.#hooks.send({ kind: 'load', inFlight: this.#inFlight.size });
+      if (info) {
+        info.active--;
+        info.idleSince = Date.now();
+      }
+      this.stats.record(res.statusCode, performance.now() - started);
+      this.#finishDrainIfIdle();
+    });
+    if (this.#draining) res.setHeader('connection', 'close');
+    const settings = this.#route?.settings;
+    if (settings?.versionHeader) res.setHeader(settings.versionHeader, this.env.version);
+    const cookieName = settings?.routing.sticky.cookie;
+    if (info?.assignCookie && cookieName && !(cookieName in parseCookies(req.headers.cookie ?? ''))) {
+      res.appendHeader('set-cookie', serializeCookie(cookieName, info.assignCookie, { path: '/', maxAge: cookieMaxAgeSeconds, sameSite: 'lax', httpOnly: true }));
+    }
+    return false;
+  }
+
+  /** An upgrade or CONNECT: relayed to a worker of its version when it is not this one's (true), else the app's. */
+  #relayedUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): boolean {
+    const target = this.#otherVersion(req, this.#connections.get(socket));
+    if (target === undefined) return false;
+    if (target === null) {
+      socket.on('error', () => socket.destroy());
+      socket.end(unavailableText('no worker of the version this request belongs to is ready'));
+      return true;
+    }
+    this.forwarder.relay(req, socket, head, this.#route!.forwardPaths(target), this.#route!.settings.forwardMaxPending);
+    return true;
+  }
+}

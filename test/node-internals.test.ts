@@ -1,0 +1,127 @@
+/**
+ * One test per private Node API in src/shared/node-internals.ts. Each fails with a message naming the internal,
+ * so a Node upgrade that changes one says which, instead of breaking handoffs in subtle ways.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import test, { type ExecutionContext } from 'ava';
+import {
+  adoptConnection, closeUnacknowledgedHandle, internalCommand, internalMessageEvent, ownsHandle, stopReading,
+} from '../src/shared/node-internals.js';
+import { fixture } from './helpers/cluster.js';
+
+type Message = { cmd?: string; kind?: string; [key: string]: unknown };
+
+/** Forks the bare fixture child and resolves once it said it is ready (on the internal channel). */
+async function child(t: ExecutionContext): Promise<{ process: ChildProcess; next(kind: string): Promise<Message>; appMessages: unknown[] }> {
+  const forked = fork(fixture('internals-child.cjs'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  t.teardown(() => forked.kill('SIGKILL'));
+  const appMessages: unknown[] = [];
+  forked.on('message', (message) => appMessages.push(message));
+  const next = (kind: string) => new Promise<Message>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no internal message "${kind}" from the child within 10 s`)), 10_000);
+    const listener = (message: Message) => {
+      if (message?.kind !== kind) return;
+      clearTimeout(timer);
+      forked.off(internalMessageEvent, listener);
+      resolve(message);
+    };
+    forked.on(internalMessageEvent, listener);
+  });
+  await next('ready');
+  return { process: forked, next, appMessages };
+}
+
+/** A connected pair of TCP sockets on loopback: the accepted one and the client. */
+async function socketPair(t: ExecutionContext): Promise<{ accepted: net.Socket; client: net.Socket }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const pair = { accepted: await accepted, client };
+  server.close();
+  t.teardown(() => {
+    pair.accepted.destroy();
+    client.destroy();
+  });
+  return pair;
+}
+
+const closed = (socket: net.Socket, what: string) => new Promise<void>((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error(what)), 10_000);
+  socket.once('close', () => {
+    clearTimeout(timer);
+    resolve();
+  });
+  socket.resume();
+});
+
+test(`"${internalCommand}" messages arrive as '${internalMessageEvent}' in both directions, never as 'message'`, async (t) => {
+  const { process: forked, next, appMessages } = await child(t);
+  t.deepEqual(appMessages.filter((message) => (message as Message)?.cmd === internalCommand), [],
+    `Node internal changed: messages whose cmd starts with "NODE_" reach 'message' instead of '${internalMessageEvent}' (lib/internal/child_process.js)`);
+  forked.send({ cmd: internalCommand, kind: 'echo' });
+  const echoed = await next('echoed');
+  t.is(echoed.seenOnMessage, 0, `Node internal changed: the child saw our "NODE_" message on 'message'`);
+  t.true(appMessages.includes('a message of the app'), 'the app\'s own messages still arrive on \'message\'');
+});
+
+test('socket._handle.readStop stops the handle reading, so bytes sent after it belong to the process the socket goes to', async (t) => {
+  const { process: forked, next } = await child(t);
+  const { accepted, client } = await socketPair(t);
+  const handle = (accepted as unknown as { _handle?: { readStop?: unknown } })._handle;
+  t.is(typeof handle?.readStop, 'function', 'Node internal changed: net.Socket._handle.readStop is gone (used by stopReading)');
+  stopReading(accepted);
+  await new Promise<void>((resolve) => client.write('bytes sent before the handoff', () => resolve()));
+  forked.send({ cmd: internalCommand, kind: 'read', length: 28 }, accepted);
+  const read = await next('read');
+  t.is(read.data, 'bytes sent before the handoff', 'Node internal changed: _handle.readStop did not leave the bytes to the receiver');
+  t.is(accepted.readableLength, 0);
+});
+
+test('socket._handle is set while a socket is owned here and cleared once it is sent away or destroyed', async (t) => {
+  const { process: forked } = await child(t);
+  const { accepted } = await socketPair(t);
+  t.true(ownsHandle(accepted), 'Node internal changed: an open net.Socket has no _handle (used by ownsHandle)');
+  await new Promise<void>((resolve, reject) => forked.send({ cmd: internalCommand, kind: 'keep' }, accepted, { keepOpen: false }, (error) => (error ? reject(error) : resolve())));
+  t.false(ownsHandle(accepted), 'Node internal changed: a net.Socket sent to a child still has its _handle');
+  const other = await socketPair(t);
+  other.accepted.destroy();
+  t.false(ownsHandle(other.accepted), 'Node internal changed: a destroyed net.Socket still has its _handle');
+});
+
+test('child._pendingMessage holds a handle the child has not acknowledged, and closing it frees the client when the child dies', async (t) => {
+  const { process: forked } = await child(t);
+  const { accepted, client } = await socketPair(t);
+  forked.kill('SIGSTOP');  // A stopped child never acknowledges.
+  forked.send({ cmd: internalCommand, kind: 'keep' }, accepted);
+  const pending = (forked as unknown as { _pendingMessage?: { handle?: { close?: unknown } } | null })._pendingMessage;
+  t.is(typeof pending?.handle?.close, 'function', 'Node internal changed: ChildProcess._pendingMessage.handle is not the unacknowledged handle (used by closeUnacknowledgedHandle)');
+  const clientClosed = closed(client, 'Node internal changed: closing _pendingMessage.handle did not close the connection of a child that died before acknowledging it');
+  forked.kill('SIGKILL');
+  await new Promise((resolve) => forked.once('exit', resolve));
+  closeUnacknowledgedHandle(forked);
+  await clientClosed;
+  t.pass();
+});
+
+test('net.Server._connections and socket.server/_server let an adopted connection hold server.close() until it ends', async (t) => {
+  const server = http.createServer((_req, res) => res.end('ok'));
+  const { accepted, client } = await socketPair(t);
+  adoptConnection(server, accepted);
+  server.emit('connection', accepted);
+  const count = await new Promise<number>((resolve, reject) => server.getConnections((error, value) => (error ? reject(error) : resolve(value))));
+  t.is(count, 1, 'Node internal changed: net.Server._connections no longer counts connections (used by adoptConnection)');
+  let serverClosed = false;
+  const closing = new Promise<void>((resolve) => server.close(() => {
+    serverClosed = true;
+    resolve();
+  }));
+  client.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+  await new Promise<void>((resolve) => client.once('data', () => resolve()));
+  t.false(serverClosed, 'Node internal changed: server.close() finished while an adopted connection was open');
+  client.destroy();
+  await closing;
+  t.true(serverClosed, 'Node internal changed: a closing adopted socket no longer releases server.close() through socket._server');
+});

@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import { fixture, makeConfig, startCluster } from './helpers/cluster.js';
+import { RawConnection } from './helpers/raw-connection.js';
+
+// Two versions of an app that reports what it sees; the query parameter `version` picks one. A raw connection
+// is first handed to v1 by its first request, so every later request for v2 on it is the worker's to route.
+const config = (server: Record<string, unknown> = {}) => makeConfig(
+  { v1: { entry: fixture('client-view.mjs') }, v2: { entry: fixture('client-view.mjs') } },
+  { rules: [{ query: 'version' }] },
+  server,
+);
+
+async function connectedToV1(t: { teardown(fn: () => void): void }, port: number): Promise<RawConnection> {
+  const connection = await RawConnection.connect(port);
+  t.teardown(() => connection.close());
+  connection.send('GET /first?version=v1 HTTP/1.1\r\nHost: app\r\n\r\n');
+  const first = await connection.readResponse();
+  if (JSON.parse(first.body.toString()).version !== 'v1') throw new Error(`first request not answered by v1: ${first.body}`);
+  return connection;
+}
+
+test('a WebSocket upgrade as the second request on a keep-alive connection reaches the version its query names', async (t) => {
+  const cluster = await startCluster(t, config());
+  const connection = await connectedToV1(t, cluster.port);
+  const key = randomBytes(16).toString('base64');
+  connection.send(`GET /ws?version=v2 HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  const handshake = await connection.readHead();
+  t.is(handshake.status, 101);
+  t.is(handshake.headers.upgrade?.toLowerCase(), 'websocket');
+  const greeting = JSON.parse(await connection.readTextFrame());
+  t.is(greeting.version, 'v2');
+  t.is(greeting.via, 'upgrade');
+  t.is(greeting.remoteAddress, '127.0.0.1', 'the app sees the client, not the relaying worker');
+});
+
+test('a CONNECT as the second request on a keep-alive connection reaches the version its query names', async (t) => {
+  const cluster = await startCluster(t, config());
+  const connection = await connectedToV1(t, cluster.port);
+  connection.send('CONNECT /tunnel?version=v2 HTTP/1.1\r\nHost: app\r\n\r\n');
+  const answer = (await connection.readToEnd()).toString();
+  t.regex(answer, /^HTTP\/1\.1 200 /);
+  const seen = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+  t.is(seen.version, 'v2');
+  t.is(seen.via, 'connect');
+});
+
+test('Expect: 100-continue for another version gets 100 Continue, then that version answers with the body', async (t) => {
+  const cluster = await startCluster(t, config());
+  const connection = await connectedToV1(t, cluster.port);
+  connection.send('POST /upload?version=v2 HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+  const interim = await connection.readHead();
+  t.is(interim.status, 100);
+  connection.send('hello');
+  const answer = await connection.readResponse();
+  const seen = JSON.parse(answer.body.toString());
+  t.is(answer.status, 200);
+  t.is(seen.version, 'v2');
+  t.is(seen.via, 'checkContinue');
+  t.is(seen.body, 'hello');
+  t.is(answer.headers['x-graycluster-version'], 'v2');
+});
+
+test('a forwarded request shows the app the client\'s address, and no forwarding or hop-by-hop header the client chose', async (t) => {
+  const cluster = await startCluster(t, config());
+  const connection = await connectedToV1(t, cluster.port);
+  connection.send([
+    'GET /seen?version=v2 HTTP/1.1', 'Host: app', 'X-Forwarded-For: 203.0.113.9', 'Forwarded: for=203.0.113.9',
+    'X-Real-IP: 203.0.113.9', 'X-Graycluster-Client: 203.0.113.9 4444', 'Connection: keep-alive, x-hop', 'X-Hop: secret', '', '',
+  ].join('\r\n'));
+  const forwarded = JSON.parse((await connection.readResponse()).body.toString());
+  t.is(forwarded.version, 'v2');
+  t.is(forwarded.remoteAddress, '127.0.0.1');
+  t.is(forwarded.remotePort, connection.socket.localPort);
+  t.is(forwarded.remoteFamily, 'IPv4');
+  t.is(forwarded.forwardedFor, null);
+  t.deepEqual(Object.keys(forwarded.headers).filter((name) => /forwarded|real-ip|graycluster|hop/.test(name)), []);
+
+  // Served in place, by the worker the connection was handed to: the same view.
+  connection.send('GET /seen?version=v1 HTTP/1.1\r\nHost: app\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n');
+  const inPlace = JSON.parse((await connection.readResponse()).body.toString());
+  t.is(inPlace.version, 'v1');
+  t.is(inPlace.remoteAddress, '127.0.0.1');
+  t.is(inPlace.forwardedFor, null);
+});
+
+test('with server.trustProxy naming the client, its forwarding headers reach the app, in place and forwarded', async (t) => {
+  const cluster = await startCluster(t, config({ trustProxy: ['127.0.0.0/8'] }));
+  const connection = await connectedToV1(t, cluster.port);
+  for (const version of ['v2', 'v1']) {
+    connection.send(`GET /seen?version=${version} HTTP/1.1\r\nHost: app\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n\r\n`);
+    const seen = JSON.parse((await connection.readResponse()).body.toString());
+    t.is(seen.version, version);
+    t.is(seen.forwardedFor, '203.0.113.9', `${version}: the proxy's header is passed on as it sent it`);
+    t.is(seen.headers['x-forwarded-proto'], 'https');
+    t.is(seen.remoteAddress, '127.0.0.1');
+  }
+});

@@ -1,0 +1,226 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { resolveConfig } from '../src/config/load.js';
+import type { ToPrimary, WorkerSettings } from '../src/ipc/messages.js';
+import type { WorkerEnv } from '../src/ipc/worker-env.js';
+import { addressMatcher, parseAddressRange } from '../src/shared/address-range.js';
+import { endToEnd } from '../src/worker/forward.js';
+import { RouteCheck } from '../src/worker/route-check.js';
+import { latencyBucketOf, RequestStats, statusClassOf } from '../src/worker/stats.js';
+import { WorkerRuntime } from '../src/worker/worker-runtime.js';
+import { request } from './helpers/cluster.js';
+import { RawConnection } from './helpers/raw-connection.js';
+
+const settings = (extra: Partial<WorkerSettings> = {}): WorkerSettings => ({
+  routing: { default: 'v1', rules: [{ source: 'query', name: 'version' }], weights: [], sticky: { key: { source: 'ip' }, cookie: null } },
+  versions: ['v1', 'v2', 'v3'],
+  serving: ['v1', 'v2', 'v3'],
+  forwardPaths: {},
+  versionHeader: 'x-graycluster-version',
+  forwardMaxPending: 8,
+  trustProxy: false,
+  ...extra,
+});
+const head = (target: string) => ({ method: 'GET', target, headers: {}, remoteAddress: '127.0.0.1' });
+
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+interface Harness {
+  runtime: WorkerRuntime;
+  sent: ToPrimary[];
+  exits: number[];
+  port: number;
+  url(target: string): string;
+}
+
+/**
+ * A runtime in this process around a real http.Server that never listens, fed the sockets a real TCP server
+ * accepts (as the primary's handoff would), with the primary's side faked.
+ */
+async function harness(t: ExecutionContext, version: string, app: http.RequestListener | http.Server, options: { maxInFlight?: number; drainIdleGraceMs?: number; runDir?: string } = {}): Promise<Harness> {
+  const sent: ToPrimary[] = [];
+  const exits: number[] = [];
+  const runDir = options.runDir ?? mkdtempSync(path.join(os.tmpdir(), 'graycluster-runtime-'));
+  const env: WorkerEnv = { version, workerId: `${version}.1`, entry: '', maxInFlight: options.maxInFlight ?? 64, runDir, port: 0, host: '127.0.0.1', statsIntervalMs: 500 };
+  const runtime = new WorkerRuntime({
+    env,
+    hooks: { send: (message) => (sent.push(message), true), exit: (code) => exits.push(code) },
+    ...(options.drainIdleGraceMs === undefined ? {} : { drainIdleGraceMs: options.drainIdleGraceMs }),
+  });
+  const server = app instanceof http.Server ? app : http.createServer(app);
+  runtime.adopt(server);
+  const front = net.createServer((socket) => runtime.admit(socket, { forwarded: false }));
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => runtime.forwardServer.listen(runtime.forwardPath, resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    front.close();
+    runtime.forwardServer.close();
+    rmSync(runDir, { recursive: true, force: true });
+  });
+  const port = (front.address() as net.AddressInfo).port;
+  return { runtime, sent, exits, port, url: (target) => `http://127.0.0.1:${port}${target}` };
+}
+
+const whoAnswers = (version: string): http.RequestListener => (req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ version, remoteAddress: req.socket.remoteAddress ?? null, forwardedFor: req.headers['x-forwarded-for'] ?? null }));
+};
+
+test('a later request stays here unless a rule names another version, which falls back to the default when not serving', (t) => {
+  const route = new RouteCheck(settings(), 'v2');
+  t.is(route.versionForHead(head('/')), 'v2', 'no rule matches: the connection\'s version');
+  t.is(route.versionForHead(head('/?version=v2')), 'v2');
+  t.is(route.versionForHead(head('/?version=v3')), 'v3');
+  t.is(route.versionForHead(head('/?version=nope')), 'v2', 'an unknown version is no match');
+  t.is(new RouteCheck(settings({ serving: ['v1', 'v2'] }), 'v2').versionForHead(head('/?version=v3')), 'v1', 'v3 not serving: the default');
+  t.is(new RouteCheck(settings({ serving: ['v2'] }), 'v2').versionForHead(head('/?version=v3')), null, 'neither v3 nor the default serving');
+  t.is(new RouteCheck(settings({ serving: ['v2'] }), 'v1').versionForHead(head('/?version=v3')), 'v1', 'this worker is the default');
+});
+
+test('stats count status classes and latency buckets, and a snapshot copies them', (t) => {
+  t.is(statusClassOf(101), '1xx');
+  t.is(statusClassOf(503), '5xx');
+  t.is(statusClassOf(0), '1xx');
+  t.is(statusClassOf(999), '5xx');
+  t.is(latencyBucketOf(0), 0);
+  t.is(latencyBucketOf(5), 0);
+  t.is(latencyBucketOf(5.1), 1);
+  t.is(latencyBucketOf(1e9), 11);
+  const stats = new RequestStats();
+  stats.record(200, 3);
+  stats.record(404, 30);
+  const snapshot = stats.snapshot({ inFlight: 2, connections: 3 });
+  stats.record(500, 3);
+  t.is(snapshot.requests, 2);
+  t.deepEqual(snapshot.statusClasses, { '1xx': 0, '2xx': 1, '3xx': 0, '4xx': 1, '5xx': 0 });
+  t.is(snapshot.latencyBuckets[0], 1);
+  t.is(snapshot.latencyBuckets[3], 1);
+  t.is(snapshot.latencySumMs, 33);
+  t.is(snapshot.inFlight, 2);
+  t.is(snapshot.connections, 3);
+});
+
+test('trustProxy ranges: addresses and CIDRs of both families, IPv4-mapped clients included; bad ones rejected by name', (t) => {
+  t.deepEqual(parseAddressRange('10.0.0.0/8'), { address: '10.0.0.0', prefix: 8, family: 'ipv4' });
+  t.is(parseAddressRange('10.0.0.0/33'), undefined);
+  t.is(parseAddressRange('10.0.0/8'), undefined);
+  t.is(parseAddressRange('fd00::/129'), undefined);
+  const trusted = addressMatcher(['10.0.0.0/8', '::1', '192.168.1.7']);
+  t.true(trusted('10.1.2.3'));
+  t.true(trusted('::ffff:10.1.2.3'));
+  t.true(trusted('::1'));
+  t.true(trusted('192.168.1.7'));
+  t.false(trusted('192.168.1.8'));
+  t.false(trusted(undefined));
+  t.false(trusted('not an address'));
+  const raw = { versions: { v1: { entry: 'app.js' } }, routing: { default: 'v1' }, server: { trustProxy: ['127.0.0.1', '10.0.0.0/40'] } };
+  t.throws(() => resolveConfig('/srv/graycluster.json', raw), { message: /server\.trustProxy\[1\] "10\.0\.0\.0\/40" is not an IP address or CIDR range/ });
+  t.deepEqual(resolveConfig('/srv/graycluster.json', { ...raw, server: {} }).server.trustProxy, false);
+});
+
+test('forwarded headers leave out hop-by-hop ones, those Connection names, and a client\'s copy of the private header', (t) => {
+  const raw = ['Host', 'a', 'Connection', 'keep-alive, X-Secret', 'X-Secret', '1', 'Keep-Alive', 'timeout=5', 'Upgrade', 'websocket', 'X-Graycluster-Client', '6.6.6.6 1', 'Accept', '*/*'];
+  t.deepEqual(endToEnd(raw), ['Host', 'a', 'Accept', '*/*']);
+  t.deepEqual(endToEnd(raw, true), ['Host', 'a', 'Upgrade', 'websocket', 'Accept', '*/*', 'connection', 'upgrade']);
+});
+
+test('the runtime counts a request in flight while the app runs it, and sheds past maxInFlight with 503 and a load report', async (t) => {
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const { runtime, sent, url } = await harness(t, 'v1', (_req, res) => void held.then(() => res.end('done')), { maxInFlight: 1 });
+  runtime.applySettings(settings());
+  const first = request(url('/'));
+  await until(() => runtime.inFlight === 1, 'the first request in flight');
+  t.deepEqual(sent, [{ kind: 'load', inFlight: 1 }]);
+  const second = await request(url('/'));
+  t.is(second.status, 503);
+  t.is(second.headers['retry-after'], '1');
+  release();
+  t.is((await first).text, 'done');
+  t.is((await first).headers['x-graycluster-version'], 'v1');
+  await until(() => runtime.inFlight === 0, 'the first request done');
+  const snapshot = runtime.snapshot();
+  t.is(snapshot.shed, 1);
+  t.is(snapshot.statusClasses['2xx'], 1);
+  t.deepEqual(sent.at(-1), { kind: 'load', inFlight: 0 });
+});
+
+test('draining closes a keep-alive connection once it has been idle for the grace period, then exits 0', async (t) => {
+  const graceMs = 60_000;
+  const { runtime, exits, url } = await harness(t, 'v1', whoAnswers('v1'), { drainIdleGraceMs: graceMs });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  await request(url('/'), { agent });
+  t.is(runtime.connections, 1);
+  runtime.startDrain();
+  t.true(runtime.draining);
+  runtime.closeIdleConnections();
+  t.is(runtime.connections, 1, 'an idle connection is kept for the grace period');
+  t.deepEqual(exits, []);
+  runtime.closeIdleConnections(Date.now() + graceMs);
+  await until(() => runtime.connections === 0, 'the idle connection closed');
+  t.deepEqual(exits, [0]);
+});
+
+test('in place, an untrusted client\'s forwarding headers never reach the app; a trusted proxy\'s do', async (t) => {
+  const { runtime, url } = await harness(t, 'v1', whoAnswers('v1'));
+  runtime.applySettings(settings());
+  const spoofed = await request(url('/'), { headers: { 'x-forwarded-for': '203.0.113.9' } });
+  t.is(spoofed.body.forwardedFor, null);
+  t.is(spoofed.body.remoteAddress, '127.0.0.1');
+  runtime.applySettings(settings({ trustProxy: ['127.0.0.1'] }));
+  const proxied = await request(url('/'), { headers: { 'x-forwarded-for': '203.0.113.9' } });
+  t.is(proxied.body.forwardedFor, '203.0.113.9');
+});
+
+test('a request forwarded to another runtime reaches its app with the client\'s address', async (t) => {
+  const v2 = await harness(t, 'v2', whoAnswers('v2'));
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] } }));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  t.is((await request(v1.url('/'), { agent })).body.version, 'v1');
+  const forwarded = await request(v1.url('/?version=v2'), { agent, headers: { 'x-graycluster-client': '6.6.6.6 1' } });
+  t.deepEqual(forwarded.body, { version: 'v2', remoteAddress: '127.0.0.1', forwardedFor: null });
+  t.is(v1.runtime.snapshot().forwarded, 1);
+});
+
+test('relayed upgrades count against forwardMaxPending while their tunnel is open: past it 503, after it closes again', async (t) => {
+  // Node hands an upgrade's socket over only to a server with an 'upgrade' listener: both apps have one.
+  const echoTunnel = (_req: http.IncomingMessage, socket: net.Socket) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n');
+    socket.on('data', (data) => socket.write(data));
+  };
+  const v2 = await harness(t, 'v2', http.createServer(whoAnswers('v2')).on('upgrade', echoTunnel));
+  const v1 = await harness(t, 'v1', http.createServer(whoAnswers('v1')).on('upgrade', () => t.fail('v1 took an upgrade for v2')));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] }, forwardMaxPending: 1 }));
+  const upgradeOnSharedConnection = async () => {
+    const connection = await RawConnection.connect(v1.port, 5000);
+    t.teardown(() => connection.close());
+    connection.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    await connection.readResponse();
+    connection.send('GET /?version=v2 HTTP/1.1\r\nHost: a\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n');
+    return { connection, answer: await connection.readHead() };
+  };
+  const open = await upgradeOnSharedConnection();
+  t.is(open.answer.status, 101);
+  open.connection.send('ping');
+  t.is((await open.connection.readBytes(4)).toString(), 'ping', 'the tunnel carries bytes both ways');
+  const refused = await upgradeOnSharedConnection();
+  t.is(refused.answer.status, 503);
+  t.is(v1.runtime.snapshot().forwardShed, 1);
+  open.connection.close();
+  await until(() => v1.runtime.forwarder.pending === 0, 'the tunnel counted closed');
+  t.is((await upgradeOnSharedConnection()).answer.status, 101);
+});
