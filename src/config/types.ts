@@ -11,7 +11,7 @@ export interface RuleOptions {
 export interface ConfigFile {
   server?: Partial<ServerConfig>;
   dashboard?: Partial<DashboardConfig>;
-  versions: Record<string, { entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number }>;
+  versions: Record<string, { entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number; maxMemoryHardMB?: number }>;
   routing: {
     default: string;
     rules?: RuleOptions[];
@@ -33,6 +33,13 @@ export interface ServerConfig {
   statsIntervalMs: number;
   heartbeatTimeoutMs: number;
   unresponsiveRestartMs: number;
+  /**
+   * A worker that has not taken the connection it was sent within this time gets no new connections until it
+   * does, and those queued for it go elsewhere.
+   */
+  handoffTimeoutMs: number;
+  /** Per worker: connections that may wait behind the one it has not yet taken; past that, another worker. */
+  maxQueuedHandoffs: number;
 }
 
 export interface DashboardConfig {
@@ -63,6 +70,8 @@ export interface VersionConfig {
   maxInFlight: number;
   /** Replace a worker whose rss passes this many MB; null: no limit. */
   maxMemoryMB: number | null;
+  /** Kill a worker at once whose rss passes this many MB; null: twice maxMemoryMB (or no limit without it). */
+  maxMemoryHardMB: number | null;
 }
 
 /** A rule in evaluation form: where to look, and what a match routes to. */
@@ -105,6 +114,8 @@ export const serverDefaults: ServerConfig = {
   statsIntervalMs: 500,
   heartbeatTimeoutMs: 3000,
   unresponsiveRestartMs: 30_000,
+  handoffTimeoutMs: 1000,
+  maxQueuedHandoffs: 64,
 };
 
 export const dashboardDefaults: DashboardConfig = {
