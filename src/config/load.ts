@@ -131,7 +131,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
   };
 
   const server = { ...serverDefaults, ...raw.server, ...(overrides.port === undefined ? {} : { port: overrides.port }) };
-  if (server.handoffTimeoutMs >= server.unresponsiveRestartMs) {
+  if (raw.server?.handoffTimeoutMs !== undefined && server.handoffTimeoutMs >= server.unresponsiveRestartMs) {
     fail('server.handoffTimeoutMs', `(${server.handoffTimeoutMs}) must be below server.unresponsiveRestartMs (${server.unresponsiveRestartMs}): a stuck worker's connections must go elsewhere before it is killed`);
   }
   return {

@@ -41,6 +41,8 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
   /** Every slot with a process or a restart pending: pool members, rollouts' new workers, draining ones. */
   readonly #live = new Set<WorkerSlot>();
   readonly #nextIndex = new Map<string, number>();
+  /** Versions announced as crash-looping, so their recovery is announced once too. */
+  readonly #crashlooping = new Set<string>();
   readonly #backoff: BackoffPolicy;
   #closed = false;
   /** The port the primary listens on (known once it does): what the app sees as its port. */
@@ -92,11 +94,12 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
 
   #noteVersionChange(version: string, before: VersionState): void {
     const after = this.versionState(version);
-    if (after === 'crashloop' && before !== 'crashloop') {
+    if (after === 'crashloop' && before !== 'crashloop' && !this.#crashlooping.has(version)) {
+      this.#crashlooping.add(version);
       const fallback = this.config().routing.default;
       const to = fallback !== version && this.serving(fallback) ? `its traffic goes to "${fallback}"` : 'its traffic gets 503';
       this.events.record({ type: 'crashloop', version, message: `keeps crashing: ${to} until a worker is ready again` });
-    } else if (before === 'crashloop' && after === 'ready') {
+    } else if (after === 'ready' && this.#crashlooping.delete(version)) {
       this.events.record({ type: 'recovered', version, message: 'a worker is ready again: traffic returns to this version' });
     }
   }
