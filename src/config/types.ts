@@ -115,7 +115,7 @@ export const serverDefaults: ServerConfig = {
   heartbeatTimeoutMs: 3000,
   unresponsiveRestartMs: 30_000,
   handoffTimeoutMs: 1000,
-  maxQueuedHandoffs: 64,
+  maxQueuedHandoffs: 1024,
 };
 
 export const dashboardDefaults: DashboardConfig = {
