@@ -11,6 +11,8 @@ import { Router } from './primary/router.js';
 import { removeRunState, writeRunState } from './primary/state-file.js';
 import { snapshot } from './primary/status.js';
 import { Supervisor } from './primary/supervisor.js';
+import { clusterFork } from './primary/worker-process.js';
+import type { ResolvedConfig } from './config/types.js';
 
 /** A running graycluster: what tests and embedders can hold on to. */
 export interface Running {
@@ -40,17 +42,19 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   const events = new EventLog();
   events.on('event', (event) => log(formatEvent(event)));
 
-  const router = new Router(config.server, config.routing, config.versions.keys());
-  const address = await router.listen();
+  // The applied config has one owner, the reconfigurer; everything else reads it through this getter.
+  const current = (): ResolvedConfig => reconfigurer.current;
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'graycluster-'));
-  const supervisor = new Supervisor(config, events, {
-    publicPort: address.port,
-    publicHost: config.server.host,
-    runDir,
-    onRefused: (socket, bytes, assignCookie, from) => router.dispatch(socket, bytes, from.version, assignCookie, from),
-  });
-  router.attach(supervisor);
-  const reconfigurer = new Reconfigurer(config, overrides, router, supervisor, events);
+  const supervisor = new Supervisor(current, events, clusterFork(), { publicHost: config.server.host, runDir });
+  const reconfigurer = new Reconfigurer(config, overrides, supervisor, events);
+  const router = new Router(current, supervisor.handoff);
+  let address;
+  try {
+    address = await router.listen();
+  } catch (error) {
+    rmSync(runDir, { recursive: true, force: true });
+    throw error;
+  }
 
   const dashboard = new DashboardServer({
     ...config.dashboard,
@@ -78,7 +82,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     throw error;
   }
 
-  supervisor.start();
+  supervisor.start(address.port);
   reconfigurer.watch();
   const versions = [...config.versions.values()].map((version) => `${version.name} ×${version.workers}`).join(', ');
   log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions})`);

@@ -106,8 +106,8 @@ test('the head parser refuses oversized, malformed and non-HTTP input', (t) => {
   t.like(parseHead(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), 16384), { done: true, failure: { status: 0 } });
 });
 
-test('restart backoff doubles from 100 ms and stops at 30 s', (t) => {
-  t.deepEqual([1, 2, 3, 4].map((failures) => restartDelay(failures)), [100, 200, 400, 800]);
+test('the first restart is at once; backoff then doubles from 100 ms and stops at 30 s', (t) => {
+  t.deepEqual([1, 2, 3, 4, 5].map((failures) => restartDelay(failures)), [0, 100, 200, 400, 800]);
   t.is(restartDelay(20), 30_000);
   t.is(restartDelay(1000), 30_000);
 });

@@ -99,7 +99,11 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
       env: version.env ?? {},
       maxInFlight: version.maxInFlight ?? versionDefaults.maxInFlight,
       maxMemoryMB: version.maxMemoryMB ?? null,
+      maxMemoryHardMB: version.maxMemoryHardMB ?? null,
     });
+    if (version.maxMemoryHardMB !== undefined && version.maxMemoryMB !== undefined && version.maxMemoryHardMB < version.maxMemoryMB) {
+      fail(`versions.${name}.maxMemoryHardMB`, `(${version.maxMemoryHardMB}) must not be below versions.${name}.maxMemoryMB (${version.maxMemoryMB})`);
+    }
   }
   const known = (key: string, version: string) => {
     if (!versions.has(version)) fail(key, `names unknown version "${version}" (known: ${[...versions.keys()].join(', ')})`);
@@ -135,6 +139,9 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     });
   }
 
+  if (raw.server?.handoffTimeoutMs !== undefined && server.handoffTimeoutMs >= server.unresponsiveRestartMs) {
+    fail('server.handoffTimeoutMs', `(${server.handoffTimeoutMs}) must be below server.unresponsiveRestartMs (${server.unresponsiveRestartMs}): a stuck worker's connections must go elsewhere before it is killed`);
+  }
   return {
     file,
     raw,

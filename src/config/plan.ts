@@ -9,7 +9,7 @@ export type Step =
   | { kind: 'replace'; version: string; reason: string }
   | { kind: 'remove-version'; version: string }
   /** A limit that applies to running workers as it is (no restart). */
-  | { kind: 'set-limit'; version: string; key: 'maxMemoryMB'; from: number | null; to: number | null }
+  | { kind: 'set-limit'; version: string; key: 'maxMemoryMB' | 'maxMemoryHardMB'; from: number | null; to: number | null }
   /** A setting that cannot change while running (the addresses listened on). */
   | { kind: 'needs-restart'; key: string };
 
@@ -33,8 +33,8 @@ export function plan(current: ResolvedConfig, next: ResolvedConfig): Step[] {
     const reason = replaceReason(before, version);
     if (reason) steps.push({ kind: 'replace', version: name, reason });
     if (before.workers !== version.workers) steps.push({ kind: 'scale', version: name, from: before.workers, to: version.workers });
-    if (before.maxMemoryMB !== version.maxMemoryMB) {
-      steps.push({ kind: 'set-limit', version: name, key: 'maxMemoryMB', from: before.maxMemoryMB, to: version.maxMemoryMB });
+    for (const key of ['maxMemoryMB', 'maxMemoryHardMB'] as const) {
+      if (before[key] !== version[key]) steps.push({ kind: 'set-limit', version: name, key, from: before[key], to: version[key] });
     }
   }
   for (const name of current.versions.keys()) {

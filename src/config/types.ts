@@ -11,7 +11,7 @@ export interface RuleOptions {
 export interface ConfigFile {
   server?: Partial<ServerConfig>;
   dashboard?: Partial<DashboardConfig>;
-  versions: Record<string, { entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number }>;
+  versions: Record<string, { entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number; maxMemoryHardMB?: number }>;
   routing: {
     default: string;
     rules?: RuleOptions[];
@@ -78,6 +78,13 @@ export interface ServerConfig {
    * Forwarded, X-Real-IP, X-Forwarded-Host/Proto/Port) reach the app; from any other peer they are removed.
    */
   trustProxy: false | string[];
+  /**
+   * A worker that has not taken the connection it was sent within this time gets no new connections until it
+   * does, and those queued for it go elsewhere.
+   */
+  handoffTimeoutMs: number;
+  /** Per worker: connections that may wait behind the one it has not yet taken; past that, another worker. */
+  maxQueuedHandoffs: number;
 }
 
 export interface DashboardConfig {
@@ -108,6 +115,8 @@ export interface VersionConfig {
   maxInFlight: number;
   /** Replace a worker whose rss passes this many MB; null: no limit. */
   maxMemoryMB: number | null;
+  /** Kill a worker at once whose rss passes this many MB; null: twice maxMemoryMB (or no limit without it). */
+  maxMemoryHardMB: number | null;
 }
 
 /** A rule in evaluation form: where to look, and what a match routes to. */
@@ -152,6 +161,8 @@ export const serverDefaults: ServerConfig = {
   heartbeatTimeoutMs: 3000,
   unresponsiveRestartMs: 30_000,
   trustProxy: false,
+  handoffTimeoutMs: 1000,
+  maxQueuedHandoffs: 1024,
 };
 
 export const dashboardDefaults: DashboardConfig = {

@@ -41,9 +41,9 @@ export function primaryControls(reconfigurer: Reconfigurer, supervisor: Supervis
       return edit(replaceWith(previous));
     },
     async restartWorker(workerId) {
-      const slot = supervisor.worker(workerId);
-      if (!slot) return { ok: false, status: 404, error: `no serving worker "${workerId}"` };
-      const failure = await supervisor.replaceWorker(slot, 'restart requested');
+      const replacing = supervisor.replaceWorker(workerId, 'restart requested');
+      if (!replacing) return { ok: false, status: 404, error: `no serving worker "${workerId}"` };
+      const failure = await replacing;
       return failure ? { ok: false, status: 500, error: failure } : { ok: true, changes: [`replaced worker ${workerId}, rolling`] };
     },
     async reload(version) {

@@ -1,5 +1,6 @@
-/** Restart policy after a crash: exponential backoff, reset by healthy uptime. */
+/** Restart policy after a crash: the first restart at once, then exponential backoff, reset by healthy uptime. */
 export interface BackoffPolicy {
+  /** Delay before the second restart in a row; each later one doubles it. */
   initialMs: number;
   maxMs: number;
   /** A worker up this long since it became ready counts as healthy: its failure count starts over. */
@@ -10,7 +11,8 @@ export interface BackoffPolicy {
 
 export const backoffDefaults: BackoffPolicy = { initialMs: 100, maxMs: 30_000, healthyAfterMs: 30_000, crashloopAfter: 5 };
 
-/** Delay before restart number `failures` (1 for the first failure): 100 ms, 200 ms, 400 ms … capped at 30 s. */
+/** Delay before restart number `failures` (1 for the first failure): 0, then 100 ms, 200 ms … capped at 30 s. */
 export function restartDelay(failures: number, policy: BackoffPolicy = backoffDefaults): number {
-  return Math.min(policy.maxMs, policy.initialMs * 2 ** Math.max(0, Math.min(failures - 1, 30)));
+  if (failures <= 1) return 0;
+  return Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(failures - 2, 30));
 }

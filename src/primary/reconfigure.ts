@@ -2,9 +2,8 @@ import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js
 import { describe, plan } from '../config/plan.js';
 import { checkEntries } from '../config/update.js';
 import { ConfigWatcher } from '../config/watch.js';
-import type { ConfigFile, ResolvedConfig } from '../config/types.js';
+import type { ConfigFile, ResolvedConfig, VersionConfig } from '../config/types.js';
 import type { EventLog } from './events.js';
-import type { Router } from './router.js';
 import type { Supervisor } from './supervisor.js';
 
 /** Applied configs kept for rollback. */
@@ -14,6 +13,10 @@ const historyLimit = 20;
  * Keeps the running supervisor in step with its config file: each change is read and validated through the
  * same schema as at start, diffed against what runs, and applied step by step. A bad file is never applied
  * (and never touched): the last good config keeps serving and `configError` says what is wrong.
+ *
+ * It owns the applied config: `current` is the one truth the router, the handoff and the supervisor read, and
+ * it advances step by step in plan order (a new version is in it before routing may name it; routing switches
+ * in one step; a replaced version's new settings only once its new workers serve).
  */
 export class Reconfigurer {
   #current: ResolvedConfig;
@@ -26,7 +29,6 @@ export class Reconfigurer {
   constructor(
     current: ResolvedConfig,
     private readonly overrides: ConfigOverrides,
-    private readonly router: Router,
     private readonly supervisor: Supervisor,
     private readonly events: EventLog,
   ) {
@@ -92,58 +94,66 @@ export class Reconfigurer {
   }
 
   async #apply(next: ResolvedConfig): Promise<void> {
-    const current = this.#current;
-    const steps = plan(current, next);
+    const before = this.#current;
+    const steps = plan(before, next);
     if (steps.length === 0) {
       this.#current = next;
       this.#configError = null;
-      this.supervisor.setConfig(next);
       return;
     }
-    this.events.record({ type: 'config', message: `applying: ${steps.map((step) => describe(step, current, next)).join('; ')}` });
-    let applied = next;
+    this.events.record({ type: 'config', message: `applying: ${steps.map((step) => describe(step, before, next)).join('; ')}` });
     const failures: string[] = [];
-    this.supervisor.setConfig(next);
+    /** What runs of each version: the old settings of a version whose replacement failed. */
+    const running = new Map(next.versions);
+    const withVersion = (name: string, version: VersionConfig | undefined) => {
+      const versions = new Map(this.#current.versions);
+      if (version) versions.set(name, version);
+      else versions.delete(name);
+      this.#current = { ...this.#current, versions };
+    };
     for (const step of steps) {
       switch (step.kind) {
         case 'start-version':
+          withVersion(step.version, next.versions.get(step.version));
           if (!(await this.supervisor.addVersion(step.version))) {
             this.events.record({ type: 'failed', version: step.version, message: `no worker ready yet: its traffic goes to "${next.routing.default}" until one is` });
           }
           break;
         case 'switch-routing':
-          this.router.setRouting(next.routing, next.versions.keys());
-          this.router.setServer(next.server);
+          this.#current = { ...this.#current, routing: next.routing, server: next.server, raw: next.raw };
           this.supervisor.publishRouting();
           break;
         case 'replace': {
-          const failure = await this.supervisor.replaceVersion(step.version, step.reason);
+          const failure = await this.supervisor.replaceVersion(step.version, step.reason, next.versions.get(step.version));
           if (failure) {
             // What runs is the old version: remember that, so fixing the file tries the replacement again.
-            const versions = new Map(applied.versions);
-            versions.set(step.version, current.versions.get(step.version)!);
-            applied = { ...applied, versions };
-            this.supervisor.setConfig(applied);
+            running.set(step.version, before.versions.get(step.version)!);
             failures.push(`versions.${step.version}: ${failure}`);
           }
+          withVersion(step.version, running.get(step.version));
           break;
         }
         case 'scale':
+          withVersion(step.version, { ...this.#current.versions.get(step.version)!, workers: step.to });
+          running.set(step.version, this.#current.versions.get(step.version)!);
           this.supervisor.scale(step.version, step.to);
           break;
         case 'remove-version':
           this.supervisor.removeVersion(step.version);
+          withVersion(step.version, undefined);
           break;
         case 'set-limit':
-          break;  // The supervisor reads it from the config it was just given.
+          withVersion(step.version, { ...this.#current.versions.get(step.version)!, [step.key]: step.to });
+          running.set(step.version, this.#current.versions.get(step.version)!);
+          break;
         case 'needs-restart':
-          this.events.record({ type: 'config', message: describe(step, current, next) });
+          this.events.record({ type: 'config', message: describe(step, before, next) });
           break;
       }
     }
-    this.#history.push(current.raw);
+    this.#history.push(before.raw);
     if (this.#history.length > historyLimit) this.#history.shift();
-    this.#current = applied;
+    this.#current = { ...next, versions: running };
     this.#configError = failures.length > 0 ? failures.join('; ') : null;
     this.events.record({ type: 'config', message: failures.length > 0 ? `applied, except: ${this.#configError}` : 'applied' });
   }

@@ -1,23 +1,14 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
-import type { RoutingConfig, ServerConfig } from '../config/types.js';
+import type { ResolvedConfig } from '../config/types.js';
 import { decide } from '../routing/decide.js';
-import { retryAfterSeconds } from '../shared/answers.js';
-import { ownsHandle } from '../shared/node-internals.js';
+import type { Handoff } from './handoff.js';
 import { parseHead } from './head.js';
 import { refuse } from './respond.js';
-import type { Pick, WorkerSlot } from './supervisor.js';
-
-/** What the router needs from the supervisor. */
-export interface Pools {
-  serving(version: string): boolean;
-  pick(version: string, exclude?: WorkerSlot): Pick;
-  handOff(slot: WorkerSlot, socket: Socket, bytes: Buffer, assignCookie: string | undefined, done: (error: Error | null) => void): void;
-}
 
 export interface RouterCounters {
   /** Connections handed to a worker. */
   handedOff: number;
-  /** Connections sent to routing.default because their version had no ready worker. */
+  /** Connections sent to routing.default because their version had no worker able to take them. */
   fallbacks: number;
   /** Connections answered by the primary itself, by status (0: closed without an answer). */
   refused: Record<string, number>;
@@ -27,24 +18,32 @@ const empty: Buffer = Buffer.alloc(0);
 
 /**
  * Accepts client connections, reads the head of each one's first request (and nothing more), picks the version
- * and hands the socket with the bytes read so far to a worker of that version. It never proxies and never queues:
- * a connection it cannot place gets an answer at once.
+ * and gives the socket with the bytes read so far to the handoff, which places it with a worker. It never proxies.
  */
 export class Router {
   readonly #server = net.createServer({ noDelay: true }, (socket) => this.#accept(socket));
-  /** Connections still sending their head, and those on their way to a worker. */
+  /** Connections still sending their head. */
   readonly #pending = new Set<Socket>();
-  #pools: Pools | undefined;
-  #versions: ReadonlySet<string>;
-  readonly counters: RouterCounters = { handedOff: 0, fallbacks: 0, refused: {} };
+  readonly #refused: Record<string, number> = {};
+  /** The version names of the config last seen, as a set for `decide`. */
+  #versions: { of: ResolvedConfig; names: ReadonlySet<string> } | undefined;
 
-  constructor(private server: ServerConfig, private routing: RoutingConfig, versions: Iterable<string>) {
-    this.#versions = new Set(versions);
+  constructor(private readonly config: () => ResolvedConfig, private readonly handoff: Handoff) {}
+
+  private get server() {
+    return this.config().server;
+  }
+
+  get counters(): RouterCounters {
+    const { handedOff, fallbacks, unavailable } = this.handoff.counters;
+    const refused = { ...this.#refused };
+    if (unavailable > 0) refused[503] = (refused[503] ?? 0) + unavailable;
+    return { handedOff, fallbacks, refused };
   }
 
   /** Connections waiting for their head or for a handoff to finish, now. */
   get pending(): number {
-    return this.#pending.size;
+    return this.#pending.size + this.handoff.waiting;
   }
 
   listen(): Promise<AddressInfo> {
@@ -57,25 +56,15 @@ export class Router {
     });
   }
 
-  attach(pools: Pools): void {
-    this.#pools = pools;
-  }
-
-  /** Swaps the rules for new decisions; connections already placed keep their worker. */
-  setRouting(routing: RoutingConfig, versions: Iterable<string>): void {
-    this.routing = routing;
-    this.#versions = new Set(versions);
-  }
-
-  /** New limits (head size, timeouts, pending cap) for connections accepted from now on. */
-  setServer(server: ServerConfig): void {
-    this.server = server;
-  }
-
-  /** Stops accepting; connections still sending their head are closed. */
+  /**
+   * Stops accepting; connections still sending their head are closed. Resolves once the port is released: not
+   * when net.Server's 'close' comes, which also waits for every worker ever sent a socket to report its sockets
+   * closed (NODE_SOCKET_ALL_CLOSED), a wait that a stopped or dying worker can leave unsettled forever.
+   */
   close(): Promise<void> {
     for (const socket of this.#pending) socket.destroy();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
+    if (this.#server.listening) this.#server.close();
+    return Promise.resolve();
   }
 
   #accept(socket: Socket): void {
@@ -113,8 +102,11 @@ export class Router {
         return;
       }
       // Nothing more is read here: every byte past this point belongs to the worker (the handoff stops reading).
-      const decision = decide({ ...result.head, remoteAddress: socket.remoteAddress ?? '' }, this.routing, this.#versions);
-      this.dispatch(socket, bytes, decision.version, decision.assignCookie);
+      this.#pending.delete(socket);
+      const config = this.config();
+      if (this.#versions?.of !== config) this.#versions = { of: config, names: new Set(config.versions.keys()) };
+      const decision = decide({ ...result.head, remoteAddress: socket.remoteAddress ?? '' }, config.routing, this.#versions.names);
+      this.handoff.place(socket, bytes, decision.version, decision.assignCookie);
     };
     const timer = setTimeout(() => {
       onClose();
@@ -124,41 +116,12 @@ export class Router {
     socket.on('close', onClose);
   }
 
-  /**
-   * Hands a connection whose version is known to the least-loaded ready worker of that version, or of
-   * routing.default when that version has none. Also takes back connections a worker refused.
-   */
-  dispatch(socket: Socket, bytes: Buffer, version: string, assignCookie: string | undefined, exclude?: WorkerSlot): void {
-    const pools = this.#pools;
-    let target = version;
-    if (!pools?.serving(version) && version !== this.routing.default && pools?.serving(this.routing.default)) {
-      target = this.routing.default;
-      this.counters.fallbacks++;
-    }
-    const pick: Pick = pools?.pick(target, exclude) ?? { slot: undefined, why: 'unavailable' };
-    if (!pools || !pick.slot) {
-      this.#pending.delete(socket);
-      const reason = !pick.slot && pick.why === 'saturated' ? `every worker of "${target}" is at its in-flight limit` : `no worker of "${target}" is ready`;
-      this.#refuse(socket, 503, reason, { 'retry-after': String(retryAfterSeconds) });
-      return;
-    }
-    const slot = pick.slot;
-    this.#pending.add(socket);
-    this.counters.handedOff++;
-    pools.handOff(slot, socket, bytes, assignCookie, (error) => {
-      this.#pending.delete(socket);
-      if (!error) return;
-      // The worker went away before the socket left; if it is still ours, try another.
-      if (ownsHandle(socket)) this.dispatch(socket, bytes, version, assignCookie, slot);
-    });
-  }
-
   #refuse(socket: Socket, status: number, reason: string, headers?: Record<string, string>): void {
     this.#count(status);
     refuse(socket, status, reason, headers);
   }
 
   #count(status: number): void {
-    this.counters.refused[status] = (this.counters.refused[status] ?? 0) + 1;
+    this.#refused[status] = (this.#refused[status] ?? 0) + 1;
   }
 }

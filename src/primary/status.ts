@@ -1,6 +1,7 @@
 import type { LifecycleEvent } from './events.js';
 import type { RouterCounters } from './router.js';
-import type { Supervisor, VersionState, WorkerState } from './supervisor.js';
+import type { Supervisor } from './supervisor.js';
+import type { PublicWorkerState as WorkerState, VersionState } from './worker-state.js';
 import type { ConfigFile } from '../config/types.js';
 
 export interface WorkerStatus {
@@ -61,26 +62,26 @@ export interface StatusSources {
 export function snapshot(sources: StatusSources): Status {
   const now = Date.now();
   const routing = sources.routing();
-  const workers: WorkerStatus[] = sources.supervisor.slots.map((slot) => ({
-    id: slot.id,
-    pid: slot.pid ?? null,
-    version: slot.version,
-    state: slot.state,
-    rss: slot.rss,
-    heapUsed: slot.stats.heapUsed,
-    inFlight: slot.stats.inFlight,
-    connections: slot.stats.connections,
-    requests: slot.stats.requests,
-    restarts: slot.restarts,
-    uptimeMs: slot.worker ? now - slot.startedAt : 0,
-    shed: slot.stats.shed,
-    forwarded: slot.stats.forwarded,
-    forwardShed: slot.stats.forwardShed,
-    eventLoopDelayMs: slot.stats.eventLoopDelayMs,
-    unresponsive: slot.unresponsive,
-    statusClasses: slot.stats.statusClasses,
-    latencyBuckets: slot.stats.latencyBuckets,
-    latencySumMs: slot.stats.latencySumMs,
+  const workers: WorkerStatus[] = sources.supervisor.workers.map((worker) => ({
+    id: worker.id,
+    pid: worker.pid ?? null,
+    version: worker.version,
+    state: worker.state,
+    rss: worker.rss,
+    heapUsed: worker.stats.heapUsed,
+    inFlight: worker.stats.inFlight,
+    connections: worker.stats.connections,
+    requests: worker.stats.requests,
+    restarts: worker.restarts,
+    uptimeMs: worker.startedAt === undefined ? 0 : now - worker.startedAt,
+    shed: worker.stats.shed,
+    forwarded: worker.stats.forwarded,
+    forwardShed: worker.stats.forwardShed,
+    eventLoopDelayMs: worker.stats.eventLoopDelayMs,
+    unresponsive: worker.unresponsive,
+    statusClasses: worker.stats.statusClasses,
+    latencyBuckets: worker.stats.latencyBuckets,
+    latencySumMs: worker.stats.latencySumMs,
   }));
   const versions: Record<string, VersionStatus> = {};
   for (const worker of workers) {

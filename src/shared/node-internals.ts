@@ -42,6 +42,17 @@ export function closeUnacknowledgedHandle(child: ChildProcess): void {
 }
 
 /**
+ * Calls `listener` each time a child process acknowledges a handle it was sent (Node's NODE_HANDLE_ACK, which
+ * arrives as an 'internalMessage' after Node's own listener has closed our copy of the handle). A send's callback
+ * only says the message was written; this says the child holds the socket.
+ */
+export function onHandleAcknowledged(child: ChildProcess, listener: () => void): void {
+  child.on(internalMessageEvent as 'message', (message: unknown) => {
+    if ((message as { cmd?: unknown } | null)?.cmd === 'NODE_HANDLE_ACK') listener();
+  });
+}
+
+/**
  * Gives a server a connection it did not accept itself, with net's own bookkeeping (`_connections`, and the
  * socket's `server`/`_server`), as net.Server's onconnection does, so the app's `server.close()` and
  * `getConnections()` behave.

@@ -1,0 +1,216 @@
+import type { Socket } from 'node:net';
+import type { ResolvedConfig } from '../config/types.js';
+import { retryAfterSeconds } from '../shared/answers.js';
+import { ownsHandle, stopReading } from '../shared/node-internals.js';
+import { pickWorker, type Candidate } from './balancer.js';
+import type { EventLog } from './events.js';
+import type { Lifecycle } from './lifecycle.js';
+import { refuse } from './respond.js';
+import type { WorkerProcess } from './worker-process.js';
+import type { WorkerSlot } from './worker-slot.js';
+import { processOf, type WorkerState } from './worker-state.js';
+
+/** A connection whose version is decided, on its way to a worker. */
+interface Connection {
+  socket: Socket;
+  /** Everything read of it so far: it goes to the worker with the socket. */
+  bytes: Buffer;
+  version: string;
+  assignCookie: string | undefined;
+  /** Workers that already failed to take it. */
+  excluded: Set<WorkerSlot>;
+}
+
+/** One worker process's side of the handoff: at most one socket unacknowledged, and a short queue behind it. */
+interface Lane {
+  slot: WorkerSlot;
+  process: WorkerProcess;
+  inFlight: { connection: Connection; timer: NodeJS.Timeout } | undefined;
+  queue: Connection[];
+  /** Its in-flight socket was not acknowledged within handoffTimeoutMs: it gets nothing new until it is. */
+  overdue: boolean;
+}
+
+export interface HandoffCounters {
+  /** Connections handed to a worker. */
+  handedOff: number;
+  /** Connections sent to routing.default because their version had no worker able to take them. */
+  fallbacks: number;
+  /** Connections answered 503 here, for want of a worker. */
+  unavailable: number;
+}
+
+/**
+ * Owns every connection from the moment its version is decided until a worker holds it: pick → send →
+ * acknowledged, or refused / failed / timed out → placed elsewhere, falling back to routing.default, or
+ * answered 503. Node sends a worker one socket at a time and queues the rest itself, forgetting them when the
+ * worker dies; here each worker has at most one socket unacknowledged and a bounded queue we control
+ * (`server.maxQueuedHandoffs`), so nothing of one worker's trouble spills onto another version.
+ */
+export class Handoff {
+  readonly #lanes = new Map<WorkerProcess, Lane>();
+  readonly #cursor = new Map<string, number>();
+  readonly counters: HandoffCounters = { handedOff: 0, fallbacks: 0, unavailable: 0 };
+
+  constructor(
+    private readonly lifecycle: Lifecycle,
+    private readonly config: () => ResolvedConfig,
+    private readonly events: EventLog,
+  ) {
+    lifecycle.on('transition', (_slot, from, to) => this.#onTransition(from, to));
+    lifecycle.on('refused', (slot, socket, bytes, assignCookie) => {
+      this.place(socket, bytes, slot.version, assignCookie, slot);
+    });
+  }
+
+  /** Connections sent and not yet acknowledged, or queued behind one. */
+  get waiting(): number {
+    let count = 0;
+    for (const lane of this.#lanes.values()) count += lane.queue.length + (lane.inFlight ? 1 : 0);
+    return count;
+  }
+
+  /**
+   * Hands a connection to the least-loaded worker of `version` able to take it, or of routing.default when
+   * `version` has none; answers 503 when neither can.
+   */
+  place(socket: Socket, bytes: Buffer, version: string, assignCookie: string | undefined, exclude?: WorkerSlot): void {
+    this.#place({ socket, bytes, version, assignCookie, excluded: new Set(exclude ? [exclude] : []) });
+  }
+
+  #place(connection: Connection): void {
+    if (!ownsHandle(connection.socket)) return;  // The client left while it waited.
+    const fallback = this.config().routing.default;
+    let target = connection.version;
+    let pick = this.#pick(target, connection.excluded);
+    if (!pick.lane && pick.why === 'unavailable' && target !== fallback) {
+      const second = this.#pick(fallback, connection.excluded);
+      if (second.lane || second.why === 'saturated') {
+        target = fallback;
+        pick = second;
+        if (second.lane) this.counters.fallbacks++;
+      }
+    }
+    if (!pick.lane) {
+      this.counters.unavailable++;
+      const reason = pick.why === 'saturated' ? `every worker of "${target}" is at its in-flight limit` : `no worker of "${target}" is ready`;
+      refuse(connection.socket, 503, reason, { 'retry-after': String(retryAfterSeconds) });
+      return;
+    }
+    if (pick.lane.inFlight) {
+      stopReading(connection.socket);  // Whatever it sends while it waits belongs to the worker.
+      pick.lane.queue.push(connection);
+    } else {
+      this.#send(pick.lane, connection);
+    }
+  }
+
+  #pick(version: string, excluded: ReadonlySet<WorkerSlot>): { lane: Lane; why?: undefined } | { lane: undefined; why: 'saturated' | 'unavailable' } {
+    const pool = this.lifecycle.pool(version);
+    const { maxQueuedHandoffs } = this.config().server;
+    const lanes = pool.map((slot) => this.#laneOf(slot));
+    const candidates: Candidate[] = pool.map((slot, index) => {
+      const lane = lanes[index];
+      const waiting = lane ? lane.queue.length + (lane.inFlight ? 1 : 0) : 0;
+      return {
+        pickable: lane !== undefined && !lane.overdue && !excluded.has(slot) && lane.process.isConnected(),
+        inFlight: slot.stats.inFlight,
+        load: slot.load + waiting,
+        hasRoom: !lane?.inFlight || lane.queue.length < maxQueuedHandoffs,
+      };
+    });
+    const start = this.#cursor.get(version) ?? 0;
+    this.#cursor.set(version, pool.length === 0 ? 0 : (start + 1) % pool.length);
+    const maxInFlight = this.config().versions.get(version)?.maxInFlight ?? Infinity;
+    const result = pickWorker(candidates, maxInFlight, start);
+    return result.index === undefined ? { lane: undefined, why: result.why } : { lane: lanes[result.index]! };
+  }
+
+  /** The lane of a worker that may take new connections now (ready, with a live process). */
+  #laneOf(slot: WorkerSlot): Lane | undefined {
+    const state = slot.state;
+    if (state.kind !== 'ready') return undefined;
+    let lane = this.#lanes.get(state.process);
+    if (!lane) {
+      lane = { slot, process: state.process, inFlight: undefined, queue: [], overdue: false };
+      const created = lane;
+      state.process.on('acknowledged', () => this.#acknowledged(created));
+      this.#lanes.set(state.process, lane);
+    }
+    return lane;
+  }
+
+  #send(lane: Lane, connection: Connection): void {
+    const { slot, process } = lane;
+    slot.handoffsSinceReport++;
+    this.counters.handedOff++;
+    const timeoutMs = this.config().server.handoffTimeoutMs;
+    const timer = setTimeout(() => this.#overdue(lane, timeoutMs), timeoutMs);
+    lane.inFlight = { connection, timer };
+    const message = connection.assignCookie === undefined
+      ? { kind: 'connection' as const, bytes: connection.bytes.toString('base64') }
+      : { kind: 'connection' as const, bytes: connection.bytes.toString('base64'), assignCookie: connection.assignCookie };
+    process.send(message, connection.socket, (error) => {
+      if (!error || lane.inFlight?.connection !== connection) return;
+      // It never left (the channel closed): try another worker, then go on with this one's queue.
+      clearTimeout(timer);
+      lane.inFlight = undefined;
+      connection.excluded.add(slot);
+      this.#place(connection);
+      this.#sendNext(lane);
+    });
+  }
+
+  #acknowledged(lane: Lane): void {
+    if (!lane.inFlight) return;
+    clearTimeout(lane.inFlight.timer);
+    lane.inFlight = undefined;
+    if (lane.overdue) {
+      lane.overdue = false;
+      this.events.record({ type: 'recovered', version: lane.slot.version, workerId: lane.slot.id, pid: lane.process.pid, message: 'took its connection: it gets new ones again' });
+    }
+    this.#sendNext(lane);
+  }
+
+  #sendNext(lane: Lane): void {
+    while (!lane.inFlight && lane.queue.length > 0 && this.#lanes.get(lane.process) === lane) {
+      const next = lane.queue.shift()!;
+      if (ownsHandle(next.socket)) this.#send(lane, next);
+    }
+  }
+
+  /** Its socket was sent but not taken in time: no new connections until it is, and its queue goes elsewhere. */
+  #overdue(lane: Lane, timeoutMs: number): void {
+    lane.overdue = true;
+    this.events.record({
+      type: 'unresponsive', version: lane.slot.version, workerId: lane.slot.id, pid: lane.process.pid,
+      message: `did not take a connection within ${timeoutMs} ms: no new connections until it does`,
+    });
+    this.#replaceQueue(lane);
+  }
+
+  #replaceQueue(lane: Lane): void {
+    const queued = lane.queue.splice(0);
+    for (const connection of queued) {
+      connection.excluded.add(lane.slot);
+      this.#place(connection);
+    }
+  }
+
+  #onTransition(from: WorkerState, to: WorkerState): void {
+    const process = processOf(from);
+    const lane = process && this.#lanes.get(process);
+    if (!lane || (to.kind === 'ready' && processOf(to) === process)) return;
+    if (processOf(to) !== process) {
+      // The worker died. The socket it was sent and never acknowledged may have reached it: close it rather
+      // than serve it twice. The queued ones never left: they go elsewhere.
+      this.#lanes.delete(process);
+      if (lane.inFlight) {
+        clearTimeout(lane.inFlight.timer);
+        lane.inFlight = undefined;
+        process.closeUnacknowledged();
+      }
+    }
+    this.#replaceQueue(lane);  // Draining or unresponsive: it takes nothing new.
+  }
+}

@@ -1,0 +1,377 @@
+import { EventEmitter } from 'node:events';
+import { rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import path from 'node:path';
+import type { ResolvedConfig, VersionConfig } from '../config/types.js';
+import type { ToPrimary, WorkerSettings } from '../ipc/messages.js';
+import { encodeWorkerEnv } from '../ipc/worker-env.js';
+import { displayPath } from '../shared/display-path.js';
+import { backoffDefaults, type BackoffPolicy } from './backoff.js';
+import type { EventLog, LifecycleEvent } from './events.js';
+import type { ForkWorker, WorkerProcess } from './worker-process.js';
+import { WorkerSlot, setSlotState } from './worker-slot.js';
+import {
+  afterFailure, canTransition, clearStateTimers, poolOwner, processOf,
+  type Owner, type VersionState, type WorkerState,
+} from './worker-state.js';
+
+export interface LifecycleOptions {
+  /** Where the primary really listens: what the app sees as its address. */
+  publicHost: string;
+  /** Private folder for the workers' forward sockets. */
+  runDir: string;
+  backoff?: Partial<BackoffPolicy>;
+}
+
+export interface LifecycleEvents {
+  /** Every state change of every slot, after it happened. */
+  transition: [slot: WorkerSlot, from: WorkerState, to: WorkerState];
+  /** A connection a worker handed back (it is draining, or has no server yet). */
+  refused: [slot: WorkerSlot, socket: Socket, bytes: Buffer, assignCookie: string | undefined];
+}
+
+type Happening = Omit<LifecycleEvent, 'time' | 'version' | 'workerId' | 'pid'>;
+
+/**
+ * The pools of workers, one per version, and each worker's lifecycle: fork, ready, restart with backoff after a
+ * crash, drain. Every state change goes through `transition`, which records the event and tells listeners.
+ */
+export class Lifecycle extends EventEmitter<LifecycleEvents> {
+  readonly #pools = new Map<string, WorkerSlot[]>();
+  /** Every slot with a process or a restart pending: pool members, rollouts' new workers, draining ones. */
+  readonly #live = new Set<WorkerSlot>();
+  readonly #nextIndex = new Map<string, number>();
+  /** Versions announced as crash-looping, so their recovery is announced once too. */
+  readonly #crashlooping = new Set<string>();
+  readonly #backoff: BackoffPolicy;
+  #closed = false;
+  /** The port the primary listens on (known once it does): what the app sees as its port. */
+  publicPort = 0;
+
+  constructor(
+    private readonly config: () => ResolvedConfig,
+    private readonly events: EventLog,
+    private readonly fork: ForkWorker,
+    private readonly options: LifecycleOptions,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.#backoff = { ...backoffDefaults, ...options.backoff };
+  }
+
+  /** Every live worker: pool members, replacements starting, workers draining. */
+  get slots(): readonly WorkerSlot[] {
+    return [...this.#live];
+  }
+
+  pool(version: string): readonly WorkerSlot[] {
+    return this.#pools.get(version) ?? [];
+  }
+
+  get versions(): string[] {
+    return [...this.#pools.keys()];
+  }
+
+  /** Finds a pool member by id. */
+  worker(id: string): WorkerSlot | undefined {
+    return [...this.#pools.values()].flat().find((slot) => slot.id === id);
+  }
+
+  /** The one place a slot changes state: checks the move, stops the old state's timers, records, notifies. */
+  transition(slot: WorkerSlot, next: WorkerState, happening?: Happening): void {
+    const from = slot.state;
+    if (!canTransition(from.kind, next.kind)) throw new Error(`worker ${slot.id}: no transition ${from.kind} → ${next.kind}`);
+    const versionBefore = this.versionState(slot.version);
+    if (from !== next) clearStateTimers(from);
+    setSlotState(slot, next);
+    if (next.kind === 'stopped' && !this.#pools.get(slot.version)?.includes(slot)) this.#live.delete(slot);
+    else this.#live.add(slot);
+    if (happening) this.events.record({ ...happening, version: slot.version, workerId: slot.id, pid: processOf(next)?.pid ?? processOf(from)?.pid });
+    this.#noteVersionChange(slot.version, versionBefore);
+    this.emit('transition', slot, from, next);
+    this.broadcastSettings();
+  }
+
+  #noteVersionChange(version: string, before: VersionState): void {
+    const after = this.versionState(version);
+    if (after === 'crashloop' && before !== 'crashloop' && !this.#crashlooping.has(version)) {
+      this.#crashlooping.add(version);
+      const fallback = this.config().routing.default;
+      const to = fallback !== version && this.serving(fallback) ? `its traffic goes to "${fallback}"` : 'its traffic gets 503';
+      this.events.record({ type: 'crashloop', version, message: `keeps crashing: ${to} until a worker is ready again` });
+    } else if (after === 'ready' && this.#crashlooping.delete(version)) {
+      this.events.record({ type: 'recovered', version, message: 'a worker is ready again: traffic returns to this version' });
+    }
+  }
+
+  /** Resolves with the first value `check` gives, checked now and after every transition. */
+  until<T>(check: () => T | undefined): Promise<T> {
+    const now = check();
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const listener = () => {
+        const result = check();
+        if (result === undefined) return;
+        this.off('transition', listener);
+        resolve(result);
+      };
+      this.on('transition', listener);
+    });
+  }
+
+  /** Starts a version's pool; resolves once one of its workers is ready, or with false if none is in time. */
+  addVersion(version: string): Promise<boolean> {
+    const pool = Array.from({ length: this.#versionConfig(version).workers }, () => this.#newSlot(version));
+    this.#pools.set(version, pool);
+    for (const slot of pool) this.#fork(slot, poolOwner);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), this.config().server.readyTimeoutMs); });
+    const settled = this.until(() => this.serving(version) || this.versionState(version) === 'crashloop' ? true : undefined);
+    return Promise.race([settled.then(() => this.serving(version)), deadline]).finally(() => clearTimeout(timer));
+  }
+
+  /** Takes a version out of routing's reach; its workers drain in the background. */
+  removeVersion(version: string): void {
+    const pool = this.#pools.get(version) ?? [];
+    this.#pools.delete(version);
+    this.broadcastSettings();
+    for (const slot of pool) void this.drain(slot);
+  }
+
+  /** Grows or shrinks a pool; the workers that go drain in the background. */
+  scale(version: string, workers: number): void {
+    const pool = this.#pools.get(version);
+    if (!pool) return;
+    while (pool.length < workers) {
+      const slot = this.#newSlot(version);
+      pool.push(slot);
+      this.#fork(slot, poolOwner);
+    }
+    const leaving = pool.splice(workers).reverse();
+    if (leaving.length === 0) return;
+    this.events.record({ type: 'config', version, message: `scaling down to ${workers} workers` });
+    for (const slot of leaving) void this.drain(slot);
+  }
+
+  /** Forks a new worker outside any pool, owned by `rollout`; it is never restarted. */
+  startReplacement(version: string, rollout: symbol, config: VersionConfig): WorkerSlot {
+    const slot = this.#newSlot(version);
+    this.#fork(slot, { kind: 'rollout', rollout }, config);
+    return slot;
+  }
+
+  /** A rollout's ready workers become the version's whole pool; the workers they replace drain. */
+  replacePool(version: string, fresh: readonly WorkerSlot[]): void {
+    const pool = this.#pools.get(version);
+    const leaving = pool ? pool.splice(0, pool.length, ...fresh) : [...fresh];
+    if (pool) for (const slot of fresh) this.#adopt(slot);
+    for (const slot of leaving) void this.drain(slot);
+  }
+
+  /** A rollout's ready worker takes `old`'s place in its pool, and `old` drains (or, if `old` left, it does). */
+  replaceMember(old: WorkerSlot, fresh: WorkerSlot): void {
+    const pool = this.#pools.get(old.version);
+    const at = pool?.indexOf(old) ?? -1;
+    if (!pool || at === -1) {
+      void this.drain(fresh);
+      return;
+    }
+    pool[at] = fresh;
+    this.#adopt(fresh);
+    void this.drain(old);
+  }
+
+  #adopt(slot: WorkerSlot): void {
+    const state = slot.state;
+    if (state.kind === 'ready' || state.kind === 'unresponsive') this.transition(slot, { ...state, owner: poolOwner });
+  }
+
+  /** True when the version has a worker that may take new connections. */
+  serving(version: string): boolean {
+    return this.#pools.get(version)?.some((slot) => slot.state.kind === 'ready') ?? false;
+  }
+
+  versionState(version: string): VersionState {
+    const pool = this.#pools.get(version) ?? [];
+    if (pool.some((slot) => slot.state.kind === 'ready' || slot.state.kind === 'unresponsive')) return 'ready';
+    if (pool.some((slot) => slot.state.kind === 'crashloop')) return 'crashloop';
+    if (pool.some((slot) => slot.state.kind !== 'stopped')) return 'starting';
+    return 'stopped';
+  }
+
+  /** Ready (but silent) → unresponsive: it gets no new connections until its heartbeat is back. */
+  markUnresponsive(slot: WorkerSlot, silentMs: number): void {
+    if (slot.state.kind !== 'ready') return;
+    this.transition(slot, { ...slot.state, kind: 'unresponsive', since: Date.now() - silentMs },
+      { type: 'unresponsive', message: `no heartbeat for ${silentMs} ms: its event loop is blocked` });
+  }
+
+  /** Kills a worker's process now; its exit decides what follows (a pool member restarts). */
+  kill(slot: WorkerSlot, happening?: Happening): void {
+    const process = processOf(slot.state);
+    if (!process) return;
+    if (happening) this.events.record({ ...happening, version: slot.version, workerId: slot.id, pid: process.pid });
+    process.kill('SIGKILL');
+  }
+
+  /** Takes a slot out of its pool (if it is in one) and drains it; resolves once it stopped. */
+  drain(slot: WorkerSlot): Promise<void> {
+    const pool = this.#pools.get(slot.version);
+    if (pool?.includes(slot)) pool.splice(pool.indexOf(slot), 1);
+    const state = slot.state;
+    if (state.kind === 'stopped') return Promise.resolve();
+    if (!('process' in state)) {
+      this.transition(slot, { kind: 'stopped' });
+      return Promise.resolve();
+    }
+    const process = state.process;
+    if (state.kind !== 'draining') {
+      const { drainTimeoutMs } = this.config().server;
+      const killTimer = setTimeout(() => this.kill(slot, { type: 'stopped', message: `still busy after ${drainTimeoutMs} ms: killing it` }), drainTimeoutMs);
+      this.transition(slot, { kind: 'draining', process, startedAt: state.startedAt, killTimer }, { type: 'draining', message: 'draining: finishing in-flight requests' });
+      process.send({ kind: 'drain' });
+    }
+    return this.until(() => (slot.state.kind === 'stopped' ? true : undefined)).then(() => {});
+  }
+
+  /** Drains every worker; no worker is started or restarted from now on. */
+  async stop(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.slots.map((slot) => this.drain(slot)));
+  }
+
+  /** Kills every worker now. */
+  killAll(): void {
+    this.#closed = true;
+    for (const slot of this.slots) {
+      if (processOf(slot.state)) this.kill(slot);
+      else if (slot.state.kind !== 'stopped') this.transition(slot, { kind: 'stopped' });
+    }
+  }
+
+  /** What every worker needs to route the later requests on its connections. */
+  settings(): WorkerSettings {
+    const config = this.config();
+    const forwardPaths: Record<string, string[]> = {};
+    for (const slot of this.#live) {
+      if (slot.state.kind === 'ready' && slot.forwardPath) (forwardPaths[slot.version] ??= []).push(slot.forwardPath);
+    }
+    return {
+      routing: config.routing,
+      versions: [...config.versions.keys()],
+      serving: this.versions.filter((version) => this.serving(version)),
+      forwardPaths,
+      versionHeader: config.server.versionHeader,
+      forwardMaxPending: config.server.forwardMaxPending,
+      trustProxy: config.server.trustProxy,
+    };
+  }
+
+  broadcastSettings(): void {
+    const settings = this.settings();
+    for (const slot of this.#live) {
+      const process = processOf(slot.state);
+      if (process?.isConnected()) process.send({ kind: 'settings', settings });
+    }
+  }
+
+  #versionConfig(version: string): VersionConfig {
+    const config = this.config().versions.get(version);
+    if (!config) throw new Error(`unknown version "${version}"`);
+    return config;
+  }
+
+  #newSlot(version: string): WorkerSlot {
+    const index = (this.#nextIndex.get(version) ?? 0) + 1;
+    this.#nextIndex.set(version, index);
+    return new WorkerSlot(`${version}.${index}`, version);
+  }
+
+  #fork(slot: WorkerSlot, owner: Owner, version: VersionConfig = this.#versionConfig(slot.version)): void {
+    if (this.#closed) return;
+    const { server } = this.config();
+    const process = this.fork(encodeWorkerEnv({
+      version: version.name,
+      workerId: slot.id,
+      entry: version.entry,
+      maxInFlight: version.maxInFlight,
+      runDir: this.options.runDir,
+      port: this.publicPort,
+      host: this.options.publicHost,
+      statsIntervalMs: server.statsIntervalMs,
+    }, version.env));
+    slot.resetForNewProcess();
+    const readyTimer = setTimeout(() => {
+      this.kill(slot, { type: 'failed', message: `not ready within ${server.readyTimeoutMs} ms: killing it` });
+    }, server.readyTimeoutMs);
+    this.transition(slot, { kind: 'starting', process, owner, startedAt: Date.now(), readyTimer },
+      { type: 'started', message: `started ${displayPath(version.entry)}` });
+    process.on('app-ready', () => this.#markReady(slot, process));
+    process.on('exit', (code, signal) => this.#onExit(slot, process, code, signal));
+    process.on('message', (message, socket) => {
+      if (processOf(slot.state) === process) this.#handlers[message.kind](slot, message as never, socket);
+    });
+  }
+
+  readonly #handlers: { [K in ToPrimary['kind']]: (slot: WorkerSlot, message: Extract<ToPrimary, { kind: K }>, socket?: Socket) => void } = {
+    listening: (slot, message) => {
+      // The primary removes this file when the worker dies: accept only a path inside our own run folder.
+      if (path.dirname(message.forwardPath) === this.options.runDir) slot.forwardPath = message.forwardPath;
+      this.#markReady(slot, processOf(slot.state)!);
+    },
+    stats: (slot, message) => {
+      slot.noteReport(message.stats);
+      const state = slot.state;
+      if (state.kind === 'unresponsive') {
+        this.transition(slot, { kind: 'ready', process: state.process, owner: state.owner, startedAt: state.startedAt, readyAt: state.readyAt },
+          { type: 'recovered', message: 'heartbeat is back' });
+      }
+    },
+    load: (slot, message) => {
+      slot.stats.inFlight = message.inFlight;
+    },
+    refused: (slot, message, socket) => {
+      if (socket) this.emit('refused', slot, socket, Buffer.from(message.bytes, 'base64'), message.assignCookie);
+    },
+    fatal: (slot, message) => {
+      this.events.record({ type: 'error', version: slot.version, workerId: slot.id, pid: processOf(slot.state)?.pid, message: message.message });
+    },
+  };
+
+  #markReady(slot: WorkerSlot, process: WorkerProcess): void {
+    const state = slot.state;
+    if (state.kind !== 'starting' || state.process !== process) return;
+    const readyAt = Date.now();
+    slot.lastReportAt = readyAt;
+    this.transition(slot, { kind: 'ready', process, owner: state.owner, startedAt: state.startedAt, readyAt },
+      { type: 'ready', message: `ready in ${readyAt - state.startedAt} ms` });
+  }
+
+  #onExit(slot: WorkerSlot, process: WorkerProcess, code: number | null, signal: string | null): void {
+    const state = slot.state;
+    if (!('process' in state) || state.process !== process) return;
+    if (slot.forwardPath) rmSync(slot.forwardPath, { force: true });
+    slot.forwardPath = undefined;
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    slot.exitReason = how;
+    const wasReady = state.kind === 'ready' || state.kind === 'unresponsive';
+    const failedHow = `${wasReady ? 'crashed' : 'failed to start'} (${how})`;
+    if (state.kind === 'draining' || this.#closed) {
+      this.transition(slot, { kind: 'stopped' }, { type: 'stopped', message: `stopped (${how})` });
+      return;
+    }
+    if (state.owner.kind === 'rollout') {
+      this.transition(slot, { kind: 'stopped' }, { type: 'crashed', message: failedHow });
+      return;
+    }
+    const next = afterFailure(slot.failures, wasReady ? Date.now() - state.readyAt : undefined, this.#backoff);
+    slot.failures = next.failures;
+    slot.restarts++;
+    const timer = setTimeout(() => {
+      this.events.record({ type: 'restarting', version: slot.version, workerId: slot.id, message: `restart ${slot.restarts}${next.delayMs > 0 ? ` after ${next.delayMs} ms` : ''}` });
+      this.#fork(slot, poolOwner);
+    }, next.delayMs);
+    this.transition(slot, { kind: next.kind, delayMs: next.delayMs, timer },
+      { type: 'crashed', message: `${failedHow}; restarting ${next.delayMs > 0 ? `in ${next.delayMs} ms` : 'at once'}` });
+  }
+}

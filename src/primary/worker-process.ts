@@ -1,0 +1,76 @@
+import cluster, { type Worker } from 'node:cluster';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { onWorkerMessage, sendToWorker } from '../ipc/channel.js';
+import type { ToPrimary, ToWorker } from '../ipc/messages.js';
+import { closeUnacknowledgedHandle, onHandleAcknowledged } from '../shared/node-internals.js';
+
+/** What a worker process tells the primary. */
+export interface WorkerProcessEvents {
+  /** One of graycluster's own messages, with the socket it carries (a connection handed back). */
+  message: [message: ToPrimary, socket: Socket | undefined];
+  /** The app's own `process.send('ready')`, as in the seed's child.js. */
+  'app-ready': [];
+  /** The process now holds the last socket it was sent. */
+  acknowledged: [];
+  exit: [code: number | null, signal: string | null];
+}
+
+/**
+ * The port the lifecycle and the handoff use to talk to one worker process. The real one wraps a
+ * cluster.Worker and the IPC channel; unit tests use a fake.
+ */
+export interface WorkerProcess extends EventEmitter<WorkerProcessEvents> {
+  readonly pid: number | undefined;
+  isConnected(): boolean;
+  /** `done` hears whether the message (and socket) left this process. */
+  send(message: ToWorker, socket?: Socket, done?: (error: Error | null) => void): void;
+  kill(signal?: NodeJS.Signals): void;
+  /** Closes the socket it was sent and has not acknowledged (after it died: nobody else will). */
+  closeUnacknowledged(): void;
+}
+
+/** Starts one worker process with this environment. */
+export type ForkWorker = (env: Record<string, string | undefined>) => WorkerProcess;
+
+const runtimePath = fileURLToPath(new URL('../worker/runtime.js', import.meta.url));
+
+class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements WorkerProcess {
+  constructor(private readonly worker: Worker) {
+    super();
+    worker.on('message', (message: unknown) => {
+      if (message === 'ready') this.emit('app-ready');
+    });
+    worker.on('error', () => {});  // The channel broke; 'exit' follows and says what happened.
+    worker.on('exit', (code, signal) => this.emit('exit', code, signal));
+    onWorkerMessage(worker, (message, socket) => this.emit('message', message, socket));
+    onHandleAcknowledged(worker.process, () => this.emit('acknowledged'));
+  }
+
+  get pid(): number | undefined {
+    return this.worker.process.pid;
+  }
+
+  isConnected(): boolean {
+    return this.worker.isConnected();
+  }
+
+  send(message: ToWorker, socket?: Socket, done?: (error: Error | null) => void): void {
+    sendToWorker(this.worker, message, socket, done);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.worker.process.kill(signal);
+  }
+
+  closeUnacknowledged(): void {
+    closeUnacknowledgedHandle(this.worker.process);
+  }
+}
+
+/** Forks real workers running the graycluster runtime (which loads the version's app). */
+export function clusterFork(): ForkWorker {
+  cluster.setupPrimary({ exec: runtimePath, args: [] });
+  return (env) => new ClusterWorkerProcess(cluster.fork(env));
+}

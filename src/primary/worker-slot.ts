@@ -1,0 +1,88 @@
+import type { WorkerStats } from '../ipc/messages.js';
+import { processOf, publicState, type WorkerState, type WorkerView } from './worker-state.js';
+import type { WorkerProcess } from './worker-process.js';
+
+export function emptyStats(): WorkerStats {
+  return {
+    rss: 0, heapUsed: 0, heapTotal: 0, inFlight: 0, connections: 0, requests: 0,
+    statusClasses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
+    shed: 0, forwarded: 0, forwardShed: 0, latencyBuckets: [], latencySumMs: 0, eventLoopDelayMs: 0,
+  };
+}
+
+const stateOf = new WeakMap<WorkerSlot, WorkerState>();
+
+/** Sets a slot's state. Only `Lifecycle.transition` calls this: it checks, records and announces the move. */
+export function setSlotState(slot: WorkerSlot, state: WorkerState): void {
+  stateOf.set(slot, state);
+}
+
+/**
+ * One place in a version's pool, inside the primary. Its process comes and goes (crash, restart); the slot
+ * and its id stay. Its state is changed by the lifecycle alone; what others see of it is `view()`.
+ */
+export class WorkerSlot {
+  /** Restarts after a crash or a failed start. */
+  restarts = 0;
+  /** Failures since the slot was last healthy; drives the backoff and crashloop. */
+  failures = 0;
+  stats = emptyStats();
+  /** Connections handed over since the last stats report, so the load estimate is never a second stale. */
+  handoffsSinceReport = 0;
+  /** When it last reported (its heartbeat). */
+  lastReportAt = 0;
+  /** Resident memory as the primary reads it from /proc: known even when the worker's event loop is stuck. */
+  sampledRss: number | undefined;
+  forwardPath: string | undefined;
+  /** How its last process ended, e.g. "exit code 1". */
+  exitReason: string | undefined;
+
+  constructor(readonly id: string, readonly version: string) {
+    stateOf.set(this, { kind: 'stopped' });
+  }
+
+  get state(): WorkerState {
+    return stateOf.get(this)!;
+  }
+
+  get process(): WorkerProcess | undefined {
+    return processOf(this.state);
+  }
+
+  get rss(): number {
+    return this.sampledRss ?? this.stats.rss;
+  }
+
+  /** Connections it holds plus those on their way: what "least loaded" compares. */
+  get load(): number {
+    return this.stats.connections + this.handoffsSinceReport;
+  }
+
+  resetForNewProcess(): void {
+    this.stats = emptyStats();
+    this.handoffsSinceReport = 0;
+    this.sampledRss = undefined;
+    this.lastReportAt = Date.now();
+  }
+
+  noteReport(stats: WorkerStats): void {
+    this.stats = stats;
+    this.handoffsSinceReport = 0;
+    this.lastReportAt = Date.now();
+  }
+
+  view(): WorkerView {
+    const state = this.state;
+    return {
+      id: this.id,
+      version: this.version,
+      pid: this.process?.pid,
+      state: publicState(state),
+      unresponsive: state.kind === 'unresponsive',
+      restarts: this.restarts,
+      startedAt: 'startedAt' in state ? state.startedAt : undefined,
+      rss: this.rss,
+      stats: { ...this.stats },
+    };
+  }
+}

@@ -1,0 +1,106 @@
+import { existsSync, readdirSync } from 'node:fs';
+import test from 'ava';
+import { stateFilePath } from '../src/primary/state-file.js';
+import { fixture, get, makeConfig, startCluster, type Reply } from './helpers/cluster.js';
+import { steadyLoad } from './helpers/load.js';
+import { runFolderOf } from './helpers/run-folder.js';
+
+const twoVersions = (server: Record<string, unknown> = {}) => makeConfig({ v1: {}, v2: {} }, { rules: [{ query: 'version' }] }, server);
+
+/** Sends `count` requests of its own connection each, `concurrency` at a time; resolves with every reply or error. */
+async function flood(url: string, count: number, concurrency: number): Promise<Array<Reply | Error>> {
+  const results: Array<Reply | Error> = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < count) {
+      next++;
+      results.push(await get(url).catch((error: Error) => error));
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return results;
+}
+
+const statuses = (results: Array<Reply | Error>) => results.map((result) => (result instanceof Error ? 'error' : result.status));
+
+test.serial('a stopped canary worker (SIGSTOP) costs stable traffic nothing: its traffic falls back to the default, and a stop after it resumes exits 0 and cleans up', async (t) => {
+  const cluster = await startCluster(t, twoVersions({ maxPendingConnections: 64, handoffTimeoutMs: 300, heartbeatTimeoutMs: 1500, statsIntervalMs: 200 }));
+  const status = await cluster.status();
+  const canary = status.workers.find((worker) => worker.version === 'v2')!;
+  const runFolder = runFolderOf(canary.pid!);
+  const stable = steadyLoad(() => cluster.url('/who?version=v1'), { clients: 2, keepAlive: false });
+  process.kill(canary.pid!, 'SIGSTOP');
+  t.teardown(() => {
+    try {
+      process.kill(canary.pid!, 'SIGCONT');
+    } catch {}
+  });
+  // Far more canary connections than maxPendingConnections: none may crowd out v1.
+  const first = flood(cluster.url('/who?version=v2'), 300, 50);
+  await cluster.waitForOutput(new RegExp(`unresponsive\\s+\\[v2 worker v2\\.1 pid ${canary.pid}\\] did not take a connection within 300 ms`));
+  const afterFlagged = await flood(cluster.url('/who?version=v2'), 100, 20);
+  t.deepEqual(new Set(afterFlagged.map((reply) => (reply instanceof Error ? reply.message : `${reply.status} ${reply.body.version ?? reply.text}`))), new Set(['200 v1']));
+  process.kill(canary.pid!, 'SIGCONT');
+  const firstResults = await first;
+  const report = await stable.stop();
+  t.is(report.failed, 0, report.errors.join('; '));
+  t.deepEqual(report.unexpected, {});
+  t.true(report.ok > 0);
+  t.false(cluster.output().includes('connections waiting'), 'the primary never answered 503 for too many waiting connections');
+  // The socket already sent to the stopped worker is served by it when it resumes; none is lost.
+  t.deepEqual([...new Set(statuses(firstResults))], [200]);
+
+  t.is(await cluster.stop(), 0);
+  t.regex(cluster.output(), /graycluster: stopped/);
+  t.false(existsSync(runFolder), 'the run folder is removed');
+  t.false(existsSync(stateFilePath(cluster.configFile)), 'the state file is removed');
+});
+
+test.serial('connections on their way to a worker killed with SIGKILL fall back to the default: none gets 503', async (t) => {
+  const cluster = await startCluster(t, twoVersions({ statsIntervalMs: 200 }));
+  const canary = (await cluster.status()).workers.find((worker) => worker.version === 'v2')!;
+  let running = true;
+  const results: Array<Reply | Error> = [];
+  const lane = async () => {
+    while (running) results.push(await get(cluster.url('/who?version=v2')).catch((error: Error) => error));
+  };
+  const lanes = Array.from({ length: 16 }, lane);
+  await cluster.waitForStatus((current) => current.router.handedOff > 200);
+  process.kill(canary.pid!, 'SIGKILL');
+  await cluster.waitForStatus((current) => current.workers.some((worker) => worker.version === 'v2' && worker.state === 'ready' && worker.pid !== canary.pid));
+  const handedOff = (await cluster.status()).router.handedOff;
+  await cluster.waitForStatus((current) => current.router.handedOff > handedOff + 200);
+  running = false;
+  await Promise.all(lanes);
+  const replies = results.filter((result): result is Reply => !(result instanceof Error));
+  t.deepEqual(replies.filter((reply) => reply.status !== 200).map((reply) => `${reply.status} ${reply.text}`), []);
+  t.true(replies.some((reply) => reply.body.version === 'v1'), 'while v2 was down its traffic went to v1');
+  // Only a connection whose socket had already left for the worker can die with it (Node closes it).
+  t.true(results.length - replies.length <= 16, `${results.length - replies.length} connections failed`);
+});
+
+test.serial('a worker past its hard memory limit is killed at once and restarted', async (t) => {
+  const config = makeConfig({ v1: { entry: fixture('leak-fast.mjs') } }, {}, { statsIntervalMs: 100 });
+  (config.versions.v1 as Record<string, unknown>).maxMemoryMB = 100;
+  (config.versions.v1 as Record<string, unknown>).maxMemoryHardMB = 150;
+  const cluster = await startCluster(t, config);
+  const leaker = (await cluster.status()).workers[0]!;
+  await get(cluster.url('/leak'));
+  await cluster.waitForOutput(new RegExp(`failed\\s+\\[v1 worker v1\\.1 pid ${leaker.pid}\\] memory \\d+ MB over the hard limit of 150 MB: killing it`));
+  await cluster.waitForOutput(new RegExp(`crashed\\s+\\[v1 worker v1\\.1 pid ${leaker.pid}\\] crashed \\(signal SIGKILL\\)`));
+  // Its slot restarts at once; the rolling replacement that its soft limit began may then take its place.
+  await cluster.waitForStatus((current) => current.workers.some((worker) => worker.version === 'v1' && worker.state === 'ready' && worker.pid !== leaker.pid));
+  t.is((await get(cluster.url('/'))).status, 200);
+});
+
+test.serial("a dead worker's forward socket file is removed: after crashes the run folder holds only the live workers' sockets", async (t) => {
+  const cluster = await startCluster(t, twoVersions());
+  let status = await cluster.status();
+  const runFolder = runFolderOf(status.workers[0]!.pid!);
+  for (let crash = 1; crash <= 3; crash++) {
+    await get(cluster.url('/exit?version=v2')).catch(() => {});
+    status = await cluster.waitForStatus((current) => current.workers.some((worker) => worker.version === 'v2' && worker.state === 'ready' && worker.restarts === crash));
+  }
+  const live = status.workers.map((worker) => `${worker.id}-${worker.pid}.sock`).sort();
+  t.deepEqual(readdirSync(runFolder).sort(), live);
+});

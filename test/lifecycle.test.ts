@@ -1,0 +1,228 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { resolveConfig } from '../src/config/load.js';
+import type { ConfigFile, ResolvedConfig } from '../src/config/types.js';
+import { EventLog } from '../src/primary/events.js';
+import { Handoff } from '../src/primary/handoff.js';
+import { HealthMonitor } from '../src/primary/health.js';
+import { Lifecycle } from '../src/primary/lifecycle.js';
+import { Rollouts } from '../src/primary/rollout.js';
+import type { WorkerSlot } from '../src/primary/worker-slot.js';
+import { canTransition } from '../src/primary/worker-state.js';
+import { fakeFork, socketPairs, type FakeWorker } from './helpers/fake-worker.js';
+
+/** The primary's worker side, wired as start.ts wires it, with fake worker processes. */
+function primary(t: ExecutionContext, server: ConfigFile['server'] = {}, versions: ConfigFile['versions'] = { v1: { entry: 'a.js' }, v2: { entry: 'b.js' } }) {
+  const runDir = mkdtempSync(path.join(os.tmpdir(), 'graycluster-unit-'));
+  t.teardown(() => rmSync(runDir, { recursive: true, force: true }));
+  let config: ResolvedConfig = resolveConfig(path.join(runDir, 'graycluster.json'), { server, versions, routing: { default: 'v1' } });
+  const current = () => config;
+  const events = new EventLog();
+  const forks = fakeFork();
+  const lifecycle = new Lifecycle(current, events, forks.fork, { publicHost: '127.0.0.1', runDir, backoff: { initialMs: 5, crashloopAfter: 3 } });
+  const rollouts = new Rollouts(lifecycle, current, events);
+  const health = new HealthMonitor(lifecycle, current, (slot, reason) => rollouts.recycle(slot, reason));
+  const handoff = new Handoff(lifecycle, current, events);
+  const moves: string[] = [];
+  lifecycle.on('transition', (slot, from, to) => moves.push(`${slot.id} ${from.kind}→${to.kind}`));
+  t.teardown(() => lifecycle.killAll());
+  const workerOf = (slot: WorkerSlot) => slot.process as FakeWorker;
+  const ready = (slot: WorkerSlot) => workerOf(slot).listening(path.join(runDir, `${slot.id}.sock`));
+  return {
+    lifecycle, rollouts, health, handoff, events, forks, moves, runDir, ready, workerOf,
+    setConfig: (next: (config: ResolvedConfig) => ResolvedConfig) => { config = next(config); },
+    types: () => events.recent().map((event) => event.type),
+    messages: () => events.recent().map((event) => `${event.type} ${event.message}`),
+  };
+}
+
+test('a worker goes stopped → starting → ready, and a crash restarts it at once, recording each step', async (t) => {
+  const p = primary(t);
+  void p.lifecycle.addVersion('v1');
+  const [slot] = p.lifecycle.pool('v1');
+  p.ready(slot!);
+  t.is(slot!.state.kind, 'ready');
+  p.workerOf(slot!).exit(1);
+  t.is(slot!.state.kind, 'restarting');
+  t.true(p.messages().includes('crashed crashed (exit code 1); restarting at once'));
+  await p.lifecycle.until(() => (slot!.state.kind === 'starting' ? true : undefined));
+  p.ready(slot!);
+  t.deepEqual(p.moves, ['v1.1 stopped→starting', 'v1.1 starting→ready', 'v1.1 ready→restarting', 'v1.1 restarting→starting', 'v1.1 starting→ready']);
+  t.deepEqual(p.types(), ['started', 'ready', 'crashed', 'restarting', 'started', 'ready']);
+  t.is(slot!.restarts, 1);
+});
+
+test('a slow start stays starting; addVersion resolves once the worker is ready', async (t) => {
+  const p = primary(t);
+  const serving = p.lifecycle.addVersion('v1');
+  const [slot] = p.lifecycle.pool('v1');
+  t.is(p.lifecycle.versionState('v1'), 'starting');
+  setTimeout(() => p.ready(slot!), 50);
+  t.true(await serving);
+  t.is(p.lifecycle.versionState('v1'), 'ready');
+});
+
+test('a worker not ready within readyTimeoutMs is killed and counts as a failed start', async (t) => {
+  const p = primary(t, { readyTimeoutMs: 30 });
+  void p.lifecycle.addVersion('v1');
+  const [slot] = p.lifecycle.pool('v1');
+  const first = p.workerOf(slot!);
+  await p.lifecycle.until(() => (slot!.state.kind === 'restarting' ? true : undefined));
+  t.deepEqual(first.signals, ['SIGKILL']);
+  t.true(p.messages().includes('failed not ready within 30 ms: killing it'));
+  t.true(p.messages().includes('crashed failed to start (signal SIGKILL); restarting at once'));
+});
+
+test('failures in a row back off, then crashloop; a ready worker brings the version back', async (t) => {
+  const p = primary(t);
+  void p.lifecycle.addVersion('v2');
+  const [slot] = p.lifecycle.pool('v2');
+  const delays: number[] = [];
+  p.lifecycle.on('transition', (_slot, _from, to) => {
+    if (to.kind === 'restarting' || to.kind === 'crashloop') delays.push(to.delayMs);
+  });
+  for (let failure = 1; failure <= 3; failure++) {
+    await p.lifecycle.until(() => (slot!.state.kind === 'starting' ? true : undefined));
+    p.workerOf(slot!).exit(1);
+  }
+  t.deepEqual(delays, [0, 5, 10]);
+  t.is(slot!.state.kind, 'crashloop');
+  t.is(p.lifecycle.versionState('v2'), 'crashloop');
+  t.true(p.messages().includes('crashloop keeps crashing: its traffic gets 503 until a worker is ready again'));
+  await p.lifecycle.until(() => (slot!.state.kind === 'starting' ? true : undefined));
+  p.ready(slot!);
+  t.is(p.lifecycle.versionState('v2'), 'ready');
+  t.is(p.events.recent().at(-1)!.type, 'recovered');
+});
+
+test('a worker that misses its heartbeat is unresponsive, gets no connections, recovers with a report, and is killed when silent too long', async (t) => {
+  const p = primary(t, { heartbeatTimeoutMs: 50, unresponsiveRestartMs: 1000 });
+  void p.lifecycle.addVersion('v1');
+  void p.lifecycle.addVersion('v2');
+  const [v1] = p.lifecycle.pool('v1');
+  const [v2] = p.lifecycle.pool('v2');
+  p.ready(v1!);
+  p.ready(v2!);
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  p.workerOf(v1!).emit('message', { kind: 'stats', stats: v1!.stats }, undefined);
+  p.health.sample();
+  t.is(v2!.state.kind, 'unresponsive');
+  t.is(v2!.view().state, 'ready', 'the status API still says ready, with unresponsive set');
+  t.true(v2!.view().unresponsive);
+  const { server } = await socketPairs(t, 1);
+  p.handoff.place(server[0]!, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v2', undefined);
+  t.is(p.workerOf(v1!).connections.length, 1, 'v2 has no responsive worker: its connection falls back to v1');
+  t.is(p.handoff.counters.fallbacks, 1);
+  p.workerOf(v2!).emit('message', { kind: 'stats', stats: v2!.stats }, undefined);
+  t.is(v2!.state.kind, 'ready');
+  t.is(p.events.recent().at(-1)!.message, 'heartbeat is back');
+  p.health.sample(Date.now() + 2000);
+  t.deepEqual(p.workerOf(v2!).signals, ['SIGKILL']);
+});
+
+test('a handoff not acknowledged in time stops new connections to that worker and moves its queue to the default', async (t) => {
+  const p = primary(t, { handoffTimeoutMs: 30 });
+  void p.lifecycle.addVersion('v1');
+  void p.lifecycle.addVersion('v2');
+  const [v1] = p.lifecycle.pool('v1');
+  const [v2] = p.lifecycle.pool('v2');
+  p.ready(v1!);
+  p.ready(v2!);
+  const { server } = await socketPairs(t, 4);
+  const head = Buffer.from('GET / HTTP/1.1\r\n\r\n');
+  for (const socket of server.slice(0, 3)) p.handoff.place(socket, head, 'v2', undefined);
+  t.deepEqual(p.workerOf(v2!).connections, [server[0]], 'one socket in flight, the others wait behind it');
+  t.is(p.handoff.waiting, 3);
+  await new Promise<void>((resolve) => p.events.on('event', (event) => event.type === 'unresponsive' && resolve()));
+  t.deepEqual(p.workerOf(v1!).connections, [server[1]], 'the queued ones went to the default (one at a time)');
+  p.workerOf(v1!).acknowledge();
+  t.deepEqual(p.workerOf(v1!).connections, [server[1], server[2]]);
+  p.workerOf(v1!).acknowledge();
+  p.handoff.place(server[3]!, head, 'v2', undefined);
+  t.is(p.workerOf(v1!).connections.length, 3, 'new ones too');
+  p.workerOf(v2!).acknowledge();
+  t.is(p.events.recent().at(-1)!.type, 'recovered');
+  t.is(p.handoff.waiting, 1, 'only v1 has a socket unacknowledged now');
+});
+
+test('when a worker dies mid-handoff, its unacknowledged socket is closed and the queued ones are placed again without it', async (t) => {
+  const p = primary(t);
+  void p.lifecycle.addVersion('v1');
+  void p.lifecycle.addVersion('v2');
+  const [v1] = p.lifecycle.pool('v1');
+  const [v2] = p.lifecycle.pool('v2');
+  p.ready(v1!);
+  p.ready(v2!);
+  const { server } = await socketPairs(t, 3);
+  for (const socket of server) p.handoff.place(socket, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v2', undefined);
+  const dead = p.workerOf(v2!);
+  dead.exit(null, 'SIGKILL');
+  t.is(dead.closedUnacknowledged, 1);
+  t.deepEqual(p.workerOf(v1!).connections, [server[1]], 'one goes to v1 at once; the next waits for its acknowledgement');
+  p.workerOf(v1!).acknowledge();
+  t.deepEqual(p.workerOf(v1!).connections, [server[1], server[2]]);
+  t.is(p.handoff.counters.unavailable, 0);
+});
+
+test('past maxQueuedHandoffs on every worker of a version, a connection gets 503 with Retry-After', async (t) => {
+  const p = primary(t, { maxQueuedHandoffs: 1 }, { v1: { entry: 'a.js' } });
+  void p.lifecycle.addVersion('v1');
+  const [v1] = p.lifecycle.pool('v1');
+  p.ready(v1!);
+  const { server, client } = await socketPairs(t, 3);
+  for (const socket of server) p.handoff.place(socket, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v1', undefined);
+  t.is(p.handoff.waiting, 2);
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    client[2]!.on('data', (chunk) => { text += chunk; });
+    client[2]!.on('end', () => resolve(text));
+  });
+  t.regex(answer, /^HTTP\/1\.1 503 [^]*retry-after: 1\r\n[^]*every worker of "v1" is at its in-flight limit/);
+});
+
+test('drain sends drain, and kills a worker still busy after drainTimeoutMs', async (t) => {
+  const p = primary(t, { drainTimeoutMs: 30 });
+  void p.lifecycle.addVersion('v1');
+  const [slot] = p.lifecycle.pool('v1');
+  p.ready(slot!);
+  const worker = p.workerOf(slot!);
+  await p.lifecycle.drain(slot!);
+  t.true(worker.sent.some((entry) => entry.message.kind === 'drain'));
+  t.deepEqual(worker.signals, ['SIGKILL']);
+  t.is(slot!.state.kind, 'stopped');
+  t.deepEqual(p.lifecycle.slots, []);
+  t.true(p.messages().includes('stopped still busy after 30 ms: killing it'));
+});
+
+test('two rollouts of one version at once (a memory recycle during a reload) never take each other\'s workers', async (t) => {
+  const p = primary(t, {}, { v1: { entry: 'a.js', workers: 2 } });
+  void p.lifecycle.addVersion('v1');
+  const [old1, old2] = p.lifecycle.pool('v1');
+  p.ready(old1!);
+  p.ready(old2!);
+  const reload = p.rollouts.replaceVersion('v1', 'reload requested');
+  const reloadWorkers = p.lifecycle.slots.filter((slot) => slot.state.kind === 'starting');
+  const recycle = p.rollouts.replaceWorker(old1!, 'memory');
+  const recycleWorker = p.lifecycle.slots.find((slot) => slot.state.kind === 'starting' && !reloadWorkers.includes(slot))!;
+  // The recycle's worker and one of the reload's become ready: only the recycle is complete.
+  p.ready(reloadWorkers[0]!);
+  p.ready(recycleWorker);
+  t.is(await recycle, undefined);
+  t.deepEqual(p.lifecycle.pool('v1').map((slot) => slot.id), [recycleWorker.id, old2!.id]);
+  t.is(reloadWorkers[0]!.state.kind, 'ready', "the reload's ready worker was left to the reload");
+  p.ready(reloadWorkers[1]!);
+  t.is(await reload, undefined);
+  t.deepEqual(p.lifecycle.pool('v1').map((slot) => slot.id), reloadWorkers.map((slot) => slot.id));
+  await p.lifecycle.until(() => (p.lifecycle.slots.every((slot) => slot.state.kind === 'ready' || slot.state.kind === 'draining') ? true : undefined));
+  const running = p.lifecycle.slots.filter((slot) => slot.state.kind === 'ready').map((slot) => slot.id);
+  t.deepEqual(running.sort(), reloadWorkers.map((slot) => slot.id).sort(), 'no worker runs outside the pool');
+});
+
+test('only the moves of the state diagram are allowed', (t) => {
+  t.true(canTransition('ready', 'unresponsive'));
+  t.false(canTransition('draining', 'ready'));
+  t.false(canTransition('stopped', 'ready'));
+  t.false(canTransition('restarting', 'ready'));
+});
