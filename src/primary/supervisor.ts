@@ -1,5 +1,4 @@
 import cluster, { type Worker } from 'node:cluster';
-import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig, VersionConfig } from '../config/types.js';
@@ -10,21 +9,12 @@ import { closeUnacknowledgedHandle } from '../shared/node-internals.js';
 import { backoffDefaults, restartDelay, type BackoffPolicy } from './backoff.js';
 import type { EventLog } from './events.js';
 import { displayPath } from '../shared/display-path.js';
+import { residentBytes } from '../shared/procfs.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'crashloop' | 'stopped';
 export type VersionState = 'starting' | 'ready' | 'crashloop' | 'stopped';
 
 const runtimePath = fileURLToPath(new URL('../worker/runtime.js', import.meta.url));
-
-/** A process's resident memory in bytes, read from /proc (Linux); undefined where that is not available. */
-export function residentBytes(pid: number): number | undefined {
-  try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return match ? Number(match[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export function emptyStats(): WorkerStats {
   return {
