@@ -5,10 +5,7 @@ import { eventually, nextMessage, openFeed, parseExposition, rssOf } from './das
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function configWith(dashboard: Record<string, unknown>) {
-  const config = makeConfig({ v1: {}, v2: {} });
-  return { ...config, dashboard: { ...config.dashboard, ...dashboard } };
-}
+const configWith = (dashboard: Record<string, unknown>) => makeConfig({ v1: {}, v2: {} }, {}, {}, dashboard);
 
 async function metrics(dashboardPort: number) {
   const families = parseExposition((await get(`http://127.0.0.1:${dashboardPort}/metrics`, { authorization: `Bearer ${token}` })).text);

@@ -8,11 +8,8 @@ import { eventually, nextMessage, openFeed, parseExposition, refusal } from './d
 const auth = { authorization: `Bearer ${token}` };
 const dashboardUrl = (port: number, path: string) => `http://127.0.0.1:${port}${path}`;
 
-/** makeConfig with extra dashboard (and server) options. */
-function configWith(dashboard: Record<string, unknown>, server: Record<string, unknown> = {}, versions: Parameters<typeof makeConfig>[0] = { v1: {} }, routing: Record<string, unknown> = {}) {
-  const config = makeConfig(versions, routing, server);
-  return { ...config, dashboard: { ...config.dashboard, ...dashboard } };
-}
+/** One version, v1, with extra dashboard options. */
+const configWith = (dashboard: Record<string, unknown>) => makeConfig({ v1: {} }, {}, {}, dashboard);
 
 test('without the token: 401 on the API, on /metrics and on the WebSocket, before any handshake', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {} }));
@@ -116,7 +113,7 @@ test('the control API answers bad input with 400 naming the field, and passes go
 });
 
 test('/metrics parses as Prometheus text with the expected series; metricsPublic serves it without the token', async (t) => {
-  const cluster = await startCluster(t, configWith({ metricsPublic: true }, { statsIntervalMs: 100 }, { v1: { workers: 2 }, v2: {} }, { weights: { v1: 90, v2: 10 } }));
+  const cluster = await startCluster(t, makeConfig({ v1: { workers: 2 }, v2: {} }, { weights: { v1: 90, v2: 10 } }, { statsIntervalMs: 100 }, { metricsPublic: true }));
   await Promise.all(Array.from({ length: 10 }, (_, index) => get(cluster.url(`/who?n=${index}`))));
   await cluster.waitForStatus((status) => status.workers.reduce((sum, worker) => sum + worker.requests, 0) >= 10);
   const response = await get(dashboardUrl(cluster.dashboardPort, '/metrics'));

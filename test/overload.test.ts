@@ -1,9 +1,6 @@
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import test from 'ava';
-import { get, makeConfig, startCluster } from './helpers/cluster.js';
-
-const rssOf = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+import { get, makeConfig, rssOf, startCluster } from './helpers/cluster.js';
 
 test.serial('a worker at maxInFlight answers 503 with Retry-After and the app never runs more than the limit', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: { maxInFlight: 3 } }));

@@ -1,5 +1,7 @@
 import http from 'node:http';
-import { request } from './cluster.js';
+import { request } from './http.js';
+
+export { sleep } from './wait.js';
 
 export interface LoadReport {
   ok: number;
@@ -52,5 +54,3 @@ export function steadyLoad(url: () => string, { clients = 4, keepAlive = true, h
     },
   };
 }
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
