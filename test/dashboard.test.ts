@@ -103,13 +103,16 @@ test('the control API answers bad input with 400 naming the field, and passes go
   t.is((await post('/api/nothing', '{}')).status, 404);
   t.is((await get(dashboardUrl(cluster.dashboardPort, '/api/weights'), auth)).status, 405);
 
-  // Good input reaches the controls; whatever they answer comes back as their ControlResult with its status.
+  // Good input reaches the controls: the weights are applied, and the answer says what changed.
   const result = await post('/api/weights', '{"weights":{"v1":50,"v2":50}}');
-  t.is(typeof result.body.ok, 'boolean');
-  t.is(result.status, result.body.ok ? 200 : result.body.status);
+  t.is(result.status, 200, result.text);
+  t.true(result.body.ok);
+  t.true(result.body.changes.length > 0, 'the answer names the change');
+  t.like((await cluster.waitForStatus((status) => status.routing.weights?.v2 === 50)).routing.weights, { v1: 50, v2: 50 });
+  // A refusal by the controls comes back as their ControlResult, with its status.
   const unknown = await post('/api/workers/v9.9/restart', '{}');
-  t.false(unknown.body.ok);
-  t.is(unknown.status, unknown.body.status);
+  t.is(unknown.status, 404);
+  t.like(unknown.body, { ok: false, status: 404, error: 'no serving worker "v9.9"' });
 });
 
 test('/metrics parses as Prometheus text with the expected series; metricsPublic serves it without the token', async (t) => {
