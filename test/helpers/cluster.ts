@@ -1,15 +1,11 @@
-// startCluster: a graycluster for one ava test, stopped at the test's end. The rest of the toolkit is
-// re-exported here, so a test can import everything it needs from this one file.
+// startCluster: a graycluster for one ava test, stopped at the test's end. The whole toolkit is re-exported
+// here, so a test can import everything it needs from this one file.
 import type { ChildProcess } from 'node:child_process';
 import type { ExecutionContext } from 'ava';
 import type { Status } from '../../src/primary/status.js';
 import { startInstance } from './instance.js';
 
-export { bin, fixture, makeConfig, root, token } from './config.js';
-export { get, request, type Reply } from './http.js';
-export { startInstance, waitForRunState, type Instance } from './instance.js';
-export { residentBytes, rssOf, sampleRss } from './procfs.js';
-export { sleep, waitFor } from './wait.js';
+export * from './toolkit.js';
 
 export interface Cluster {
   process: ChildProcess;

@@ -152,7 +152,7 @@ export function installCleanup(log: (line: string) => void = (line) => process.s
   const signals = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
   for (const [name, number] of Object.entries(signals)) {
     process.once(name, () => {
-      log(`\n${name}: stopping every process started`);
+      log(`${name}: stopping every process started`);
       killAll();
       process.exit(128 + number);
     });
