@@ -4,8 +4,23 @@
 //   shared, config, routing, ipc ← primary ← control ← dashboard ← start.ts ← cli
 // The dashboard's page script (dashboard/client) is served to browsers as it compiles: it may import only
 // itself, plus types from elsewhere (`import type` vanishes from the output).
-/** Everything of ours in src outside the folders named (as path regexes). */
-const outside = (...folders) => `^src/(?!(${folders.join('|')})/)`;
+/** `layer` may import from src/ only what is in `allowed` (folder names). */
+const onlyFrom = (layer, allowed, comment = `src/${layer} sits below everything but ${allowed.filter((name) => name !== layer).join(', ')}.`) => ({
+  name: `${layer}-imports-only-${allowed.join('-')}`,
+  severity: 'error',
+  comment,
+  from: { path: `^src/${layer}/` },
+  to: { path: `^src/(?!(${allowed.join('|')})/)` },
+});
+
+/** `layer` may import nothing from the folders in `above`, nor from src/start.ts (the wiring on top). */
+const notFrom = (layer, above, comment = `src/${layer} sits below ${above.join(', ')} and start.ts.`) => ({
+  name: `${layer}-not-up`,
+  severity: 'error',
+  comment,
+  from: { path: `^src/${layer}/` },
+  to: { path: [`^src/(${above.join('|')})/`, '^src/start\\.ts$'] },
+});
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -17,56 +32,14 @@ module.exports = {
       from: { path: '^src/' },
       to: { circular: true },
     },
-    {
-      name: 'shared-imports-nothing-of-ours',
-      severity: 'error',
-      comment: 'src/shared is the bottom layer.',
-      from: { path: '^src/shared/' },
-      to: { path: outside('shared') },
-    },
-    {
-      name: 'config-imports-only-shared',
-      severity: 'error',
-      from: { path: '^src/config/' },
-      to: { path: outside('shared', 'config') },
-    },
-    {
-      name: 'routing-imports-only-shared-and-config',
-      severity: 'error',
-      from: { path: '^src/routing/' },
-      to: { path: outside('shared', 'config', 'routing') },
-    },
-    {
-      name: 'ipc-imports-only-shared-and-config',
-      severity: 'error',
-      from: { path: '^src/ipc/' },
-      to: { path: outside('shared', 'config', 'ipc') },
-    },
-    {
-      name: 'worker-not-up',
-      severity: 'error',
-      comment: 'Every worker process loads src/worker: it must not pull in the primary, controls, dashboard or CLI.',
-      from: { path: '^src/worker/' },
-      to: { path: ['^src/(primary|control|dashboard|cli)/', '^src/start\\.ts$'] },
-    },
-    {
-      name: 'primary-not-up',
-      severity: 'error',
-      from: { path: '^src/primary/' },
-      to: { path: ['^src/(worker|control|dashboard|cli)/', '^src/start\\.ts$'] },
-    },
-    {
-      name: 'control-not-up',
-      severity: 'error',
-      from: { path: '^src/control/' },
-      to: { path: ['^src/(worker|dashboard|cli)/', '^src/start\\.ts$'] },
-    },
-    {
-      name: 'dashboard-not-up',
-      severity: 'error',
-      from: { path: '^src/dashboard/' },
-      to: { path: ['^src/(worker|cli)/', '^src/start\\.ts$'] },
-    },
+    onlyFrom('shared', ['shared'], 'src/shared is the bottom layer.'),
+    onlyFrom('config', ['shared', 'config']),
+    onlyFrom('routing', ['shared', 'config', 'routing']),
+    onlyFrom('ipc', ['shared', 'config', 'ipc']),
+    notFrom('worker', ['primary', 'control', 'dashboard', 'cli'], 'Every worker process loads src/worker: none of the primary side.'),
+    notFrom('primary', ['worker', 'control', 'dashboard', 'cli']),
+    notFrom('control', ['worker', 'dashboard', 'cli']),
+    notFrom('dashboard', ['worker', 'cli']),
     {
       name: 'start-not-up',
       severity: 'error',
