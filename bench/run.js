@@ -8,7 +8,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { installCleanup, killAll } from './lib/processes.js';
+import { installCleanup, killAll } from './lib/toolkit.js';
 import { environment, environmentMarkdown, writeSection } from './lib/report.js';
 import { benchDir, repoDir } from './lib/targets.js';
 import { scenarios } from './scenarios/index.js';
@@ -90,7 +90,7 @@ async function main() {
     process.stdout.write(usage);
     return 0;
   }
-  installCleanup();
+  installCleanup((line) => process.stderr.write(`\nbench: ${line}\n`));
   const log = (line) => process.stdout.write(`${line}\n`);
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: still running after ${watchdogMs / 60_000} min: killing everything\n`);

@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import test from 'ava';
 import WebSocket from 'ws';
-import { fixture, get, makeConfig, request, startCluster } from './helpers/cluster.js';
+import { fixture, get, makeConfig, request, startCluster, waitFor } from './helpers/cluster.js';
 
 const twoVersions = (routing: Record<string, unknown> = {}, server: Record<string, unknown> = {}) => makeConfig(
   { v1: { workers: 2 }, v2: {} },
@@ -148,11 +148,13 @@ test.serial('a worker killed with SIGKILL under load is replaced, and no new con
   let failures = 0;
   let failuresAfterCrashSeen = 0;
   const pids = new Set<number>();
+  let answered = 0;
   const client = async () => {
     while (running) {
       const afterCrash = crashSeen;
       try {
         const reply = await get(cluster.url('/who?version=v1'));
+        answered++;
         if (reply.status !== 200) throw new Error(`status ${reply.status}`);
         if (afterCrash) pids.add(reply.body.pid);
       } catch {
@@ -162,7 +164,7 @@ test.serial('a worker killed with SIGKILL under load is replaced, and no new con
     }
   };
   const clients = Array.from({ length: 4 }, client);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await waitFor(() => answered >= 20, { what: 'the clients are being answered' });
   process.kill(victim.pid!, 'SIGKILL');
   // Connections already on their way to the worker when it died are lost with it; once the primary has seen
   // the crash, no new connection may go there.
@@ -172,10 +174,10 @@ test.serial('a worker killed with SIGKILL under load is replaced, and no new con
     const slot = current.workers.find((worker) => worker.id === victim.id)!;
     return slot.restarts === 1 && slot.state === 'ready' && slot.pid !== victim.pid;
   });
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  const replacement = status.workers.find((worker) => worker.id === victim.id)!;
+  await waitFor(() => pids.has(replacement.pid!), { what: 'the replacement answers a client' });
   running = false;
   await Promise.all(clients);
-  const replacement = status.workers.find((worker) => worker.id === victim.id)!;
   t.is(failuresAfterCrashSeen, 0, `${failures} requests failed in all`);
   t.false(pids.has(victim.pid!));
   t.true(pids.has(replacement.pid!), 'the replacement serves');

@@ -16,11 +16,6 @@ test.after.always(async () => {
   await browser?.close();
 });
 
-function configWith(dashboard: Record<string, unknown>, server: Record<string, unknown>, versions: Parameters<typeof makeConfig>[0], routing: Record<string, unknown>) {
-  const config = makeConfig(versions, routing, server);
-  return { ...config, dashboard: { ...config.dashboard, ...dashboard } };
-}
-
 async function openPage(t: { teardown(fn: () => Promise<void>): void }, url: string, viewport = { width: 1400, height: 1000 }): Promise<{ page: Page; errors: string[] }> {
   const context = await browser.newContext({ viewport });
   t.teardown(() => context.close());
@@ -42,10 +37,11 @@ async function inFlightOnPage(page: Page): Promise<number> {
 }
 
 test('the page shows each worker\'s memory, in-flight requests rising and falling, and a kill -9 in the event log', async (t) => {
-  const cluster = await startCluster(t, configWith(
-    { feedIntervalMs: 200 }, { statsIntervalMs: 100 },
+  const cluster = await startCluster(t, makeConfig(
     { v1: { workers: 2 }, v2: {} },
     { weights: { v1: 70, v2: 30 }, sticky: { key: 'header:x-user' } },
+    { statsIntervalMs: 100 },
+    { feedIntervalMs: 200 },
   ));
   const { page, errors } = await openPage(t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
 

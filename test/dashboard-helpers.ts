@@ -1,9 +1,11 @@
 // Helpers for the dashboard tests: a strict reader of Prometheus text, feed clients, the browser.
-import { readFileSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import WebSocket from 'ws';
 import type { FeedMessage } from '../src/dashboard/messages.js';
-import { token } from './helpers/cluster.js';
+import { token } from './helpers/config.js';
+import { waitFor } from './helpers/wait.js';
+
+export { rssOf } from './helpers/procfs.js';
 
 export interface MetricSample {
   name: string;
@@ -152,21 +154,9 @@ export function nextMessage(socket: WebSocket, check: (message: FeedMessage) => 
   });
 }
 
-/** Resident memory of a process, from /proc, in bytes. */
-export function rssOf(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match![1]) * 1024;
-}
-
 /** Polls `check` until it returns a truthy value (which it resolves with) or the time is up. */
-export async function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 15_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const result = await check();
-    if (result) return result;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+export function eventually<T>(check: () => T | Promise<T>, what: string, timeoutMs = 15_000): Promise<NonNullable<T>> {
+  return waitFor(check, { what, timeoutMs, intervalMs: 100 });
 }
 
 /** Debian's Chromium, driven by playwright-core; .ci/run installs it. */

@@ -8,11 +8,8 @@ import { eventually, nextMessage, openFeed, parseExposition, refusal } from './d
 const auth = { authorization: `Bearer ${token}` };
 const dashboardUrl = (port: number, path: string) => `http://127.0.0.1:${port}${path}`;
 
-/** makeConfig with extra dashboard (and server) options. */
-function configWith(dashboard: Record<string, unknown>, server: Record<string, unknown> = {}, versions: Parameters<typeof makeConfig>[0] = { v1: {} }, routing: Record<string, unknown> = {}) {
-  const config = makeConfig(versions, routing, server);
-  return { ...config, dashboard: { ...config.dashboard, ...dashboard } };
-}
+/** One version, v1, with extra dashboard options. */
+const configWith = (dashboard: Record<string, unknown>) => makeConfig({ v1: {} }, {}, {}, dashboard);
 
 test('without the token: 401 on the API, on /metrics and on the WebSocket, before any handshake', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {} }));
@@ -106,17 +103,20 @@ test('the control API answers bad input with 400 naming the field, and passes go
   t.is((await post('/api/nothing', '{}')).status, 404);
   t.is((await get(dashboardUrl(cluster.dashboardPort, '/api/weights'), auth)).status, 405);
 
-  // Good input reaches the controls; whatever they answer comes back as their ControlResult with its status.
+  // Good input reaches the controls: the weights are applied, and the answer says what changed.
   const result = await post('/api/weights', '{"weights":{"v1":50,"v2":50}}');
-  t.is(typeof result.body.ok, 'boolean');
-  t.is(result.status, result.body.ok ? 200 : result.body.status);
+  t.is(result.status, 200, result.text);
+  t.true(result.body.ok);
+  t.true(result.body.changes.length > 0, 'the answer names the change');
+  t.like((await cluster.waitForStatus((status) => status.routing.weights?.v2 === 50)).routing.weights, { v1: 50, v2: 50 });
+  // A refusal by the controls comes back as their ControlResult, with its status.
   const unknown = await post('/api/workers/v9.9/restart', '{}');
-  t.false(unknown.body.ok);
-  t.is(unknown.status, unknown.body.status);
+  t.is(unknown.status, 404);
+  t.like(unknown.body, { ok: false, status: 404, error: 'no serving worker "v9.9"' });
 });
 
 test('/metrics parses as Prometheus text with the expected series; metricsPublic serves it without the token', async (t) => {
-  const cluster = await startCluster(t, configWith({ metricsPublic: true }, { statsIntervalMs: 100 }, { v1: { workers: 2 }, v2: {} }, { weights: { v1: 90, v2: 10 } }));
+  const cluster = await startCluster(t, makeConfig({ v1: { workers: 2 }, v2: {} }, { weights: { v1: 90, v2: 10 } }, { statsIntervalMs: 100 }, { metricsPublic: true }));
   await Promise.all(Array.from({ length: 10 }, (_, index) => get(cluster.url(`/who?n=${index}`))));
   await cluster.waitForStatus((status) => status.workers.reduce((sum, worker) => sum + worker.requests, 0) >= 10);
   const response = await get(dashboardUrl(cluster.dashboardPort, '/metrics'));

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 
 import path from 'node:path';
 import test from 'ava';
 import { bin, fixture, get, makeConfig, request, startCluster, token, type Cluster } from './helpers/cluster.js';
-import { sleep, steadyLoad, type LoadReport } from './helpers/load.js';
+import { steadyLoad, type LoadReport } from './helpers/load.js';
 
 // Asynchronous on purpose: a synchronous call would freeze the load's clients in this process, and a client
 // frozen past the drain's idle grace reuses a connection the server has already closed.
@@ -18,10 +18,13 @@ const canary = () => makeConfig(
 
 const readConfig = (cluster: Cluster) => JSON.parse(readFileSync(cluster.configFile, 'utf8'));
 
-/** Lets the load run a little on the new config, then stops it and checks nothing failed. */
+/** Answers enough to see who serves now: several per client, on every connection the load keeps. */
+const answersToJudge = 40;
+
+/** Lets the load run on the new config for `answersToJudge` answers, then stops it and checks nothing failed. */
 async function settle(t: { deepEqual: Function; is: Function }, load: ReturnType<typeof steadyLoad>): Promise<LoadReport> {
   load.mark();
-  await sleep(700);
+  await load.answered(answersToJudge);
   const report = await load.stop();
   t.is(report.failed, 0, `failed requests: ${report.errors.join('; ')}`);
   t.deepEqual(report.unexpected, {});
@@ -32,8 +35,9 @@ test.serial('a weight change moves new requests with no failed request and no re
   const cluster = await startCluster(t, canary());
   let user = 0;
   const load = steadyLoad(() => cluster.url('/who'), { clients: 6 });
-  const withUsers = steadyLoad(() => cluster.url('/who'), { clients: 2, headers: { cookie: `uid=user-${user++}` } });
-  await sleep(500);
+  const withUsers = steadyLoad(() => cluster.url('/who'), { clients: 2, headers: () => ({ cookie: `uid=user-${user++}` }) });
+  await Promise.all([load.answered(answersToJudge), withUsers.answered(answersToJudge)]);
+  const usersBefore = user;
   const pids = (await cluster.status()).workers.map((worker) => worker.pid);
   await cli(cluster, 'weights', 'v1=0', 'v2=100');
   await cluster.waitForStatus((status) => status.versions.v2?.weight === 100);
@@ -41,6 +45,7 @@ test.serial('a weight change moves new requests with no failed request and no re
   const userReport = await settle(t, withUsers);
   t.true(report.ok > 0);
   t.deepEqual([...userReport.afterMark.keys()], ['v2']);
+  t.true(user - usersBefore >= answersToJudge, `${user - usersBefore} users after the change`);
   t.deepEqual((await cluster.status()).workers.map((worker) => worker.pid), pids, 'no worker restarted');
 });
 
@@ -48,7 +53,7 @@ test.serial('deploying new code to a version replaces its workers rolling, with 
   const cluster = await startCluster(t, canary());
   const load = steadyLoad(() => cluster.url('/who?version=v2'), { clients: 6 });
   const fresh = steadyLoad(() => cluster.url('/who?version=v2'), { clients: 2, keepAlive: false });
-  await sleep(500);
+  await Promise.all([load.answered(answersToJudge), fresh.answered(answersToJudge)]);
   const output = await cli(cluster, 'deploy', 'v2', '--entry', fixture('app-next.mjs'));
   t.regex(output, /replace v2's workers, rolling \(entry .*app\.mjs → .*app-next\.mjs\)/);
   await cluster.waitForOutput(/\[v2\] replaced: 1 new workers serving/);
@@ -62,7 +67,7 @@ test.serial('scaling up and down, reload, promote and rollback all run with no f
   const cluster = await startCluster(t, canary());
   const load = steadyLoad(() => cluster.url('/who?version=v1'), { clients: 6 });
   const fresh = steadyLoad(() => cluster.url('/who?version=v1'), { clients: 2, keepAlive: false });
-  await sleep(300);
+  await Promise.all([load.answered(answersToJudge), fresh.answered(answersToJudge)]);
 
   await cli(cluster, 'scale', 'v1', '4');
   await cluster.waitForStatus((status) => status.versions.v1?.ready === 4);
@@ -119,7 +124,7 @@ test.serial('bad edits are never applied, never rewritten, and show as configErr
     const status = await cluster.waitForStatus((current) => message.test(current.configError ?? ''));
     t.is(status.routing.default, 'v1');
     t.is((await get(cluster.url('/who?version=v2'))).body.version, 'v2', 'the last good config keeps serving');
-    await sleep(300);
+    // The primary has handled this text (its error shows, and it has answered since): a rewrite would be done.
     t.is(readFileSync(cluster.configFile, 'utf8'), text, 'the file is exactly as written');
   }
   const fixed = JSON.parse(good);

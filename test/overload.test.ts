@@ -1,9 +1,6 @@
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import test from 'ava';
-import { get, makeConfig, startCluster } from './helpers/cluster.js';
-
-const rssOf = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+import { get, makeConfig, rssOf, startCluster } from './helpers/cluster.js';
 
 test.serial('a worker at maxInFlight answers 503 with Retry-After and the app never runs more than the limit', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: { maxInFlight: 3 } }));
@@ -50,8 +47,11 @@ test.serial("thousands of connections that send nothing don't grow the primary, 
   // The kernel's accept queue holds some back; well over a thousand reach the primary past its cap.
   const status = await cluster.waitForStatus((current) => (current.router.refused['503'] ?? 0) >= 1000);
   t.true(status.router.pending <= 500, `${status.router.pending} connections pending`);
+  // The cap is proven by `pending` above; rss catches anything kept per connection attempt. Measured on a
+  // 2-core machine: +11 MB refusing ~2400 connections, +6 MB holding 3000 pending with no cap, from ~70 MB at
+  // rest. Half the primary's own rss at rest (~12 KB per attempt) leaves room for that and fails a real leak.
   const growth = rssOf(primary) - before;
-  t.true(growth < 40 * 1024 * 1024, `primary rss grew ${Math.round(growth / 1024 / 1024)} MB`);
+  t.true(growth < before / 2, `primary rss grew ${Math.round(growth / 1024 / 1024)} MB from ${Math.round(before / 1024 / 1024)} MB`);
   t.true(answered >= 1000, 'connections past the cap were answered');
   for (const socket of sockets) socket.destroy();
   await cluster.waitForStatus((current) => current.router.pending === 0);

@@ -5,7 +5,7 @@ import test from 'ava';
 import { ConfigError, loadConfig, resolveConfig } from '../src/config/load.js';
 import type { ConfigFile, RolloutConfig, RolloutOptions } from '../src/config/types.js';
 import { bucketCount, versionForBucket } from '../src/routing/decide.js';
-import { gateDefaults, manualRoutingChange, rolloutRouting } from '../src/rollout/config.js';
+import { gateDefaults, manualRoutingChange, rolloutRouting } from '../src/config/rollout.js';
 
 const file = (rollout?: RolloutOptions, routing: ConfigFile['routing'] = { default: 'v1' }): ConfigFile => ({
   versions: { v1: { entry: './a.js' }, v2: { entry: './b.js' }, v3: { entry: './c.js' } },

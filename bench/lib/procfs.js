@@ -1,3 +1,4 @@
+// CPU time from /proc, for the bench's measurements (rss: the toolkit's sampleRss, in bench/lib/toolkit.js).
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -9,16 +10,6 @@ export const ticksPerSecond = (() => {
     return 100;
   }
 })();
-
-/** Resident set size of a process in kB (VmRSS), or undefined once it is gone. */
-export function rssKb(pid) {
-  try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The pids of a process's children (from /proc/<pid>/task/<tid>/children), or none once it is gone. */
 export function childPids(pid) {
@@ -81,26 +72,4 @@ export async function waitForQuiet(pids, { thresholdCores = 0.1, windowMs = 500,
 export function cpuMeter(pids) {
   const before = pids.map(cpuTicks);
   return () => pids.map((pid, index) => (cpuTicks(pid) - before[index]) / ticksPerSecond);
-}
-
-/** Samples a process's RSS every `intervalMs`; `stop()` returns the samples as { at (ms since start), kb }. */
-export function sampleRss(pid, intervalMs = 200) {
-  const started = performance.now();
-  const samples = [];
-  const take = () => {
-    const kb = rssKb(pid);
-    if (kb !== undefined) samples.push({ at: performance.now() - started, kb });
-  };
-  take();
-  const timer = setInterval(take, intervalMs);
-  return {
-    samples,
-    /** The latest sample: what the process holds now. */
-    latest: () => samples.at(-1)?.kb,
-    stop() {
-      clearInterval(timer);
-      take();
-      return samples;
-    },
-  };
 }

@@ -93,3 +93,11 @@ export function median(values) {
   const middle = sorted.length >> 1;
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
+
+/** A target's line in a section's command list: its command and, where it has one, its config. */
+export const targetLine = (target) => `- ${target.name}: \`${target.command}\`${target.config ? `, config \`${JSON.stringify(target.config)}\`` : ''}`;
+
+/** The end of a scenario's section: every run's table folded away, then the commands behind the figures. */
+export function runsAndCommands(perRunMarkdown, commands) {
+  return ['<details><summary>Every run</summary>', '', perRunMarkdown, '', '</details>', '', 'Commands:', '', ...commands];
+}

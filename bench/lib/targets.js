@@ -2,13 +2,10 @@
  * The servers the scenarios measure. Each start function resolves once the target answers, with
  * { name, url, pid (the process in front: primary, parent proxy), workerPids, command, stop() }.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startProcess, temporaryFolder } from './processes.js';
 import { childPids } from './procfs.js';
+import { makeConfig, startInstance, startProcess } from './toolkit.js';
 
 export const benchDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const repoDir = path.dirname(benchDir);
@@ -19,62 +16,36 @@ const server = (name) => path.join(benchDir, 'servers', name);
 const relative = (file) => path.relative(repoDir, file);
 
 /**
- * graycluster, run through its real bin with a config written to a temp folder: one pool per entry of
- * `versions` ({ v1: { entry, workers } }), routed by ?version=, everything on 127.0.0.1 and ephemeral ports;
- * `server` adds other server options (versionHeader, maxPendingConnections…).
+ * graycluster, run through its real bin with a config written to a temp folder (the toolkit's makeConfig and
+ * startInstance): one pool per entry of `versions` ({ v1: { entry, workers } }), routed by ?version=, everything
+ * on 127.0.0.1 and ephemeral ports; `server` adds other server options (versionHeader, maxPendingConnections…).
+ * Its ports and dashboard token come from the run-state file it writes once it listens.
  * `nodeArgs` go to the primary, and through execArgv to every worker (--cpu-prof, say). `bin`: another build's
  * bin/graycluster.js, to compare a patch against this one.
  */
-export async function startGraycluster({ name = 'graycluster', versions, server = {}, nodeArgs = [], bin = path.join(repoDir, 'bin/graycluster.js') }) {
-  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-bench-'));
-  const removeFolder = temporaryFolder(folder);
-  const configFile = path.join(folder, 'graycluster.json');
-  const token = randomBytes(18).toString('base64url');
-  const config = {
-    server: { ...server, host: '127.0.0.1', port: 0 },
-    dashboard: { host: '127.0.0.1', port: 0 },
-    versions,
-    routing: { default: Object.keys(versions)[0], rules: [{ query: 'version' }] },
-  };
-  writeFileSync(configFile, JSON.stringify(config, null, 2));
-  const args = [...nodeArgs, bin, 'start', '--config', configFile, '--port', '0', '--dashboard-port', '0'];
-  const child = startProcess(name, process.execPath, args, { env: { GRAYCLUSTER_TOKEN: token }, cwd: folder });
-  const stop = async () => {
-    await child.stop();
-    removeFolder();
-  };
+export async function startGraycluster({ name = 'graycluster', versions, server = {}, nodeArgs = [], bin }) {
+  // No token in the config (undefined leaves it out of the file): graycluster makes one, the run state names it.
+  const config = makeConfig(versions, { rules: [{ query: 'version' }] }, server, { token: undefined });
+  const instance = await startInstance(config, { name, nodeArgs, bin, args: ['--port', '0', '--dashboard-port', '0'] });
   try {
-    const [, port] = await child.waitForOutput(/serving http:\/\/[^:/]+:(\d+)\//);
-    const [, dashboardPort] = await child.waitForOutput(/dashboard and API at http:\/\/[^:/]+:(\d+)\//);
-    const status = async () => {
-      const response = await fetch(`http://127.0.0.1:${dashboardPort}/api/status`, { headers: { authorization: `Bearer ${token}` } });
-      if (!response.ok) throw new Error(`GET /api/status answered ${response.status}`);
-      return response.json();
-    };
-    const deadline = Date.now() + 20_000;
-    let current = await status();
-    while (!Object.values(current.versions).every((version) => version.ready === version.configured)) {
-      if (Date.now() > deadline) throw new Error(`${name}: workers not ready within 20 s: ${JSON.stringify(current.versions)}\n${child.output()}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      current = await status();
-    }
+    const current = await instance.waitUntilReady(20_000);
     return {
       name,
-      url: `http://127.0.0.1:${port}/`,
-      pid: current.pid,
+      url: instance.url(),
+      pid: instance.state.pid,
       workerPids: current.workers.map((worker) => worker.pid),
-      status,
+      status: instance.status,
       // For scenarios that change the running config or open the dashboard.
-      configFile,
-      dashboardUrl: `http://127.0.0.1:${dashboardPort}/`,
-      token,
-      command: `GRAYCLUSTER_TOKEN=… node ${nodeArgs.length ? `${nodeArgs.join(' ')} ` : ''}bin/graycluster.js start --config <tmp>/graycluster.json --port 0 --dashboard-port 0`,
-      config: { ...config, versions: Object.fromEntries(Object.entries(versions).map(([version, options]) => [version, { ...options, entry: relative(options.entry) }])) },
-      output: child.output,
-      stop,
+      configFile: instance.configFile,
+      dashboardUrl: instance.dashboardUrl(),
+      token: instance.token,
+      command: `node ${nodeArgs.length ? `${nodeArgs.join(' ')} ` : ''}bin/graycluster.js start --config <tmp>/graycluster.json --port 0 --dashboard-port 0`,
+      config: { ...config, versions: Object.fromEntries(Object.entries(config.versions).map(([version, options]) => [version, { ...options, entry: relative(options.entry) }])) },
+      output: instance.process.output,
+      stop: instance.stop,
     };
   } catch (error) {
-    await stop();
+    await instance.stop();
     throw error;
   }
 }

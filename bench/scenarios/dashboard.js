@@ -8,7 +8,7 @@
 import WebSocket from 'ws';
 import { runLoad } from '../lib/load.js';
 import { cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
-import { format, median, table } from '../lib/report.js';
+import { targetLine, format, median, runsAndCommands, table } from '../lib/report.js';
 import { app, startGraycluster } from '../lib/targets.js';
 
 export const defaults = { rounds: 3, seconds: 6, warmupSeconds: 1, connections: 50, dashboards: 10 };
@@ -257,17 +257,11 @@ function report(runs, settings, target, feed) {
     '',
     disturbance,
     '',
-    '<details><summary>Every run</summary>',
-    '',
-    perRun.markdown,
-    '',
-    '</details>',
-    '',
-    'Commands:',
-    '',
-    `- ${target.name}: \`${target.command}\`, config \`${JSON.stringify(target.config)}\``,
-    `- load: autocannon API, \`{ url: [<target>/?version=v1, <target>/?version=v2], connections: ${settings.connections}, duration: ${settings.seconds} }\``,
-    `- dashboards: \`new WebSocket('ws://127.0.0.1:<dashboard port>/ws', ['graycluster', 'graycluster.token.' + base64url(token)], { origin: 'http://127.0.0.1:<dashboard port>' })\` ×${settings.dashboards}`,
+    ...runsAndCommands(perRun.markdown, [
+      targetLine(target),
+      `- load: autocannon API, \`{ url: [<target>/?version=v1, <target>/?version=v2], connections: ${settings.connections}, duration: ${settings.seconds} }\``,
+      `- dashboards: \`new WebSocket('ws://127.0.0.1:<dashboard port>/ws', ['graycluster', 'graycluster.token.' + base64url(token)], { origin: 'http://127.0.0.1:<dashboard port>' })\` ×${settings.dashboards}`,
+    ]),
   ].join('\n');
   return {
     text: `${text}\n\n${`What it costs: ${costText}`}\n${health}\n${disturbance.replaceAll('**', '')}\n\nEvery run:\n${perRun.text}`,

@@ -9,11 +9,10 @@ import http from 'node:http';
 import path from 'node:path';
 import { table } from '../lib/report.js';
 import { app, startGraycluster } from '../lib/targets.js';
+import { sleep, waitFor } from '../lib/toolkit.js';
 
 export const defaults = { changes: 20, pollMs: 5, capMs: 5000 };
 export const targets = { medianMs: 1000, maxMs: 1000 };
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The version that answers a request on a new connection (graycluster names it in a response header). */
 function answeringVersion(url) {
@@ -53,15 +52,8 @@ export async function run({ settings: overrides, log }) {
         writeFileSync(temporary, JSON.stringify(config, null, 2));
         renameSync(temporary, configFile);
       }
-      let elapsed;
-      for (;;) {
-        if ((await answeringVersion(target.url)) === next) {
-          elapsed = performance.now() - written;
-          break;
-        }
-        if (performance.now() - written > settings.capMs) throw new Error(`routing did not switch to ${next} within ${settings.capMs} ms of the write`);
-        await sleep(settings.pollMs);
-      }
+      await waitFor(async () => (await answeringVersion(target.url)) === next, { timeoutMs: settings.capMs, intervalMs: settings.pollMs, what: `routing switched to ${next} after the write` });
+      const elapsed = performance.now() - written;
       samples[how].push(elapsed);
       log(`  change ${change + 1}/${settings.changes} (${how}): routing switched after ${elapsed.toFixed(1)} ms`);
     }

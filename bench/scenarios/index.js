@@ -6,7 +6,7 @@
  * { text, markdown }: the table printed to the terminal and its section of results.md (run.js adds the date,
  * Node version, CPU and command). `settings` holds the command-line options; `log` prints progress.
  * Start targets with lib/targets.js (graycluster on ephemeral ports and 127.0.0.1 only), drive load with
- * lib/load.js (autocannon), and read CPU and memory with lib/procfs.js.
+ * lib/load.js (autocannon), read CPU with lib/procfs.js and memory with lib/toolkit.js (sampleRss).
  */
 import * as dashboard from './dashboard.js';
 import * as hotswap from './hotswap.js';

@@ -4,11 +4,11 @@
  * node:cluster (which cannot route by version) as the reference for what two workers can do at best.
  */
 import { fetchOnce, runLoad, timeToAnswer } from '../lib/load.js';
-import { otherCpuMeter, sampleRss, waitForQuiet } from '../lib/procfs.js';
+import { otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
 import { format, table } from '../lib/report.js';
 import { seedChild, startGraycluster, startPlainCluster, startSeedProxy } from '../lib/targets.js';
+import { sampleRss, sleep } from '../lib/toolkit.js';
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const defaults = { connections: 400, seconds: 20, timeoutSeconds: 10, recoveryCapSeconds: 150, rssIntervalMs: 200 };
 
@@ -29,7 +29,7 @@ async function measure(start, settings, log) {
     await waitForQuiet(ours);
     const rss = sampleRss(target.pid, settings.rssIntervalMs);
     await sleep(1000);
-    const baselineKb = rss.latest();
+    const baselineKb = rss.latest() / 1024;
     const loadStartIndex = rss.samples.length;
     log(`  ${target.name}: ${settings.connections} connections for ${settings.seconds} s…`);
     const others = otherCpuMeter(ours);
@@ -38,7 +38,7 @@ async function measure(start, settings, log) {
     log(`  ${target.name}: load over (${load.completed} answered, ${load.timeouts} timeouts); waiting for a fresh request to v1 to be answered (at most ${settings.recoveryCapSeconds} s)…`);
     const recoveryMs = await timeToAnswer(v1, { capMs: settings.recoveryCapSeconds * 1000 });
     const samples = rss.stop();
-    const peakKb = Math.max(...samples.slice(loadStartIndex).map((sample) => sample.kb));
+    const peakKb = Math.max(...samples.slice(loadStartIndex).map((sample) => sample.bytes)) / 1024;
     return { name: target.name, command: target.command, config: target.config, load, otherCpu, baselineKb, peakKb, growthKb: peakKb - baselineKb, recoveryMs };
   } finally {
     await target.stop();

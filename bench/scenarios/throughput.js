@@ -5,7 +5,7 @@
  */
 import { fetchOnce, runLoad } from '../lib/load.js';
 import { cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
-import { format, median, table } from '../lib/report.js';
+import { targetLine, format, median, runsAndCommands, table } from '../lib/report.js';
 import { app, startGraycluster, startKeepAliveProxy, startPlainCluster } from '../lib/targets.js';
 
 // Three runs, not two: the median of three per-round ratios survives one round disturbed by other work.
@@ -167,16 +167,10 @@ function report(runs, settings, started) {
     '',
     ...verdicts,
     '',
-    '<details><summary>Every run</summary>',
-    '',
-    perRun.markdown,
-    '',
-    '</details>',
-    '',
-    'Commands:',
-    '',
-    ...Object.values(started).map((target) => `- ${target.name}: \`${target.command}\`${target.config ? `, config \`${JSON.stringify(target.config)}\`` : ''}`),
-    `- load: autocannon API, \`{ url, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ path: '/?version=v1' }, { path: '/?version=v2' }] }\`; version per connection: \`url: [<target>/?version=v1, <target>/?version=v2]\` and no \`requests\`; new connection per request: \`headers: { connection: 'close' }\` plus a \`setupClient\` that stops autocannon from writing the next request on the connection being closed (see bench/lib/load.js).`,
+    ...runsAndCommands(perRun.markdown, [
+      ...Object.values(started).map(targetLine),
+      `- load: autocannon API, \`{ url, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ path: '/?version=v1' }, { path: '/?version=v2' }] }\`; version per connection: \`url: [<target>/?version=v1, <target>/?version=v2]\` and no \`requests\`; new connection per request: \`headers: { connection: 'close' }\` plus a \`setupClient\` that stops autocannon from writing the next request on the connection being closed (see bench/lib/load.js).`,
+    ]),
   ].join('\n');
   return { text: `${texts.join('\n\n')}\n\n${disturbance.replaceAll('**', '')}\n${verdicts.join('\n').replaceAll('**', '')}`, markdown };
 }

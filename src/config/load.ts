@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Conf from 'conf';
-import { resolveRollout } from '../rollout/config.js';
+import { resolveRollout } from './rollout.js';
 import { parseAddressRange } from '../shared/address-range.js';
 import {
   dashboardDefaults, serverDefaults, versionDefaults,

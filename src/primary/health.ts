@@ -1,17 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { ResolvedConfig } from '../config/types.js';
+import { residentBytes } from '../shared/procfs.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { WorkerSlot } from './worker-slot.js';
-
-/** A process's resident memory in bytes, read from /proc (Linux); undefined where that is not available. */
-export function residentBytes(pid: number): number | undefined {
-  try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return match ? Number(match[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const megabyte = 1024 * 1024;
 

@@ -1,5 +1,5 @@
 import type { ConfigFile, RolloutConfig } from '../config/types.js';
-import { manualRoutingChange } from './config.js';
+import { manualRoutingChange } from '../config/rollout.js';
 import { advanceRollout, beginRollout, pauseRollout, promoteRollout, rollBackRollout, type RolloutEdit } from './edits.js';
 import { duration } from './format.js';
 import { judgeWindow, type Judgement } from './gates.js';

@@ -1,5 +1,5 @@
 import type { ConfigFile, RolloutConfig, RolloutOptions, RolloutState } from '../config/types.js';
-import { finishedStates, resolveRollout, routingWithCanary } from './config.js';
+import { finishedStates, resolveRollout, routingWithCanary } from '../config/rollout.js';
 
 /**
  * A rollout's transitions as pure edits of the config file's contents, the same shape as config/edits.ts's

@@ -1,5 +1,5 @@
 import type { RolloutConfig, RolloutState } from '../config/types.js';
-import { canaryWeight } from './config.js';
+import { canaryWeight } from '../config/rollout.js';
 import type { TickResult } from './controller.js';
 import type { GateVerdict, Verdict } from './gates.js';
 

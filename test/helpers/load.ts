@@ -1,5 +1,8 @@
 import http from 'node:http';
-import { request } from './cluster.js';
+import { request } from './http.js';
+import { waitFor } from './wait.js';
+
+export { sleep } from './wait.js';
 
 export interface LoadReport {
   ok: number;
@@ -13,18 +16,21 @@ export interface LoadReport {
 
 /**
  * A steady load: `clients` loops, each sending its next request as soon as the last one is answered, over
- * keep-alive connections (or a new connection per request). Counts every response.
+ * keep-alive connections (or a new connection per request). Counts every response. `url` and `headers` (when a
+ * function) are evaluated for every request, so each one may differ.
  */
-export function steadyLoad(url: () => string, { clients = 4, keepAlive = true, headers = {} as Record<string, string> } = {}) {
+export function steadyLoad(url: () => string, { clients = 4, keepAlive = true, headers = {} as Record<string, string> | (() => Record<string, string>) } = {}) {
   const agent = new http.Agent({ keepAlive, maxSockets: clients });
   const report: LoadReport = { ok: 0, failed: 0, unexpected: {}, errors: [], afterMark: new Map() };
   let running = true;
   let marked = false;
+  let answers = 0;
   const loop = async () => {
     while (running) {
       const afterMark = marked;
       try {
-        const reply = await request(url(), { agent: keepAlive ? agent : undefined, headers });
+        const reply = await request(url(), { agent: keepAlive ? agent : undefined, headers: typeof headers === 'function' ? headers() : headers });
+        answers++;
         if (reply.status === 200) report.ok++;
         else report.unexpected[reply.status] = (report.unexpected[reply.status] ?? 0) + 1;
         if (afterMark) {
@@ -44,6 +50,11 @@ export function steadyLoad(url: () => string, { clients = 4, keepAlive = true, h
     mark() {
       marked = true;
     },
+    /** Resolves once `count` more requests have been answered (whatever the status): the load has run on what is now. */
+    async answered(count: number, timeoutMs = 15_000): Promise<void> {
+      const target = answers + count;
+      await waitFor(() => answers >= target, { timeoutMs, intervalMs: 10, what: `${count} more answers to the load`, describe: () => JSON.stringify(report) });
+    },
     async stop(): Promise<LoadReport> {
       running = false;
       await Promise.all(loops);
@@ -52,5 +63,3 @@ export function steadyLoad(url: () => string, { clients = 4, keepAlive = true, h
     },
   };
 }
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,4 +1,4 @@
-import type { ConfigFile, RolloutConfig, RolloutGates, RolloutOptions, RolloutState } from '../config/types.js';
+import type { ConfigFile, RolloutConfig, RolloutGates, RolloutOptions, RolloutState } from './types.js';
 
 export const rolloutStates: readonly RolloutState[] = ['running', 'paused', 'promoted', 'rolled_back', 'aborted'];
 

@@ -1,0 +1,109 @@
+// A running graycluster (the real bin) for tests and the bench, found the way a program finds one: through the
+// run-state file it writes once it listens, never through the lines it prints for people.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readRunState, type RunState } from '../../src/primary/state-file.js';
+import type { Status } from '../../src/primary/status.js';
+import { bin as defaultBin } from './config.js';
+import { startProcess, temporaryFolder, type StartedProcess } from './processes.js';
+import { waitFor } from './wait.js';
+
+export interface Instance {
+  name: string;
+  process: StartedProcess;
+  /** The config file, in a temp folder of its own (the process's working folder too). */
+  configFile: string;
+  /** Where it serves and its dashboard listens, and the dashboard's token: from its run-state file. */
+  state: RunState;
+  port: number;
+  dashboardPort: number;
+  token: string;
+  url(urlPath?: string): string;
+  dashboardUrl(urlPath?: string): string;
+  /** GET /api/status with the token. */
+  status(): Promise<Status>;
+  /** Resolves with the first status `check` accepts, checked every 50 ms; rejects after `timeoutMs` (default 15 s). */
+  waitForStatus(check: (status: Status) => boolean, timeoutMs?: number): Promise<Status>;
+  /** Resolves once every version has as many ready workers as configured. */
+  waitUntilReady(timeoutMs?: number): Promise<Status>;
+  /** Stops it (SIGTERM, then SIGKILL to the group), removes its folder; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export interface InstanceOptions {
+  /** A name for messages (default "graycluster"). */
+  name?: string;
+  /** More arguments after `start --config <file>`. */
+  args?: string[];
+  /** Node options before the bin (--cpu-prof, say); workers inherit them through execArgv. */
+  nodeArgs?: string[];
+  /** Another build's bin/graycluster.js (default: this repository's). */
+  bin?: string;
+  /** How long it may take to listen (default 20 s). */
+  timeoutMs?: number;
+}
+
+/** How to reach a listener on `host` from this machine. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Waits until the run-state file of `configFile` exists and names `pid` (a file left by an earlier run names
+ * another); rejects if `alive()` turns false first, or after `timeoutMs`.
+ */
+export function waitForRunState(configFile: string, pid: number, { alive = () => true, timeoutMs = 20_000, describe }: { alive?: () => boolean; timeoutMs?: number; describe?: () => string } = {}): Promise<RunState> {
+  return waitFor(() => {
+    const state = readRunState(configFile);
+    if (state?.pid === pid) return state;
+    if (!alive()) throw new Error(`pid ${pid} exited before writing its run state${describe ? `\n${describe()}` : ''}`);
+    return undefined;
+  }, { timeoutMs, intervalMs: 25, what: `the run state of pid ${pid}`, describe });
+}
+
+/** Writes `config` to a temp folder and runs the real bin on it; resolves once it listens. */
+export async function startInstance(config: object, { name = 'graycluster', args = [], nodeArgs = [], bin = defaultBin, timeoutMs }: InstanceOptions = {}): Promise<Instance> {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-toolkit-'));
+  const removeFolder = temporaryFolder(folder);
+  const configFile = path.join(folder, 'graycluster.json');
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  // The config and the arguments alone decide ports and token: nothing from the caller's environment.
+  const env = { GRAYCLUSTER_TOKEN: undefined, GRAYCLUSTER_PORT: undefined, GRAYCLUSTER_DASHBOARD_PORT: undefined };
+  const child = startProcess(name, process.execPath, [...nodeArgs, bin, 'start', '--config', configFile, ...args], { env, cwd: folder });
+  let stopped: Promise<number | null> | undefined;
+  const stop = () => stopped ??= child.stop().finally(removeFolder);
+  let state: RunState;
+  try {
+    state = await Promise.race([
+      waitForRunState(configFile, child.pid, { alive: () => child.child.exitCode === null && child.child.signalCode === null, timeoutMs, describe: child.output }),
+      child.spawnFailed,
+    ]);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  const { port } = state.server;
+  const { port: dashboardPort, token } = state.dashboard;
+  const dashboardUrl = (urlPath = '/') => `http://${urlHost(state.dashboard.host)}:${dashboardPort}${urlPath}`;
+  const status = async (): Promise<Status> => {
+    const response = await fetch(dashboardUrl('/api/status'), { headers: { authorization: `Bearer ${token}` } });
+    if (!response.ok) throw new Error(`${name}: GET /api/status answered ${response.status}`);
+    return (await response.json()) as Status;
+  };
+  let last: Status | undefined;
+  const waitForStatus = (check: (status: Status) => boolean, statusTimeoutMs = 15_000) => waitFor(async () => {
+    last = await status();
+    return check(last) ? last : undefined;
+  }, { timeoutMs: statusTimeoutMs, what: `${name}: the expected status`, describe: () => `last: ${JSON.stringify(last?.versions)}\noutput:\n${child.output()}` });
+  return {
+    name, process: child, configFile, state, port, dashboardPort, token,
+    url: (urlPath = '/') => `http://${urlHost(state.server.host)}:${port}${urlPath}`,
+    dashboardUrl, status, waitForStatus,
+    waitUntilReady: (readyTimeoutMs?: number) => waitForStatus((current) => Object.values(current.versions).every((version) => version.ready === version.configured), readyTimeoutMs),
+    stop,
+  };
+}

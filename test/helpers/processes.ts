@@ -1,0 +1,160 @@
+// Child processes for tests and the bench: each one leads its own process group, so stopping it also ends
+// whatever it forked (graycluster's workers), and nothing is left running however the run ends.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+
+/** What a process printed (stdout and stderr) is kept up to this much, the latest; enough for any test. */
+const outputCap = 1024 * 1024;
+
+/** Process groups started and not yet seen exit: what every cleanup path must end. */
+const live = new Set<number>();
+/** Temp folders to remove however the run ends. */
+const folders = new Set<string>();
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface StartedProcess {
+  name: string;
+  pid: number;
+  child: ChildProcess;
+  /** Resolves when the process has exited. */
+  exited: Promise<ProcessExit>;
+  /** Rejects if the process could not be started at all. */
+  spawnFailed: Promise<never>;
+  /** Everything it printed so far (the last MiB). */
+  output(): string;
+  /** Resolves with the first match of `pattern` in the output; rejects on exit without one, or after `timeoutMs`. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  /** Resolves with the first IPC message `accept` returns true for (start it with `ipc: true`). */
+  waitForMessage(accept: (message: any) => boolean, timeoutMs?: number): Promise<any>;
+  /** SIGTERM to the process (a graceful stop), SIGKILL to its group after `graceMs`; resolves with the exit code. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+export interface StartOptions {
+  /** Added to this process's environment; an undefined value removes the variable. */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** An IPC channel as the child's fd 3 (for waitForMessage). */
+  ipc?: boolean;
+}
+
+let exitHookInstalled = false;
+
+/** Starts `command` as the leader of its own process group. */
+export function startProcess(name: string, command: string, args: string[], { env = {}, ipc = false, cwd }: StartOptions = {}): StartedProcess {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', killAll);
+  }
+  const child = spawn(command, args, {
+    cwd,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc' as const] : [])],
+  });
+  const pid = child.pid ?? -1;
+  let output = '';
+  const waiters = new Set<() => void>();
+  const onOutput = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-outputCap);
+    for (const check of waiters) check();
+  };
+  child.stdout!.on('data', onOutput);
+  child.stderr!.on('data', onOutput);
+  if (pid > 0) live.add(pid);
+  const exited = new Promise<ProcessExit>((resolve) => child.once('exit', (code, signal) => {
+    live.delete(pid);
+    for (const check of waiters) check();
+    resolve({ code, signal });
+  }));
+  const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
+  spawnFailed.catch(() => {});
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+
+  const waitForOutput = (pattern: RegExp, timeoutMs = 20_000) => new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(`${name}: no output matching ${pattern} within ${timeoutMs} ms; output:\n${output}`)), timeoutMs);
+    const finish = (error: Error | null, match?: RegExpExecArray) => {
+      clearTimeout(timer);
+      waiters.delete(check);
+      if (error) reject(error);
+      else resolve(match!);
+    };
+    const check = () => {
+      const match = pattern.exec(output);
+      if (match) finish(null, match);
+      else if (gone()) finish(new Error(`${name} exited before printing ${pattern}; output:\n${output}`));
+    };
+    waiters.add(check);
+    check();
+  });
+
+  const waitForMessage = (accept: (message: any) => boolean, timeoutMs = 20_000) => new Promise<any>((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(`${name}: no expected message within ${timeoutMs} ms; output:\n${output}`)), timeoutMs);
+    const onMessage = (message: unknown) => {
+      if (accept(message)) finish(null, message);
+    };
+    const onExit = () => finish(new Error(`${name} exited before sending the expected message; output:\n${output}`));
+    const finish = (error: Error | null, message?: unknown) => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      if (error) reject(error);
+      else resolve(message);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+
+  let stopping: Promise<number | null> | undefined;
+  const stop = (graceMs = 15_000) => stopping ??= (async () => {
+    if (!gone()) {
+      signal(pid, 'SIGTERM');
+      const timer = setTimeout(() => signal(-pid, 'SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    }
+    signal(-pid, 'SIGKILL');  // Whatever the leader forked and left behind.
+    return (await exited).code;
+  })();
+
+  return { name, pid, child, exited, spawnFailed, output: () => output, waitForOutput, waitForMessage, stop };
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {}  // Already gone (or, for a group, empty).
+}
+
+/** Removes `folder` at the end of the run unless the function it returns (which removes it now) is called first. */
+export function temporaryFolder(folder: string): () => void {
+  folders.add(folder);
+  return () => {
+    folders.delete(folder);
+    rmSync(folder, { recursive: true, force: true });
+  };
+}
+
+/** Kills every process group started here, now, and removes the temp folders. Synchronous, for an 'exit' handler. */
+export function killAll(): void {
+  for (const pid of live) signal(-pid, 'SIGKILL');
+  live.clear();
+  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
+  folders.clear();
+}
+
+/** For a script (the bench): ends every process it started on Ctrl-C, SIGTERM or SIGHUP too, then exits. */
+export function installCleanup(log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): void {
+  const signals = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
+  for (const [name, number] of Object.entries(signals)) {
+    process.once(name, () => {
+      log(`${name}: stopping every process started`);
+      killAll();
+      process.exit(128 + number);
+    });
+  }
+}

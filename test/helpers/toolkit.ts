@@ -1,0 +1,8 @@
+// The test-and-bench toolkit in one import: tests reach it through ./cluster.js, the bench (plain JS, after
+// `npm run build`) through bench/lib/toolkit.js, which loads this file's build from dist/test/helpers/.
+export { bin, fixture, makeConfig, root, token, type VersionOptions } from './config.js';
+export { get, request, type Reply } from './http.js';
+export { startInstance, waitForRunState, type Instance, type InstanceOptions } from './instance.js';
+export { installCleanup, killAll, startProcess, temporaryFolder, type StartedProcess } from './processes.js';
+export { residentBytes, rssOf, sampleRss, type RssSample } from './procfs.js';
+export { sleep, waitFor, type WaitOptions } from './wait.js';
