@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import test from 'ava';
 import { stateFilePath } from '../src/primary/state-file.js';
 import { fixture, get, makeConfig, startCluster, type Reply } from './helpers/cluster.js';
@@ -103,4 +104,14 @@ test.serial("a dead worker's forward socket file is removed: after crashes the r
   }
   const live = status.workers.map((worker) => `${worker.id}-${worker.pid}.sock`).sort();
   t.deepEqual(readdirSync(runFolder).sort(), live);
+});
+
+test.serial('one SIGTERM stops gracefully even when the primary is too busy to see it again at once: exit 0, no forced kill', async (t) => {
+  // conf's atomic writer hooks SIGTERM and sends it to the process again; a primary busy for 800 ms after that
+  // used to take the echo for a second SIGTERM and kill every worker (exit 1).
+  const cluster = await startCluster(t, twoVersions(), { nodeArgs: ['--import', pathToFileURL(fixture('busy-after-self-signal.mjs')).href] });
+  t.is((await get(cluster.url('/who?version=v2'))).status, 200);
+  t.is(await cluster.stop(), 0);
+  t.false(cluster.output().includes('again: killing every worker'), cluster.output());
+  t.regex(cluster.output(), /graycluster: stopped/);
 });

@@ -75,7 +75,12 @@ export async function start(args: string[]): Promise<number> {
       log(`graycluster: ${signal}: stopping gracefully (send it again to force)`);
       running.stop().then(() => resolve(0), () => resolve(1));
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    // The primary owns these two signals. conf's atomic writer (through when-exit) hooks them at import and
+    // sends the signal to this process again after its own clean-up: under load that echo arrived as a "second"
+    // SIGTERM and turned a graceful stop into a forced one.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.removeAllListeners(signal);
+      process.on(signal, onSignal);
+    }
   });
 }

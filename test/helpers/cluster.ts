@@ -24,8 +24,8 @@ export interface Cluster {
 }
 
 /** Writes `config` to a temp folder and runs the real bin on it. Cleans up at the end of the test. */
-export async function startCluster(t: ExecutionContext, config: object, options: { waitReady?: boolean; args?: string[] } = {}): Promise<Cluster> {
-  const instance = await startInstance(config, { args: options.args });
+export async function startCluster(t: ExecutionContext, config: object, options: { waitReady?: boolean; args?: string[]; nodeArgs?: string[] } = {}): Promise<Cluster> {
+  const instance = await startInstance(config, { args: options.args, nodeArgs: options.nodeArgs });
   t.teardown(async () => {
     await instance.stop();
   });
