@@ -35,6 +35,8 @@ local paths = { ${paths.map(quote).join(', ')} }
 local headers = {}
 
 function init(args)
+  -- wrk.format uses the table it is given instead of wrk.headers: keep the -H headers (connection: close).
+  for name, value in pairs(wrk.headers) do headers[name] = value end
   -- Every thread its own sequence: wrk's threads start with the same seed otherwise.
   math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
 end
