@@ -11,7 +11,12 @@ interface Command {
  * supervisor never holds the code of the other commands.
  */
 const commands: Record<string, () => Promise<Command>> = {
-  start: async () => { const { start, startUsage } = await import('./start.js'); return { run: start, usage: startUsage }; },
+  start: async () => {
+    // Before the supervisor's modules load: loading them is what first grows the young generation.
+    (await import('../shared/heap-policy.js')).keepYoungGenerationSmall();
+    const { start, startUsage } = await import('./start.js');
+    return { run: start, usage: startUsage };
+  },
   status: async () => { const { status, statusUsage } = await import('./status.js'); return { run: status, usage: statusUsage }; },
   init: async () => { const { init, initUsage } = await import('./init.js'); return { run: init, usage: initUsage }; },
   weights: async () => { const edit = await import('./edit.js'); return { run: edit.weights, usage: edit.weightsUsage }; },

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, type ConfigOverrides } from '../config/load.js';
-import { keepYoungGenerationSmall } from '../shared/heap-policy.js';
 import { startPrimary } from '../start.js';
 import { UsageError } from './usage.js';
 import { configPath, parsePort } from './options.js';
@@ -52,8 +51,6 @@ export async function start(args: string[]): Promise<number> {
   }
 
   const log = (line: string) => process.stdout.write(`${line}\n`);
-  // This process is the supervisor and nothing else: keep its heap lean (an embedder's process is left alone).
-  keepYoungGenerationSmall();
   let running;
   try {
     running = await startPrimary(configPath(values.config), overrides, log);
