@@ -19,9 +19,9 @@ Scenarios:
 ${scenarios.map((scenario) => `  ${scenario.name.padEnd(12)}${scenario.title}`).join('\n')}
 
 Options:
-  --runs <n>             throughput: runs per target (default 3)
-  --seconds <s>          throughput: seconds per run (default 6)
-  --connections <n>      throughput: connections (default 50)
+  --runs <n>             throughput, topology: runs per target (default 3)
+  --seconds <s>          throughput, topology: seconds per run (default 6)
+  --connections <n>      throughput: connections (default 50); topology: connections to nginx (default 64)
   --seed-seconds <s>     seed: seconds of load (default 20)
   --recovery-cap <s>     seed: longest wait for recovery (default 150)
   --cpu-prof             throughput: run graycluster's primary (and so its workers, which inherit execArgv)
@@ -66,6 +66,7 @@ function parse(argv) {
     settings: {
       seed: { seconds: positiveNumber(values['seed-seconds'], '--seed-seconds'), recoveryCapSeconds: positiveNumber(values['recovery-cap'], '--recovery-cap') },
       throughput: { runs: positiveNumber(values.runs, '--runs'), seconds: positiveNumber(values.seconds, '--seconds'), connections: positiveNumber(values.connections, '--connections'), cpuProfDir },
+      topology: { runs: positiveNumber(values.runs, '--runs'), seconds: positiveNumber(values.seconds, '--seconds'), connections: positiveNumber(values.connections, '--connections') },
     },
   };
 }
@@ -113,7 +114,8 @@ async function main() {
       const result = await scenario.run({ settings: Object.fromEntries(Object.entries(options.settings[scenario.name] ?? {}).filter(([, value]) => value !== undefined)), log });
       const minutes = ((performance.now() - started) / 60_000).toFixed(1);
       log(`\n${result.text}\n(${minutes} min)\n`);
-      if (options.write) {
+      // A scenario that could not run (nginx missing, say) leaves the results of its last real run alone.
+      if (options.write && !result.skipped) {
         writeSection(resultsFile, scenario.name, `${result.markdown.replace(/\n/, `\n\n${environmentMarkdown(env, command)}; took ${minutes} min\n`)}`, order);
         log(`wrote the "${scenario.name}" section of ${path.relative(repoDir, resultsFile)}\n`);
       }

@@ -10,4 +10,4 @@ try {
   throw new Error('bench: dist/test/helpers/toolkit.js is missing: run `npm run build` first (npm run bench does)');
 }
 
-export const { installCleanup, killAll, makeConfig, residentBytes, sampleRss, sleep, startInstance, startProcess, waitFor } = toolkit;
+export const { installCleanup, killAll, makeConfig, residentBytes, sampleRss, sleep, startInstance, startProcess, temporaryFolder, waitFor } = toolkit;

@@ -7,6 +7,7 @@ import { fetchOnce, runLoad } from '../lib/load.js';
 import { cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
 import { targetLine, format, median, runsAndCommands, table } from '../lib/report.js';
 import { app, startGraycluster, startKeepAliveProxy, startPlainCluster } from '../lib/targets.js';
+import { runWrk, wrkPath } from '../lib/wrk.js';
 
 // Three runs, not two: the median of three per-round ratios survives one round disturbed by other work.
 export const defaults = { runs: 3, seconds: 6, warmupSeconds: 1, connections: 50 };
@@ -36,16 +37,45 @@ const modes = [
   { name: 'new connection per request', newConnectionPerRequest: true },
 ];
 
+/** The load generator: wrk when installed (its own CPU is a fraction of autocannon's), autocannon otherwise. */
+const client = wrkPath() ? 'wrk' : 'autocannon';
+
+/**
+ * One run with wrk. Alternating variants: each request picks v1 or v2 at random (wrk's script cannot tell its
+ * connections apart; in turn per thread could keep a connection on one version by accident of their order), so a
+ * connection's requests mix versions as a pooled upstream connection's do. Version per connection: two wrk
+ * processes at once, half the connections each, one asking for v1 and one for v2.
+ */
+async function runWrkVariant(target, variant, mode, seconds, connections) {
+  const headers = mode.newConnectionPerRequest ? { connection: 'close' } : {};
+  if (!variant.perConnection) return runWrk({ url: target.url, paths: variant.paths, connections, durationSeconds: seconds, headers });
+  const halves = await Promise.all(['v1', 'v2'].map((version, index) => runWrk({
+    url: new URL(`?version=${version}`, target.url).href, connections: index === 0 ? Math.ceil(connections / 2) : Math.floor(connections / 2), durationSeconds: seconds, headers,
+  })));
+  const sum = (field) => halves.reduce((total, half) => total + half[field], 0);
+  return {
+    seconds: Math.max(...halves.map((half) => half.seconds)),
+    completed: sum('completed'), ok: sum('ok'), timeouts: sum('timeouts'), connectionErrors: sum('connectionErrors'),
+    requestsPerSecond: sum('requestsPerSecond'), clientCpu: sum('clientCpu'),
+    latency: { p99: Math.max(...halves.map((half) => half.latency.p99)) },  // The worse of the two halves.
+    command: halves.map((half) => half.command).join(' & '),
+  };
+}
+
 async function measureOnce(target, variant, mode, seconds, connections) {
   const urls = variant.perConnection ? ['v1', 'v2'].map((version) => new URL(`?version=${version}`, target.url).href) : [target.url];
   const processes = [target.pid, ...target.workerPids];
   const cpu = cpuMeter(processes);
   const others = otherCpuMeter([process.pid, ...processes]);
-  const client = process.cpuUsage();
-  const load = await runLoad({ urls, paths: variant.paths, connections, durationSeconds: seconds, newConnectionPerRequest: mode.newConnectionPerRequest });
+  const clientUsage = process.cpuUsage();
+  const load = client === 'wrk'
+    ? await runWrkVariant(target, variant, mode, seconds, connections)
+    : await runLoad({ urls, paths: variant.paths, connections, durationSeconds: seconds, newConnectionPerRequest: mode.newConnectionPerRequest });
   const [primarySeconds, ...workerSeconds] = cpu();
-  const clientUsage = process.cpuUsage(client);
-  const otherSeconds = others();
+  const inProcess = process.cpuUsage(clientUsage);
+  // wrk has exited by now, so its CPU would count as other processes'; autocannon's is the bench process's own.
+  const clientSeconds = client === 'wrk' ? load.clientCpu : (inProcess.user + inProcess.system) / 1e6;
+  const otherSeconds = Math.max(0, others() - (client === 'wrk' ? clientSeconds : 0));
   const serverSeconds = primarySeconds + workerSeconds.reduce((sum, value) => sum + value, 0);
   return {
     requestsPerSecond: load.requestsPerSecond,
@@ -54,8 +84,9 @@ async function measureOnce(target, variant, mode, seconds, connections) {
     completed: load.completed,
     primaryCpu: primarySeconds / load.seconds,
     serverMicrosPerRequest: (serverSeconds * 1e6) / Math.max(1, load.completed),
-    clientCpu: (clientUsage.user + clientUsage.system) / 1e6 / load.seconds,
+    clientCpu: clientSeconds / load.seconds,
     otherCpu: otherSeconds / load.seconds,
+    command: load.command,
   };
 }
 
@@ -78,6 +109,7 @@ export async function run({ settings: overrides, log }) {
     }
 
     const runs = [];  // { mode, round, variant, ...measurement }
+    const commands = new Map();  // wrk's command line per mode and variant
     for (const mode of modes) {
       const active = variants.filter((variant) => !variant.modes || variant.modes.includes(mode.name));
       for (const variant of active) {
@@ -88,19 +120,20 @@ export async function run({ settings: overrides, log }) {
           const target = started[variant.target];
           // Idle targets and a machine nobody else is busy on, or at most 8 s of waiting for one.
           const { waitedMs, quiet } = await waitForQuiet([process.pid, ...Object.values(started).flatMap((each) => [each.pid, ...each.workerPids])], { thresholdCores: disturbedAbove });
-          const measurement = await measureOnce(target, variant, mode, settings.seconds, settings.connections);
+          const { command, ...measurement } = await measureOnce(target, variant, mode, settings.seconds, settings.connections);
+          commands.set(`${mode.name}, ${variant.label}`, command);
           runs.push({ mode: mode.name, round, variant: variant.key, waitedMs, quietBefore: quiet, ...measurement });
           log(`  ${mode.name}, round ${round}, ${variant.label}: ${format.integer(measurement.requestsPerSecond)} req/s, p99 ${measurement.p99} ms`);
         }
       }
     }
-    return report(runs, settings, started);
+    return report(runs, settings, started, commands);
   } finally {
     await Promise.all(Object.values(started).map((target) => target.stop()));
   }
 }
 
-function report(runs, settings, started) {
+function report(runs, settings, started, commands) {
   const texts = [];
   const markdowns = [];
   const verdicts = [];
@@ -156,7 +189,7 @@ function report(runs, settings, started) {
   const markdown = [
     '## Throughput',
     '',
-    `A hello-world handler ([bench/apps/hello.js](apps/hello.js), the same file everywhere) on 2 worker processes in total. autocannon (in the bench process, on the same 2 cores) keeps ${settings.connections} connections busy for ${settings.seconds} s per run; ${settings.runs} runs per target, interleaved (node:cluster, graycluster, graycluster per connection, proxy, then again), after a ${settings.warmupSeconds} s warm-up of each. Every connection alternates \`GET /?version=v1\` and \`GET /?version=v2\` unless the row says the version is fixed per connection. With a new connection per request, every request carries \`connection: close\` and the client opens a new connection for the next one.`,
+    `Table produced by **${client}**. A hello-world handler ([bench/apps/hello.js](apps/hello.js), the same file everywhere) on 2 worker processes in total. ${client === 'wrk' ? 'wrk (1 thread, a separate process on the same 2 cores; two at once, half the connections each, for the version-per-connection row)' : 'autocannon (in the bench process, on the same 2 cores: wrk is not installed, and autocannon\'s own CPU hides part of the server\'s cost)'} keeps ${settings.connections} connections busy for ${settings.seconds} s per run; ${settings.runs} runs per target, interleaved (node:cluster, graycluster, graycluster per connection, proxy, then again), after a ${settings.warmupSeconds} s warm-up of each. ${client === 'wrk' ? 'Every request asks for `GET /?version=v1` or `GET /?version=v2` at random, so each connection mixes versions,' : 'Every connection alternates `GET /?version=v1` and `GET /?version=v2`'} unless the row says the version is fixed per connection. With a new connection per request, every request carries \`connection: close\` and the client opens a new connection for the next one.`,
     '',
     'Figures are medians over the runs; every "× cluster" is the median of the per-round ratios to node:cluster\'s run of the same round. Primary CPU: the process in front (cluster primary, graycluster primary, proxy parent) in % of one core over the run, from /proc/<pid>/stat (its ratio is left out where node:cluster\'s primary is all but idle). Server CPU/req: CPU of the front process and its 2 workers/children together, per answered request. Client CPU: the load generator, for context: when it nears 100% the client is the bottleneck and the req/s ratios understate server-side differences (server CPU/req does not). Other CPU (under "Every run"): what the rest of the machine used meanwhile (/proc/stat busy time minus ours). Failed: non-200 answers, timeouts and connection errors over all runs.',
     '',
@@ -169,8 +202,10 @@ function report(runs, settings, started) {
     '',
     ...runsAndCommands(perRun.markdown, [
       ...Object.values(started).map(targetLine),
-      `- load: autocannon API, \`{ url, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ path: '/?version=v1' }, { path: '/?version=v2' }] }\`; version per connection: \`url: [<target>/?version=v1, <target>/?version=v2]\` and no \`requests\`; new connection per request: \`headers: { connection: 'close' }\` plus a \`setupClient\` that stops autocannon from writing the next request on the connection being closed (see bench/lib/load.js).`,
+      ...(client === 'wrk'
+        ? [...commands].map(([label, command]) => `- load, ${label}: \`${command.replaceAll(/http:\/\/127\.0\.0\.1:\d+/g, '<target>')}\``)
+        : [`- load: autocannon API, \`{ url, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ path: '/?version=v1' }, { path: '/?version=v2' }] }\`; version per connection: \`url: [<target>/?version=v1, <target>/?version=v2]\` and no \`requests\`; new connection per request: \`headers: { connection: 'close' }\` plus a \`setupClient\` that stops autocannon from writing the next request on the connection being closed (see bench/lib/load.js).`]),
     ]),
   ].join('\n');
-  return { text: `${texts.join('\n\n')}\n\n${disturbance.replaceAll('**', '')}\n${verdicts.join('\n').replaceAll('**', '')}`, markdown };
+  return { text: `client: ${client}\n\n${texts.join('\n\n')}\n\n${disturbance.replaceAll('**', '')}\n${verdicts.join('\n').replaceAll('**', '')}`, markdown };
 }

@@ -1,24 +1,32 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config/load.js';
-import * as edit from './edit.js';
-import { init, initUsage } from './init.js';
-import { NotRunningError } from './remote.js';
-import { start, startUsage } from './start.js';
-import { status, statusUsage } from './status.js';
 import { mainUsage, UsageError } from './usage.js';
 
-const commands: Record<string, { run: (args: string[]) => number | Promise<number>; usage: string }> = {
-  start: { run: start, usage: startUsage },
-  status: { run: status, usage: statusUsage },
-  init: { run: init, usage: initUsage },
-  weights: { run: edit.weights, usage: edit.weightsUsage },
-  deploy: { run: edit.deployCommand, usage: edit.deployUsage },
-  scale: { run: edit.scaleCommand, usage: edit.scaleUsage },
-  promote: { run: edit.promoteCommand, usage: edit.promoteUsage },
-  set: { run: edit.set, usage: edit.setUsage },
-  rollback: { run: edit.rollback, usage: edit.rollbackUsage },
-  reload: { run: edit.reload, usage: edit.reloadUsage },
-  restart: { run: edit.restart, usage: edit.restartUsage },
+interface Command {
+  run: (args: string[]) => number | Promise<number>;
+  usage: string;
+}
+
+/**
+ * Each command's module, loaded when that command runs: `status` or `weights` never load the supervisor, and the
+ * supervisor never holds the code of the other commands.
+ */
+const commands: Record<string, () => Promise<Command>> = {
+  start: async () => {
+    // Before the supervisor's modules load: loading them is what first grows the young generation.
+    (await import('../shared/heap-policy.js')).keepYoungGenerationSmall();
+    const { start, startUsage } = await import('./start.js');
+    return { run: start, usage: startUsage };
+  },
+  status: async () => { const { status, statusUsage } = await import('./status.js'); return { run: status, usage: statusUsage }; },
+  init: async () => { const { init, initUsage } = await import('./init.js'); return { run: init, usage: initUsage }; },
+  weights: async () => { const edit = await import('./edit.js'); return { run: edit.weights, usage: edit.weightsUsage }; },
+  deploy: async () => { const edit = await import('./edit.js'); return { run: edit.deployCommand, usage: edit.deployUsage }; },
+  scale: async () => { const edit = await import('./edit.js'); return { run: edit.scaleCommand, usage: edit.scaleUsage }; },
+  promote: async () => { const edit = await import('./edit.js'); return { run: edit.promoteCommand, usage: edit.promoteUsage }; },
+  set: async () => { const edit = await import('./edit.js'); return { run: edit.set, usage: edit.setUsage }; },
+  rollback: async () => { const edit = await import('./edit.js'); return { run: edit.rollback, usage: edit.rollbackUsage }; },
+  reload: async () => { const edit = await import('./edit.js'); return { run: edit.reload, usage: edit.reloadUsage }; },
+  restart: async () => { const edit = await import('./edit.js'); return { run: edit.restart, usage: edit.restartUsage }; },
 };
 
 function packageVersion(): string {
@@ -30,7 +38,7 @@ function packageVersion(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
-    const topic = name === 'help' && args[0] ? commands[args[0]] : undefined;
+    const topic = name === 'help' && args[0] && Object.hasOwn(commands, args[0]) ? await commands[args[0]]!() : undefined;
     process.stdout.write(topic?.usage ?? mainUsage);
     return 0;
   }
@@ -38,8 +46,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
-  const command = commands[name];
+  let command: Command | undefined;
   try {
+    command = Object.hasOwn(commands, name) ? await commands[name]!() : undefined;
     if (!command) throw new UsageError(`unknown command "${name}"`, mainUsage);
     return await command.run(args);
   } catch (error) {
@@ -50,6 +59,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`graycluster: ${(error as Error).message}\n\n${usage}`);
       return 2;
     }
+    // Loaded only on the way out with an error: the command that threw them has loaded their modules already.
+    const [{ ConfigError }, { NotRunningError }] = await Promise.all([import('../config/load.js'), import('./remote.js')]);
     if (error instanceof ConfigError || error instanceof NotRunningError) {
       process.stderr.write(`graycluster: ${error.message}\n`);
       return 1;

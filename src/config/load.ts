@@ -35,24 +35,18 @@ export interface ConfigOverrides {
 /**
  * Opens the config file through `conf`, which validates it against the schema.
  * Nothing is ever written here: the schema carries no defaults, so `conf` finds nothing to add.
+ * A new store each time, dropped after use: its compiled schema (about 1 MB of heap) is not worth keeping in a
+ * supervisor that reads its file only when it changes; compiling it again takes a few milliseconds.
  */
 export function openStore(file: string): Conf<ConfigFile> {
   const absolute = path.resolve(file);
   if (!existsSync(absolute)) throw new ConfigError(`config file not found: ${absolute}`);
   try {
-    const store = stores.get(absolute) ?? createStore(absolute);
-    stores.set(absolute, store);
-    return store;
+    return createStore(absolute);
   } catch (error) {
     throw new ConfigError(describeLoadError(absolute, error));
   }
 }
-
-/**
- * One store per file, so its schema is compiled once: a running supervisor re-reads its file on every change.
- * (A store reads and validates the file anew each time its contents are asked for.)
- */
-const stores = new Map<string, Conf<ConfigFile>>();
 
 function createStore(absolute: string): Conf<ConfigFile> {
   const extension = path.extname(absolute);

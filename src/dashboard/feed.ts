@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { feedProtocol } from './messages.js';
 
 export interface FeedLimits {
@@ -36,13 +36,11 @@ export const maxPayload = 1024;
 export class Feed {
   readonly counters: FeedCounters = { framesSkipped: 0, clientsTerminated: 0, clientsRefused: 0 };
   readonly #clients = new Map<WebSocket, Client>();
-  readonly #server = new WebSocketServer({
-    noServer: true,
-    clientTracking: false,
-    perMessageDeflate: false,
-    maxPayload,
-    handleProtocols: (offered) => (offered.has(feedProtocol) ? feedProtocol : false),
-  });
+  /** Loaded with the first handshake: a supervisor nobody watches never holds `ws` (about 2 MB of heap). */
+  #server: Promise<WebSocketServer> | undefined;
+  /** Handshakes accepted but not completed yet (waiting for `ws` to load): they count against maxClients. */
+  #handshaking = 0;
+  #closed = false;
   readonly #pinger: NodeJS.Timeout;
 
   /** `snapshot` makes the full frame a new (or caught-up) client gets first. */
@@ -55,18 +53,36 @@ export class Feed {
   }
 
   get full(): boolean {
-    return this.#clients.size >= this.limits.maxClients;
+    return this.#clients.size + this.#handshaking >= this.limits.maxClients;
   }
 
   /** Completes a handshake the caller has already checked (token, origin, room), then sends the snapshot. */
   accept(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.#server.handleUpgrade(req, socket, head, (ws) => {
-      const client: Client = { alive: true, behind: false };
-      this.#clients.set(ws, client);
-      ws.on('pong', () => { client.alive = true; });
-      ws.on('error', () => {});  // A protocol error (say, a message over maxPayload): 'close' follows.
-      ws.on('close', () => this.#clients.delete(ws));
-      ws.send(this.snapshot());
+    this.#handshaking++;
+    this.#server ??= import('ws').then(({ WebSocketServer }) => new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload,
+      handleProtocols: (offered) => (offered.has(feedProtocol) ? feedProtocol : false),
+    }));
+    this.#server.then((server) => {
+      this.#handshaking--;
+      if (this.#closed) {
+        socket.destroy();
+        return;
+      }
+      server.handleUpgrade(req, socket, head, (ws) => {
+        const client: Client = { alive: true, behind: false };
+        this.#clients.set(ws, client);
+        ws.on('pong', () => { client.alive = true; });
+        ws.on('error', () => {});  // A protocol error (say, a message over maxPayload): 'close' follows.
+        ws.on('close', () => this.#clients.delete(ws));
+        ws.send(this.snapshot());
+      });
+    }, () => {
+      this.#handshaking--;
+      socket.destroy();
     });
   }
 
@@ -76,7 +92,7 @@ export class Feed {
     const bytes = Buffer.from(frame);
     let snapshot: Buffer | undefined;
     for (const [ws, client] of this.#clients) {
-      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (ws.readyState !== ws.OPEN) continue;
       if (ws.bufferedAmount > this.limits.maxBufferedBytes) {
         client.behind = true;
         this.counters.framesSkipped++;
@@ -92,6 +108,7 @@ export class Feed {
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#pinger);
     for (const ws of this.#clients.keys()) ws.terminate();
     this.#clients.clear();

@@ -1,0 +1,273 @@
+/**
+ * Behind a load balancer, as graycluster is deployed: a real nginx (1 worker, pooled keep-alive upstreams) in
+ * front, every request from a random user (`x-user`), so each pooled connection carries requests of both versions.
+ * Rows: nginx → plain node:cluster (the baseline), nginx → graycluster (sticky on the user header), and nginx
+ * `split_clients` on the user header → one plain process per version (what teams would do instead). Weights 50/50
+ * and 90/10; rounds interleave the rows and every ratio is to node:cluster's run of the same round. Also the
+ * primaries' memory: node:cluster's and graycluster's VmRSS idle and after each run.
+ */
+import { writeFileSync } from 'node:fs';
+import autocannon from 'autocannon';
+import { fetchOnce } from '../lib/load.js';
+import { nginxPath, startNginx, upstreamKeepalive } from '../lib/nginx.js';
+import { residentBytes, startProcess } from '../lib/toolkit.js';
+import { cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
+import { format, median, table } from '../lib/report.js';
+import { app, startGraycluster, startPlainCluster } from '../lib/targets.js';
+import { runWrk, wrkPath } from '../lib/wrk.js';
+
+export const defaults = { runs: 3, seconds: 6, warmupSeconds: 1, connections: 64 };
+
+/** Other processes' CPU during a run, in cores, above which the run is flagged as disturbed. */
+const disturbedAbove = 0.1;
+
+/** graycluster's targets, as ratios of requests/s to nginx → node:cluster (issue 8). */
+export const targets = { '50/50': 0.7, '90/10': 0.85 };
+/** Most the graycluster primary's RSS may exceed node:cluster's, idle and after load. */
+export const primaryRssTargetKb = 10 * 1024;
+
+const weightings = [
+  { name: '50/50', v1: 50, v2: 50 },
+  { name: '90/10', v1: 90, v2: 10 },
+];
+
+const rows = [
+  { key: 'cluster', label: 'nginx → node:cluster (round-robin, 2 workers)' },
+  { key: 'graycluster', label: 'nginx → graycluster (v1 ×1, v2 ×1), sticky on x-user' },
+  { key: 'split', label: 'nginx split_clients on x-user → one plain process per version' },
+];
+
+/** Every request from a new random user, with autocannon (when wrk is missing): the same load as wrk's script. */
+async function runAutocannon({ url, connections, durationSeconds }) {
+  const started = performance.now();
+  const client = process.cpuUsage();
+  const randomUser = () => `user-${Math.floor(Math.random() * 2 ** 31)}-${Math.floor(Math.random() * 2 ** 31)}`;
+  const result = await autocannon({
+    url, connections, duration: durationSeconds, timeout: 10,
+    requests: [{ method: 'GET', path: '/', setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'x-user': randomUser() } }) }],
+  });
+  const usage = process.cpuUsage(client);
+  const completed = Object.values(result.statusCodeStats ?? {}).reduce((sum, { count }) => sum + Number(count), 0);
+  return {
+    seconds: (performance.now() - started) / 1000,
+    completed,
+    ok: Number(result.statusCodeStats?.['200']?.count ?? 0),
+    timeouts: result.timeouts,
+    connectionErrors: result.errors - result.timeouts,
+    requestsPerSecond: completed / result.duration,
+    latency: { p99: result.latency.p99 },
+    clientCpu: (usage.user + usage.system) / 1e6,
+  };
+}
+
+/** One plain process per version: the hello app on a port of its own, told by its `hello-listening` message. */
+async function startPlainProcess(version) {
+  const child = startProcess(`plain ${version}`, process.execPath, [app('hello.js')], { env: { PORT: '0', APP_VERSION: version }, ipc: true });
+  try {
+    const { port } = await child.waitForMessage((message) => message?.kind === 'hello-listening');
+    return { name: `plain ${version}`, port, pid: child.pid, workerPids: [], stop: () => child.stop() };
+  } catch (error) {
+    await child.stop();
+    throw error;
+  }
+}
+
+/** Rewrites graycluster's config with `weighting` and sticky users, and waits until the primary runs it. */
+async function applyWeights(graycluster, versions, weighting) {
+  const routing = { default: 'v1', weights: { v1: weighting.v1, v2: weighting.v2 }, sticky: { key: 'header:x-user' } };
+  // graycluster.config names the entries relative to the repository, for the report; the file needs them absolute.
+  writeFileSync(graycluster.configFile, JSON.stringify({ ...graycluster.config, versions, routing }, null, 2));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { routing: running } = await graycluster.status();
+    if (running.weights?.v1 === weighting.v1 && running.weights?.v2 === weighting.v2 && running.sticky?.key === 'header:x-user') return routing;
+    if (Date.now() > deadline) throw new Error(`graycluster did not take weights ${weighting.name} within 10 s: ${JSON.stringify(running)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export async function run({ settings: overrides, log }) {
+  const settings = { ...defaults, ...overrides };
+  if (!nginxPath()) {
+    const message = 'skipped: nginx is not installed (Debian: apt-get install nginx wrk); the bench installs nothing itself';
+    log(`  ${message}`);
+    return { skipped: true, text: message, markdown: `## Behind nginx (topology)\n\n${message}.` };
+  }
+  const client = wrkPath() ? 'wrk' : 'autocannon';
+  const started = {};
+  try {
+    const entry = app('hello.js');
+    started.cluster = await startPlainCluster({ entry, workers: 2 });
+    const versions = { v1: { entry, workers: 1 }, v2: { entry, workers: 1 } };
+    started.graycluster = await startGraycluster({ versions });
+    started.v1 = await startPlainProcess('v1');
+    started.v2 = await startPlainProcess('v2');
+    const port = (target) => Number(new URL(target.url).port);
+    started.nginx = await startNginx({
+      upstreams: { cluster: [port(started.cluster)], graycluster: [port(started.graycluster)], split_v1: [started.v1.port], split_v2: [started.v2.port] },
+      http: weightings.map((weighting) => `split_clients "\${http_x_user}" $split_${weighting.v1} { ${weighting.v1}% split_v1; * split_v2; }`),
+      servers: [
+        { key: 'cluster', pass: 'cluster' },
+        { key: 'graycluster', pass: 'graycluster' },
+        ...weightings.map((weighting) => ({ key: `split ${weighting.name}`, pass: `$split_${weighting.v1}` })),
+      ],
+    });
+    const nginx = started.nginx;
+    const processesOf = { cluster: [started.cluster], graycluster: [started.graycluster], split: [started.v1, started.v2] };
+    const pidsOf = (row) => [nginx.pid, ...nginx.workerPids, ...processesOf[row].flatMap((target) => [target.pid, ...target.workerPids])];
+    const everyPid = [process.pid, ...new Set(rows.flatMap((row) => pidsOf(row.key)))];
+    const urlOf = (row, weighting) => nginx.urls[row === 'split' ? `split ${weighting.name}` : row];
+
+    /** A process's VmRSS in kB, or undefined once it is gone. */
+    const rssKb = (pid) => { const bytes = residentBytes(pid); return bytes === undefined ? undefined : bytes / 1024; };
+    const idleRssKb = { cluster: rssKb(started.cluster.pid), graycluster: rssKb(started.graycluster.pid) };
+    const runs = [];  // { weighting, round, row, ...measurement }
+    const routings = {};
+    const measureOnce = async (row, weighting, seconds) => {
+      const pids = pidsOf(row);
+      const cpu = cpuMeter(pids);
+      const others = otherCpuMeter([process.pid, ...pids]);
+      const load = client === 'wrk'
+        ? await runWrk({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds, randomUser: true })
+        : await runAutocannon({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds });
+      const serverSeconds = cpu().reduce((sum, value) => sum + value, 0);
+      // wrk has exited by now, so its CPU shows as other processes': take it out.
+      const otherSeconds = Math.max(0, others() - (client === 'wrk' ? load.clientCpu : 0));
+      const front = row === 'split' ? undefined : started[row].pid;
+      return {
+        requestsPerSecond: load.requestsPerSecond,
+        p99: load.latency.p99,
+        failed: load.completed - load.ok + load.timeouts + load.connectionErrors,
+        serverMicrosPerRequest: (serverSeconds * 1e6) / Math.max(1, load.completed),
+        clientCpu: load.clientCpu / load.seconds,
+        otherCpu: otherSeconds / load.seconds,
+        primaryRssKb: front === undefined ? undefined : rssKb(front),
+        command: load.command,
+      };
+    };
+    let loadCommand;
+    for (const weighting of weightings) {
+      routings[weighting.name] = await applyWeights(started.graycluster, versions, weighting);
+      for (const row of rows) {
+        const { status } = await fetchOnce(urlOf(row.key, weighting), 5000);
+        if (status !== 200) throw new Error(`${row.label} answered ${status} through nginx`);
+        await measureOnce(row.key, weighting, settings.warmupSeconds);
+      }
+      for (let round = 1; round <= settings.runs; round++) {
+        for (const row of rows) {
+          const { waitedMs } = await waitForQuiet(everyPid, { thresholdCores: disturbedAbove });
+          const { command, ...measurement } = await measureOnce(row.key, weighting, settings.seconds);
+          loadCommand ??= command?.replace(/ \S+$/, ' <nginx listener>');
+          runs.push({ weighting: weighting.name, round, row: row.key, waitedMs, ...measurement });
+          log(`  ${weighting.name}, round ${round}, ${row.label}: ${format.integer(measurement.requestsPerSecond)} req/s, p99 ${format.ms(measurement.p99)}, ${format.integer(measurement.serverMicrosPerRequest)} µs server CPU/req`);
+        }
+      }
+    }
+    return report({ runs, settings, started, client, idleRssKb, routings, loadCommand });
+  } finally {
+    await Promise.all(Object.values(started).map((target) => target.stop()));
+  }
+}
+
+function report({ runs, settings, started, client, idleRssKb, routings, loadCommand }) {
+  const texts = [];
+  const markdowns = [];
+  const verdicts = [];
+  const columns = [
+    { title: 'target', align: 'left' }, { title: 'req/s' }, { title: '× cluster' }, { title: 'p99' },
+    { title: 'server CPU/req' }, { title: '× cluster' }, { title: 'client CPU' }, { title: 'failed' },
+  ];
+  for (const weighting of weightings) {
+    const own = runs.filter((entry) => entry.weighting === weighting.name);
+    const baseline = (round) => own.find((entry) => entry.round === round && entry.row === 'cluster');
+    const tableRows = rows.map((row) => {
+      const ofRow = own.filter((entry) => entry.row === row.key);
+      const value = (field) => median(ofRow.map((entry) => entry[field]));
+      const ratio = (field) => median(ofRow.map((entry) => entry[field] / baseline(entry.round)[field]));
+      const ratioCell = (field) => (row.key === 'cluster' ? '1' : format.ratio(ratio(field)));
+      if (row.key === 'graycluster') {
+        const achieved = ratio('requestsPerSecond');
+        verdicts.push(`- ${achieved >= targets[weighting.name] ? 'met' : '**missed**'}: ${weighting.name}: ≥ ${targets[weighting.name].toFixed(2)}× nginx → node:cluster requests/s (${format.ratio(achieved)})`);
+      }
+      return [
+        row.label, format.integer(value('requestsPerSecond')), ratioCell('requestsPerSecond'), format.ms(value('p99')),
+        `${format.integer(value('serverMicrosPerRequest'))} µs`, ratioCell('serverMicrosPerRequest'),
+        `${format.fixed(value('clientCpu') * 100, 0)}%`, format.integer(ofRow.reduce((sum, entry) => sum + entry.failed, 0)),
+      ];
+    });
+    const { text, markdown } = table(columns, tableRows);
+    texts.push(`weights ${weighting.name}:\n${text}`);
+    markdowns.push(`### Weights ${weighting.name}\n\n${markdown}`);
+  }
+
+  const afterLoadKb = (row) => median(runs.filter((entry) => entry.row === row).map((entry) => entry.primaryRssKb));
+  const memoryRows = ['cluster', 'graycluster'].map((row) => [
+    row === 'cluster' ? 'node:cluster primary' : 'graycluster primary',
+    format.mb(idleRssKb[row]), row === 'cluster' ? '–' : format.signedMb(idleRssKb[row] - idleRssKb.cluster),
+    format.mb(afterLoadKb(row)), row === 'cluster' ? '–' : format.signedMb(afterLoadKb(row) - afterLoadKb('cluster')),
+  ]);
+  const memory = table(
+    [{ title: 'process', align: 'left' }, { title: 'RSS idle' }, { title: 'vs node:cluster' }, { title: 'RSS after each run (median)' }, { title: 'vs node:cluster' }],
+    memoryRows,
+  );
+  for (const [label, over] of [['idle', idleRssKb.graycluster - idleRssKb.cluster], ['after load', afterLoadKb('graycluster') - afterLoadKb('cluster')]]) {
+    verdicts.push(`- ${over <= primaryRssTargetKb ? 'met' : '**missed**'}: primary RSS ${label} within ${primaryRssTargetKb / 1024} MB of node:cluster's (${format.signedMb(over)})`);
+  }
+
+  const disturbed = runs.filter((entry) => entry.otherCpu > disturbedAbove);
+  const waitedSeconds = runs.reduce((sum, entry) => sum + entry.waitedMs, 0) / 1000;
+  const disturbance = disturbed.length === 0
+    ? `No run shared the machine with other work (other processes below ${disturbedAbove * 100}% of a core throughout; before each run the bench waited for that, ${format.fixed(waitedSeconds, 0)} s in all).`
+    : `**${disturbed.length} of ${runs.length} runs shared the machine with other work** (other processes above ${disturbedAbove * 100}% of a core, up to ${format.fixed(Math.max(...disturbed.map((entry) => entry.otherCpu)) * 100, 0)}%, marked ⚠ under "Every run"), although each run waited up to 8 s for quiet (${format.fixed(waitedSeconds, 0)} s in all); the per-round ratios limit, but do not remove, the skew.`;
+  const perRun = table(
+    [{ title: 'weights' }, { title: 'round' }, { title: 'target', align: 'left' }, { title: 'req/s' }, { title: 'p99' }, { title: 'server CPU/req' }, { title: 'primary RSS' }, { title: 'client CPU' }, { title: 'other CPU' }, { title: 'failed' }],
+    runs.map((entry) => [
+      entry.weighting, entry.round, entry.row, format.integer(entry.requestsPerSecond), format.ms(entry.p99), `${format.integer(entry.serverMicrosPerRequest)} µs`,
+      format.mb(entry.primaryRssKb), `${format.fixed(entry.clientCpu * 100, 0)}%`, `${format.fixed(entry.otherCpu * 100, 0)}%${entry.otherCpu > disturbedAbove ? ' ⚠' : ''}`, format.integer(entry.failed),
+    ]),
+  );
+  const clientText = client === 'wrk'
+    ? `wrk (1 thread, a separate process on the same 2 cores) keeps ${settings.connections} connections to nginx busy for ${settings.seconds} s per run; its Lua script gives every request a new random \`x-user\``
+    : `autocannon (in the bench process, on the same cores: wrk is not installed, so its own CPU hides part of the server's cost) keeps ${settings.connections} connections to nginx busy for ${settings.seconds} s per run, every request with a new random \`x-user\``;
+  const markdown = [
+    '## Behind nginx (topology)',
+    '',
+    `Table produced by **${client}**. A hello-world handler ([bench/apps/hello.js](apps/hello.js)) behind a real nginx (1 worker; every upstream \`keepalive ${upstreamKeepalive}\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection ""\`), as graycluster runs in production behind a TLS-terminating proxy: nginx's pooled connections carry requests of many users, so of both versions. ${clientText}. Weights ${weightings.map((weighting) => weighting.name).join(' and ')}; ${settings.runs} rounds per weighting, each running the rows in turn (after a ${settings.warmupSeconds} s warm-up of each), the machine quiet before each run.`,
+    '',
+    'Rows: nginx → plain node:cluster (2 workers, round-robin; cannot route by version: the baseline); nginx → graycluster (v1 ×1, v2 ×1, `routing.sticky.key: "header:x-user"`, the weights); nginx `split_clients "${http_x_user}"` → one plain process per version (nginx splits users itself, as ingress-nginx canaries do: the anchor). Figures are medians; "× cluster" is the median of the per-round ratios to the node:cluster row of the same round. Server CPU/req: nginx (master and worker) plus the target\'s processes (primary and workers, or the two plain processes), from /proc/<pid>/stat, per answered request. Client CPU: the load generator, for context. Failed: non-2xx answers, timeouts and connection errors over all runs.',
+    '',
+    ...markdowns.flatMap((entry) => [entry, '']),
+    '### Primary memory',
+    '',
+    'VmRSS of the process in front of the workers (node:cluster\'s primary, graycluster\'s primary): idle after start (workers ready, one request per version), and after each run of that row (the median over all its runs of both weightings).',
+    '',
+    memory.markdown,
+    '',
+    disturbance,
+    '',
+    'Targets (graycluster):',
+    '',
+    ...verdicts,
+    '',
+    '<details><summary>Every run</summary>',
+    '',
+    perRun.markdown,
+    '',
+    '</details>',
+    '',
+    'Commands:',
+    '',
+    `- node:cluster: \`${started.cluster.command}\``,
+    `- graycluster: \`${started.graycluster.command}\`, routing ${Object.entries(routings).map(([name, routing]) => `${name} \`${JSON.stringify(routing)}\``).join(', ')}`,
+    `- one plain process per version: \`PORT=0 APP_VERSION=v1 node bench/apps/hello.js\` and the same with v2`,
+    `- nginx: \`${started.nginx.command}\`, config:`,
+    '',
+    '```nginx',
+    started.nginx.config.trim(),
+    '```',
+    '',
+    `- load: ${client === 'wrk' ? `\`${loadCommand}\`` : `autocannon API, \`{ url: <nginx listener>, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ setupRequest: a new random x-user }] }\``}`,
+  ].join('\n');
+  const text = `client: ${client}\n\n${texts.join('\n\n')}\n\nprimary memory:\n${memory.text}\n\n${disturbance.replaceAll('**', '')}\n${verdicts.join('\n').replaceAll('**', '')}`;
+  return { text, markdown };
+}

@@ -1,0 +1,83 @@
+// graycluster behind a real nginx with pooled keep-alive upstream connections, as it is deployed: one upstream
+// connection carries requests of many users, so of several versions.
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { bucketOf, versionForBucket } from '../src/routing/decide.js';
+import { fixture, makeConfig, startCluster } from './helpers/cluster.js';
+import { startNginx, testWithNginx } from './helpers/nginx.js';
+
+const test = testWithNginx('topology.test');
+
+const weights: Array<[string, number]> = [['v1', 50], ['v2', 50]];
+const routing = { weights: Object.fromEntries(weights), sticky: { key: 'header:x-user' } };
+const versionOf = (user: string) => versionForBucket(bucketOf(user), weights);
+
+interface Answer {
+  status: number;
+  version: string | undefined;
+  body: Buffer;
+}
+
+/** One request on `agent`; resolves with the status, graycluster's version header and the raw body. */
+function send(url: string, agent: http.Agent, user: string, options: { method?: string; body?: Buffer } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method: options.method ?? 'GET', agent, headers: { 'x-user': user } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, version: response.headers['x-graycluster-version'] as string | undefined, body: Buffer.concat(chunks) }));
+      response.on('error', reject);
+    });
+    request.setTimeout(30_000, () => request.destroy(new Error(`no answer from ${url} within 30 s`)));
+    request.on('error', reject);
+    request.end(options.body);
+  });
+}
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+test('behind nginx\'s pooled connections, every random user is answered by the version of its sticky bucket', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, routing));
+  const nginx = await startNginx(t, cluster.port);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  t.teardown(() => agent.destroy());
+
+  const users = Array.from({ length: 400 }, () => randomBytes(8).toString('hex'));
+  const answers = await Promise.all(users.map((user) => send(nginx.url('/who'), agent, user)));
+  const wrong = answers.flatMap((answer, index) => {
+    const wanted = versionOf(users[index]!);
+    const body = answer.status === 200 ? JSON.parse(answer.body.toString()) as { version: string } : undefined;
+    return answer.status === 200 && body?.version === wanted && answer.version === wanted
+      ? []
+      : [{ user: users[index], wanted, status: answer.status, header: answer.version, body: answer.body.toString().slice(0, 200) }];
+  });
+  t.deepEqual(wrong, []);
+  const served = new Set(answers.map((answer) => answer.version));
+  t.deepEqual([...served].sort(), ['v1', 'v2'], 'both versions answered: the connections carried mixed versions');
+  // nginx pooled its upstream connections: graycluster saw far fewer connections than requests.
+  const { router } = await cluster.status();
+  t.true(router.handedOff <= users.length / 4, `${router.handedOff} connections handed off for ${users.length} requests`);
+});
+
+test('a 10 MB binary body crosses nginx and graycluster byte-exact both ways, for either version on one pooled connection', async (t) => {
+  const echo = fixture('buffered-echo.mjs');
+  const cluster = await startCluster(t, makeConfig({ v1: { entry: echo }, v2: { entry: echo } }, routing));
+  const nginx = await startNginx(t, cluster.port);
+  // One client connection, so nginx sends both uploads through its pool one after the other.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const userOf = (version: string) => {
+    for (;;) {
+      const user = randomBytes(8).toString('hex');
+      if (versionOf(user) === version) return user;
+    }
+  };
+
+  for (const version of ['v1', 'v2', 'v1']) {
+    const upload = randomBytes(10 * 1024 * 1024);
+    const answer = await send(nginx.url('/upload'), agent, userOf(version), { method: 'POST', body: upload });
+    t.is(answer.status, 200);
+    t.is(answer.version, version);
+    t.is(answer.body.length, upload.length);
+    t.is(sha256(answer.body), sha256(upload), `${version}: the echoed body differs from the upload`);
+  }
+});
