@@ -75,6 +75,17 @@ test('connections waiting for a head are capped, and clients that leave mid-head
   t.is((await get(cluster.url('/'))).status, 200);
 });
 
+test('an empty line before the request line is skipped; a head with bare LF line ends gets 400 at once', async (t) => {
+  // A head timeout far past the test's own: a 408 here would mean the primary waited instead of answering.
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, { rules: [{ query: 'version' }] }, { headTimeoutMs: 600_000 }));
+  const skipped = await exchange(cluster.port, '\r\nGET /who?version=v2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.regex(skipped, /^HTTP\/1\.1 200 /);
+  t.regex(skipped, /"version":"v2"/);
+  t.regex(await exchange(cluster.port, 'GET /who HTTP/1.1\nHost: a\n'), /^HTTP\/1\.1 400 /);
+  t.regex(await exchange(cluster.port, 'GET /who HTTP/1.1\r\nHost: a\n\n'), /^HTTP\/1\.1 400 /);
+  t.is((await cluster.status()).router.refused['400'], 2);
+});
+
 test('a version whose entry is missing or throws at load gets an error event naming it; the others keep serving', async (t) => {
   const missing = path.join(os.tmpdir(), 'graycluster-no-such-app.js');
   const cluster = await startCluster(t, makeConfig(
