@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -140,6 +140,30 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
   const absent = await run(['start', '--config', path.join(folder, 'absent.json')]);
   t.is(absent.code, 1);
   t.regex(absent.stderr, /config file not found/);
+});
+
+test('weights past the documented range are refused naming the key, at load and by graycluster weights', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const file = path.join(folder, 'graycluster.json');
+  const withWeights = (weights: Record<string, number>) => JSON.stringify({ versions: { v1: { entry: 'a.js' }, v2: { entry: 'a.js' } }, routing: { default: 'v1', weights } });
+  for (const [weights, message] of [
+    [{ v1: 1e308, v2: 1e308 }, /routing\.weights\.v1 must be <= 1000000/],
+    [{ v1: 1, v2: 1e-320 }, /routing\.weights\.v2 must be integer/],
+  ] as const) {
+    writeFileSync(file, withWeights(weights));
+    const result = await run(['start', '--config', file, '--port', '0', '--dashboard-port', '0']);
+    t.is(result.code, 1);
+    t.regex(result.stderr, message);
+  }
+  writeFileSync(path.join(folder, 'a.js'), '');
+  writeFileSync(file, withWeights({ v1: 90, v2: 10 }));
+  for (const [argument, key] of [['v2=1e308', 'v2'], ['v1=1e-320', 'v1'], ['v2=1000001', 'v2'], ['v2=0.5', 'v2']]) {
+    const result = await run(['weights', argument!, '--config', file]);
+    t.is(result.code, 1, argument);
+    t.regex(result.stderr, new RegExp(`routing\\.weights\\.${key} must be a whole number from 0 to 1000000`));
+  }
+  t.is(readFileSync(file, 'utf8'), withWeights({ v1: 90, v2: 10 }), 'file unchanged');
 });
 
 test('help is complete for every command, and init writes a starter config that validates', async (t) => {

@@ -104,8 +104,9 @@ test('control requests: each endpoint calls its Controls method; bad input is a 
   await call('/api/workers/v1.2/restart', {});
   t.deepEqual(calls, ['setWeights({"v1":90,"v2":10})', 'promote("v2")', 'rollback()', 'reload()', 'reload("v2")', 'restartWorker("v1.2")']);
 
-  t.like(await call('/api/weights', { weights: { v1: -1 } }), { status: 400, error: 'weights.v1 must be a number ≥ 0, not -1' });
-  t.like(await call('/api/weights', { weights: { v1: '5' } }), { status: 400, error: 'weights.v1 must be a number ≥ 0, not "5"' });
+  t.like(await call('/api/weights', { weights: { v1: -1 } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not -1' });
+  t.like(await call('/api/weights', { weights: { v1: '5' } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not "5"' });
+  t.like(await call('/api/weights', { weights: { v1: 1e308 } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not 1e+308' });
   t.like(await call('/api/weights', { weight: { v1: 5 } }), { status: 400 });
   t.regex((await call('/api/weights', {}) as { error: string }).error, /^weights must be an object/);
   t.regex((await call('/api/promote', {}) as { error: string }).error, /^version must be/);

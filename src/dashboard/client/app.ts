@@ -161,7 +161,7 @@ function renderVersions(status: LiveStatus, rates: Rates | undefined): void {
   const table = byId<HTMLTableElement>('versions');
   const rows = syncRows(table.tBodies[0]!, names, (name) => {
     const row = emptyRow(table, name, versionFields);
-    const input = make('input', { type: 'number', min: '0', step: 'any', value: '' });
+    const input = make('input', { type: 'number', min: '0', max: '1000000', step: '1', value: '' });
     input.dataset.weight = name;
     input.setAttribute('aria-label', `weight of ${name}`);
     input.addEventListener('input', () => {
