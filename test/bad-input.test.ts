@@ -62,15 +62,42 @@ test('a connection that sends no complete head in time gets 408 (slowloris)', as
   t.regex(text, /^HTTP\/1\.1 408 /);
 });
 
-test('connections waiting for a head are capped, and clients that leave mid-head leak nothing', async (t) => {
-  const cluster = await startCluster(t, makeConfig({ v1: {} }, {}, { maxPendingConnections: 5 }));
-  const idle = await Promise.all(Array.from({ length: 5 }, () => new Promise<net.Socket>((resolve) => {
-    const socket = net.connect(cluster.port, '127.0.0.1', () => resolve(socket));
-    socket.write('GET / HTTP/1.1\r\n');
-  })));
+/** Opens a connection from `localAddress` that sends `bytes` and then waits; collects what it is sent. */
+function idle(port: number, localAddress: string, bytes = 'GET / HTTP/1.1\r\n'): Promise<{ socket: net.Socket; received: () => string; closed: Promise<unknown> }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve({ socket, received: () => text, closed }));
+    const closed = new Promise((done) => socket.once('close', done));
+    socket.on('data', (chunk) => { text += chunk.toString('latin1'); });
+    socket.on('error', reject);
+    socket.write(bytes);
+  });
+}
+
+test('connections waiting for a head are capped per address and in all; at the cap the oldest of the biggest holder makes room', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }, {}, { maxPendingConnections: 5, maxPendingPerSource: 3 }));
+  const first = await Promise.all([1, 2, 3].map(() => idle(cluster.port, '127.0.0.1')));
+  t.teardown(() => first.forEach(({ socket }) => socket.destroy()));
+  await cluster.waitForStatus((status) => status.router.pending === 3);
+  t.regex(await exchange(cluster.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n'), /^HTTP\/1\.1 503 [^]*more than 3 connections from one address waiting/);
+  const second = await Promise.all([1, 2].map(() => idle(cluster.port, '127.0.0.2')));
+  t.teardown(() => second.forEach(({ socket }) => socket.destroy()));
   await cluster.waitForStatus((status) => status.router.pending === 5);
-  t.regex(await exchange(cluster.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n'), /^HTTP\/1\.1 503 /);
-  for (const socket of idle) socket.destroy();
+
+  const newcomer = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect({ port: cluster.port, host: '127.0.0.1', localAddress: '127.0.0.3' });
+    let text = '';
+    socket.on('data', (chunk) => { text += chunk; });
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+    socket.end('GET /who HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  });
+  t.regex(newcomer, /^HTTP\/1\.1 200 /, 'a newcomer at the cap is served');
+  await first[0]!.closed;
+  t.regex(first[0]!.received(), /^HTTP\/1\.1 408 [^]*closed to make room/, 'the oldest connection of the address holding the most was shed');
+  t.like((await cluster.status()).router, { pendingShed: 1, pendingSourceRefused: 1 });
+
+  for (const { socket } of [...first, ...second]) socket.destroy();
   await cluster.waitForStatus((status) => status.router.pending === 0);
   t.is((await get(cluster.url('/'))).status, 200);
 });

@@ -132,7 +132,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
       ...worker,
     }) as WorkerStatus),
     routing: { default: 'v1', weights: { v1: 90, v2: 10 } },
-    router: { handedOff: 7, fallbacks: 0, refused: { 503: 2 }, pending: 0 },
+    router: { handedOff: 7, fallbacks: 0, refused: { 503: 2 }, pendingShed: 4, pendingSourceRefused: 5, pending: 0 },
     configError: null,
     events: [],
   };
@@ -154,6 +154,8 @@ test('metrics render as Prometheus text: per worker, per version, a cumulative l
   t.is(value('graycluster_version_state', { version: 'v2', state: 'crashloop' }), 1);
   t.is(value('graycluster_version_weight', { version: 'v2' }), 10);
   t.is(value('graycluster_router_refused_total', { status: '503' }), 2);
+  t.is(value('graycluster_router_pending_shed_total'), 4);
+  t.is(value('graycluster_router_pending_source_refused_total'), 5);
   t.is(value('graycluster_dashboard_frames_skipped_total'), 3);
   const histogram = families.get('graycluster_worker_request_duration_seconds')!;
   t.is(histogram.type, 'histogram');

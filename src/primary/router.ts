@@ -3,7 +3,7 @@ import type { RoutingConfig, ServerConfig } from '../config/types.js';
 import { decide } from '../routing/decide.js';
 import { retryAfterSeconds } from '../shared/answers.js';
 import { ownsHandle } from '../shared/node-internals.js';
-import { parseHead } from './head.js';
+import { PendingHeads, type PendingCounters } from './pending-heads.js';
 import { refuse } from './respond.js';
 import type { Pick, WorkerSlot } from './supervisor.js';
 
@@ -14,7 +14,7 @@ export interface Pools {
   handOff(slot: WorkerSlot, socket: Socket, bytes: Buffer, assignCookie: string | undefined, done: (error: Error | null) => void): void;
 }
 
-export interface RouterCounters {
+export interface RouterCounters extends PendingCounters {
   /** Connections handed to a worker. */
   handedOff: number;
   /** Connections sent to routing.default because their version had no ready worker. */
@@ -23,8 +23,6 @@ export interface RouterCounters {
   refused: Record<string, number>;
 }
 
-const empty: Buffer = Buffer.alloc(0);
-
 /**
  * Accepts client connections, reads the head of each one's first request (and nothing more), picks the version
  * and hands the socket with the bytes read so far to a worker of that version. It never proxies and never queues:
@@ -32,19 +30,31 @@ const empty: Buffer = Buffer.alloc(0);
  */
 export class Router {
   readonly #server = net.createServer({ noDelay: true }, (socket) => this.#accept(socket));
-  /** Connections still sending their head, and those on their way to a worker. */
+  /** Connections on their way to a worker. */
   readonly #pending = new Set<Socket>();
   #pools: Pools | undefined;
   #versions: ReadonlySet<string>;
-  readonly counters: RouterCounters = { handedOff: 0, fallbacks: 0, refused: {} };
+  readonly counters: RouterCounters = { handedOff: 0, fallbacks: 0, refused: {}, pendingShed: 0, pendingSourceRefused: 0 };
+  readonly #heads: PendingHeads;
 
   constructor(private server: ServerConfig, private routing: RoutingConfig, versions: Iterable<string>) {
     this.#versions = new Set(versions);
+    this.#heads = new PendingHeads(() => this.server, this.counters, {
+      onHead: (socket, bytes, head) => {
+        const decision = decide({ ...head, remoteAddress: socket.remoteAddress ?? '' }, this.routing, this.#versions);
+        this.dispatch(socket, bytes, decision.version, decision.assignCookie);
+      },
+      turnAway: (socket, status, reason, headers) => {
+        if (status !== 0) return this.#refuse(socket, status, reason, headers);
+        this.#count(0);
+        socket.destroy();
+      },
+    });
   }
 
   /** Connections waiting for their head or for a handoff to finish, now. */
   get pending(): number {
-    return this.#pending.size;
+    return this.#heads.size + this.#pending.size;
   }
 
   listen(): Promise<AddressInfo> {
@@ -67,61 +77,21 @@ export class Router {
     this.#versions = new Set(versions);
   }
 
-  /** New limits (head size, timeouts, pending cap) for connections accepted from now on. */
+  /** New limits (head size, timeouts, pending caps) for connections accepted from now on. */
   setServer(server: ServerConfig): void {
     this.server = server;
   }
 
   /** Stops accepting; connections still sending their head are closed. */
   close(): Promise<void> {
+    this.#heads.close();
     for (const socket of this.#pending) socket.destroy();
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
   #accept(socket: Socket): void {
     socket.on('error', () => {});  // A reset before the handoff is the client's business; 'close' cleans up.
-    if (this.#pending.size >= this.server.maxPendingConnections) {
-      this.#refuse(socket, 503, `more than ${this.server.maxPendingConnections} connections waiting`);
-      return;
-    }
-    this.#pending.add(socket);
-    let bytes: Buffer = empty;
-    let scanned = 0;
-    const stopReading = () => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-    };
-    const onClose = () => {
-      stopReading();
-      this.#pending.delete(socket);
-    };
-    const onData = (chunk: Buffer) => {
-      bytes = bytes.length === 0 ? chunk : Buffer.concat([bytes, chunk]);
-      const result = parseHead(bytes, this.server.maxHeadBytes, scanned);
-      scanned = result.scanned;
-      if (!result.done) return;
-      stopReading();
-      if ('failure' in result) {
-        this.#pending.delete(socket);
-        if (result.failure.status === 0) {
-          this.#count(0);
-          socket.destroy();
-        } else {
-          this.#refuse(socket, result.failure.status, result.failure.reason);
-        }
-        return;
-      }
-      // Nothing more is read here: every byte past this point belongs to the worker (the handoff stops reading).
-      const decision = decide({ ...result.head, remoteAddress: socket.remoteAddress ?? '' }, this.routing, this.#versions);
-      this.dispatch(socket, bytes, decision.version, decision.assignCookie);
-    };
-    const timer = setTimeout(() => {
-      onClose();
-      this.#refuse(socket, 408, `no complete request head within ${this.server.headTimeoutMs} ms`);
-    }, this.server.headTimeoutMs);
-    socket.on('data', onData);
-    socket.on('close', onClose);
+    this.#heads.admit(socket);
   }
 
   /**

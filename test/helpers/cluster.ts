@@ -103,7 +103,7 @@ export async function startCluster(t: ExecutionContext, config: object, options:
     for (;;) {
       const current = await status();
       if (check(current)) return current;
-      if (Date.now() > deadline) throw new Error(`status never matched within ${timeoutMs} ms: ${JSON.stringify(current.versions)}\n${output}`);
+      if (Date.now() > deadline) throw new Error(`status never matched within ${timeoutMs} ms: ${JSON.stringify(current.versions)} ${JSON.stringify(current.router)}\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
