@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { bin, makeConfig, request, startCluster, token } from './helpers/cluster.js';
+import { bin, get, makeConfig, request, startCluster, token } from './helpers/cluster.js';
 
 const run = async (...args: string[]) =>
   (await promisify(execFile)(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000 })).stdout;
@@ -34,4 +34,32 @@ test('graycluster init writes a config only its owner can read', async (t) => {
   t.teardown(() => rmSync(folder, { recursive: true, force: true }));
   await run('init', folder);
   t.is(modeOf(path.join(folder, 'graycluster.json')).toString(8), '600');
+});
+
+test('a config file that goes missing, becomes a folder or cannot be read is reported; the last good config keeps serving', async (t) => {
+  // As root every file is readable: run the supervisor as an ordinary user so that chmod 000 means something.
+  const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+  const cluster = await startCluster(t, makeConfig({ v1: {} }), { user });
+  const good = readFileSync(cluster.configFile);
+  const reported = async (pattern: RegExp) => {
+    await cluster.waitForOutput(new RegExp(`config\\s+rejected, the last good config keeps serving: .*${pattern.source}`));
+    const status = await cluster.waitForStatus((current) => pattern.test(current.configError ?? ''));
+    t.regex(status.configError!, pattern);
+    t.is((await get(cluster.url('/who'))).status, 200, 'still serving');
+    restore();
+    await cluster.waitForStatus((current) => current.configError === null);
+  };
+  const restore = () => {
+    rmSync(cluster.configFile, { recursive: true, force: true });
+    writeFileSync(cluster.configFile, good);
+    if (user) chownSync(cluster.configFile, user.uid, user.gid);
+  };
+
+  rmSync(cluster.configFile);
+  await reported(/config file not found/);
+  rmSync(cluster.configFile);
+  mkdirSync(cluster.configFile);
+  await reported(/EISDIR/);
+  chmodSync(cluster.configFile, 0o000);
+  await reported(/EACCES/);
 });

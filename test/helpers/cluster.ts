@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -43,14 +43,16 @@ export interface Cluster {
 }
 
 /** Writes `config` to a temp folder and runs the real bin on it. Cleans up at the end of the test. */
-export async function startCluster(t: ExecutionContext, config: object, options: { waitReady?: boolean; args?: string[] } = {}): Promise<Cluster> {
+export async function startCluster(t: ExecutionContext, config: object, options: { waitReady?: boolean; args?: string[]; user?: { uid: number; gid: number } } = {}): Promise<Cluster> {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
   const configFile = path.join(folder, 'graycluster.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
+  if (options.user) for (const owned of [folder, configFile]) chownSync(owned, options.user.uid, options.user.gid);
   const child = spawn(process.execPath, [bin, 'start', '--config', configFile, ...(options.args ?? [])], {
     cwd: folder,
     env: { ...process.env, GRAYCLUSTER_TOKEN: undefined, GRAYCLUSTER_PORT: undefined, GRAYCLUSTER_DASHBOARD_PORT: undefined },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...options.user,
   });
   let output = '';
   const waiters = new Set<() => void>();
