@@ -43,14 +43,14 @@ export interface Cluster {
 }
 
 /** Writes `config` to a temp folder and runs the real bin on it. Cleans up at the end of the test. */
-export async function startCluster(t: ExecutionContext, config: object, options: { waitReady?: boolean; args?: string[]; user?: { uid: number; gid: number } } = {}): Promise<Cluster> {
+export async function startCluster(t: ExecutionContext, config: object, options: { waitReady?: boolean; args?: string[]; user?: { uid: number; gid: number }; env?: Record<string, string> } = {}): Promise<Cluster> {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
   const configFile = path.join(folder, 'graycluster.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   if (options.user) for (const owned of [folder, configFile]) chownSync(owned, options.user.uid, options.user.gid);
   const child = spawn(process.execPath, [bin, 'start', '--config', configFile, ...(options.args ?? [])], {
     cwd: folder,
-    env: { ...process.env, GRAYCLUSTER_TOKEN: undefined, GRAYCLUSTER_PORT: undefined, GRAYCLUSTER_DASHBOARD_PORT: undefined },
+    env: { ...process.env, GRAYCLUSTER_TOKEN: undefined, GRAYCLUSTER_PORT: undefined, GRAYCLUSTER_DASHBOARD_PORT: undefined, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...options.user,
   });
