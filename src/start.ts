@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { primaryControls } from './control/primary.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { DashboardServer } from './dashboard/server.js';
 import { EventLog, formatEvent } from './primary/events.js';
 import { Reconfigurer } from './primary/reconfigure.js';
 import { Router } from './primary/router.js';
-import { removeRunState, writeRunState } from './primary/state-file.js';
+import { createRunFolder, removeStaleRunFolders } from './primary/run-folder.js';
+import { removeRunState, removeStaleRunStates, writeRunState } from './primary/state-file.js';
+import { currentProcess } from './shared/process-alive.js';
 import { snapshot } from './primary/status.js';
 import { Supervisor } from './primary/supervisor.js';
 import { clusterFork } from './primary/worker-process.js';
@@ -36,15 +36,17 @@ function urlHost(host: string): string {
  */
 export async function startPrimary(configFile: string, overrides: ConfigOverrides, log: (line: string) => void): Promise<Running> {
   const config = loadConfig(configFile, overrides);
-  const generatedToken = config.dashboard.token === null;
+  const tokenSource = overrides.token !== undefined ? 'GRAYCLUSTER_TOKEN' : config.dashboard.token !== null ? 'dashboard.token' : null;
   const token = config.dashboard.token ?? randomBytes(24).toString('base64url');
   const startedAt = Date.now();
   const events = new EventLog();
   events.on('event', (event) => log(formatEvent(event)));
 
+  // Leftovers of primaries killed without a chance to clean up: their sockets, and state files holding a token.
+  for (const stale of [...removeStaleRunFolders(), ...removeStaleRunStates()]) log(`graycluster: removed ${stale}, left by a primary that is gone`);
   // The applied config has one owner, the reconfigurer; everything else reads it through this getter.
   const current = (): ResolvedConfig => reconfigurer.current;
-  const runDir = mkdtempSync(path.join(os.tmpdir(), 'graycluster-'));
+  const runDir = createRunFolder();
   const supervisor = new Supervisor(current, events, clusterFork(), { publicHost: config.server.host, runDir });
   const reconfigurer = new Reconfigurer(config, overrides, supervisor, events);
   const router = new Router(current, supervisor.handoff);
@@ -86,9 +88,15 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   reconfigurer.watch();
   const versions = [...config.versions.values()].map((version) => `${version.name} ×${version.workers}`).join(', ');
   log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions})`);
-  log(`graycluster: dashboard and API at http://${urlHost(config.dashboard.host)}:${dashboardAddress.port}/?token=${token} (token ${token}${generatedToken ? ', generated: set dashboard.token or GRAYCLUSTER_TOKEN to fix it' : ''})`);
+  // The token is printed once, and only when it was generated (this line ends up in journald and container logs).
+  const dashboardUrl = `http://${urlHost(config.dashboard.host)}:${dashboardAddress.port}/`;
+  log(tokenSource
+    ? `graycluster: dashboard and API at ${dashboardUrl} (token from ${tokenSource})`
+    : `graycluster: dashboard and API at ${dashboardUrl}?token=${token} (token generated for this run: set dashboard.token or GRAYCLUSTER_TOKEN to keep one)`);
   writeRunState({
     pid: process.pid,
+    pidStart: currentProcess().start,
+    runDir,
     config: config.file,
     server: { host: config.server.host, port: address.port },
     dashboard: { host: config.dashboard.host, port: dashboardAddress.port, token },

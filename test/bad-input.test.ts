@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,17 +62,55 @@ test('a connection that sends no complete head in time gets 408 (slowloris)', as
   t.regex(text, /^HTTP\/1\.1 408 /);
 });
 
-test('connections waiting for a head are capped, and clients that leave mid-head leak nothing', async (t) => {
-  const cluster = await startCluster(t, makeConfig({ v1: {} }, {}, { maxPendingConnections: 5 }));
-  const idle = await Promise.all(Array.from({ length: 5 }, () => new Promise<net.Socket>((resolve) => {
-    const socket = net.connect(cluster.port, '127.0.0.1', () => resolve(socket));
-    socket.write('GET / HTTP/1.1\r\n');
-  })));
+/** Opens a connection from `localAddress` that sends `bytes` and then waits; collects what it is sent. */
+function idle(port: number, localAddress: string, bytes = 'GET / HTTP/1.1\r\n'): Promise<{ socket: net.Socket; received: () => string; closed: Promise<unknown> }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve({ socket, received: () => text, closed }));
+    const closed = new Promise((done) => socket.once('close', done));
+    socket.on('data', (chunk) => { text += chunk.toString('latin1'); });
+    socket.on('error', reject);
+    socket.write(bytes);
+  });
+}
+
+test('connections waiting for a head are capped per address and in all; at the cap the oldest of the biggest holder makes room', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }, {}, { maxPendingConnections: 5, maxPendingPerSource: 3 }));
+  const first = await Promise.all([1, 2, 3].map(() => idle(cluster.port, '127.0.0.1')));
+  t.teardown(() => first.forEach(({ socket }) => socket.destroy()));
+  await cluster.waitForStatus((status) => status.router.pending === 3);
+  t.regex(await exchange(cluster.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n'), /^HTTP\/1\.1 503 [^]*more than 3 connections from one address waiting/);
+  const second = await Promise.all([1, 2].map(() => idle(cluster.port, '127.0.0.2')));
+  t.teardown(() => second.forEach(({ socket }) => socket.destroy()));
   await cluster.waitForStatus((status) => status.router.pending === 5);
-  t.regex(await exchange(cluster.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n'), /^HTTP\/1\.1 503 /);
-  for (const socket of idle) socket.destroy();
+
+  const newcomer = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect({ port: cluster.port, host: '127.0.0.1', localAddress: '127.0.0.3' });
+    let text = '';
+    socket.on('data', (chunk) => { text += chunk; });
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+    socket.end('GET /who HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  });
+  t.regex(newcomer, /^HTTP\/1\.1 200 /, 'a newcomer at the cap is served');
+  await first[0]!.closed;
+  t.regex(first[0]!.received(), /^HTTP\/1\.1 408 [^]*closed to make room/, 'the oldest connection of the address holding the most was shed');
+  t.like((await cluster.status()).router, { pendingShed: 1, pendingSourceRefused: 1 });
+
+  for (const { socket } of [...first, ...second]) socket.destroy();
   await cluster.waitForStatus((status) => status.router.pending === 0);
   t.is((await get(cluster.url('/'))).status, 200);
+});
+
+test('an empty line before the request line is skipped; a head with bare LF line ends gets 400 at once', async (t) => {
+  // A head timeout far past the test's own: a 408 here would mean the primary waited instead of answering.
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, { rules: [{ query: 'version' }] }, { headTimeoutMs: 600_000 }));
+  const skipped = await exchange(cluster.port, '\r\nGET /who?version=v2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.regex(skipped, /^HTTP\/1\.1 200 /);
+  t.regex(skipped, /"version":"v2"/);
+  t.regex(await exchange(cluster.port, 'GET /who HTTP/1.1\nHost: a\n'), /^HTTP\/1\.1 400 /);
+  t.regex(await exchange(cluster.port, 'GET /who HTTP/1.1\r\nHost: a\n\n'), /^HTTP\/1\.1 400 /);
+  t.is((await cluster.status()).router.refused['400'], 2);
 });
 
 test('a version whose entry is missing or throws at load gets an error event naming it; the others keep serving', async (t) => {
@@ -129,6 +167,30 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
   const absent = await run(['start', '--config', path.join(folder, 'absent.json')]);
   t.is(absent.code, 1);
   t.regex(absent.stderr, /config file not found/);
+});
+
+test('weights past the documented range are refused naming the key, at load and by graycluster weights', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const file = path.join(folder, 'graycluster.json');
+  const withWeights = (weights: Record<string, number>) => JSON.stringify({ versions: { v1: { entry: 'a.js' }, v2: { entry: 'a.js' } }, routing: { default: 'v1', weights } });
+  for (const [weights, message] of [
+    [{ v1: 1e308, v2: 1e308 }, /routing\.weights\.v1 must be <= 1000000/],
+    [{ v1: 1, v2: 1e-320 }, /routing\.weights\.v2 must be integer/],
+  ] as const) {
+    writeFileSync(file, withWeights(weights));
+    const result = await run(['start', '--config', file, '--port', '0', '--dashboard-port', '0']);
+    t.is(result.code, 1);
+    t.regex(result.stderr, message);
+  }
+  writeFileSync(path.join(folder, 'a.js'), '');
+  writeFileSync(file, withWeights({ v1: 90, v2: 10 }));
+  for (const [argument, key] of [['v2=1e308', 'v2'], ['v1=1e-320', 'v1'], ['v2=1000001', 'v2'], ['v2=0.5', 'v2']]) {
+    const result = await run(['weights', argument!, '--config', file]);
+    t.is(result.code, 1, argument);
+    t.regex(result.stderr, new RegExp(`routing\\.weights\\.${key} must be a whole number from 0 to 1000000`));
+  }
+  t.is(readFileSync(file, 'utf8'), withWeights({ v1: 90, v2: 10 }), 'file unchanged');
 });
 
 test('help is complete for every command, and init writes a starter config that validates', async (t) => {

@@ -104,8 +104,9 @@ test('control requests: each endpoint calls its Controls method; bad input is a 
   await call('/api/workers/v1.2/restart', {});
   t.deepEqual(calls, ['setWeights({"v1":90,"v2":10})', 'promote("v2")', 'rollback()', 'reload()', 'reload("v2")', 'restartWorker("v1.2")']);
 
-  t.like(await call('/api/weights', { weights: { v1: -1 } }), { status: 400, error: 'weights.v1 must be a number ≥ 0, not -1' });
-  t.like(await call('/api/weights', { weights: { v1: '5' } }), { status: 400, error: 'weights.v1 must be a number ≥ 0, not "5"' });
+  t.like(await call('/api/weights', { weights: { v1: -1 } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not -1' });
+  t.like(await call('/api/weights', { weights: { v1: '5' } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not "5"' });
+  t.like(await call('/api/weights', { weights: { v1: 1e308 } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not 1e+308' });
   t.like(await call('/api/weights', { weight: { v1: 5 } }), { status: 400 });
   t.regex((await call('/api/weights', {}) as { error: string }).error, /^weights must be an object/);
   t.regex((await call('/api/promote', {}) as { error: string }).error, /^version must be/);
@@ -131,7 +132,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
       ...worker,
     }) as WorkerStatus),
     routing: { default: 'v1', weights: { v1: 90, v2: 10 } },
-    router: { handedOff: 7, fallbacks: 0, refused: { 503: 2 }, pending: 0 },
+    router: { handedOff: 7, fallbacks: 0, refused: { 503: 2 }, pendingShed: 4, pendingSourceRefused: 5, pending: 0 },
     configError: null,
     events: [],
   };
@@ -153,6 +154,8 @@ test('metrics render as Prometheus text: per worker, per version, a cumulative l
   t.is(value('graycluster_version_state', { version: 'v2', state: 'crashloop' }), 1);
   t.is(value('graycluster_version_weight', { version: 'v2' }), 10);
   t.is(value('graycluster_router_refused_total', { status: '503' }), 2);
+  t.is(value('graycluster_router_pending_shed_total'), 4);
+  t.is(value('graycluster_router_pending_source_refused_total'), 5);
   t.is(value('graycluster_dashboard_frames_skipped_total'), 3);
   const histogram = families.get('graycluster_worker_request_duration_seconds')!;
   t.is(histogram.type, 'histogram');

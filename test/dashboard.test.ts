@@ -96,7 +96,7 @@ test('the control API answers bad input with 400 naming the field, and passes go
   const badWeight = await post('/api/weights', '{"weights":{"v1":90,"v2":"ten"}}');
   t.is(badWeight.status, 400);
   t.like(badWeight.body, { ok: false, status: 400 });
-  t.regex(badWeight.body.error, /^weights\.v2 must be a number/);
+  t.regex(badWeight.body.error, /^weights\.v2 must be a whole number/);
   t.regex((await post('/api/promote', '{"versoin":"v2"}')).body.error, /^version must be/);
   t.regex((await post('/api/weights', '{"weights":')).body.error, /not valid JSON/);
   t.is((await post('/api/weights', JSON.stringify({ weights: { v1: 1, pad: 'x'.repeat(20_000) } }))).status, 413);

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import test from 'ava';
 import { get, makeConfig, rssOf, startCluster } from './helpers/cluster.js';
+import { steadyLoad } from './helpers/load.js';
 
 test.serial('a worker at maxInFlight answers 503 with Retry-After and the app never runs more than the limit', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: { maxInFlight: 3 } }));
@@ -44,7 +45,8 @@ test.serial("thousands of connections that send nothing don't grow the primary, 
     socket.on('error', () => resolve());
     sockets.push(socket);
   })));
-  // The kernel's accept queue holds some back; well over a thousand reach the primary past its cap.
+  // The kernel's accept queue holds some back; well over a thousand reach the primary past its caps (here the
+  // per-address one, maxPendingPerSource).
   const status = await cluster.waitForStatus((current) => (current.router.refused['503'] ?? 0) >= 1000);
   t.true(status.router.pending <= 500, `${status.router.pending} connections pending`);
   // The cap is proven by `pending` above; rss catches anything kept per connection attempt. Measured on a
@@ -56,4 +58,56 @@ test.serial("thousands of connections that send nothing don't grow the primary, 
   for (const socket of sockets) socket.destroy();
   await cluster.waitForStatus((current) => current.router.pending === 0);
   t.is((await get(cluster.url('/who'))).status, 200);
+});
+
+/** Opens `count` connections from `localAddress` that send `bytes` (maybe nothing) and then wait. */
+async function flood(port: number, localAddress: string, count: number, bytes: string, sockets: net.Socket[]): Promise<void> {
+  await Promise.all(Array.from({ length: count }, () => new Promise<void>((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () => {
+      if (bytes) socket.write(bytes);
+      resolve();
+    });
+    socket.on('error', () => resolve());
+    sockets.push(socket);
+  })));
+}
+
+test.serial('one address holding 1,100 idle connections and 2,000 half-sent heads refuses service to no one else', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }, {}, { headTimeoutMs: 120_000 }));
+  const load = steadyLoad(() => cluster.url('/who'), { clients: 4, keepAlive: false });
+  const sockets: net.Socket[] = [];
+  t.teardown(async () => {
+    sockets.forEach((socket) => socket.destroy());
+    await load.stop();
+  });
+  await flood(cluster.port, '127.0.0.2', 1100, '', sockets);
+  await flood(cluster.port, '127.0.0.2', 2000, 'GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ', sockets);
+  const during = await cluster.waitForStatus((status) => status.router.pendingSourceRefused >= 2500, 30_000);
+  // The attack is in place: the legitimate client must keep being served while it lasts.
+  const servedBefore = load.report.ok;
+  await cluster.waitForStatus((status) => status.router.handedOff >= during.router.handedOff + 200, 30_000);
+  const report = await load.stop();
+  t.true(report.ok >= servedBefore + 200);
+  t.is(report.failed, 0, report.errors.join('; '));
+  t.deepEqual(report.unexpected, {});
+  t.true((await cluster.status()).router.pending <= 128 + 4, 'the attacker holds at most maxPendingPerSource');
+});
+
+test.serial('many addresses filling maxPendingConnections lose their oldest connections to newcomers, who are served', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }, {}, { headTimeoutMs: 120_000, maxPendingConnections: 200, maxPendingPerSource: 50 }));
+  const load = steadyLoad(() => cluster.url('/who'), { clients: 4, keepAlive: false });
+  const sockets: net.Socket[] = [];
+  t.teardown(async () => {
+    sockets.forEach((socket) => socket.destroy());
+    await load.stop();
+  });
+  for (const address of ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']) {
+    await flood(cluster.port, address, 60, 'GET / HTTP/1.1\r\n', sockets);
+  }
+  const during = await cluster.waitForStatus((status) => status.router.pendingShed >= 50 && status.router.pendingSourceRefused > 0, 30_000);
+  await cluster.waitForStatus((status) => status.router.handedOff >= during.router.handedOff + 200, 30_000);
+  const report = await load.stop();
+  t.is(report.failed, 0, report.errors.join('; '));
+  t.deepEqual(report.unexpected, {});
+  t.true((await cluster.status()).router.pending <= 200);
 });

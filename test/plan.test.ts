@@ -78,7 +78,11 @@ test('edits: weights, promote, scale, deploy, set, replace', (t) => {
 
 test('edits name what is wrong', (t) => {
   t.throws(() => setWeights({ v9: 1 })(base()), { instanceOf: EditError, message: 'unknown version "v9" (known: v1, v2)' });
-  t.throws(() => setWeights({ v1: -1 })(base()), { message: 'weight of v1 must be a number >= 0, not -1' });
+  t.throws(() => setWeights({ v1: -1 })(base()), { message: 'routing.weights.v1 must be a whole number from 0 to 1000000, not -1' });
+  for (const weight of [1e308, 1e-320, 2.5, 1_000_001, Number.NaN]) {
+    t.throws(() => setWeights({ v2: weight })(base()), { message: `routing.weights.v2 must be a whole number from 0 to 1000000, not ${JSON.stringify(weight)}` });
+  }
+  t.notThrows(() => setWeights({ v2: 1_000_000 })(base()));
   t.throws(() => scale('v1', 0)(base()), { message: 'workers must be a whole number >= 1, not 0' });
   t.throws(() => setKey('routing.default.x', 1)(base()), { message: 'routing.default.x: default is not an object' });
   t.throws(() => setKey('__proto__.polluted', 1)(base()), { message: '"__proto__.polluted" is not a usable key' });

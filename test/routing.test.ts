@@ -106,6 +106,25 @@ test('the head parser refuses oversized, malformed and non-HTTP input', (t) => {
   t.like(parseHead(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), 16384), { done: true, failure: { status: 0 } });
 });
 
+test('the head parser skips empty lines before the request line, as Node does (RFC 9112 §2.2)', (t) => {
+  for (const leading of ['\r\n', '\n', '\r\n\r\n\r\n']) {
+    const result = parseHead(Buffer.from(`${leading}GET /a?version=v2 HTTP/1.1\r\nHost: a\r\n\r\n`), 16384);
+    t.true(result.done && 'head' in result && result.head.target === '/a?version=v2', JSON.stringify(leading));
+  }
+  t.like(parseHead(Buffer.from('\r\n'), 16384), { done: false });
+  const split = Buffer.from('\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n');
+  const partial = parseHead(split.subarray(0, 4), 16384);
+  t.like(parseHead(split, 16384, partial.scanned), { done: true, head: { target: '/' } });
+  t.like(parseHead(Buffer.from('\r\n\x16\x03\x01'), 16384), { done: true, failure: { status: 0 } });
+});
+
+test('the head parser answers 400 at the first line ended by a bare LF, without waiting for the rest', (t) => {
+  t.like(parseHead(Buffer.from('GET / HTTP/1.1\n'), 16384), { done: true, failure: { status: 400 } });
+  t.like(parseHead(Buffer.from('GET / HTTP/1.1\r\nHost: a\n'), 16384), { done: true, failure: { status: 400 } });
+  t.like(parseHead(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\n'), 16384), { done: true, failure: { status: 400 } });
+  t.like(parseHead(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n'), 16384), { done: false });
+});
+
 test('the first restart is at once; backoff then doubles from 100 ms and stops at 30 s', (t) => {
   t.deepEqual([1, 2, 3, 4, 5].map((failures) => restartDelay(failures)), [0, 100, 200, 400, 800]);
   t.is(restartDelay(20), 30_000);

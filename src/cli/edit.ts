@@ -145,7 +145,7 @@ export async function weights(args: string[]): Promise<number> {
   if (values.help) return help(weightsUsage);
   const parsed: Record<string, number> = {};
   for (const pair of positionals) {
-    const match = /^([^=]+)=(\d+(?:\.\d+)?)$/.exec(pair);
+    const match = /^([^=]+)=([-+0-9.eE]+)$/.exec(pair);
     if (!match) throw new UsageError(`"${pair}" is not <version>=<weight> (e.g. v2=10)`, weightsUsage);
     parsed[match[1]!] = Number(match[2]);
   }

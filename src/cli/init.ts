@@ -49,7 +49,8 @@ export function init(args: string[]): number {
     return 1;
   }
   mkdirSync(folder, { recursive: true });
-  writeFileSync(file, `${JSON.stringify(starterConfig, null, 2)}\n`);
+  // Owner-only: the file is where dashboard.token goes. (Overwriting an existing file keeps its mode.)
+  writeFileSync(file, `${JSON.stringify(starterConfig, null, 2)}\n`, { mode: 0o600 });
   process.stdout.write(`wrote ${file}\nnext: point versions.v1.entry and versions.v2.entry at your app, then run: graycluster start --config ${path.relative(process.cwd(), file) || file}\n`);
   return 0;
 }

@@ -16,12 +16,22 @@ function requireVersion(config: ConfigFile, version: string): void {
   }
 }
 
+/** The largest weight a version may have; the schema says the same (routing.weights). */
+export const maxWeight = 1_000_000;
+
+/** Why `weight` is not a usable weight for the key named, or null when it is. */
+export function weightProblem(key: string, weight: unknown): string | null {
+  if (typeof weight === 'number' && Number.isInteger(weight) && weight >= 0 && weight <= maxWeight) return null;
+  return `${key} must be a whole number from 0 to ${maxWeight}, not ${JSON.stringify(weight) ?? String(weight)}`;
+}
+
 /** Sets the weights of the versions named; the others keep theirs. */
 export function setWeights(weights: Record<string, number>): Edit {
   return (config) => {
     for (const [version, weight] of Object.entries(weights)) {
       requireVersion(config, version);
-      if (!Number.isFinite(weight) || weight < 0) throw new EditError(`weight of ${version} must be a number >= 0, not ${weight}`);
+      const problem = weightProblem(`routing.weights.${version}`, weight);
+      if (problem) throw new EditError(problem);
     }
     config.routing.weights = { ...config.routing.weights, ...weights };
   };

@@ -60,6 +60,9 @@ function createStore(absolute: string): Conf<ConfigFile> {
     rootSchema: rootSchema as never,
     ajvOptions: { useDefaults: false, strict: false },
     serialize: (value) => `${JSON.stringify(value, null, 2)}\n`,
+    // conf's default (0o666) would make every edit world-readable, and the file may hold dashboard.token.
+    // Left unset, its writer (atomically) gives the new file the mode and owner of the one it replaces.
+    configFileMode: undefined,
   });
 }
 

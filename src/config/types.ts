@@ -67,6 +67,7 @@ export interface ServerConfig {
   maxHeadBytes: number;
   headTimeoutMs: number;
   maxPendingConnections: number;
+  maxPendingPerSource: number;
   drainTimeoutMs: number;
   readyTimeoutMs: number;
   forwardMaxPending: number;
@@ -154,6 +155,7 @@ export const serverDefaults: ServerConfig = {
   maxHeadBytes: 16 * 1024,
   headTimeoutMs: 10_000,
   maxPendingConnections: 1024,
+  maxPendingPerSource: 128,
   drainTimeoutMs: 10_000,
   readyTimeoutMs: 15_000,
   forwardMaxPending: 256,

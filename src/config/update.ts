@@ -1,13 +1,14 @@
+import { hash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EditError, type Edit } from './edits.js';
-import { processAlive } from '../shared/process-alive.js';
+import { currentProcess, identityAlive, type ProcessIdentity } from '../shared/process-alive.js';
 import { ConfigError, describeLoadError, openStore, readStore, resolveConfig } from './load.js';
 import { describe, plan } from './plan.js';
 import type { ConfigFile, ResolvedConfig } from './types.js';
 
 const lockWaitMs = 10_000;
-/** A lock older than this is left over from a process that died while holding it. */
+/** A lock from a system without process start times, this old, is left over from a process that died holding it. */
 const staleLockMs = 30_000;
 
 /** Every version's entry must exist before a change is applied (at start a missing one is only an error event). */
@@ -19,37 +20,81 @@ export function checkEntries(config: ResolvedConfig): void {
 
 /**
  * Runs `work` holding `<file>.lock`, so that two writers (two CLI calls, or the CLI and the dashboard) never
- * read the same version of the file and lose one another's change.
+ * read the same version of the file and lose one another's change. The lock names its owner by pid and start
+ * time, so a lock left by a dead process is taken over at once even when its pid now belongs to another one.
  */
 export async function withFileLock<T>(file: string, work: () => T | Promise<T>): Promise<T> {
   const lock = `${file}.lock`;
+  const mine = ownerText();
   const deadline = Date.now() + lockWaitMs;
   for (;;) {
     try {
-      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      writeFileSync(lock, mine, { flag: 'wx', mode: 0o600 });
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      let holder = NaN;
-      let age = 0;
-      try {
-        holder = Number(readFileSync(lock, 'utf8'));
-        age = Date.now() - statSync(lock).mtimeMs;
-      } catch {
-        continue;  // Released between our attempt and our look.
-      }
-      if (age > staleLockMs || (Number.isInteger(holder) && holder > 0 && !processAlive(holder))) {
-        rmSync(lock, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new ConfigError(`${file} is locked by process ${holder} (${lock}); try again`);
+      const held = readOwner(lock);
+      if (!held) continue;  // Released between our attempt and our look.
+      if (!held.alive && removeStale(lock, held.text)) continue;
+      if (Date.now() > deadline) throw new ConfigError(`${file} is locked by process ${held.pid} (${lock}); try again`);
       await sleep(20);
     }
   }
   try {
     return await work();
   } finally {
-    rmSync(lock, { force: true });
+    rmSync(lock, { force: true });  // Ours: a lock is removed only by its owner, or once its owner is dead.
+  }
+}
+
+function ownerText(): string {
+  return JSON.stringify({ ...currentProcess(), nonce: randomUUID() });
+}
+
+/** The lock at `file`: its exact contents, and whether the process it names still runs. */
+function readOwner(file: string): { text: string; pid: number; alive: boolean } | undefined {
+  let text: string;
+  let age: number;
+  try {
+    text = readFileSync(file, 'utf8');
+    age = Date.now() - statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
+  let owner: ProcessIdentity = { pid: NaN, start: null };
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    // A bare number: a lock written by an older graycluster, with no start time.
+    owner = typeof parsed === 'number' ? { pid: parsed, start: null } : { pid: Number((parsed as ProcessIdentity).pid), start: (parsed as ProcessIdentity).start ?? null };
+  } catch {}
+  return { text, pid: owner.pid, alive: identityAlive(owner) && (owner.start !== null || age <= staleLockMs) };
+}
+
+/**
+ * Removes the dead owner's lock at `file` whose contents are `staleText`, racing no one: only the writer that
+ * creates `<file>.takeover-<hash of those contents>` may remove it, and while that one exists nothing can
+ * change the lock (it is only ever created where absent, or removed by its owner, who is dead). A takeover
+ * left by a writer that died in its midst is itself stale and removed the same way. False: another writer is
+ * taking it over now.
+ */
+function removeStale(file: string, staleText: string): boolean {
+  const takeover = `${file}.takeover-${hash('sha256', staleText).slice(0, 16)}`;
+  try {
+    writeFileSync(takeover, ownerText(), { flag: 'wx', mode: 0o600 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const held = readOwner(takeover);
+    return held === undefined || (!held.alive && removeStale(takeover, held.text));
+  }
+  try {
+    let current: string | undefined;
+    try {
+      current = readFileSync(file, 'utf8');
+    } catch {}
+    if (current === staleText) rmSync(file, { force: true });
+    return true;
+  } finally {
+    rmSync(takeover, { force: true });
   }
 }
 

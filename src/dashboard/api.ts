@@ -1,4 +1,5 @@
 import type { ControlResult, Controls } from '../control/types.js';
+import { weightProblem } from '../config/edits.js';
 
 /** One operator's move, read from a POST: which Controls method, with what. */
 export type ControlCall = (controls: Controls) => Promise<ControlResult>;
@@ -55,9 +56,8 @@ export function parseControl(pathname: string, body: unknown): ControlCall | Rej
         return { status: 400, error: 'weights must be an object of version names to numbers, e.g. {"weights":{"v1":90,"v2":10}}' };
       }
       for (const [version, weight] of Object.entries(weights)) {
-        if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
-          return { status: 400, error: `weights.${version} must be a number ≥ 0, not ${JSON.stringify(weight)}` };
-        }
+        const problem = weightProblem(`weights.${version}`, weight);
+        if (problem) return { status: 400, error: problem };
       }
       const checked = weights as Record<string, number>;
       return (controls) => controls.setWeights(checked);

@@ -115,6 +115,8 @@ export function renderMetrics({ status, feed, primary }: MetricsSources): string
   family('graycluster_router_refused_total', 'counter', 'Connections the primary answered itself, by status (0: closed without an answer).',
     Object.entries(status.router.refused).map(([code, count]) => ({ labels: { status: code }, value: count })));
   family('graycluster_router_pending_connections', 'gauge', 'Connections waiting for their head or for a handoff.', [{ value: status.router.pending }]);
+  family('graycluster_router_pending_shed_total', 'counter', 'Connections waiting for their head closed (408) to make room at maxPendingConnections.', [{ value: status.router.pendingShed }]);
+  family('graycluster_router_pending_source_refused_total', 'counter', 'Connections refused (503) because their address had maxPendingPerSource waiting.', [{ value: status.router.pendingSourceRefused }]);
 
   family('graycluster_dashboard_clients', 'gauge', 'Dashboard pages connected to the live feed.', [{ value: feed.clients }]);
   family('graycluster_dashboard_frames_skipped_total', 'counter', 'Feed frames not sent to a client that had more than maxBufferedBytes unsent.', [{ value: feed.framesSkipped }]);

@@ -18,20 +18,29 @@ const requestLine = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([^\s\x00-\x1f\x7f]+) HTTP\/
 const badValue = /[\x00-\x08\x0a-\x1f\x7f]/;
 const CR = 13, LF = 10;
 
+/** Where the request line starts: past the empty lines a client may send first (RFC 9112 §2.2), as Node skips them. */
+export function requestStart(bytes: Buffer): number {
+  let index = 0;
+  while (index < bytes.length && (bytes[index] === CR || bytes[index] === LF)) index++;
+  return index;
+}
+
 /**
- * Finds the end of the request head in `bytes` (the offset just past the blank line), or -1.
+ * Finds the end of the request head that starts at `start` (the offset just past the blank line), -1 while it
+ * is incomplete, or 'bare-lf' at a line ended by LF alone (Node refuses those; waiting would only hold a slot).
  * `from` is where to resume scanning, so a head arriving a few bytes at a time is scanned once overall.
  */
-export function findHeadEnd(bytes: Buffer, from: number): number {
-  for (let index = bytes.indexOf(LF, Math.max(0, from)); index !== -1; index = bytes.indexOf(LF, index + 1)) {
-    if (index >= 3 && bytes[index - 1] === CR && bytes[index - 2] === LF && bytes[index - 3] === CR) return index + 1;
+export function findHeadEnd(bytes: Buffer, from: number, start = 0): number | 'bare-lf' {
+  for (let index = bytes.indexOf(LF, Math.max(start, from)); index !== -1; index = bytes.indexOf(LF, index + 1)) {
+    if (bytes[index - 1] !== CR) return 'bare-lf';
+    if (index - 3 >= start && bytes[index - 2] === LF && bytes[index - 3] === CR) return index + 1;
   }
   return -1;
 }
 
-/** True when the first bytes cannot start an HTTP/1 request line. */
-export function looksLikeHttp(bytes: Buffer): boolean {
-  const first = bytes[0]!;
+/** False when the byte at `start` cannot start an HTTP/1 request line. */
+export function looksLikeHttp(bytes: Buffer, start = 0): boolean {
+  const first = bytes[start]!;
   return (first >= 0x41 && first <= 0x5a) || (first >= 0x61 && first <= 0x7a); // a method starts with a letter
 }
 
@@ -40,15 +49,17 @@ export function looksLikeHttp(bytes: Buffer): boolean {
  * Binary-safe: it parses a copy; the bytes themselves travel to the worker untouched.
  */
 export function parseHead(bytes: Buffer, maxHeadBytes: number, scannedUpTo = 0): HeadResult & { scanned: number } {
-  if (bytes.length > 0 && !looksLikeHttp(bytes)) return { done: true, failure: { status: 0, reason: 'not HTTP' }, scanned: 0 };
-  const end = findHeadEnd(bytes, scannedUpTo - 3);
+  const start = requestStart(bytes);
+  if (start < bytes.length && !looksLikeHttp(bytes, start)) return { done: true, failure: { status: 0, reason: 'not HTTP' }, scanned: 0 };
+  const end = start === bytes.length ? -1 : findHeadEnd(bytes, scannedUpTo - 3, start);
+  if (end === 'bare-lf') return { done: true, failure: { status: 400, reason: 'a head line ends in LF without CR' }, scanned: bytes.length };
   if (end === -1) {
     if (bytes.length > maxHeadBytes) return { done: true, failure: { status: 431, reason: `head over ${maxHeadBytes} bytes` }, scanned: bytes.length };
     return { done: false, scanned: bytes.length };
   }
   if (end > maxHeadBytes) return { done: true, failure: { status: 431, reason: `head over ${maxHeadBytes} bytes` }, scanned: end };
 
-  const lines = bytes.toString('latin1', 0, end - 4).split('\r\n');
+  const lines = bytes.toString('latin1', start, end - 4).split('\r\n');
   const first = requestLine.exec(lines[0]!);
   if (!first) return { done: true, failure: { status: 400, reason: 'malformed request line' }, scanned: end };
   const headers: Record<string, string> = {};

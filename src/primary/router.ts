@@ -2,10 +2,10 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import type { ResolvedConfig } from '../config/types.js';
 import { decide } from '../routing/decide.js';
 import type { Handoff } from './handoff.js';
-import { parseHead } from './head.js';
+import { PendingHeads, type PendingCounters } from './pending-heads.js';
 import { refuse } from './respond.js';
 
-export interface RouterCounters {
+export interface RouterCounters extends PendingCounters {
   /** Connections handed to a worker. */
   handedOff: number;
   /** Connections sent to routing.default because their version had no worker able to take them. */
@@ -14,42 +14,52 @@ export interface RouterCounters {
   refused: Record<string, number>;
 }
 
-const empty: Buffer = Buffer.alloc(0);
-
 /**
- * Accepts client connections, reads the head of each one's first request (and nothing more), picks the version
- * and gives the socket with the bytes read so far to the handoff, which places it with a worker. It never proxies.
+ * Accepts client connections, waits for the head of each one's first request (pending-heads.ts: bounded per
+ * address and in all), picks the version and gives the socket with the bytes read so far to the handoff, which
+ * places it with a worker. It never proxies.
  */
 export class Router {
   readonly #server = net.createServer({ noDelay: true }, (socket) => this.#accept(socket));
-  /** Connections still sending their head. */
-  readonly #pending = new Set<Socket>();
   readonly #refused: Record<string, number> = {};
+  readonly #pendingCounters: PendingCounters = { pendingShed: 0, pendingSourceRefused: 0 };
+  readonly #heads: PendingHeads;
   /** The version names of the config last seen, as a set for `decide`. */
   #versions: { of: ResolvedConfig; names: ReadonlySet<string> } | undefined;
 
-  constructor(private readonly config: () => ResolvedConfig, private readonly handoff: Handoff) {}
-
-  private get server() {
-    return this.config().server;
+  constructor(private readonly config: () => ResolvedConfig, private readonly handoff: Handoff) {
+    this.#heads = new PendingHeads(() => this.config().server, this.#pendingCounters, {
+      onHead: (socket, bytes, head) => {
+        const current = this.config();
+        if (this.#versions?.of !== current) this.#versions = { of: current, names: new Set(current.versions.keys()) };
+        const decision = decide({ ...head, remoteAddress: socket.remoteAddress ?? '' }, current.routing, this.#versions.names);
+        this.handoff.place(socket, bytes, decision.version, decision.assignCookie);
+      },
+      turnAway: (socket, status, reason, headers) => {
+        if (status !== 0) return this.#refuse(socket, status, reason, headers);
+        this.#count(0);
+        socket.destroy();
+      },
+    });
   }
 
   get counters(): RouterCounters {
     const { handedOff, fallbacks, unavailable } = this.handoff.counters;
     const refused = { ...this.#refused };
     if (unavailable > 0) refused[503] = (refused[503] ?? 0) + unavailable;
-    return { handedOff, fallbacks, refused };
+    return { handedOff, fallbacks, refused, ...this.#pendingCounters };
   }
 
   /** Connections waiting for their head or for a handoff to finish, now. */
   get pending(): number {
-    return this.#pending.size + this.handoff.waiting;
+    return this.#heads.size + this.handoff.waiting;
   }
 
   listen(): Promise<AddressInfo> {
+    const { host, port } = this.config().server;
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen({ host: this.server.host, port: this.server.port }, () => {
+      this.#server.listen({ host, port }, () => {
         this.#server.off('error', reject);
         resolve(this.#server.address() as AddressInfo);
       });
@@ -62,58 +72,14 @@ export class Router {
    * closed (NODE_SOCKET_ALL_CLOSED), a wait that a stopped or dying worker can leave unsettled forever.
    */
   close(): Promise<void> {
-    for (const socket of this.#pending) socket.destroy();
+    this.#heads.close();
     if (this.#server.listening) this.#server.close();
     return Promise.resolve();
   }
 
   #accept(socket: Socket): void {
     socket.on('error', () => {});  // A reset before the handoff is the client's business; 'close' cleans up.
-    if (this.#pending.size >= this.server.maxPendingConnections) {
-      this.#refuse(socket, 503, `more than ${this.server.maxPendingConnections} connections waiting`);
-      return;
-    }
-    this.#pending.add(socket);
-    let bytes: Buffer = empty;
-    let scanned = 0;
-    const stopReading = () => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-    };
-    const onClose = () => {
-      stopReading();
-      this.#pending.delete(socket);
-    };
-    const onData = (chunk: Buffer) => {
-      bytes = bytes.length === 0 ? chunk : Buffer.concat([bytes, chunk]);
-      const result = parseHead(bytes, this.server.maxHeadBytes, scanned);
-      scanned = result.scanned;
-      if (!result.done) return;
-      stopReading();
-      if ('failure' in result) {
-        this.#pending.delete(socket);
-        if (result.failure.status === 0) {
-          this.#count(0);
-          socket.destroy();
-        } else {
-          this.#refuse(socket, result.failure.status, result.failure.reason);
-        }
-        return;
-      }
-      // Nothing more is read here: every byte past this point belongs to the worker (the handoff stops reading).
-      this.#pending.delete(socket);
-      const config = this.config();
-      if (this.#versions?.of !== config) this.#versions = { of: config, names: new Set(config.versions.keys()) };
-      const decision = decide({ ...result.head, remoteAddress: socket.remoteAddress ?? '' }, config.routing, this.#versions.names);
-      this.handoff.place(socket, bytes, decision.version, decision.assignCookie);
-    };
-    const timer = setTimeout(() => {
-      onClose();
-      this.#refuse(socket, 408, `no complete request head within ${this.server.headTimeoutMs} ms`);
-    }, this.server.headTimeoutMs);
-    socket.on('data', onData);
-    socket.on('close', onClose);
+    this.#heads.admit(socket);
   }
 
   #refuse(socket: Socket, status: number, reason: string, headers?: Record<string, string>): void {

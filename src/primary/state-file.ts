@@ -1,19 +1,50 @@
 import { hash } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { identityAlive } from '../shared/process-alive.js';
+import { safeList } from './run-folder.js';
 
 /** Where a running supervisor can be reached: written at start so `graycluster status` finds it. */
 export interface RunState {
   pid: number;
+  /** The primary's start time (see processStartTime), so a reused pid is not taken for it. */
+  pidStart: string | null;
+  /** Its run folder. */
+  runDir: string;
   config: string;
   server: { host: string; port: number };
   dashboard: { host: string; port: number; token: string };
 }
 
-/** One file per config file, in the temp folder, readable by its owner only (it holds the token). */
-export function stateFilePath(configFile: string): string {
-  return path.join(os.tmpdir(), `graycluster-${hash('sha256', path.resolve(configFile)).slice(0, 16)}.json`);
+const stateFileName = /^graycluster-[0-9a-f]{16}\.json$/;
+
+/**
+ * One file per config file, in the temp folder (the primary's: `tmp` for a reader whose TMPDIR differs),
+ * readable by its owner only (it holds the token).
+ */
+export function stateFilePath(configFile: string, tmp = os.tmpdir()): string {
+  return path.join(tmp, `graycluster-${hash('sha256', path.resolve(configFile)).slice(0, 16)}.json`);
+}
+
+/** Removes state files (and the token in them) left by primaries that are gone; returns what it removed. */
+export function removeStaleRunStates(): string[] {
+  const removed: string[] = [];
+  for (const name of safeList(os.tmpdir())) {
+    if (!stateFileName.test(name)) continue;
+    const file = path.join(os.tmpdir(), name);
+    try {
+      const stat = lstatSync(file);
+      if (!stat.isFile() || stat.uid !== process.getuid?.()) continue;
+      const state = JSON.parse(readFileSync(file, 'utf8')) as Partial<RunState>;
+      if (identityAlive({ pid: Number(state.pid), start: state.pidStart ?? null })) continue;
+    } catch {
+      continue;
+    }
+    rmSync(file, { force: true });
+    removed.push(file);
+  }
+  return removed;
 }
 
 export function writeRunState(state: RunState): string {
@@ -22,9 +53,9 @@ export function writeRunState(state: RunState): string {
   return file;
 }
 
-export function readRunState(configFile: string): RunState | undefined {
+export function readRunState(configFile: string, tmp?: string): RunState | undefined {
   try {
-    return JSON.parse(readFileSync(stateFilePath(configFile), 'utf8')) as RunState;
+    return JSON.parse(readFileSync(stateFilePath(configFile, tmp), 'utf8')) as RunState;
   } catch {
     return undefined;
   }

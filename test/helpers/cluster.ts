@@ -24,8 +24,8 @@ export interface Cluster {
 }
 
 /** Writes `config` to a temp folder and runs the real bin on it. Cleans up at the end of the test. */
-export async function startCluster(t: ExecutionContext, config: object, options: { waitReady?: boolean; args?: string[]; nodeArgs?: string[] } = {}): Promise<Cluster> {
-  const instance = await startInstance(config, { args: options.args, nodeArgs: options.nodeArgs });
+export async function startCluster(t: ExecutionContext, config: object, options: { waitReady?: boolean; args?: string[]; nodeArgs?: string[]; env?: Record<string, string>; user?: { uid: number; gid: number } } = {}): Promise<Cluster> {
+  const instance = await startInstance(config, { args: options.args, nodeArgs: options.nodeArgs, env: options.env, user: options.user });
   t.teardown(async () => {
     await instance.stop();
   });

@@ -1,6 +1,6 @@
 // A running graycluster (the real bin) for tests and the bench, found the way a program finds one: through the
 // run-state file it writes once it listens, never through the lines it prints for people.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readRunState, type RunState } from '../../src/primary/state-file.js';
@@ -42,6 +42,10 @@ export interface InstanceOptions {
   bin?: string;
   /** How long it may take to listen (default 20 s). */
   timeoutMs?: number;
+  /** Added to its environment (TMPDIR moves its run-state file and run folder: they are looked for there). */
+  env?: Record<string, string | undefined>;
+  /** Run it as this user; its folder and config file are given to that user. */
+  user?: { uid: number; gid: number };
 }
 
 /** How to reach a listener on `host` from this machine. */
@@ -55,9 +59,9 @@ function urlHost(host: string): string {
  * Waits until the run-state file of `configFile` exists and names `pid` (a file left by an earlier run names
  * another); rejects if `alive()` turns false first, or after `timeoutMs`.
  */
-export function waitForRunState(configFile: string, pid: number, { alive = () => true, timeoutMs = 20_000, describe }: { alive?: () => boolean; timeoutMs?: number; describe?: () => string } = {}): Promise<RunState> {
+export function waitForRunState(configFile: string, pid: number, { alive = () => true, timeoutMs = 20_000, describe, tmp }: { alive?: () => boolean; timeoutMs?: number; describe?: () => string; tmp?: string } = {}): Promise<RunState> {
   return waitFor(() => {
-    const state = readRunState(configFile);
+    const state = readRunState(configFile, tmp);
     if (state?.pid === pid) return state;
     if (!alive()) throw new Error(`pid ${pid} exited before writing its run state${describe ? `\n${describe()}` : ''}`);
     return undefined;
@@ -65,20 +69,21 @@ export function waitForRunState(configFile: string, pid: number, { alive = () =>
 }
 
 /** Writes `config` to a temp folder and runs the real bin on it; resolves once it listens. */
-export async function startInstance(config: object, { name = 'graycluster', args = [], nodeArgs = [], bin = defaultBin, timeoutMs }: InstanceOptions = {}): Promise<Instance> {
+export async function startInstance(config: object, { name = 'graycluster', args = [], nodeArgs = [], bin = defaultBin, timeoutMs, env: extraEnv = {}, user }: InstanceOptions = {}): Promise<Instance> {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-toolkit-'));
   const removeFolder = temporaryFolder(folder);
   const configFile = path.join(folder, 'graycluster.json');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   // The config and the arguments alone decide ports and token: nothing from the caller's environment.
-  const env = { GRAYCLUSTER_TOKEN: undefined, GRAYCLUSTER_PORT: undefined, GRAYCLUSTER_DASHBOARD_PORT: undefined };
-  const child = startProcess(name, process.execPath, [...nodeArgs, bin, 'start', '--config', configFile, ...args], { env, cwd: folder });
+  const env: Record<string, string | undefined> = { GRAYCLUSTER_TOKEN: undefined, GRAYCLUSTER_PORT: undefined, GRAYCLUSTER_DASHBOARD_PORT: undefined, ...extraEnv };
+  if (user) for (const owned of [folder, configFile]) chownSync(owned, user.uid, user.gid);
+  const child = startProcess(name, process.execPath, [...nodeArgs, bin, 'start', '--config', configFile, ...args], { env, cwd: folder, user });
   let stopped: Promise<number | null> | undefined;
   const stop = () => stopped ??= child.stop().finally(removeFolder);
   let state: RunState;
   try {
     state = await Promise.race([
-      waitForRunState(configFile, child.pid, { alive: () => child.child.exitCode === null && child.child.signalCode === null, timeoutMs, describe: child.output }),
+      waitForRunState(configFile, child.pid, { tmp: env.TMPDIR, alive: () => child.child.exitCode === null && child.child.signalCode === null, timeoutMs, describe: child.output }),
       child.spawnFailed,
     ]);
   } catch (error) {

@@ -40,12 +40,14 @@ export interface StartOptions {
   cwd?: string;
   /** An IPC channel as the child's fd 3 (for waitForMessage). */
   ipc?: boolean;
+  /** Run it as this user (the tests run as root: a user for whom file modes mean something). */
+  user?: { uid: number; gid: number };
 }
 
 let exitHookInstalled = false;
 
 /** Starts `command` as the leader of its own process group. */
-export function startProcess(name: string, command: string, args: string[], { env = {}, ipc = false, cwd }: StartOptions = {}): StartedProcess {
+export function startProcess(name: string, command: string, args: string[], { env = {}, ipc = false, cwd, user }: StartOptions = {}): StartedProcess {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.once('exit', killAll);
@@ -55,6 +57,7 @@ export function startProcess(name: string, command: string, args: string[], { en
     env: { ...process.env, ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc' as const] : [])],
+    ...user,
   });
   const pid = child.pid ?? -1;
   let output = '';

@@ -32,7 +32,7 @@ async function control(path: string, body: object): Promise<boolean> {
 
 /** A version's weight field: once typed into, the feed leaves it alone until the weights are applied. */
 export function weightInput(version: string): HTMLInputElement {
-  const input = make('input', { type: 'number', min: '0', step: 'any', value: '' });
+  const input = make('input', { type: 'number', min: '0', max: '1000000', step: '1', value: '' });
   input.dataset.weight = version;
   input.setAttribute('aria-label', `weight of ${version}`);
   input.addEventListener('input', () => {

@@ -1,0 +1,192 @@
+import type { Socket } from 'node:net';
+import type { ServerConfig } from '../config/types.js';
+import { retryAfterSeconds } from '../shared/answers.js';
+import type { RequestHead } from '../routing/head.js';
+import { parseHead } from './head.js';
+
+/**
+ * The address a connection counts against for `maxPendingPerSource`: an IPv4 address as it is (also when it
+ * arrives IPv4-mapped), an IPv6 address by its /64, the block one subscriber usually holds whole.
+ */
+export function sourceOf(address: string | undefined): string {
+  const bare = (address ?? '').replace(/%.*$/, '');  // A zone id (fe80::1%eth0) is not part of the address.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+  if (mapped) return mapped[1]!;
+  if (!bare.includes(':')) return bare;
+  const [head = '', tail] = bare.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((group) => group.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+export interface PendingLimits {
+  /** Connections waiting for their head, from all sources together. */
+  maxPending: number;
+  /** Connections waiting for their head from one source. */
+  maxPerSource: number;
+}
+
+/** What to do with a new connection: take it (closing `shed` first to make room), or turn it away. */
+export type Admission<T> = { admit: true; shed: T[] } | { admit: false; why: 'source-limit' };
+
+/**
+ * Who waits for their head, by source, in arrival order: the pure core of the overload policy, no sockets.
+ * A source at its own limit is refused; a full book sheds the oldest entry of the source holding the most
+ * (ties: the one waiting longest), so one source can never keep others out, and a newcomer is never the
+ * one refused for the crowd's sake. (nginx and Envoy's overload managers likewise close idle connections
+ * under pressure rather than refusing new ones.)
+ */
+export class PendingBook<T> {
+  readonly #bySource = new Map<string, Map<T, number>>();
+  readonly #entries = new Map<T, string>();
+  #arrivals = 0;
+
+  constructor(private limits: PendingLimits) {}
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  countOf(source: string): number {
+    return this.#bySource.get(source)?.size ?? 0;
+  }
+
+  setLimits(limits: PendingLimits): void {
+    this.limits = limits;
+  }
+
+  admit(item: T, source: string): Admission<T> {
+    if (this.countOf(source) >= this.limits.maxPerSource) return { admit: false, why: 'source-limit' };
+    const shed: T[] = [];
+    while (this.#entries.size >= this.limits.maxPending) {
+      const victim = this.#victim();
+      if (victim === undefined) break;
+      this.remove(victim);
+      shed.push(victim);
+    }
+    let ofSource = this.#bySource.get(source);
+    if (!ofSource) this.#bySource.set(source, ofSource = new Map());
+    ofSource.set(item, this.#arrivals++);
+    this.#entries.set(item, source);
+    return { admit: true, shed };
+  }
+
+  remove(item: T): void {
+    const source = this.#entries.get(item);
+    if (source === undefined) return;
+    this.#entries.delete(item);
+    const ofSource = this.#bySource.get(source)!;
+    ofSource.delete(item);
+    if (ofSource.size === 0) this.#bySource.delete(source);
+  }
+
+  /** The oldest entry of the source holding the most. */
+  #victim(): T | undefined {
+    let best: { item: T; count: number; arrival: number } | undefined;
+    for (const ofSource of this.#bySource.values()) {
+      const [item, arrival] = ofSource.entries().next().value!;  // A Map iterates in insertion order: oldest first.
+      if (!best || ofSource.size > best.count || (ofSource.size === best.count && arrival < best.arrival)) {
+        best = { item, count: ofSource.size, arrival };
+      }
+    }
+    return best?.item;
+  }
+}
+
+/** Counters of the overload policy, shown with the router's in /api/status and /metrics. */
+export interface PendingCounters {
+  /** Connections waiting for their head closed (408) to make room for a new one at maxPendingConnections. */
+  pendingShed: number;
+  /** Connections refused (503) because their source already had maxPendingPerSource waiting. */
+  pendingSourceRefused: number;
+}
+
+export interface HeadHandlers {
+  /** The head is complete: route it. `bytes` is everything read, to hand over untouched. */
+  onHead(socket: Socket, bytes: Buffer, head: Omit<RequestHead, 'remoteAddress'>): void;
+  /** Answer with `status` and close (status 0: close without an answer, it is not HTTP). */
+  turnAway(socket: Socket, status: number, reason: string, headers?: Record<string, string>): void;
+}
+
+const empty: Buffer = Buffer.alloc(0);
+
+/**
+ * Owns the connections waiting for the head of their first request: reads it (bounded in size and time),
+ * and keeps how many wait, from whom, within `maxPendingConnections` and `maxPendingPerSource`.
+ */
+export class PendingHeads {
+  readonly #book: PendingBook<Socket>;
+  /** How to stop waiting on each socket (timer and listeners). */
+  readonly #stops = new Map<Socket, () => void>();
+
+  constructor(private readonly server: () => ServerConfig, private readonly counters: PendingCounters, private readonly handlers: HeadHandlers) {
+    this.#book = new PendingBook(limitsOf(server()));
+  }
+
+  get size(): number {
+    return this.#book.size;
+  }
+
+  /** Starts reading a new connection's head, or turns it away when its source has too many waiting. */
+  admit(socket: Socket): void {
+    const server = this.server();
+    this.#book.setLimits(limitsOf(server));
+    const admission = this.#book.admit(socket, sourceOf(socket.remoteAddress));
+    if (!admission.admit) {
+      this.counters.pendingSourceRefused++;
+      this.handlers.turnAway(socket, 503, `more than ${server.maxPendingPerSource} connections from one address waiting`, { 'retry-after': String(retryAfterSeconds) });
+      return;
+    }
+    for (const victim of admission.shed) {
+      this.#stopWaiting(victim);
+      this.counters.pendingShed++;
+      this.handlers.turnAway(victim, 408, `closed to make room: ${server.maxPendingConnections} connections were waiting for their head`);
+    }
+    this.#read(socket, server);
+  }
+
+  /** Closes every connection still waiting. */
+  close(): void {
+    for (const socket of [...this.#stops.keys()]) {
+      this.#stopWaiting(socket);
+      socket.destroy();
+    }
+  }
+
+  #read(socket: Socket, server: ServerConfig): void {
+    let bytes: Buffer = empty;
+    let scanned = 0;
+    const onData = (chunk: Buffer) => {
+      bytes = bytes.length === 0 ? chunk : Buffer.concat([bytes, chunk]);
+      const result = parseHead(bytes, server.maxHeadBytes, scanned);
+      scanned = result.scanned;
+      if (!result.done) return;
+      this.#stopWaiting(socket);
+      if ('failure' in result) this.handlers.turnAway(socket, result.failure.status, result.failure.reason);
+      else this.handlers.onHead(socket, bytes, result.head);  // Nothing more is read here: the rest is the worker's.
+    };
+    const onClose = () => this.#stopWaiting(socket);
+    const timer = setTimeout(() => {
+      this.#stopWaiting(socket);
+      this.handlers.turnAway(socket, 408, `no complete request head within ${server.headTimeoutMs} ms`);
+    }, server.headTimeoutMs);
+    this.#stops.set(socket, () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+    });
+    socket.on('data', onData);
+    socket.on('close', onClose);
+  }
+
+  #stopWaiting(socket: Socket): void {
+    this.#stops.get(socket)?.();
+    this.#stops.delete(socket);
+    this.#book.remove(socket);
+  }
+}
+
+function limitsOf(server: ServerConfig): PendingLimits {
+  return { maxPending: server.maxPendingConnections, maxPerSource: server.maxPendingPerSource };
+}
