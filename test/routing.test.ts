@@ -1,4 +1,6 @@
 import test from 'ava';
+import { clientAddress } from '../src/routing/client-address.js';
+import { addressMatcher } from '../src/shared/address-range.js';
 import { bucketOf, decide, versionForBucket } from '../src/routing/decide.js';
 import { parseHead } from '../src/primary/head.js';
 import { restartDelay } from '../src/primary/backoff.js';
@@ -129,4 +131,15 @@ test('the first restart is at once; backoff then doubles from 100 ms and stops a
   t.deepEqual([1, 2, 3, 4, 5].map((failures) => restartDelay(failures)), [0, 100, 200, 400, 800]);
   t.is(restartDelay(20), 30_000);
   t.is(restartDelay(1000), 30_000);
+});
+
+test('the ip sticky key behind trusted proxies is the address they were sent by; a client cannot choose it', (t) => {
+  const trusted = addressMatcher(['10.0.0.0/8', '::1']);
+  t.is(clientAddress('10.0.0.5', '198.51.100.7', trusted), '198.51.100.7', 'a trusted proxy names the client');
+  t.is(clientAddress('10.0.0.5', '203.0.113.1, 198.51.100.7, 10.0.0.9', trusted), '198.51.100.7', 'past trusted hops, up to the first untrusted one; what it claimed does not count');
+  t.is(clientAddress('198.51.100.7', '203.0.113.1', trusted), '198.51.100.7', 'an untrusted peer is the client, whatever it writes');
+  t.is(clientAddress('10.0.0.5', '198.51.100.7', undefined), '10.0.0.5', 'without trustProxy the header never counts');
+  t.is(clientAddress('10.0.0.5', undefined, trusted), '10.0.0.5', 'a trusted proxy that names no one');
+  t.is(clientAddress('::1', '10.0.0.7, 10.0.0.8', trusted), '10.0.0.7', 'every hop trusted: the leftmost');
+  t.is(clientAddress('::1', ' , ', trusted), '::1', 'an empty header');
 });

@@ -1,6 +1,8 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { ResolvedConfig } from '../config/types.js';
+import { clientAddress } from '../routing/client-address.js';
 import { decide } from '../routing/decide.js';
+import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
 import type { Handoff } from './handoff.js';
 import { PendingHeads, type PendingCounters } from './pending-heads.js';
 import { refuse } from './respond.js';
@@ -24,15 +26,15 @@ export class Router {
   readonly #refused: Record<string, number> = {};
   readonly #pendingCounters: PendingCounters = { pendingShed: 0, pendingSourceRefused: 0 };
   readonly #heads: PendingHeads;
-  /** The version names of the config last seen, as a set for `decide`. */
-  #versions: { of: ResolvedConfig; names: ReadonlySet<string> } | undefined;
+  /** What `decide` needs of the config last seen: its version names as a set, its trusted proxies. */
+  #derived: { of: ResolvedConfig; names: ReadonlySet<string>; trusted: AddressMatcher | undefined } | undefined;
 
   constructor(private readonly config: () => ResolvedConfig, private readonly handoff: Handoff) {
     this.#heads = new PendingHeads(() => this.config().server, this.#pendingCounters, {
       onHead: (socket, bytes, head) => {
-        const current = this.config();
-        if (this.#versions?.of !== current) this.#versions = { of: current, names: new Set(current.versions.keys()) };
-        const decision = decide({ ...head, remoteAddress: socket.remoteAddress ?? '' }, current.routing, this.#versions.names);
+        const { config, names, trusted } = this.#derivedConfig();
+        const remoteAddress = clientAddress(socket.remoteAddress ?? '', head.headers['x-forwarded-for'], trusted);
+        const decision = decide({ ...head, remoteAddress }, config.routing, names);
         this.handoff.place(socket, bytes, decision.version, decision.assignCookie);
       },
       turnAway: (socket, status, reason, headers) => {
@@ -41,6 +43,15 @@ export class Router {
         socket.destroy();
       },
     });
+  }
+
+  #derivedConfig(): { config: ResolvedConfig; names: ReadonlySet<string>; trusted: AddressMatcher | undefined } {
+    const config = this.config();
+    if (this.#derived?.of !== config) {
+      const { trustProxy } = config.server;
+      this.#derived = { of: config, names: new Set(config.versions.keys()), trusted: trustProxy === false ? undefined : addressMatcher(trustProxy) };
+    }
+    return { config, ...this.#derived };
   }
 
   get counters(): RouterCounters {
