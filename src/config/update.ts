@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EditError, type Edit } from './edits.js';
+import { RolloutError } from '../rollout/edits.js';
 import { processAlive } from '../shared/process-alive.js';
 import { ConfigError, describeLoadError, openStore, readStore, resolveConfig } from './load.js';
 import { describe, plan } from './plan.js';
@@ -63,7 +64,8 @@ export interface UpdateResult {
 /**
  * Applies an edit to the config file: read and validate the current file, edit a copy, validate the result
  * (schema, versions named, entries present), then write it atomically. Nothing is written when the edit is
- * invalid or changes nothing. With `dryRun`, only says what would change.
+ * invalid or changes nothing. With `dryRun`, only says what would change. An edit's EditError, or its RolloutError
+ * of code 'invalid', becomes a ConfigError (the CLI's exit 1, the API's 400); a RolloutError 'conflict' passes.
  */
 export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = {}): Promise<UpdateResult> {
   return withFileLock(file, () => {
@@ -75,6 +77,8 @@ export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = 
       edit(next);
     } catch (error) {
       if (error instanceof EditError) throw new ConfigError(error.message);
+      // A rollout request its state refuses is the asker's mistake; a 'conflict' is the controller's to skip.
+      if (error instanceof RolloutError && error.code === 'invalid') throw new ConfigError(error.message, { cause: error });
       throw error;
     }
     const after = resolveConfig(store.path, next);

@@ -79,9 +79,13 @@ export function abortRollout(now: number, reason = 'aborted by the operator'): R
   };
 }
 
-/** `canary pause`, or the controller noticing a change by hand: stays at the step, routing as it is. */
-export function pauseRollout(now: number, reason = 'paused by the operator'): RolloutEdit {
+/**
+ * `canary pause`, or the controller noticing a change by hand or a step past its progress deadline: stays at
+ * the step, routing as it is. With `atStep` (the controller's), a file that has moved on is a conflict.
+ */
+export function pauseRollout(now: number, reason = 'paused by the operator', atStep?: number): RolloutEdit {
   return (config) => {
+    if (atStep !== undefined) expectRunningAt(config, atStep);
     const rollout = inProgress(config);
     if (rollout.status.state === 'paused') throw new RolloutError(`the rollout of ${rollout.version} is already paused`, 'invalid');
     setStatus(config, 'paused', rollout.status.step, rollout.status.stepStartedAt ?? now, reason);
