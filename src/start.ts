@@ -5,11 +5,12 @@ import path from 'node:path';
 import { primaryControls } from './control/primary.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { DashboardServer } from './dashboard/server.js';
+import { CanaryController } from './primary/canary.js';
 import { EventLog, formatEvent } from './primary/events.js';
 import { Reconfigurer } from './primary/reconfigure.js';
 import { Router } from './primary/router.js';
 import { removeRunState, writeRunState } from './primary/state-file.js';
-import { snapshot } from './primary/status.js';
+import { snapshot, workerStatuses } from './primary/status.js';
 import { Supervisor } from './primary/supervisor.js';
 import { clusterFork } from './primary/worker-process.js';
 import type { ResolvedConfig } from './config/types.js';
@@ -48,6 +49,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   const supervisor = new Supervisor(current, events, clusterFork(), { publicHost: config.server.host, runDir });
   const reconfigurer = new Reconfigurer(config, overrides, supervisor, events);
   const router = new Router(current, supervisor.handoff);
+  const canary = new CanaryController(reconfigurer, () => workerStatuses(supervisor), events);
   let address;
   try {
     address = await router.listen();
@@ -64,6 +66,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     status: () => snapshot({
       supervisor,
       routing: () => reconfigurer.current.raw.routing,
+      rollout: () => canary.report(),
       router: () => ({ ...router.counters, pending: router.pending }),
       server: { host: config.server.host, port: address.port },
       configError: () => reconfigurer.configError,
@@ -84,6 +87,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
 
   supervisor.start(address.port);
   reconfigurer.watch();
+  canary.start();
   const versions = [...config.versions.values()].map((version) => `${version.name} ×${version.workers}`).join(', ');
   log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions})`);
   log(`graycluster: dashboard and API at http://${urlHost(config.dashboard.host)}:${dashboardAddress.port}/?token=${token} (token ${token}${generatedToken ? ', generated: set dashboard.token or GRAYCLUSTER_TOKEN to fix it' : ''})`);
@@ -97,6 +101,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   let stopping: Promise<void> | undefined;
   const stop = () => stopping ??= (async () => {
     events.record({ type: 'shutdown', message: `stopping: draining in-flight requests (up to ${config.server.drainTimeoutMs} ms)` });
+    await canary.close();
     reconfigurer.close();
     const closed = router.close();
     await supervisor.stop();
@@ -112,6 +117,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     token,
     stop,
     kill() {
+      void canary.close();
       supervisor.kill();
       removeRunState(config.file);
       rmSync(runDir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/load.js';
+import { canary, canaryUsage } from './canary.js';
 import * as edit from './edit.js';
 import { init, initUsage } from './init.js';
 import { NotRunningError } from './remote.js';
@@ -19,6 +20,7 @@ const commands: Record<string, { run: (args: string[]) => number | Promise<numbe
   rollback: { run: edit.rollback, usage: edit.rollbackUsage },
   reload: { run: edit.reload, usage: edit.reloadUsage },
   restart: { run: edit.restart, usage: edit.restartUsage },
+  canary: { run: canary, usage: canaryUsage },
 };
 
 function packageVersion(): string {

@@ -13,9 +13,10 @@ export interface LoadReport {
 
 /**
  * A steady load: `clients` loops, each sending its next request as soon as the last one is answered, over
- * keep-alive connections (or a new connection per request). Counts every response.
+ * keep-alive connections (or a new connection per request). Counts every response. `headers` may be a function,
+ * called per request (many users by a sticky key).
  */
-export function steadyLoad(url: () => string, { clients = 4, keepAlive = true, headers = {} as Record<string, string> } = {}) {
+export function steadyLoad(url: () => string, { clients = 4, keepAlive = true, headers = {} as Record<string, string> | (() => Record<string, string>) } = {}) {
   const agent = new http.Agent({ keepAlive, maxSockets: clients });
   const report: LoadReport = { ok: 0, failed: 0, unexpected: {}, errors: [], afterMark: new Map() };
   let running = true;
@@ -24,7 +25,7 @@ export function steadyLoad(url: () => string, { clients = 4, keepAlive = true, h
     while (running) {
       const afterMark = marked;
       try {
-        const reply = await request(url(), { agent: keepAlive ? agent : undefined, headers });
+        const reply = await request(url(), { agent: keepAlive ? agent : undefined, headers: typeof headers === 'function' ? headers() : headers });
         if (reply.status === 200) report.ok++;
         else report.unexpected[reply.status] = (report.unexpected[reply.status] ?? 0) + 1;
         if (afterMark) {
