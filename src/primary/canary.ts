@@ -22,6 +22,8 @@ const idleCheckMs = 1000;
 export class CanaryController {
   #memory: ControllerMemory | null = null;
   #last: TickResult | null = null;
+  /** statusKey of the rollout #last judged. */
+  #lastFor = '';
   /** The rollout as last seen or written here, to tell a transition made elsewhere; undefined before the first tick. */
   #seen: RolloutConfig | null | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -47,7 +49,10 @@ export class CanaryController {
 
   /** The `rollout` of /api/status: the file's rollout with the last tick's verdict and figures. */
   report(now = Date.now()): RolloutReport | null {
-    return rolloutReport(this.reconfigurer.current.rollout, this.#last, now);
+    const rollout = this.reconfigurer.current.rollout;
+    // A tick judged the rollout as it was then; once the file moved on (resumed, advanced), its verdict is stale.
+    const current = this.#last !== null && this.#lastFor === statusKey(rollout);
+    return rolloutReport(rollout, current ? this.#last : null, now);
   }
 
   #schedule(delayMs: number): void {
@@ -67,6 +72,7 @@ export class CanaryController {
     const result = tick({ rollout: config.rollout, routing: config.raw.routing, snapshot: { at: Date.now(), workers: this.workers() }, memory: this.#memory });
     this.#memory = result.memory;
     this.#last = result;
+    this.#lastFor = statusKey(config.rollout);
     if (!result.edit) return;
     try {
       const { after } = await updateConfigFile(config.file, guarded(result));
@@ -105,6 +111,10 @@ export class CanaryController {
         : `${rollout.status.state.replace('_', ' ')} at ${where(rollout)}: ${rollout.status.reason}`;
     this.events.record({ type: 'rollout', version: rollout.version, message: `rollout of ${rollout.version} ${what}` });
   }
+}
+
+function statusKey(rollout: RolloutConfig | null): string {
+  return rollout ? `${rollout.version} ${rollout.status.state} ${rollout.status.step} ${rollout.status.stepStartedAt}` : '';
 }
 
 function where(rollout: RolloutConfig): string {
