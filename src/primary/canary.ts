@@ -29,6 +29,7 @@ export class CanaryController {
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
   #closed = false;
+  #lastError = '';
 
   constructor(
     private readonly reconfigurer: Reconfigurer,
@@ -76,13 +77,18 @@ export class CanaryController {
     if (!result.edit) return;
     try {
       const { after } = await updateConfigFile(config.file, guarded(result));
+      this.#lastError = '';
       this.#seen = after.rollout;
       if (result.event) this.events.record({ type: 'rollout', version: config.rollout!.version, message: result.event });
       // Applied now rather than when the watcher notices, so the next tick judges the file as written.
       await this.reconfigurer.reload();
     } catch (error) {
       if (error instanceof RolloutError && error.code === 'conflict') return;  // The file moved first; the next tick reads it.
-      this.events.record({ type: 'error', version: config.rollout?.version, message: `rollout: could not write "${result.action}" to the config file: ${(error as Error).message}` });
+      const message = `rollout: could not write "${result.action}" to the config file: ${(error as Error).message}`;
+      // Said once, not at every tick while the file stays unwritable.
+      if (message !== this.#lastError) this.events.record({ type: 'error', version: config.rollout?.version, message });
+      this.#lastError = message;
+      return;
     }
   }
 
