@@ -3,13 +3,14 @@ import { rmSync } from 'node:fs';
 import { primaryControls } from './control/primary.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { DashboardServer } from './dashboard/server.js';
+import { CanaryController } from './primary/canary.js';
 import { EventLog, formatEvent } from './primary/events.js';
 import { Reconfigurer } from './primary/reconfigure.js';
 import { Router } from './primary/router.js';
 import { createRunFolder, removeStaleRunFolders } from './primary/run-folder.js';
 import { removeRunState, removeStaleRunStates, writeRunState } from './primary/state-file.js';
 import { currentProcess } from './shared/process-alive.js';
-import { snapshot } from './primary/status.js';
+import { snapshot, workerStatuses } from './primary/status.js';
 import { Supervisor } from './primary/supervisor.js';
 import { clusterFork } from './primary/worker-process.js';
 import type { ResolvedConfig } from './config/types.js';
@@ -50,6 +51,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   const supervisor = new Supervisor(current, events, clusterFork(), { publicHost: config.server.host, runDir });
   const reconfigurer = new Reconfigurer(config, overrides, supervisor, events);
   const router = new Router(current, supervisor.handoff);
+  const canary = new CanaryController(reconfigurer, () => workerStatuses(supervisor), events);
   let address;
   try {
     address = await router.listen();
@@ -66,6 +68,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     status: () => snapshot({
       supervisor,
       routing: () => reconfigurer.current.raw.routing,
+      rollout: () => canary.report(),
       router: () => ({ ...router.counters, pending: router.pending }),
       server: { host: config.server.host, port: address.port },
       configError: () => reconfigurer.configError,
@@ -86,6 +89,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
 
   supervisor.start(address.port);
   reconfigurer.watch();
+  canary.start();
   const versions = [...config.versions.values()].map((version) => `${version.name} ×${version.workers}`).join(', ');
   log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions})`);
   // The token is printed once, and only when it was generated (this line ends up in journald and container logs).
@@ -105,6 +109,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   let stopping: Promise<void> | undefined;
   const stop = () => stopping ??= (async () => {
     events.record({ type: 'shutdown', message: `stopping: draining in-flight requests (up to ${config.server.drainTimeoutMs} ms)` });
+    await canary.close();
     reconfigurer.close();
     const closed = router.close();
     await supervisor.stop();
@@ -120,6 +125,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     token,
     stop,
     kill() {
+      void canary.close();
       supervisor.kill();
       removeRunState(config.file);
       rmSync(runDir, { recursive: true, force: true });

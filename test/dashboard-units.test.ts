@@ -90,7 +90,7 @@ test('control requests: each endpoint calls its Controls method; bad input is a 
     calls.push(`${name}(${args.map((arg) => JSON.stringify(arg)).join(',')})`);
     return { ok: true, changes: [] };
   };
-  const controls: Controls = { setWeights: record('setWeights'), promote: record('promote'), rollback: record('rollback'), restartWorker: record('restartWorker'), reload: record('reload') };
+  const controls: Controls = { setWeights: record('setWeights'), promote: record('promote'), rollback: record('rollback'), restartWorker: record('restartWorker'), reload: record('reload'), rollout: record('rollout') };
   const call = async (path: string, body: unknown) => {
     const parsed = parseControl(path, body);
     if (typeof parsed !== 'function') return parsed;
@@ -102,7 +102,10 @@ test('control requests: each endpoint calls its Controls method; bad input is a 
   await call('/api/reload', {});
   await call('/api/reload', { version: 'v2' });
   await call('/api/workers/v1.2/restart', {});
-  t.deepEqual(calls, ['setWeights({"v1":90,"v2":10})', 'promote("v2")', 'rollback()', 'reload()', 'reload("v2")', 'restartWorker("v1.2")']);
+  await call('/api/rollout/pause', {});
+  await call('/api/rollout/resume', {});
+  await call('/api/rollout/abort', {});
+  t.deepEqual(calls, ['setWeights({"v1":90,"v2":10})', 'promote("v2")', 'rollback()', 'reload()', 'reload("v2")', 'restartWorker("v1.2")', 'rollout("pause")', 'rollout("resume")', 'rollout("abort")']);
 
   t.like(await call('/api/weights', { weights: { v1: -1 } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not -1' });
   t.like(await call('/api/weights', { weights: { v1: '5' } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not "5"' });
@@ -113,10 +116,12 @@ test('control requests: each endpoint calls its Controls method; bad input is a 
   t.regex((await call('/api/reload', { version: 3 }) as { error: string }).error, /^version must be/);
   t.like(await call('/api/promote', ['v2']), { status: 400, error: 'the body must be a JSON object' });
   t.like(await call('/api/shutdown', {}), { status: 404 });
-  t.is(calls.length, 6);
+  t.like(await call('/api/rollout/start', {}), { status: 404 });
+  t.like(await call('/api/rollout/abort', 'now'), { status: 400, error: 'the body must be a JSON object' });
+  t.is(calls.length, 9);
 });
 
-function status(workers: Array<Partial<WorkerStatus> & { id: string; version: string }>): Status {
+function status(workers: Array<Partial<WorkerStatus> & { id: string; version: string }>, rollout: Status['rollout'] = null): Status {
   return {
     pid: 1,
     uptimeMs: 5000,
@@ -132,6 +137,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
       ...worker,
     }) as WorkerStatus),
     routing: { default: 'v1', weights: { v1: 90, v2: 10 } },
+    rollout,
     router: { handedOff: 7, fallbacks: 0, refused: { 503: 2 }, pendingShed: 4, pendingSourceRefused: 5, pending: 0 },
     configError: null,
     events: [],
@@ -163,6 +169,24 @@ test('metrics render as Prometheus text: per worker, per version, a cumulative l
   t.is(value('graycluster_worker_request_duration_seconds', { le: '+Inf' }), 7);
   t.is(histogram.samples.find((sample) => sample.name.endsWith('_count'))!.value, 7);
   t.is(histogram.samples.find((sample) => sample.name.endsWith('_sum'))!.value, 9);
+});
+
+test('a rollout shows in the metrics as its state, step, step count and weight; without one the families are empty', (t) => {
+  const feed = { clients: 0, framesSkipped: 0, clientsTerminated: 0, clientsRefused: 0 };
+  const rollout: Status['rollout'] = {
+    version: 'v2', baseline: 'v1', state: 'paused', step: 1, weight: 25, steps: [5, 25, 50, 100], stepMs: 60_000,
+    stepStartedAt: 1, timeInStepMs: 4000, reason: 'paused by the operator', verdict: null, window: null, gates: [],
+  };
+  const families = parseExposition(renderMetrics({ status: status([{ id: 'v1.1', version: 'v1' }], rollout), feed }));
+  const samples = (name: string) => families.get(name)!.samples.map((sample) => [sample.labels, sample.value]);
+  t.deepEqual(samples('graycluster_rollout_state'), ['running', 'paused', 'promoted', 'rolled_back', 'aborted']
+    .map((state) => [{ version: 'v2', baseline: 'v1', state }, state === 'paused' ? 1 : 0]));
+  t.deepEqual(samples('graycluster_rollout_step'), [[{ version: 'v2', baseline: 'v1' }, 1]]);
+  t.deepEqual(samples('graycluster_rollout_steps'), [[{ version: 'v2', baseline: 'v1' }, 4]]);
+  t.deepEqual(samples('graycluster_rollout_weight'), [[{ version: 'v2', baseline: 'v1' }, 25]]);
+  const none = parseExposition(renderMetrics({ status: status([{ id: 'v1.1', version: 'v1' }]), feed }));
+  t.is(none.get('graycluster_rollout_state')!.type, 'gauge');
+  t.deepEqual(none.get('graycluster_rollout_weight')!.samples, []);
 });
 
 test('label values are escaped', (t) => {

@@ -108,6 +108,20 @@ test('a canary with too few requests waits, and says why, instead of advancing',
   t.is(driver.status.step, 0);
 });
 
+test('a step that still lacks samples at its progress deadline pauses, saying why, instead of waiting forever', (t) => {
+  const driver = started({ progressDeadlineMs: 30_000 });
+  driver.tick(snapshot(t0, { requests: 0 }, { requests: 0 }));
+  t.is(driver.tick(snapshot(t0 + 29_000, { requests: 5000 }, { requests: 12 })).action, 'wait');
+  const result = driver.tick(snapshot(t0 + 30_000, { requests: 5000 }, { requests: 12 }));
+  t.is(result.action, 'pause');
+  t.regex(result.event!, /^rollout of v2 paused at step 1 of 4 \(5 %\): no verdict after 30 s \(progress deadline 30 s\): 5xx: waiting for 100 requests on each version \(12 on v2, 5,000 on v1\)/);
+  t.like(driver.status, { state: 'paused', step: 0 });
+  t.deepEqual(driver.config.routing.weights, { v1: 95, v2: 5 });
+  const patient = started({ progressDeadlineMs: null });
+  patient.tick(snapshot(t0, { requests: 0 }, { requests: 0 }));
+  t.is(patient.tick(snapshot(t0 + 86_400_000, { requests: 5000 }, { requests: 12 })).action, 'wait');
+});
+
 test('a failed gate rolls back at once, before the step\'s time is up: all traffic to the baseline, the canary kept', (t) => {
   const driver = started();
   driver.tick(snapshot(t0, { requests: 0 }, { requests: 0 }));

@@ -108,8 +108,8 @@ const remoteOptions = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** Validates and writes an edit, then says what changes. Exit 1 when the edit is rejected. */
-async function applyEdit(file: string, edit: Edit, dryRun: boolean): Promise<number> {
+/** Validates and writes an edit, then says what changes (also for `canary`). Exit 1 when the edit is rejected. */
+export async function applyEdit(file: string, edit: Edit, dryRun: boolean): Promise<number> {
   const { changes } = await updateConfigFile(file, edit, { dryRun });
   if (changes.length === 0) {
     process.stdout.write(`nothing to change in ${file}\n`);

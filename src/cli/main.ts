@@ -27,6 +27,7 @@ const commands: Record<string, () => Promise<Command>> = {
   rollback: async () => { const edit = await import('./edit.js'); return { run: edit.rollback, usage: edit.rollbackUsage }; },
   reload: async () => { const edit = await import('./edit.js'); return { run: edit.reload, usage: edit.reloadUsage }; },
   restart: async () => { const edit = await import('./edit.js'); return { run: edit.restart, usage: edit.restartUsage }; },
+  canary: async () => { const { canary, canaryUsage } = await import('./canary.js'); return { run: canary, usage: canaryUsage }; },
 };
 
 function packageVersion(): string {

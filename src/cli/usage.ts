@@ -26,6 +26,9 @@ Commands:
   reload     Replace a version's workers with fresh ones, rolling: graycluster reload v2
   restart    Replace one worker, rolling: graycluster restart v2.1
 
+  Progressive delivery (steps judged by the canary's numbers against its baseline):
+  canary     start <version> | status | pause | resume | abort: graycluster canary start v2
+
 Options:
   -h, --help       Show help (also: graycluster <command> --help)
   -v, --version    Print the version

@@ -6,8 +6,15 @@ import type { ConfigFile } from './types.js';
  */
 export type Edit = (config: ConfigFile) => void;
 
+/**
+ * An edit the file's current contents refuse. `invalid`: the asker's mistake (the CLI's exit 1, the API's 400);
+ * `conflict`: the file moved on since the asker looked (the rollout controller skips it quietly).
+ */
 export class EditError extends Error {
   override name = 'EditError';
+  constructor(message: string, readonly code: 'invalid' | 'conflict' = 'invalid') {
+    super(message);
+  }
 }
 
 function requireVersion(config: ConfigFile, version: string): void {

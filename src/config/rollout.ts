@@ -10,6 +10,8 @@ export const rolloutDefaults = {
   stepMs: 60_000,
   checkIntervalMs: 5000,
   minRequests: 100,
+  /** Flagger's progressDeadlineSeconds: a step that cannot be judged for this long pauses instead of waiting forever. */
+  progressDeadlineMs: 600_000 as number | null,
   keepCanaryOnRollback: true,
 };
 
@@ -69,6 +71,11 @@ export function resolveRollout(raw: ConfigFile, fail: Fail): RolloutConfig | nul
   const stepMs = whole(options.stepMs ?? rolloutDefaults.stepMs, 'rollout.stepMs', 1000, fail);
   const checkIntervalMs = whole(options.checkIntervalMs ?? rolloutDefaults.checkIntervalMs, 'rollout.checkIntervalMs', 100, fail);
   if (checkIntervalMs > stepMs) fail('rollout.checkIntervalMs', `(${checkIntervalMs}) must not be longer than rollout.stepMs (${stepMs})`);
+  const deadline = options.progressDeadlineMs === undefined ? rolloutDefaults.progressDeadlineMs : options.progressDeadlineMs;
+  if (deadline !== null) {
+    if (typeof deadline !== 'number' || !Number.isInteger(deadline) || deadline < 1000) fail('rollout.progressDeadlineMs', `must be a whole number >= 1000, or null for no deadline, not ${JSON.stringify(deadline)}`);
+    if (deadline < stepMs) fail('rollout.progressDeadlineMs', `(${deadline}) must not be shorter than rollout.stepMs (${stepMs}), or null for no deadline`);
+  }
   const keep = options.keepCanaryOnRollback ?? rolloutDefaults.keepCanaryOnRollback;
   if (typeof keep !== 'boolean') fail('rollout.keepCanaryOnRollback', 'must be true or false');
   return {
@@ -78,6 +85,7 @@ export function resolveRollout(raw: ConfigFile, fail: Fail): RolloutConfig | nul
     stepMs,
     checkIntervalMs,
     minRequests: whole(options.minRequests ?? rolloutDefaults.minRequests, 'rollout.minRequests', 1, fail),
+    progressDeadlineMs: deadline,
     keepCanaryOnRollback: keep,
     gates: resolveGates(options.gates ?? {}, fail),
     status,

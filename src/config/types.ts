@@ -29,6 +29,7 @@ export interface RolloutOptions {
   stepMs?: number;
   checkIntervalMs?: number;
   minRequests?: number;
+  progressDeadlineMs?: number | null;
   keepCanaryOnRollback?: boolean;
   gates?: { [Gate in keyof RolloutGates]?: Partial<NonNullable<RolloutGates[Gate]>> | boolean };
   status?: { state: RolloutState; step: number; stepStartedAt: number; reason?: string };
@@ -45,7 +46,7 @@ export interface RolloutGates {
   eventLoop: { maxDelayMs: number } | null;
 }
 
-/** A validated rollout with every default filled in (src/rollout/config.ts). */
+/** A validated rollout with every default filled in (src/config/rollout.ts). */
 export interface RolloutConfig {
   version: string;
   baseline: string;
@@ -54,6 +55,8 @@ export interface RolloutConfig {
   stepMs: number;
   checkIntervalMs: number;
   minRequests: number;
+  /** A step whose gates still wait for samples this long after its window began pauses; null: waits forever. */
+  progressDeadlineMs: number | null;
   keepCanaryOnRollback: boolean;
   gates: RolloutGates;
   /** `stepStartedAt` null: declared in the file by hand and not begun yet. */

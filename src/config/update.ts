@@ -108,7 +108,8 @@ export interface UpdateResult {
 /**
  * Applies an edit to the config file: read and validate the current file, edit a copy, validate the result
  * (schema, versions named, entries present), then write it atomically. Nothing is written when the edit is
- * invalid or changes nothing. With `dryRun`, only says what would change.
+ * invalid or changes nothing. With `dryRun`, only says what would change. An edit's EditError of code 'invalid'
+ * becomes a ConfigError (the CLI's exit 1, the API's 400); one of code 'conflict' passes, for its caller.
  */
 export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = {}): Promise<UpdateResult> {
   return withFileLock(file, () => {
@@ -119,7 +120,7 @@ export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = 
     try {
       edit(next);
     } catch (error) {
-      if (error instanceof EditError) throw new ConfigError(error.message);
+      if (error instanceof EditError && error.code === 'invalid') throw new ConfigError(error.message, { cause: error });
       throw error;
     }
     const after = resolveConfig(store.path, next);

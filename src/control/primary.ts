@@ -3,7 +3,15 @@ import { updateConfigFile } from '../config/update.js';
 import type { Reconfigurer } from '../primary/reconfigure.js';
 import type { Supervisor } from '../primary/supervisor.js';
 import { promote, replaceWith, setWeights, type Edit } from '../config/edits.js';
-import type { ControlResult, Controls } from './types.js';
+import { abortRollout, pauseRollout, resumeRollout } from '../rollout/edits.js';
+import type { ControlResult, Controls, RolloutAction } from './types.js';
+
+/** The rollout edits the operator may ask for, the same ones `graycluster canary pause|resume|abort` writes. */
+export const rolloutEdits: Record<RolloutAction, (now: number) => Edit> = {
+  pause: (now) => pauseRollout(now),
+  resume: (now) => resumeRollout(now),
+  abort: (now) => abortRollout(now),
+};
 
 /**
  * The operator's moves inside a running primary (what the dashboard calls). Config changes are written to the
@@ -46,6 +54,7 @@ export function primaryControls(reconfigurer: Reconfigurer, supervisor: Supervis
       const failure = await replacing;
       return failure ? { ok: false, status: 500, error: failure } : { ok: true, changes: [`replaced worker ${workerId}, rolling`] };
     },
+    rollout: (action) => edit(rolloutEdits[action](Date.now())),
     async reload(version) {
       const known = [...reconfigurer.current.versions.keys()];
       if (version !== undefined && !known.includes(version)) {

@@ -13,4 +13,8 @@ export interface Controls {
   rollback(): Promise<ControlResult>;
   restartWorker(workerId: string): Promise<ControlResult>;
   reload(version?: string): Promise<ControlResult>;
+  /** Pauses, resumes or aborts (back to the baseline now) the progressive rollout in the config file. */
+  rollout(action: RolloutAction): Promise<ControlResult>;
 }
+
+export type RolloutAction = 'pause' | 'resume' | 'abort';

@@ -1,4 +1,4 @@
-import type { ControlResult, Controls } from '../control/types.js';
+import type { ControlResult, Controls, RolloutAction } from '../control/types.js';
 import { weightProblem } from '../config/edits.js';
 
 /** One operator's move, read from a POST: which Controls method, with what. */
@@ -33,10 +33,12 @@ function versionField(body: Record<string, unknown>, required: boolean): string 
  *   POST /api/rollback              {}
  *   POST /api/reload                { "version": "v2" }  (or {} for every version)
  *   POST /api/workers/<id>/restart  {}
+ *   POST /api/rollout/pause         {}  (also resume, abort)
  */
 export function parseControl(pathname: string, body: unknown): ControlCall | Rejection {
   const restart = /^\/api\/workers\/([^/]+)\/restart$/.exec(pathname);
-  const known = restart || ['/api/weights', '/api/promote', '/api/rollback', '/api/reload'].includes(pathname);
+  const rollout = /^\/api\/rollout\/(pause|resume|abort)$/.exec(pathname);
+  const known = restart || rollout || ['/api/weights', '/api/promote', '/api/rollback', '/api/reload'].includes(pathname);
   if (!known) return { status: 404, error: `no such endpoint: POST ${pathname}` };
   if (!isObject(body)) return { status: 400, error: 'the body must be a JSON object' };
 
@@ -48,6 +50,10 @@ export function parseControl(pathname: string, body: unknown): ControlCall | Rej
       return { status: 400, error: 'worker id in the path is not valid percent-encoding' };
     }
     return (controls) => controls.restartWorker(workerId);
+  }
+  if (rollout) {
+    const action = rollout[1] as RolloutAction;
+    return (controls) => controls.rollout(action);
   }
   switch (pathname) {
     case '/api/weights': {

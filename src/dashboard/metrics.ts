@@ -1,5 +1,6 @@
 import { latencyBoundsMs } from '../ipc/messages.js';
 import type { Status } from '../primary/status.js';
+import { rolloutStates } from '../config/rollout.js';
 import type { FeedCounters } from './feed.js';
 import type { WorkerView } from './messages.js';
 
@@ -66,6 +67,15 @@ export function renderMetrics({ status, feed, primary }: MetricsSources): string
     family('graycluster_primary_array_buffers_bytes', 'gauge', 'Buffers held by the primary, such as data queued for slow sockets.', [{ value: primary.arrayBuffers }]);
   }
   family('graycluster_config_error', 'gauge', '1 when the config file on disk was rejected and the running config is older.', [{ value: status.configError ? 1 : 0 }]);
+
+  const rollout = status.rollout;
+  const rolloutLabels: Labels = rollout ? { version: rollout.version, baseline: rollout.baseline } : {};
+  family('graycluster_rollout_state', 'gauge', 'The progressive rollout\'s state: 1 for the current one; no samples without a rollout.',
+    rollout ? rolloutStates.map((state) => ({ labels: { ...rolloutLabels, state }, value: rollout.state === state ? 1 : 0 })) : []);
+  family('graycluster_rollout_step', 'gauge', 'The rollout\'s current step, 0-based.', rollout ? [{ labels: rolloutLabels, value: rollout.step }] : []);
+  family('graycluster_rollout_steps', 'gauge', 'How many steps the rollout has.', rollout ? [{ labels: rolloutLabels, value: rollout.steps.length }] : []);
+  family('graycluster_rollout_weight', 'gauge', 'The canary\'s weight now: its step\'s, 100 once promoted, 0 once rolled back or aborted.',
+    rollout ? [{ labels: rolloutLabels, value: rollout.weight }] : []);
 
   family('graycluster_version_workers_configured', 'gauge', 'Workers the config asks for, per version.', perVersion((name) => status.versions[name]!.configured));
   family('graycluster_version_workers_ready', 'gauge', 'Workers ready to take connections, per version.', perVersion((name) => status.versions[name]!.ready));

@@ -46,6 +46,24 @@ export const html = `<!doctype html>
       <output id="control-result" role="status"></output>
     </div>
   </section>
+  <section id="rollout-section" hidden>
+    <h2>Rollout <span id="rollout-title"></span> <span id="rollout-state" class="pill"></span></h2>
+    <ol id="rollout-steps" class="steps" aria-label="steps: the canary's weight at each"></ol>
+    <p class="hint"><progress id="rollout-progress" max="1" value="0"></progress> <span id="rollout-time"></span></p>
+    <p id="rollout-reason"></p>
+    <div class="scroll">
+      <table id="rollout-gates">
+        <thead><tr><th>Gate</th><th>Verdict</th><th id="rollout-canary">Canary</th><th id="rollout-baseline">Baseline</th></tr></thead>
+        <tbody></tbody>
+      </table>
+    </div>
+    <div class="actions">
+      <button id="rollout-pause" type="button">Pause</button>
+      <button id="rollout-resume" type="button">Resume</button>
+      <button id="rollout-abort" type="button">Abort: all traffic to the baseline</button>
+      <output id="rollout-result" role="status"></output>
+    </div>
+  </section>
   <section id="workers-section">
     <h2>Workers</h2>
     <div class="scroll">
@@ -99,7 +117,7 @@ h2 { font-size: 1rem; margin: 0 0 .5rem; }
 main { display: grid; gap: 1rem; padding: 1rem; grid-template-columns: minmax(0, 1fr); max-width: 1600px; margin: 0 auto; }
 @media (min-width: 1100px) {
   main { grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); }
-  #versions-section, #workers-section, #charts, .banner { grid-column: 1 / -1; }
+  #versions-section, #rollout-section, #workers-section, #charts, .banner { grid-column: 1 / -1; }
 }
 section, form { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: .75rem 1rem; }
 form { max-width: 32rem; margin: 2rem auto; }
@@ -136,6 +154,19 @@ canvas { width: 100%; height: 180px; display: block; }
 #events [data-type=crashed] .type, #events [data-type=crashloop] .type, #events [data-type=failed] .type, #events [data-type=error] .type { color: var(--bad); }
 #events [data-type=ready] .type, #events [data-type=recovered] .type { color: var(--ok); }
 pre { margin: 0; overflow-x: auto; font-size: .85rem; }
+.steps { display: flex; list-style: none; margin: .25rem 0 .5rem; padding: 0; gap: 2px; }
+.steps li { flex: 1; text-align: center; padding: .25rem 0; background: var(--line); color: var(--muted); font-size: .85rem; }
+.steps li:first-child { border-radius: 6px 0 0 6px; }
+.steps li:last-child { border-radius: 0 6px 6px 0; }
+.steps li[data-state=done] { background: var(--ok); color: #fff; }
+.steps li[data-state=current] { background: var(--accent); color: #fff; font-weight: 600; }
+.steps li[data-state=stopped] { background: var(--bad); color: #fff; font-weight: 600; }
+#rollout-progress { vertical-align: middle; width: 10rem; }
+#rollout-gates td:nth-child(3), #rollout-gates td:nth-child(4), #rollout-gates th:nth-child(3), #rollout-gates th:nth-child(4) { white-space: normal; text-align: left; }
+.pill[data-state=running], .pill[data-state=promoted], .pill[data-state=pass] { color: var(--ok); }
+.pill[data-state=paused], .pill[data-state=waiting] { color: var(--warn); }
+.pill[data-state=rolled_back], .pill[data-state=aborted], .pill[data-state=fail] { color: var(--bad); }
+#events [data-type=rollout] .type { color: var(--accent); }
 @media (max-width: 640px) {
   main { padding: .5rem; gap: .5rem; }
   section { padding: .5rem .6rem; }

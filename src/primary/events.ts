@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 
 export type EventType =
   | 'started' | 'ready' | 'crashed' | 'restarting' | 'failed' | 'crashloop' | 'recovered'
-  | 'draining' | 'stopped' | 'error' | 'shutdown' | 'config' | 'unresponsive';
+  | 'draining' | 'stopped' | 'error' | 'shutdown' | 'config' | 'unresponsive'
+  /** A progressive rollout moved (began, advanced, paused, resumed, promoted, rolled back, aborted). */
+  | 'rollout';
 
 /** One lifecycle event: a line in the log, an entry in the status API and the dashboard's feed. */
 export interface LifecycleEvent {

@@ -3,6 +3,7 @@ import type { RouterCounters } from './router.js';
 import type { Supervisor } from './supervisor.js';
 import type { PublicWorkerState as WorkerState, VersionState } from './worker-state.js';
 import type { ConfigFile } from '../config/types.js';
+import type { RolloutReport } from '../rollout/report.js';
 
 export interface WorkerStatus {
   id: string;
@@ -44,6 +45,8 @@ export interface Status {
   versions: Record<string, VersionStatus>;
   workers: WorkerStatus[];
   routing: ConfigFile['routing'];
+  /** The progressive rollout in the config file, with its last verdict; null when the file has none. */
+  rollout: RolloutReport | null;
   router: RouterCounters & { pending: number };
   configError: string | null;
   events: LifecycleEvent[];
@@ -52,6 +55,7 @@ export interface Status {
 export interface StatusSources {
   supervisor: Supervisor;
   routing: () => ConfigFile['routing'];
+  rollout: () => RolloutReport | null;
   router: () => RouterCounters & { pending: number };
   server: { host: string; port: number };
   configError: () => string | null;
@@ -59,10 +63,9 @@ export interface StatusSources {
   startedAt: number;
 }
 
-export function snapshot(sources: StatusSources): Status {
-  const now = Date.now();
-  const routing = sources.routing();
-  const workers: WorkerStatus[] = sources.supervisor.workers.map((worker) => ({
+/** Every live worker's figures now: the `workers` of the status, and what the rollout controller judges. */
+export function workerStatuses(supervisor: Supervisor, now = Date.now()): WorkerStatus[] {
+  return supervisor.workers.map((worker) => ({
     id: worker.id,
     pid: worker.pid ?? null,
     version: worker.version,
@@ -83,6 +86,12 @@ export function snapshot(sources: StatusSources): Status {
     latencyBuckets: worker.stats.latencyBuckets,
     latencySumMs: worker.stats.latencySumMs,
   }));
+}
+
+export function snapshot(sources: StatusSources): Status {
+  const now = Date.now();
+  const routing = sources.routing();
+  const workers = workerStatuses(sources.supervisor, now);
   const versions: Record<string, VersionStatus> = {};
   for (const worker of workers) {
     const config = sources.supervisor.versionConfig(worker.version);
@@ -102,6 +111,7 @@ export function snapshot(sources: StatusSources): Status {
     versions,
     workers,
     routing,
+    rollout: sources.rollout(),
     router: sources.router(),
     configError: sources.configError(),
     events: sources.events(),

@@ -45,7 +45,7 @@ export interface TickResult {
 /**
  * One evaluation of a rollout, as a pure function of the file and the workers' counters now: the controller
  * in the primary calls it every `checkIntervalMs`. A running rollout rolls back at once on a failed gate,
- * waits while gates lack samples or the step's time is not up, and advances (or, after the last step that
+ * waits while gates lack samples (pausing at `progressDeadlineMs`) or the step's time is not up, and advances (or, after the last step that
  * has a baseline to compare with, promotes) when every gate passed over `stepMs` of fresh evidence.
  */
 export function tick({ rollout, routing, snapshot, memory }: TickInput): TickResult {
@@ -63,7 +63,7 @@ export function tick({ rollout, routing, snapshot, memory }: TickInput): TickRes
   const manual = manualRoutingChange(routing, rollout);
   if (manual) {
     const reason = `${manual}: rollout paused`;
-    return result('pause', reason, { edit: pauseRollout(now, reason), event: `rollout of ${rollout.version} paused at ${where}: ${manual}` });
+    return result('pause', reason, { edit: pauseRollout(now, reason, step), event: `rollout of ${rollout.version} paused at ${where}: ${manual}` });
   }
   if (rollout.steps[step] === 100) return promote(rollout, now, `${where}: nothing left to compare with`, result);
 
@@ -78,7 +78,17 @@ export function tick({ rollout, routing, snapshot, memory }: TickInput): TickRes
       event: `rollout of ${rollout.version} rolled back at ${where}: ${judgement.reason}`,
     });
   }
-  if (judgement.verdict === 'waiting') return result('wait', `${where}: ${judgement.reason}`, { judgement, memory });
+  if (judgement.verdict === 'waiting') {
+    const waited = now - memory.windowStart.at;
+    if (rollout.progressDeadlineMs !== null && waited >= rollout.progressDeadlineMs) {
+      // Too little traffic says nothing about the canary: neither advance nor roll back, ask a person.
+      const reason = `no verdict after ${duration(waited)} (progress deadline ${duration(rollout.progressDeadlineMs)}): ${judgement.reason}`;
+      return result('pause', `${where}: ${reason}`, {
+        judgement, edit: pauseRollout(now, reason, step), event: `rollout of ${rollout.version} paused at ${where}: ${reason}`,
+      });
+    }
+    return result('wait', `${where}: ${judgement.reason}`, { judgement, memory });
+  }
   const left = rollout.stepMs - (now - memory.windowStart.at);
   if (left > 0) return result('wait', `${where}: ${duration(left)} left; ${judgement.reason}`, { judgement, memory });
   const lastJudged = step === rollout.steps.length - 1 || rollout.steps[step + 1] === 100;

@@ -1,5 +1,6 @@
 import type { ConfigFile, RolloutConfig, RolloutOptions, RolloutState } from '../config/types.js';
 import { finishedStates, resolveRollout, routingWithCanary } from '../config/rollout.js';
+import { EditError } from '../config/edits.js';
 
 /**
  * A rollout's transitions as pure edits of the config file's contents, the same shape as config/edits.ts's
@@ -13,11 +14,8 @@ export type RolloutEdit = (config: ConfigFile) => void;
  * `conflict`: the file moved on since the controller looked (someone paused or aborted first): skip quietly.
  * `invalid`: the request makes no sense in the rollout's state: tell whoever asked.
  */
-export class RolloutError extends Error {
+export class RolloutError extends EditError {
   override name = 'RolloutError';
-  constructor(message: string, readonly code: 'conflict' | 'invalid') {
-    super(message);
-  }
 }
 
 /** Everything `canary start` may set; the rest takes its default. */
@@ -79,9 +77,13 @@ export function abortRollout(now: number, reason = 'aborted by the operator'): R
   };
 }
 
-/** `canary pause`, or the controller noticing a change by hand: stays at the step, routing as it is. */
-export function pauseRollout(now: number, reason = 'paused by the operator'): RolloutEdit {
+/**
+ * `canary pause`, or the controller noticing a change by hand or a step past its progress deadline: stays at
+ * the step, routing as it is. With `atStep` (the controller's), a file that has moved on is a conflict.
+ */
+export function pauseRollout(now: number, reason = 'paused by the operator', atStep?: number): RolloutEdit {
   return (config) => {
+    if (atStep !== undefined) expectRunningAt(config, atStep);
     const rollout = inProgress(config);
     if (rollout.status.state === 'paused') throw new RolloutError(`the rollout of ${rollout.version} is already paused`, 'invalid');
     setStatus(config, 'paused', rollout.status.step, rollout.status.stepStartedAt ?? now, reason);

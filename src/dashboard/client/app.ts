@@ -6,12 +6,15 @@ import { wireControls } from './controls.js';
 import { byId } from './dom.js';
 import { addEvent, renderEvents } from './event-log.js';
 import { connectFeed, showConnection } from './feed.js';
+import { renderRollout, wireRolloutControls } from './rollout.js';
 import { forgetToken, keepToken, takeToken } from './session.js';
 import { maxEvents, state } from './state.js';
 import { renderTables } from './tables.js';
 
 function render(): void {
-  if (state.status) renderTables(state.status, state.rates);
+  if (!state.status) return;
+  renderTables(state.status, state.rates);
+  renderRollout(state.status.rollout);
 }
 
 function onMessage(message: FeedMessage): void {
@@ -57,6 +60,7 @@ function open(): void {
 
 const token = takeToken();
 wireControls();
+wireRolloutControls();
 byId('login').addEventListener('submit', (event) => {
   event.preventDefault();
   keepToken(byId<HTMLInputElement>('token-input').value.trim());

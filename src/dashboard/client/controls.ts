@@ -3,8 +3,9 @@ import type { ControlResult } from '@server/control/types.js';
 import { byId, make } from './dom.js';
 import { bearer } from './session.js';
 
-async function control(path: string, body: object): Promise<boolean> {
-  const output = byId<HTMLOutputElement>('control-result');
+/** POSTs one operator's move; the answer shows in the output element `outputId`. Resolves true when it was done. */
+export async function control(path: string, body: object, outputId = 'control-result'): Promise<boolean> {
+  const output = byId<HTMLOutputElement>(outputId);
   output.dataset.ok = '';
   output.textContent = '…';
   let ok = false;

@@ -1,0 +1,165 @@
+// Progressive delivery on real processes: promotion, waiting for samples, a restart mid-rollout, changes by
+// hand, the CLI and API controls, and bad rollout configs. Serial: most run a load of their own.
+import { writeFileSync } from 'node:fs';
+import test from 'ava';
+import type { Status } from '../src/primary/status.js';
+import { get, startCluster, token, type Cluster } from './helpers/cluster.js';
+import { canaryConfig, cli, fileOf, users, usersLoad, versionsOfUsers, waitForRollout } from './helpers/canary.js';
+import { parseExposition } from './dashboard-helpers.js';
+
+const rolloutEvents = async (cluster: Cluster) => (await cluster.status()).events.filter((event) => event.type === 'rollout').map((event) => event.message);
+
+const post = async (cluster: Cluster, path: string) => {
+  const response = await fetch(`http://127.0.0.1:${cluster.dashboardPort}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+  return { status: response.status, body: await response.json() as { ok: boolean; error?: string } };
+};
+
+test.serial('a healthy canary started with the CLI is promoted through every step to routing.default', async (t) => {
+  const cluster = await startCluster(t, canaryConfig({}, null));
+  const load = usersLoad(cluster);
+  try {
+    const started = await cli(['canary', 'start', 'v2', '--steps', '10,30,60,100', '--interval', '2s', '--check-every', '250ms', '--min-requests', '50',
+      '--event-loop', 'maxDelayMs=5000', '--config', cluster.configFile]);
+    t.is(started.code, 0, started.stderr);
+    t.regex(started.stdout, /weights v1=90 v2=10/);
+    const seen = new Set<number>();
+    const rollout = await waitForRollout(cluster, (rollout) => {
+      seen.add(rollout.step);
+      return rollout.state !== 'running';
+    }, 45_000);
+    t.like(rollout, { state: 'promoted', weight: 100, step: 2 });
+    t.deepEqual([...seen].sort(), [0, 1, 2]);
+    const events = await rolloutEvents(cluster);
+    t.true(events.includes('rollout of v2 started at step 1 of 4 (10 %), baseline v1'), events.join('\n'));
+    t.true(events.some((message) => /^rollout of v2 advances to step 2 of 4 \(30 %\): step 1 of 4 \(10 %\) passed: all 5 gates pass over \d+ s/.test(message)), events.join('\n'));
+    t.true(events.some((message) => message.startsWith('rollout of v2 advances to step 3 of 4 (60 %)')), events.join('\n'));
+    t.true(events.some((message) => message.startsWith('v2 promoted to routing.default: step 3 of 4 (60 %) passed: all 5 gates pass')), events.join('\n'));
+  } finally {
+    await load.stop();
+  }
+  t.like(fileOf(cluster), { routing: { default: 'v2', weights: { v1: 0, v2: 100 } }, rollout: { status: { state: 'promoted', step: 2 } } });
+  t.deepEqual([...(await versionsOfUsers(cluster)).keys()], ['v2']);
+
+  const metrics = parseExposition(await (await fetch(`http://127.0.0.1:${cluster.dashboardPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text());
+  const sample = (name: string, state?: string) => metrics.get(name)!.samples.find((each) => state === undefined || each.labels.state === state)!;
+  t.like(sample('graycluster_rollout_state', 'promoted'), { labels: { version: 'v2', baseline: 'v1' }, value: 1 });
+  t.is(sample('graycluster_rollout_state', 'running').value, 0);
+  t.is(sample('graycluster_rollout_step').value, 2);
+  t.is(sample('graycluster_rollout_weight').value, 100);
+
+  const status = await cli(['canary', 'status', '--config', cluster.configFile]);
+  t.is(status.code, 0, status.stderr);
+  t.regex(status.stdout, /^rollout of v2 against v1: promoted, step 3 of 4 \(100 % to v2\)\nsteps: 10 % → 30 % → \[60 %\] → 100 %\nverdict: step 3 of 4 \(60 %\) passed/);
+});
+
+test.serial('a canary that gets too few requests waits instead of advancing, then pauses at its progress deadline, saying why', async (t) => {
+  const cluster = await startCluster(t, canaryConfig({}, { stepMs: 1500, minRequests: 100_000, progressDeadlineMs: 4000 }));
+  const load = usersLoad(cluster, 2);
+  try {
+    const waiting = await waitForRollout(cluster, (rollout) => rollout.verdict === 'waiting');
+    t.regex(waiting.reason, /^step 1 of 4 \(10 %\): 5xx: waiting for 100,000 requests on each version \([\d,]+ on v2, [\d,]+ on v1\)/);
+    const paused = await waitForRollout(cluster, (rollout) => rollout.state !== 'running');
+    t.like(paused, { state: 'paused', step: 0, weight: 10 });
+    // Paused after 4 s, more than twice the step's 1.5 s: it waited instead of advancing.
+    t.regex(paused.reason, /^no verdict after [4-9] s \(progress deadline 4 s\): 5xx: waiting for 100,000 requests on each version/);
+    const events = await rolloutEvents(cluster);
+    t.false(events.some((message) => message.includes('advances')), events.join('\n'));
+    t.true(events.some((message) => message.startsWith('rollout of v2 paused at step 1 of 4 (10 %): no verdict after')), events.join('\n'));
+    t.like(fileOf(cluster), { routing: { weights: { v1: 90, v2: 10 } }, rollout: { status: { state: 'paused', step: 0 } } });
+  } finally {
+    await load.stop();
+  }
+});
+
+test.serial('a restart of graycluster mid-rollout resumes at the same step, from the file', async (t) => {
+  const first = await startCluster(t, canaryConfig({}, {}));
+  const load = usersLoad(first);
+  await waitForRollout(first, (rollout) => rollout.step === 1).finally(() => load.stop());
+  first.process.kill('SIGTERM');
+  await new Promise((resolve) => first.process.once('exit', resolve));
+  const saved = fileOf(first);
+  await first.stop();
+  t.like(saved.rollout.status, { state: 'running' });
+  const step = saved.rollout.status.step as number;
+  t.true(step >= 1 && step <= 2, `stopped at step ${step}`);
+
+  const second = await startCluster(t, saved);
+  const resumed = (await second.status()).rollout!;
+  t.like(resumed, { state: 'running', step, stepStartedAt: saved.rollout.status.stepStartedAt, weight: saved.rollout.steps[step] });
+  const where = `step ${step + 1} of 4 (${saved.rollout.steps[step]} %)`;
+  await second.waitForOutput(new RegExp(`rollout of v2 resumes at ${where.replace(/[()]/g, '\\$&')}, as the config file says`));
+  const secondLoad = usersLoad(second);
+  try {
+    t.is((await waitForRollout(second, (rollout) => rollout.state !== 'running', 45_000)).state, 'promoted');
+  } finally {
+    await secondLoad.stop();
+  }
+});
+
+test.serial('a manual weights mid-rollout pauses it; resume, pause and abort work from the CLI and the API alike', async (t) => {
+  const cluster = await startCluster(t, canaryConfig({}, { stepMs: 60_000 }));
+  await waitForRollout(cluster, (rollout) => rollout.stepStartedAt !== null && rollout.weight === 10);
+  const weights = await cli(['weights', 'v1=50', 'v2=50', '--config', cluster.configFile]);
+  t.is(weights.code, 0, weights.stderr);
+  const paused = await waitForRollout(cluster, (rollout) => rollout.state !== 'running');
+  t.like(paused, { state: 'paused', step: 0, reason: 'routing.weights set to v1=50 v2=50 by hand: rollout paused' });
+  t.true((await rolloutEvents(cluster)).includes('rollout of v2 paused at step 1 of 4 (10 %): routing.weights set to v1=50 v2=50 by hand'));
+  t.like(fileOf(cluster).routing.weights, { v1: 50, v2: 50 });
+
+  // The API resumes: the step's weights again.
+  t.like(await post(cluster, '/api/rollout/resume'), { status: 200, body: { ok: true } });
+  t.like((await cluster.status()).rollout, { state: 'running', step: 0, reason: 'resumed by the operator' });
+  t.like(fileOf(cluster).routing.weights, { v1: 90, v2: 10 });
+  t.like(await post(cluster, '/api/rollout/resume'), { status: 400, body: { ok: false, error: 'the rollout of v2 is not paused' } });
+
+  // The CLI pauses; the controller records it.
+  const pause = await cli(['canary', 'pause', '--config', cluster.configFile]);
+  t.is(pause.code, 0, pause.stderr);
+  await waitForRollout(cluster, (rollout) => rollout.state === 'paused' && rollout.reason === 'paused by the operator');
+  await cluster.waitForOutput(/rollout of v2 paused at step 1 of 4 \(10 %\): paused by the operator/);
+  const json = await cli(['canary', 'status', '--json', '--config', cluster.configFile]);
+  t.like(JSON.parse(json.stdout), { version: 'v2', baseline: 'v1', state: 'paused', step: 0, weight: 10, steps: [10, 30, 60, 100] });
+
+  // The API aborts: all traffic to the baseline; a second abort is refused, naming why.
+  t.like(await post(cluster, '/api/rollout/abort'), { status: 200, body: { ok: true } });
+  t.like((await cluster.status()).rollout, { state: 'aborted', weight: 0, reason: 'aborted by the operator' });
+  t.like(fileOf(cluster).routing.weights, { v1: 100, v2: 0 });
+  t.deepEqual([...(await versionsOfUsers(cluster)).keys()], ['v1']);
+  t.like(await post(cluster, '/api/rollout/abort'), { status: 400, body: { error: 'no rollout in progress: the rollout of v2 was aborted' } });
+  const again = await cli(['canary', 'abort', '--config', cluster.configFile]);
+  t.is(again.code, 1);
+  t.is(again.stderr, 'graycluster: no rollout in progress: the rollout of v2 was aborted\n');
+});
+
+test.serial('a bad rollout config is rejected with a message naming the key, and the last good config keeps serving', async (t) => {
+  const config = canaryConfig({}, null);
+  const cluster = await startCluster(t, config);
+  const bad: Array<[object, RegExp]> = [
+    [{ version: 'v9' }, /rollout\.version names unknown version "v9" \(known: v1, v2\)/],
+    [{ version: 'v2', steps: [10, 50, 30] }, /rollout\.steps must be strictly increasing: 30 comes after 50/],
+    [{ version: 'v2', gates: { errors: { maxRate: 2 } } }, /rollout\.gates\.errors\.maxRate must be <= 1/],
+  ];
+  for (const [rollout, message] of bad) {
+    writeFileSync(cluster.configFile, JSON.stringify({ ...config, rollout }, null, 2));
+    const status = await cluster.waitForStatus((status: Status) => status.configError !== null && message.test(status.configError));
+    t.is(status.rollout, null);
+    t.like(status.routing, { default: 'v1' });
+    t.is((await get(cluster.url('/'), { 'x-user': users[0]! })).body.version, 'v1');
+  }
+  writeFileSync(cluster.configFile, JSON.stringify(config, null, 2));
+  await cluster.waitForStatus((status) => status.configError === null);
+
+  const refused: Array<[string[], RegExp]> = [
+    [['v9'], /^graycluster: rollout\.version names unknown version "v9" \(known: v1, v2\)\n$/],
+    [['v2', '--steps', '50,25'], /^graycluster: .*rollout\.steps must be strictly increasing: 25 comes after 50\n$/],
+    [['v2', '--errors', 'maxRate=2'], /^graycluster: .*rollout\.gates\.errors\.maxRate must be a number above 0 up to 1, not 2\n$/],
+    [['v2', '--interval', '60'], /^graycluster: --interval must be a duration such as 500ms, 60s, 5m or 1h, not "60"\n/],
+  ];
+  for (const [args, message] of refused) {
+    const result = await cli(['canary', 'start', ...args, '--config', cluster.configFile]);
+    t.not(result.code, 0);
+    t.regex(result.stderr, message);
+  }
+  t.is(fileOf(cluster).rollout, undefined);
+  t.is((await cluster.status()).rollout, null);
+});
