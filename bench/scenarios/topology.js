@@ -9,9 +9,8 @@
 import { writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { fetchOnce } from '../lib/load.js';
-import { nginxPath, startNginx, upstreamKeepalive } from '../lib/nginx.js';
-import { residentBytes, startProcess } from '../lib/toolkit.js';
-import { cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
+import { nginxMissing, nginxPath, residentBytes, startNginx, startProcess, upstreamKeepalive } from '../lib/toolkit.js';
+import { childPids, cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
 import { format, median, table } from '../lib/report.js';
 import { app, startGraycluster, startPlainCluster } from '../lib/targets.js';
 import { runWrk, wrkPath } from '../lib/wrk.js';
@@ -89,7 +88,7 @@ async function applyWeights(graycluster, versions, weighting) {
 export async function run({ settings: overrides, log }) {
   const settings = { ...defaults, ...overrides };
   if (!nginxPath()) {
-    const message = 'skipped: nginx is not installed (Debian: apt-get install nginx wrk); the bench installs nothing itself';
+    const message = `skipped: ${nginxMissing}; the bench installs nothing itself`;
     log(`  ${message}`);
     return { skipped: true, text: message, markdown: `## Behind nginx (topology)\n\n${message}.` };
   }
@@ -113,10 +112,11 @@ export async function run({ settings: overrides, log }) {
       ],
     });
     const nginx = started.nginx;
+    const nginxWorkerPids = childPids(nginx.pid);
     const processesOf = { cluster: [started.cluster], graycluster: [started.graycluster], split: [started.v1, started.v2] };
-    const pidsOf = (row) => [nginx.pid, ...nginx.workerPids, ...processesOf[row].flatMap((target) => [target.pid, ...target.workerPids])];
+    const pidsOf = (row) => [nginx.pid, ...nginxWorkerPids, ...processesOf[row].flatMap((target) => [target.pid, ...target.workerPids])];
     const everyPid = [process.pid, ...new Set(rows.flatMap((row) => pidsOf(row.key)))];
-    const urlOf = (row, weighting) => nginx.urls[row === 'split' ? `split ${weighting.name}` : row];
+    const urlOf = (row, weighting) => nginx.url('/', row === 'split' ? `split ${weighting.name}` : row);
 
     /** A process's VmRSS in kB, or undefined once it is gone. */
     const rssKb = (pid) => { const bytes = residentBytes(pid); return bytes === undefined ? undefined : bytes / 1024; };
