@@ -11,7 +11,7 @@ import autocannon from 'autocannon';
 import { fetchOnce } from '../lib/load.js';
 import { nginxMissing, nginxPath, residentBytes, startNginx, startProcess, upstreamKeepalive } from '../lib/toolkit.js';
 import { childPids, cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
-import { format, median, table } from '../lib/report.js';
+import { disturbanceNote, format, median, sectionEnd, table } from '../lib/report.js';
 import { app, startGraycluster, startPlainCluster } from '../lib/targets.js';
 import { runWrk, wrkPath } from '../lib/wrk.js';
 
@@ -214,11 +214,7 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     verdicts.push(`- ${over <= primaryRssTargetKb ? 'met' : '**missed**'}: primary RSS ${label} within ${primaryRssTargetKb / 1024} MB of node:cluster's (${format.signedMb(over)})`);
   }
 
-  const disturbed = runs.filter((entry) => entry.otherCpu > disturbedAbove);
-  const waitedSeconds = runs.reduce((sum, entry) => sum + entry.waitedMs, 0) / 1000;
-  const disturbance = disturbed.length === 0
-    ? `No run shared the machine with other work (other processes below ${disturbedAbove * 100}% of a core throughout; before each run the bench waited for that, ${format.fixed(waitedSeconds, 0)} s in all).`
-    : `**${disturbed.length} of ${runs.length} runs shared the machine with other work** (other processes above ${disturbedAbove * 100}% of a core, up to ${format.fixed(Math.max(...disturbed.map((entry) => entry.otherCpu)) * 100, 0)}%, marked ⚠ under "Every run"), although each run waited up to 8 s for quiet (${format.fixed(waitedSeconds, 0)} s in all); the per-round ratios limit, but do not remove, the skew.`;
+  const disturbance = disturbanceNote(runs, { thresholdCores: disturbedAbove });
   const perRun = table(
     [{ title: 'weights' }, { title: 'round' }, { title: 'target', align: 'left' }, { title: 'req/s' }, { title: 'p99' }, { title: 'server CPU/req' }, { title: 'primary RSS' }, { title: 'client CPU' }, { title: 'other CPU' }, { title: 'failed' }],
     runs.map((entry) => [
@@ -243,30 +239,23 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     '',
     memory.markdown,
     '',
-    disturbance,
-    '',
-    'Targets (graycluster):',
-    '',
-    ...verdicts,
-    '',
-    '<details><summary>Every run</summary>',
-    '',
-    perRun.markdown,
-    '',
-    '</details>',
-    '',
-    'Commands:',
-    '',
-    `- node:cluster: \`${started.cluster.command}\``,
-    `- graycluster: \`${started.graycluster.command}\`, routing ${Object.entries(routings).map(([name, routing]) => `${name} \`${JSON.stringify(routing)}\``).join(', ')}`,
-    `- one plain process per version: \`PORT=0 APP_VERSION=v1 node bench/apps/hello.js\` and the same with v2`,
-    `- nginx: \`${started.nginx.command}\`, config:`,
-    '',
-    '```nginx',
-    started.nginx.config.trim(),
-    '```',
-    '',
-    `- load: ${client === 'wrk' ? `\`${loadCommand}\`` : `autocannon API, \`{ url: <nginx listener>, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ setupRequest: a new random x-user }] }\``}`,
+    ...sectionEnd({
+      disturbance,
+      verdicts,
+      perRunMarkdown: perRun.markdown,
+      commands: [
+        `- node:cluster: \`${started.cluster.command}\``,
+        `- graycluster: \`${started.graycluster.command}\`, routing ${Object.entries(routings).map(([name, routing]) => `${name} \`${JSON.stringify(routing)}\``).join(', ')}`,
+        `- one plain process per version: \`PORT=0 APP_VERSION=v1 node bench/apps/hello.js\` and the same with v2`,
+        `- nginx: \`${started.nginx.command}\`, config:`,
+        '',
+        '```nginx',
+        started.nginx.config.trim(),
+        '```',
+        '',
+        `- load: ${client === 'wrk' ? `\`${loadCommand}\`` : `autocannon API, \`{ url: <nginx listener>, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ setupRequest: a new random x-user }] }\``}`,
+      ],
+    }),
   ].join('\n');
   const text = `client: ${client}\n\n${texts.join('\n\n')}\n\nprimary memory:\n${memory.text}\n\n${disturbance.replaceAll('**', '')}\n${verdicts.join('\n').replaceAll('**', '')}`;
   return { text, markdown };
