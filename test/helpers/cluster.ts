@@ -3,6 +3,7 @@
 // needs from this one file. (The toolkit itself does not import ava: the bench loads it outside ava.)
 import type { ChildProcess } from 'node:child_process';
 import test, { type ExecutionContext, type TestFn } from 'ava';
+import type { RunState } from '../../src/primary/state-file.js';
 import type { Status } from '../../src/primary/status.js';
 import { startInstance } from './instance.js';
 import { nginxMissing, nginxPath, startNginx, type Nginx } from './nginx.js';
@@ -14,6 +15,8 @@ export interface Cluster {
   port: number;
   dashboardPort: number;
   configFile: string;
+  /** Its run-state file as it wrote it once it listened: ports, token and its private run folder (`runDir`). */
+  state: RunState;
   url(path?: string): string;
   status(): Promise<Status>;
   /** Everything the supervisor printed so far. */
@@ -37,6 +40,7 @@ export async function startCluster(t: ExecutionContext, config: object, options:
     port: instance.port,
     dashboardPort: instance.dashboardPort,
     configFile: instance.configFile,
+    state: instance.state,
     url: instance.url,
     status: instance.status,
     output: instance.process.output,
