@@ -30,8 +30,15 @@ function primary(t: ExecutionContext, server: ConfigFile['server'] = {}, version
   t.teardown(() => lifecycle.killAll());
   const workerOf = (slot: WorkerSlot) => slot.process as FakeWorker;
   const ready = (slot: WorkerSlot) => workerOf(slot).listening(path.join(runDir, `${slot.id}.sock`));
+  /** Adds each version, then makes the first worker of each ready; returns those workers, in order. */
+  const readyVersions = (...versions: string[]) => {
+    for (const version of versions) void lifecycle.addVersion(version);
+    const firsts = versions.map((version) => lifecycle.pool(version)[0]!);
+    firsts.forEach(ready);
+    return firsts;
+  };
   return {
-    lifecycle, rollouts, health, handoff, events, forks, moves, runDir, ready, workerOf,
+    lifecycle, rollouts, health, handoff, events, forks, moves, runDir, ready, readyVersions, workerOf,
     setConfig: (next: (config: ResolvedConfig) => ResolvedConfig) => { config = next(config); },
     types: () => events.recent().map((event) => event.type),
     messages: () => events.recent().map((event) => `${event.type} ${event.message}`),
@@ -40,9 +47,7 @@ function primary(t: ExecutionContext, server: ConfigFile['server'] = {}, version
 
 test('a worker goes stopped → starting → ready, and a crash restarts it at once, recording each step', async (t) => {
   const p = primary(t);
-  void p.lifecycle.addVersion('v1');
-  const [slot] = p.lifecycle.pool('v1');
-  p.ready(slot!);
+  const [slot] = p.readyVersions('v1');
   t.is(slot!.state.kind, 'ready');
   p.workerOf(slot!).exit(1);
   t.is(slot!.state.kind, 'restarting');
@@ -99,12 +104,7 @@ test('failures in a row back off, then crashloop; a ready worker brings the vers
 
 test('a worker that misses its heartbeat is unresponsive, gets no connections, recovers with a report, and is killed when silent too long', async (t) => {
   const p = primary(t, { heartbeatTimeoutMs: 50, unresponsiveRestartMs: 1000 });
-  void p.lifecycle.addVersion('v1');
-  void p.lifecycle.addVersion('v2');
-  const [v1] = p.lifecycle.pool('v1');
-  const [v2] = p.lifecycle.pool('v2');
-  p.ready(v1!);
-  p.ready(v2!);
+  const [v1, v2] = p.readyVersions('v1', 'v2');
   await new Promise((resolve) => setTimeout(resolve, 80));
   p.workerOf(v1!).emit('message', { kind: 'stats', stats: v1!.stats }, undefined);
   p.health.sample();
@@ -124,12 +124,7 @@ test('a worker that misses its heartbeat is unresponsive, gets no connections, r
 
 test('a handoff not acknowledged in time stops new connections to that worker and moves its queue to the default', async (t) => {
   const p = primary(t, { handoffTimeoutMs: 30 });
-  void p.lifecycle.addVersion('v1');
-  void p.lifecycle.addVersion('v2');
-  const [v1] = p.lifecycle.pool('v1');
-  const [v2] = p.lifecycle.pool('v2');
-  p.ready(v1!);
-  p.ready(v2!);
+  const [v1, v2] = p.readyVersions('v1', 'v2');
   const { server } = await socketPairs(t, 4);
   const head = Buffer.from('GET / HTTP/1.1\r\n\r\n');
   for (const socket of server.slice(0, 3)) p.handoff.place(socket, head, 'v2', undefined);
@@ -149,12 +144,7 @@ test('a handoff not acknowledged in time stops new connections to that worker an
 
 test('when a worker dies mid-handoff, its unacknowledged socket is closed and the queued ones are placed again without it', async (t) => {
   const p = primary(t);
-  void p.lifecycle.addVersion('v1');
-  void p.lifecycle.addVersion('v2');
-  const [v1] = p.lifecycle.pool('v1');
-  const [v2] = p.lifecycle.pool('v2');
-  p.ready(v1!);
-  p.ready(v2!);
+  const [v1, v2] = p.readyVersions('v1', 'v2');
   const { server } = await socketPairs(t, 3);
   for (const socket of server) p.handoff.place(socket, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v2', undefined);
   const dead = p.workerOf(v2!);
@@ -168,9 +158,7 @@ test('when a worker dies mid-handoff, its unacknowledged socket is closed and th
 
 test('past maxQueuedHandoffs on every worker of a version, a connection gets 503 with Retry-After', async (t) => {
   const p = primary(t, { maxQueuedHandoffs: 1 }, { v1: { entry: 'a.js' } });
-  void p.lifecycle.addVersion('v1');
-  const [v1] = p.lifecycle.pool('v1');
-  p.ready(v1!);
+  p.readyVersions('v1');
   const { server, client } = await socketPairs(t, 3);
   for (const socket of server) p.handoff.place(socket, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v1', undefined);
   t.is(p.handoff.waiting, 2);
@@ -184,9 +172,7 @@ test('past maxQueuedHandoffs on every worker of a version, a connection gets 503
 
 test('drain sends drain, and kills a worker still busy after drainTimeoutMs', async (t) => {
   const p = primary(t, { drainTimeoutMs: 30 });
-  void p.lifecycle.addVersion('v1');
-  const [slot] = p.lifecycle.pool('v1');
-  p.ready(slot!);
+  const [slot] = p.readyVersions('v1');
   const worker = p.workerOf(slot!);
   await p.lifecycle.drain(slot!);
   t.true(worker.sent.some((entry) => entry.message.kind === 'drain'));

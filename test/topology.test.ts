@@ -3,8 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { bucketOf, versionForBucket } from '../src/routing/decide.js';
-import { fixture, makeConfig, startCluster } from './helpers/cluster.js';
-import { startNginx, testWithNginx } from './helpers/nginx.js';
+import { fixture, makeConfig, startCluster, startNginxFor, testWithNginx } from './helpers/cluster.js';
 
 const test = testWithNginx('topology.test');
 
@@ -37,7 +36,7 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 
 test('behind nginx\'s pooled connections, every random user is answered by the version of its sticky bucket', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, routing));
-  const nginx = await startNginx(t, cluster.port);
+  const nginx = await startNginxFor(t, cluster.port);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   t.teardown(() => agent.destroy());
 
@@ -61,7 +60,7 @@ test('behind nginx\'s pooled connections, every random user is answered by the v
 test('a 10 MB binary body crosses nginx and graycluster byte-exact both ways, for either version on one pooled connection', async (t) => {
   const echo = fixture('buffered-echo.mjs');
   const cluster = await startCluster(t, makeConfig({ v1: { entry: echo }, v2: { entry: echo } }, routing));
-  const nginx = await startNginx(t, cluster.port);
+  const nginx = await startNginxFor(t, cluster.port);
   // One client connection, so nginx sends both uploads through its pool one after the other.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());

@@ -52,12 +52,15 @@ export function otherCpuMeter(pids) {
   };
 }
 
+/** How long waitForQuiet waits at most unless told otherwise. */
+export const defaultQuietWaitMs = 8000;
+
 /**
  * Waits (at most `maxWaitMs`) for a `windowMs` stretch in which processes other than `pids` use less than
  * `thresholdCores` of CPU, so that a measurement does not start while someone else's build or test runs.
  * Resolves with the milliseconds waited, and whether it got quiet.
  */
-export async function waitForQuiet(pids, { thresholdCores = 0.1, windowMs = 500, maxWaitMs = 8000 } = {}) {
+export async function waitForQuiet(pids, { thresholdCores = 0.1, windowMs = 500, maxWaitMs = defaultQuietWaitMs } = {}) {
   const started = performance.now();
   for (;;) {
     const others = otherCpuMeter(pids);

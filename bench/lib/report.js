@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { defaultQuietWaitMs } from './procfs.js';
 
 /**
  * A table as aligned text for the terminal and as Markdown for results.md.
@@ -100,4 +101,33 @@ export const targetLine = (target) => `- ${target.name}: \`${target.command}\`${
 /** The end of a scenario's section: every run's table folded away, then the commands behind the figures. */
 export function runsAndCommands(perRunMarkdown, commands) {
   return ['<details><summary>Every run</summary>', '', perRunMarkdown, '', '</details>', '', 'Commands:', '', ...commands];
+}
+
+/**
+ * One sentence on how much other work shared the machine during `runs` (each with `otherCpu`, in cores, and
+ * `waitedMs`, how long it waited for quiet first): runs above `thresholdCores` count as disturbed (the "Every run"
+ * table marks them ⚠); `maxWaitMs` is how long each run waited for quiet at most.
+ */
+export function disturbanceNote(runs, { thresholdCores, maxWaitMs = defaultQuietWaitMs }) {
+  const disturbed = runs.filter((entry) => entry.otherCpu > thresholdCores);
+  const waitedSeconds = runs.reduce((sum, entry) => sum + entry.waitedMs, 0) / 1000;
+  const threshold = `${thresholdCores * 100}% of a core`;
+  if (disturbed.length === 0) {
+    return `No run shared the machine with other work (other processes below ${threshold} throughout; before each run the bench waited for that, ${format.fixed(waitedSeconds, 0)} s in all).`;
+  }
+  const worst = format.fixed(Math.max(...disturbed.map((entry) => entry.otherCpu)) * 100, 0);
+  return `**${disturbed.length} of ${runs.length} runs shared the machine with other work** (other processes above ${threshold}, up to ${worst}%, marked ⚠ under "Every run"), although each run waited up to ${maxWaitMs / 1000} s (${format.fixed(waitedSeconds, 0)} s in all) for the rest of the machine to fall below that; the medians and per-round ratios limit, but do not remove, the skew.`;
+}
+
+/**
+ * The end of a scenario's section: `disturbance` (disturbanceNote's), the targets' `verdicts` (lines, when the
+ * scenario has targets), then runsAndCommands.
+ */
+export function sectionEnd({ disturbance, verdicts = [], perRunMarkdown, commands }) {
+  return [
+    disturbance,
+    '',
+    ...(verdicts.length ? ['Targets (graycluster):', '', ...verdicts, ''] : []),
+    ...runsAndCommands(perRunMarkdown, commands),
+  ];
 }

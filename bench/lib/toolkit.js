@@ -1,6 +1,7 @@
 /**
- * The test-and-bench toolkit (test/helpers/toolkit.ts: processes, rss, waitFor, makeConfig, a running
- * graycluster found through its run-state file), as built by `npm run build`. One copy serves tests and bench.
+ * The test-and-bench toolkit (test/helpers/toolkit.ts: processes, finding an executable, rss, waitFor, makeConfig,
+ * a running graycluster found through its run-state file, nginx in front of it), as built by `npm run build`.
+ * One copy serves tests and bench.
  */
 let toolkit;
 try {
@@ -10,4 +11,7 @@ try {
   throw new Error('bench: dist/test/helpers/toolkit.js is missing: run `npm run build` first (npm run bench does)');
 }
 
-export const { installCleanup, killAll, makeConfig, residentBytes, sampleRss, sleep, startInstance, startProcess, temporaryFolder, waitFor } = toolkit;
+export const {
+  findExecutable, installCleanup, killAll, makeConfig, nginxMissing, nginxPath, residentBytes, sampleRss, sleep, startInstance, startNginx,
+  startProcess, temporaryFolder, upstreamKeepalive, waitFor,
+} = toolkit;

@@ -5,22 +5,13 @@
  * runLoad's, so a report does not care which client produced it (it says which, through `client`).
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { temporaryFolder } from './toolkit.js';
+import { findExecutable, temporaryFolder } from './toolkit.js';
 
 /** Where wrk is: $WRK, else the first `wrk` on $PATH, else null. */
-export function wrkPath() {
-  const candidates = process.env.WRK ? [process.env.WRK] : (process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((folder) => path.join(folder, 'wrk'));
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {}
-  }
-  return null;
-}
+export const wrkPath = () => findExecutable('wrk', { envVariable: 'WRK' });
 
 const quote = (value) => `"${String(value).replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 

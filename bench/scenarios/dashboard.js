@@ -8,13 +8,15 @@
 import WebSocket from 'ws';
 import { runLoad } from '../lib/load.js';
 import { cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
-import { targetLine, format, median, runsAndCommands, table } from '../lib/report.js';
+import { disturbanceNote, format, median, sectionEnd, table, targetLine } from '../lib/report.js';
 import { app, startGraycluster } from '../lib/targets.js';
 
 export const defaults = { rounds: 3, seconds: 6, warmupSeconds: 1, connections: 50, dashboards: 10 };
 
 /** Other processes' CPU during a run, in cores, above which the run is flagged as disturbed. */
 const disturbedAbove = 0.1;
+/** How long each run waits at most for the machine to be quiet. */
+const quietWaitMs = 5000;
 /** The feed interval the config leaves at its default (dashboard.feedIntervalMs). */
 const defaultFeedIntervalMs = 500;
 
@@ -151,7 +153,7 @@ export async function run({ settings: overrides, log }) {
       for (const variant of variants) {
         // Idle target and a machine nobody else is busy on, or at most 5 s of waiting for one (the scenario
         // must stay well under 2 min).
-        const { waitedMs, quiet } = await waitForQuiet(pids, { thresholdCores: disturbedAbove, maxWaitMs: 5000 });
+        const { waitedMs, quiet } = await waitForQuiet(pids, { thresholdCores: disturbedAbove, maxWaitMs: quietWaitMs });
         if (variant.dashboards) {
           clients = await Promise.all(Array.from({ length: variant.dashboards }, () => openDashboard(target.dashboardUrl, target.token)));
           const seen = await feedMetrics(target);
@@ -235,11 +237,7 @@ function report(runs, settings, target, feed) {
     `p99 ${format.ms(none.value('p99'))} → ${format.ms(open.value('p99'))}.`,
   ].join(' ');
   const health = `Feed health at the end of the last run with dashboards: ${feed.clients} clients connected, ${feed.framesSkipped} frames skipped, ${feed.clientsTerminated} clients cut off; ${lost} client${lost === 1 ? '' : 's'} lost during runs.`;
-  const disturbed = runs.filter((entry) => entry.otherCpu > disturbedAbove);
-  const waitedSeconds = runs.reduce((total, entry) => total + entry.waitedMs, 0) / 1000;
-  const disturbance = disturbed.length === 0
-    ? `No run shared the machine with other work (other processes below ${disturbedAbove * 100}% of a core throughout; before each run the bench waited for that, ${format.fixed(waitedSeconds, 0)} s in all).`
-    : `**${disturbed.length} of ${runs.length} runs shared the machine with other work** (other processes above ${disturbedAbove * 100}% of a core, up to ${format.fixed(Math.max(...disturbed.map((entry) => entry.otherCpu)) * 100, 0)}%: marked ⚠ under "Every run"), although each run waited up to 5 s (${format.fixed(waitedSeconds, 0)} s in all) for a quiet machine; the per-round ratios limit, but do not remove, the skew.`;
+  const disturbance = disturbanceNote(runs, { thresholdCores: disturbedAbove, maxWaitMs: quietWaitMs });
 
   const markdownText = [
     '## Dashboard overhead',
@@ -255,13 +253,15 @@ function report(runs, settings, target, feed) {
     '',
     health,
     '',
-    disturbance,
-    '',
-    ...runsAndCommands(perRun.markdown, [
-      targetLine(target),
-      `- load: autocannon API, \`{ url: [<target>/?version=v1, <target>/?version=v2], connections: ${settings.connections}, duration: ${settings.seconds} }\``,
-      `- dashboards: \`new WebSocket('ws://127.0.0.1:<dashboard port>/ws', ['graycluster', 'graycluster.token.' + base64url(token)], { origin: 'http://127.0.0.1:<dashboard port>' })\` ×${settings.dashboards}`,
-    ]),
+    ...sectionEnd({
+      disturbance,
+      perRunMarkdown: perRun.markdown,
+      commands: [
+        targetLine(target),
+        `- load: autocannon API, \`{ url: [<target>/?version=v1, <target>/?version=v2], connections: ${settings.connections}, duration: ${settings.seconds} }\``,
+        `- dashboards: \`new WebSocket('ws://127.0.0.1:<dashboard port>/ws', ['graycluster', 'graycluster.token.' + base64url(token)], { origin: 'http://127.0.0.1:<dashboard port>' })\` ×${settings.dashboards}`,
+      ],
+    }),
   ].join('\n');
   return {
     text: `${text}\n\n${`What it costs: ${costText}`}\n${health}\n${disturbance.replaceAll('**', '')}\n\nEvery run:\n${perRun.text}`,

@@ -5,7 +5,7 @@
  */
 import { fetchOnce, runLoad } from '../lib/load.js';
 import { cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
-import { targetLine, format, median, runsAndCommands, table } from '../lib/report.js';
+import { disturbanceNote, format, median, sectionEnd, table, targetLine } from '../lib/report.js';
 import { app, startGraycluster, startKeepAliveProxy, startPlainCluster } from '../lib/targets.js';
 import { runWrk, wrkPath } from '../lib/wrk.js';
 
@@ -181,11 +181,7 @@ function report(runs, settings, started, commands) {
     ]),
   );
 
-  const disturbed = runs.filter((entry) => entry.otherCpu > disturbedAbove);
-  const waitedSeconds = runs.reduce((sum, entry) => sum + entry.waitedMs, 0) / 1000;
-  const disturbance = disturbed.length === 0
-    ? `No run shared the machine with other work (other processes below ${disturbedAbove * 100}% of a core throughout; before each run the bench waited for that, ${format.fixed(waitedSeconds, 0)} s in all).`
-    : `**${disturbed.length} of ${runs.length} runs shared the machine with other work**, although each run waited (up to 8 s; ${format.fixed(waitedSeconds, 0)} s in all) for the rest of the machine to fall below ${disturbedAbove * 100}% of a core before starting (other processes above ${disturbedAbove * 100}% of a core, up to ${format.fixed(Math.max(...disturbed.map((entry) => entry.otherCpu)) * 100, 0)}%: marked ⚠ under "Every run"); the medians and per-round ratios limit, but do not remove, the skew.`;
+  const disturbance = disturbanceNote(runs, { thresholdCores: disturbedAbove });
   const markdown = [
     '## Throughput',
     '',
@@ -194,18 +190,17 @@ function report(runs, settings, started, commands) {
     'Figures are medians over the runs; every "× cluster" is the median of the per-round ratios to node:cluster\'s run of the same round. Primary CPU: the process in front (cluster primary, graycluster primary, proxy parent) in % of one core over the run, from /proc/<pid>/stat (its ratio is left out where node:cluster\'s primary is all but idle). Server CPU/req: CPU of the front process and its 2 workers/children together, per answered request. Client CPU: the load generator, for context: when it nears 100% the client is the bottleneck and the req/s ratios understate server-side differences (server CPU/req does not). Other CPU (under "Every run"): what the rest of the machine used meanwhile (/proc/stat busy time minus ours). Failed: non-200 answers, timeouts and connection errors over all runs.',
     '',
     ...markdowns.flatMap((entry) => [entry, '']),
-    disturbance,
-    '',
-    'Targets (graycluster):',
-    '',
-    ...verdicts,
-    '',
-    ...runsAndCommands(perRun.markdown, [
-      ...Object.values(started).map(targetLine),
-      ...(client === 'wrk'
-        ? [...commands].map(([label, command]) => `- load, ${label}: \`${command.replaceAll(/http:\/\/127\.0\.0\.1:\d+/g, '<target>')}\``)
-        : [`- load: autocannon API, \`{ url, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ path: '/?version=v1' }, { path: '/?version=v2' }] }\`; version per connection: \`url: [<target>/?version=v1, <target>/?version=v2]\` and no \`requests\`; new connection per request: \`headers: { connection: 'close' }\` plus a \`setupClient\` that stops autocannon from writing the next request on the connection being closed (see bench/lib/load.js).`]),
-    ]),
+    ...sectionEnd({
+      disturbance,
+      verdicts,
+      perRunMarkdown: perRun.markdown,
+      commands: [
+        ...Object.values(started).map(targetLine),
+        ...(client === 'wrk'
+          ? [...commands].map(([label, command]) => `- load, ${label}: \`${command.replaceAll(/http:\/\/127\.0\.0\.1:\d+/g, '<target>')}\``)
+          : [`- load: autocannon API, \`{ url, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ path: '/?version=v1' }, { path: '/?version=v2' }] }\`; version per connection: \`url: [<target>/?version=v1, <target>/?version=v2]\` and no \`requests\`; new connection per request: \`headers: { connection: 'close' }\` plus a \`setupClient\` that stops autocannon from writing the next request on the connection being closed (see bench/lib/load.js).`]),
+      ],
+    }),
   ].join('\n');
   return { text: `client: ${client}\n\n${texts.join('\n\n')}\n\n${disturbance.replaceAll('**', '')}\n${verdicts.join('\n').replaceAll('**', '')}`, markdown };
 }

@@ -9,10 +9,9 @@
 import { writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { fetchOnce } from '../lib/load.js';
-import { nginxPath, startNginx, upstreamKeepalive } from '../lib/nginx.js';
-import { residentBytes, startProcess } from '../lib/toolkit.js';
-import { cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
-import { format, median, table } from '../lib/report.js';
+import { nginxMissing, nginxPath, residentBytes, startNginx, startProcess, upstreamKeepalive } from '../lib/toolkit.js';
+import { childPids, cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
+import { disturbanceNote, format, median, sectionEnd, table } from '../lib/report.js';
 import { app, startGraycluster, startPlainCluster } from '../lib/targets.js';
 import { runWrk, wrkPath } from '../lib/wrk.js';
 
@@ -89,7 +88,7 @@ async function applyWeights(graycluster, versions, weighting) {
 export async function run({ settings: overrides, log }) {
   const settings = { ...defaults, ...overrides };
   if (!nginxPath()) {
-    const message = 'skipped: nginx is not installed (Debian: apt-get install nginx wrk); the bench installs nothing itself';
+    const message = `skipped: ${nginxMissing}; the bench installs nothing itself`;
     log(`  ${message}`);
     return { skipped: true, text: message, markdown: `## Behind nginx (topology)\n\n${message}.` };
   }
@@ -113,10 +112,11 @@ export async function run({ settings: overrides, log }) {
       ],
     });
     const nginx = started.nginx;
+    const nginxWorkerPids = childPids(nginx.pid);
     const processesOf = { cluster: [started.cluster], graycluster: [started.graycluster], split: [started.v1, started.v2] };
-    const pidsOf = (row) => [nginx.pid, ...nginx.workerPids, ...processesOf[row].flatMap((target) => [target.pid, ...target.workerPids])];
+    const pidsOf = (row) => [nginx.pid, ...nginxWorkerPids, ...processesOf[row].flatMap((target) => [target.pid, ...target.workerPids])];
     const everyPid = [process.pid, ...new Set(rows.flatMap((row) => pidsOf(row.key)))];
-    const urlOf = (row, weighting) => nginx.urls[row === 'split' ? `split ${weighting.name}` : row];
+    const urlOf = (row, weighting) => nginx.url('/', row === 'split' ? `split ${weighting.name}` : row);
 
     /** A process's VmRSS in kB, or undefined once it is gone. */
     const rssKb = (pid) => { const bytes = residentBytes(pid); return bytes === undefined ? undefined : bytes / 1024; };
@@ -214,11 +214,7 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     verdicts.push(`- ${over <= primaryRssTargetKb ? 'met' : '**missed**'}: primary RSS ${label} within ${primaryRssTargetKb / 1024} MB of node:cluster's (${format.signedMb(over)})`);
   }
 
-  const disturbed = runs.filter((entry) => entry.otherCpu > disturbedAbove);
-  const waitedSeconds = runs.reduce((sum, entry) => sum + entry.waitedMs, 0) / 1000;
-  const disturbance = disturbed.length === 0
-    ? `No run shared the machine with other work (other processes below ${disturbedAbove * 100}% of a core throughout; before each run the bench waited for that, ${format.fixed(waitedSeconds, 0)} s in all).`
-    : `**${disturbed.length} of ${runs.length} runs shared the machine with other work** (other processes above ${disturbedAbove * 100}% of a core, up to ${format.fixed(Math.max(...disturbed.map((entry) => entry.otherCpu)) * 100, 0)}%, marked ⚠ under "Every run"), although each run waited up to 8 s for quiet (${format.fixed(waitedSeconds, 0)} s in all); the per-round ratios limit, but do not remove, the skew.`;
+  const disturbance = disturbanceNote(runs, { thresholdCores: disturbedAbove });
   const perRun = table(
     [{ title: 'weights' }, { title: 'round' }, { title: 'target', align: 'left' }, { title: 'req/s' }, { title: 'p99' }, { title: 'server CPU/req' }, { title: 'primary RSS' }, { title: 'client CPU' }, { title: 'other CPU' }, { title: 'failed' }],
     runs.map((entry) => [
@@ -243,30 +239,23 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     '',
     memory.markdown,
     '',
-    disturbance,
-    '',
-    'Targets (graycluster):',
-    '',
-    ...verdicts,
-    '',
-    '<details><summary>Every run</summary>',
-    '',
-    perRun.markdown,
-    '',
-    '</details>',
-    '',
-    'Commands:',
-    '',
-    `- node:cluster: \`${started.cluster.command}\``,
-    `- graycluster: \`${started.graycluster.command}\`, routing ${Object.entries(routings).map(([name, routing]) => `${name} \`${JSON.stringify(routing)}\``).join(', ')}`,
-    `- one plain process per version: \`PORT=0 APP_VERSION=v1 node bench/apps/hello.js\` and the same with v2`,
-    `- nginx: \`${started.nginx.command}\`, config:`,
-    '',
-    '```nginx',
-    started.nginx.config.trim(),
-    '```',
-    '',
-    `- load: ${client === 'wrk' ? `\`${loadCommand}\`` : `autocannon API, \`{ url: <nginx listener>, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ setupRequest: a new random x-user }] }\``}`,
+    ...sectionEnd({
+      disturbance,
+      verdicts,
+      perRunMarkdown: perRun.markdown,
+      commands: [
+        `- node:cluster: \`${started.cluster.command}\``,
+        `- graycluster: \`${started.graycluster.command}\`, routing ${Object.entries(routings).map(([name, routing]) => `${name} \`${JSON.stringify(routing)}\``).join(', ')}`,
+        `- one plain process per version: \`PORT=0 APP_VERSION=v1 node bench/apps/hello.js\` and the same with v2`,
+        `- nginx: \`${started.nginx.command}\`, config:`,
+        '',
+        '```nginx',
+        started.nginx.config.trim(),
+        '```',
+        '',
+        `- load: ${client === 'wrk' ? `\`${loadCommand}\`` : `autocannon API, \`{ url: <nginx listener>, connections: ${settings.connections}, duration: ${settings.seconds}, requests: [{ setupRequest: a new random x-user }] }\``}`,
+      ],
+    }),
   ].join('\n');
   const text = `client: ${client}\n\n${texts.join('\n\n')}\n\nprimary memory:\n${memory.text}\n\n${disturbance.replaceAll('**', '')}\n${verdicts.join('\n').replaceAll('**', '')}`;
   return { text, markdown };

@@ -1,9 +1,12 @@
-// startCluster: a graycluster for one ava test, stopped at the test's end. The whole toolkit is re-exported
-// here, so a test can import everything it needs from this one file.
+// The toolkit's processes bound to one ava test (startCluster: a graycluster; startNginxFor: nginx in front of
+// one), each stopped at the test's end. The whole toolkit is re-exported here, so a test can import everything it
+// needs from this one file. (The toolkit itself does not import ava: the bench loads it outside ava.)
 import type { ChildProcess } from 'node:child_process';
-import type { ExecutionContext } from 'ava';
+import test, { type ExecutionContext, type TestFn } from 'ava';
+import type { RunState } from '../../src/primary/state-file.js';
 import type { Status } from '../../src/primary/status.js';
 import { startInstance } from './instance.js';
+import { nginxMissing, nginxPath, startNginx, type Nginx } from './nginx.js';
 
 export * from './toolkit.js';
 
@@ -12,6 +15,8 @@ export interface Cluster {
   port: number;
   dashboardPort: number;
   configFile: string;
+  /** Its run-state file as it wrote it once it listened: ports, token and its private run folder (`runDir`). */
+  state: RunState;
   url(path?: string): string;
   status(): Promise<Status>;
   /** Everything the supervisor printed so far. */
@@ -35,6 +40,7 @@ export async function startCluster(t: ExecutionContext, config: object, options:
     port: instance.port,
     dashboardPort: instance.dashboardPort,
     configFile: instance.configFile,
+    state: instance.state,
     url: instance.url,
     status: instance.status,
     output: instance.process.output,
@@ -42,4 +48,24 @@ export async function startCluster(t: ExecutionContext, config: object, options:
     waitForStatus: instance.waitForStatus,
     stop: instance.stop,
   };
+}
+
+/**
+ * `test` when nginx is installed; otherwise `test.skip`, after saying why on the console (ava lists the tests as
+ * skipped, and CI installs nginx so that it never skips them).
+ */
+export function testWithNginx(file: string): TestFn {
+  if (nginxPath()) return test;
+  console.log(`${file}: skipped: ${nginxMissing}`);
+  return test.skip as unknown as TestFn;
+}
+
+/**
+ * nginx in front of graycluster's `port` (one listener; request bodies up to `maxBodyMegabytes`, default 64,
+ * buffered in its temp folder as nginx does by default), stopped at the test's end.
+ */
+export async function startNginxFor(t: ExecutionContext, port: number, { maxBodyMegabytes = 64 }: { maxBodyMegabytes?: number } = {}): Promise<Nginx> {
+  const nginx = await startNginx({ upstreams: { graycluster: [port] }, servers: [{ key: 'graycluster', pass: 'graycluster' }], maxBodyMegabytes });
+  t.teardown(nginx.stop);
+  return nginx;
 }

@@ -1,7 +1,8 @@
 // Child processes for tests and the bench: each one leads its own process group, so stopping it also ends
 // whatever it forked (graycluster's workers), and nothing is left running however the run ends.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { accessSync, constants, rmSync } from 'node:fs';
+import path from 'node:path';
 
 /** What a process printed (stdout and stderr) is kept up to this much, the latest; enough for any test. */
 const outputCap = 1024 * 1024;
@@ -131,6 +132,23 @@ function signal(pid: number, name: NodeJS.Signals): void {
   try {
     process.kill(pid, name);
   } catch {}  // Already gone (or, for a group, empty).
+}
+
+/**
+ * Where the executable `name` is: the file named by `$envVariable` when that is set (then nothing else is tried),
+ * else the first `name` on $PATH or in `extraFolders` (such as /usr/sbin, which a normal user's PATH lacks),
+ * else null.
+ */
+export function findExecutable(name: string, { envVariable, extraFolders = [] }: { envVariable?: string; extraFolders?: string[] } = {}): string | null {
+  const chosen = envVariable ? process.env[envVariable] : undefined;
+  const folders = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), ...extraFolders];
+  for (const candidate of chosen ? [chosen] : folders.map((folder) => path.join(folder, name))) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {}  // Not there, or not executable: the next one.
+  }
+  return null;
 }
 
 /** Removes `folder` at the end of the run unless the function it returns (which removes it now) is called first. */

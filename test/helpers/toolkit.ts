@@ -3,6 +3,7 @@
 export { bin, fixture, makeConfig, root, token, type VersionOptions } from './config.js';
 export { get, request, type Reply } from './http.js';
 export { startInstance, waitForRunState, type Instance, type InstanceOptions } from './instance.js';
-export { installCleanup, killAll, startProcess, temporaryFolder, type StartedProcess } from './processes.js';
+export { nginxConfig, nginxMissing, nginxPath, startNginx, upstreamKeepalive, type Nginx, type NginxOptions, type NginxServer } from './nginx.js';
+export { findExecutable, installCleanup, killAll, startProcess, temporaryFolder, type StartedProcess } from './processes.js';
 export { residentBytes, rssOf, sampleRss, type RssSample } from './procfs.js';
 export { sleep, waitFor, type WaitOptions } from './wait.js';
