@@ -4,7 +4,7 @@ import test from 'ava';
 import type { Browser } from 'playwright-core';
 import { root, startCluster, token } from './helpers/cluster.js';
 import { canaryConfig, fileOf, usersLoad, versionsOfUsers } from './helpers/canary.js';
-import { eventually, launchBrowser } from './dashboard-helpers.js';
+import { eventually, launchBrowser, openPage } from './dashboard-helpers.js';
 
 let browser: Browser;
 test.before(async () => {
@@ -19,16 +19,7 @@ test('the rollout panel shows the steps live, each gate\'s figures, and its abor
   const cluster = await startCluster(t, { ...config, dashboard: { ...config.dashboard, feedIntervalMs: 200 } });
   const load = usersLoad(cluster);
   t.teardown(() => load.stop());
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-  t.teardown(() => context.close());
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(message.text());
-  });
-  page.on('dialog', (dialog) => void dialog.accept());
-  await page.goto(`http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
+  const { page, errors } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`, { acceptDialogs: true });
 
   const panel = page.locator('#rollout-section');
   await panel.waitFor();

@@ -3,7 +3,7 @@ import path from 'node:path';
 import test from 'ava';
 import type { Browser, Page } from 'playwright-core';
 import { get, makeConfig, root, startCluster, token } from './helpers/cluster.js';
-import { eventually, launchBrowser } from './dashboard-helpers.js';
+import { eventually, launchBrowser, openPage } from './dashboard-helpers.js';
 
 /** Where the screenshots go (docs/dashboard.png is a copy of one). */
 const screenshots = path.join(root, 'test-results');
@@ -15,19 +15,6 @@ test.before(async () => {
 test.after.always(async () => {
   await browser?.close();
 });
-
-async function openPage(t: { teardown(fn: () => Promise<void>): void }, url: string, viewport = { width: 1400, height: 1000 }): Promise<{ page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport });
-  t.teardown(() => context.close());
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(message.text());
-  });
-  await page.goto(url);
-  return { page, errors };
-}
 
 const cell = (page: Page, workerId: string, field: string) => page.locator(`#workers tr[data-worker="${workerId}"] [data-field="${field}"]`);
 
@@ -43,7 +30,7 @@ test('the page shows each worker\'s memory, in-flight requests rising and fallin
     { statsIntervalMs: 100 },
     { feedIntervalMs: 200 },
   ));
-  const { page, errors } = await openPage(t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
+  const { page, errors } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
 
   // The token left the address bar for this tab's session storage.
   await page.waitForFunction("!location.search.includes('token')");
@@ -95,7 +82,7 @@ test('moving a weight on the page changes where new requests go', async (t) => {
   const versions = async () => new Set((await Promise.all(users.map((user) => get(cluster.url('/who'), { 'x-user': user })))).map((answer) => answer.body.version));
   t.deepEqual([...await versions()], ['v1']);
 
-  const { page, errors } = await openPage(t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
+  const { page, errors } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
   await page.locator('input[data-weight="v2"]').waitFor();
   await page.fill('input[data-weight="v1"]', '0');
   await page.fill('input[data-weight="v2"]', '100');
@@ -114,7 +101,7 @@ test('moving a weight on the page changes where new requests go', async (t) => {
 
 test('without a token the page asks for one, and says so when it is refused', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {} }));
-  const { page } = await openPage(t, `http://127.0.0.1:${cluster.dashboardPort}/`, { width: 800, height: 600 });
+  const { page } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/`, { viewport: { width: 800, height: 600 } });
   await page.locator('#login').waitFor();
   t.true(await page.locator('#dashboard').isHidden());
   await page.fill('#token-input', 'not-the-token-0123456789');

@@ -1,5 +1,5 @@
 // Helpers for the dashboard tests: a strict reader of Prometheus text, feed clients, the browser.
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import WebSocket from 'ws';
 import type { FeedMessage } from '../src/dashboard/messages.js';
 import { token } from './helpers/config.js';
@@ -165,4 +165,25 @@ export function launchBrowser(): Promise<Browser> {
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--headless', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'],
   });
+}
+
+/**
+ * A new page of its own browser context (closed at the test's end) at `url`, collecting the page's errors and
+ * console errors; with `acceptDialogs`, every confirm() is accepted as an operator clicking OK would.
+ */
+export async function openPage(
+  browser: Browser, t: { teardown(fn: () => Promise<void>): void }, url: string,
+  { viewport = { width: 1400, height: 1000 }, acceptDialogs = false } = {},
+): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport });
+  t.teardown(() => context.close());
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  if (acceptDialogs) page.on('dialog', (dialog) => void dialog.accept());
+  await page.goto(url);
+  return { page, errors };
 }
