@@ -113,7 +113,7 @@ test('as steps grow, the canary only gains sticky buckets: no user who reached i
       for (let bucket = 0; bucket < bucketCount; bucket++) {
         if (versionForBucket(bucket, routing.weights) === 'v2') canary.add(bucket);
       }
-      t.is(canary.size, steps[step], `weights ${JSON.stringify(weights)}, step ${step}`);
+      t.is(canary.size, steps[step]!, `weights ${JSON.stringify(weights)}, step ${step}`);
       t.true([...previous].every((bucket) => canary.has(bucket)), `weights ${JSON.stringify(weights)}, step ${step}`);
       previous = canary;
     });
