@@ -8,7 +8,7 @@ import { EventLog } from '../src/primary/events.js';
 import { Handoff } from '../src/primary/handoff.js';
 import { HealthMonitor } from '../src/primary/health.js';
 import { Lifecycle } from '../src/primary/lifecycle.js';
-import { Rollouts } from '../src/primary/rollout.js';
+import { Replacements } from '../src/primary/replacement.js';
 import type { WorkerSlot } from '../src/primary/worker-slot.js';
 import { canTransition } from '../src/primary/worker-state.js';
 import { fakeFork, socketPairs, type FakeWorker } from './helpers/fake-worker.js';
@@ -22,8 +22,8 @@ function primary(t: ExecutionContext, server: ConfigFile['server'] = {}, version
   const events = new EventLog();
   const forks = fakeFork();
   const lifecycle = new Lifecycle(current, events, forks.fork, { publicHost: '127.0.0.1', runDir, backoff: { initialMs: 5, crashloopAfter: 3 } });
-  const rollouts = new Rollouts(lifecycle, current, events);
-  const health = new HealthMonitor(lifecycle, current, (slot, reason) => rollouts.recycle(slot, reason));
+  const replacements = new Replacements(lifecycle, current, events);
+  const health = new HealthMonitor(lifecycle, current, (slot, reason) => replacements.recycle(slot, reason));
   const handoff = new Handoff(lifecycle, current, events);
   const moves: string[] = [];
   lifecycle.on('transition', (slot, from, to) => moves.push(`${slot.id} ${from.kind}→${to.kind}`));
@@ -38,7 +38,7 @@ function primary(t: ExecutionContext, server: ConfigFile['server'] = {}, version
     return firsts;
   };
   return {
-    lifecycle, rollouts, health, handoff, events, forks, moves, runDir, ready, readyVersions, workerOf,
+    lifecycle, replacements, health, handoff, events, forks, moves, runDir, ready, readyVersions, workerOf,
     setConfig: (next: (config: ResolvedConfig) => ResolvedConfig) => { config = next(config); },
     types: () => events.recent().map((event) => event.type),
     messages: () => events.recent().map((event) => `${event.type} ${event.message}`),
@@ -182,15 +182,15 @@ test('drain sends drain, and kills a worker still busy after drainTimeoutMs', as
   t.true(p.messages().includes('stopped still busy after 30 ms: killing it'));
 });
 
-test('two rollouts of one version at once (a memory recycle during a reload) never take each other\'s workers', async (t) => {
+test('two rolling replacements of one version at once (a memory recycle during a reload) never take each other\'s workers', async (t) => {
   const p = primary(t, {}, { v1: { entry: 'a.js', workers: 2 } });
   void p.lifecycle.addVersion('v1');
   const [old1, old2] = p.lifecycle.pool('v1');
   p.ready(old1!);
   p.ready(old2!);
-  const reload = p.rollouts.replaceVersion('v1', 'reload requested');
+  const reload = p.replacements.replaceVersion('v1', 'reload requested');
   const reloadWorkers = p.lifecycle.slots.filter((slot) => slot.state.kind === 'starting');
-  const recycle = p.rollouts.replaceWorker(old1!, 'memory');
+  const recycle = p.replacements.replaceWorker(old1!, 'memory');
   const recycleWorker = p.lifecycle.slots.find((slot) => slot.state.kind === 'starting' && !reloadWorkers.includes(slot))!;
   // The recycle's worker and one of the reload's become ready: only the recycle is complete.
   p.ready(reloadWorkers[0]!);

@@ -12,7 +12,7 @@ import type { Reconfigurer } from './reconfigure.js';
 const idleCheckMs = 1000;
 
 /**
- * The progressive-delivery controller (not to be confused with rollout.ts, the rolling replacement of workers).
+ * The progressive-delivery controller (replacement.ts is the rolling replacement of workers).
  * Every `rollout.checkIntervalMs` it ticks the pure controller (rollout/controller.ts) with the rollout of the
  * applied config file and the workers' counters; the edit a tick asks for is written through updateConfigFile,
  * the CLI's locked and validated path, then applied at once by the reconfigurer, and recorded as an event.

@@ -38,7 +38,7 @@ type Happening = Omit<LifecycleEvent, 'time' | 'version' | 'workerId' | 'pid'>;
  */
 export class Lifecycle extends EventEmitter<LifecycleEvents> {
   readonly #pools = new Map<string, WorkerSlot[]>();
-  /** Every slot with a process or a restart pending: pool members, rollouts' new workers, draining ones. */
+  /** Every slot with a process or a restart pending: pool members, replacements' new workers, draining ones. */
   readonly #live = new Set<WorkerSlot>();
   readonly #nextIndex = new Map<string, number>();
   /** Versions announced as crash-looping, so their recovery is announced once too. */
@@ -153,14 +153,14 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     for (const slot of leaving) void this.drain(slot);
   }
 
-  /** Forks a new worker outside any pool, owned by `rollout`; it is never restarted. */
-  startReplacement(version: string, rollout: symbol, config: VersionConfig): WorkerSlot {
+  /** Forks a new worker outside any pool, owned by `replacement`; it is never restarted. */
+  startReplacement(version: string, replacement: symbol, config: VersionConfig): WorkerSlot {
     const slot = this.#newSlot(version);
-    this.#fork(slot, { kind: 'rollout', rollout }, config);
+    this.#fork(slot, { kind: 'replacement', replacement }, config);
     return slot;
   }
 
-  /** A rollout's ready workers become the version's whole pool; the workers they replace drain. */
+  /** A replacement's ready workers become the version's whole pool; the workers they replace drain. */
   replacePool(version: string, fresh: readonly WorkerSlot[]): void {
     const pool = this.#pools.get(version);
     const leaving = pool ? pool.splice(0, pool.length, ...fresh) : [...fresh];
@@ -168,7 +168,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     for (const slot of leaving) void this.drain(slot);
   }
 
-  /** A rollout's ready worker takes `old`'s place in its pool, and `old` drains (or, if `old` left, it does). */
+  /** A replacement's ready worker takes `old`'s place in its pool, and `old` drains (or, if `old` left, it does). */
   replaceMember(old: WorkerSlot, fresh: WorkerSlot): void {
     const pool = this.#pools.get(old.version);
     const at = pool?.indexOf(old) ?? -1;
@@ -360,7 +360,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
       this.transition(slot, { kind: 'stopped' }, { type: 'stopped', message: `stopped (${how})` });
       return;
     }
-    if (state.owner.kind === 'rollout') {
+    if (state.owner.kind === 'replacement') {
       this.transition(slot, { kind: 'stopped' }, { type: 'crashed', message: failedHow });
       return;
     }

@@ -4,7 +4,7 @@ import type { EventLog } from './events.js';
 import { Handoff } from './handoff.js';
 import { HealthMonitor } from './health.js';
 import { Lifecycle } from './lifecycle.js';
-import { Rollouts } from './rollout.js';
+import { Replacements } from './replacement.js';
 import type { ForkWorker } from './worker-process.js';
 import type { VersionState, WorkerView } from './worker-state.js';
 
@@ -20,19 +20,19 @@ export interface SupervisorOptions {
 
 /**
  * The primary's workers, assembled: the pools and each worker's lifecycle (lifecycle.ts), rolling
- * replacement (rollout.ts), health sampling (health.ts) and the handoff of connections (handoff.ts).
+ * replacement (replacement.ts), health sampling (health.ts) and the handoff of connections (handoff.ts).
  * This is what the wiring, the reconfiguration, the controls and the status read.
  */
 export class Supervisor {
   readonly #lifecycle: Lifecycle;
-  readonly #rollouts: Rollouts;
+  readonly #replacements: Replacements;
   readonly #health: HealthMonitor;
   readonly handoff: Handoff;
 
   constructor(private readonly config: () => ResolvedConfig, events: EventLog, fork: ForkWorker, options: SupervisorOptions) {
     this.#lifecycle = new Lifecycle(config, events, fork, options);
-    this.#rollouts = new Rollouts(this.#lifecycle, config, events);
-    this.#health = new HealthMonitor(this.#lifecycle, config, (slot, reason) => this.#rollouts.recycle(slot, reason));
+    this.#replacements = new Replacements(this.#lifecycle, config, events);
+    this.#health = new HealthMonitor(this.#lifecycle, config, (slot, reason) => this.#replacements.recycle(slot, reason));
     this.handoff = new Handoff(this.#lifecycle, config, events);
   }
 
@@ -82,13 +82,13 @@ export class Supervisor {
 
   /** Replaces every worker of a version, rolling, with workers of `target` (default: its current config). */
   replaceVersion(version: string, reason: string, target?: VersionConfig): Promise<string | undefined> {
-    return this.#rollouts.replaceVersion(version, reason, target);
+    return this.#replacements.replaceVersion(version, reason, target);
   }
 
   /** Replaces one serving worker by id, rolling; undefined when no pool has that worker. */
   replaceWorker(id: string, reason: string): Promise<string | undefined> | undefined {
     const slot = this.#lifecycle.worker(id);
-    return slot && this.#rollouts.replaceWorker(slot, reason);
+    return slot && this.#replacements.replaceWorker(slot, reason);
   }
 
   /** Stops every worker gracefully: each finishes its in-flight requests, or is killed after the drain timeout. */

@@ -12,8 +12,8 @@ import type { BackoffPolicy } from './backoff.js';
 import { restartDelay } from './backoff.js';
 import type { WorkerProcess } from './worker-process.js';
 
-/** Who a running worker belongs to: its version's pool, or the rollout that forked it as a replacement. */
-export type Owner = { kind: 'pool' } | { kind: 'rollout'; rollout: symbol };
+/** Who a running worker belongs to: its version's pool, or the rolling replacement that forked it. */
+export type Owner = { kind: 'pool' } | { kind: 'replacement'; replacement: symbol };
 
 export const poolOwner: Owner = { kind: 'pool' };
 

@@ -6,10 +6,10 @@ import { processOf } from './worker-state.js';
 
 /**
  * Rolling replacement: new workers start beside the old ones, and only once all of them are ready do they
- * take the old ones' place. Each rollout knows the workers it forked (they carry it as their owner), so two
- * rollouts of one version at once (a memory recycle during a reload) never take each other's workers.
+ * take the old ones' place. Each replacement knows the workers it forked (they carry it as their owner), so two
+ * replacements of one version at once (a memory recycle during a reload) never take each other's workers.
  */
-export class Rollouts {
+export class Replacements {
   /** Pool members being replaced one by one, so none is replaced twice. */
   readonly #replacing = new Set<WorkerSlot>();
 
@@ -72,10 +72,10 @@ export class Rollouts {
     void this.replaceWorker(slot, reason);
   }
 
-  /** Forks `count` workers owned by a new rollout and waits for all to be ready; on the first failure stops them all. */
+  /** Forks `count` workers owned by a new replacement and waits for all to be ready; on the first failure stops them all. */
   async #startReplacements(version: string, count: number, target: VersionConfig): Promise<WorkerSlot[] | string> {
-    const rollout = Symbol(`rollout of ${version}`);
-    const fresh = Array.from({ length: count }, () => this.lifecycle.startReplacement(version, rollout, target));
+    const replacement = Symbol(`replacement of ${version}`);
+    const fresh = Array.from({ length: count }, () => this.lifecycle.startReplacement(version, replacement, target));
     const outcome = await this.lifecycle.until(() => {
       const failed = fresh.find((slot) => slot.state.kind === 'stopped');
       if (failed) return `new worker ${failed.id} did not become ready (${failed.exitReason ?? 'exited'})`;
