@@ -221,6 +221,6 @@ test('relayed upgrades count against forwardMaxPending while their tunnel is ope
   t.is(refused.answer.status, 503);
   t.is(v1.runtime.snapshot().forwardShed, 1);
   open.connection.close();
-  await until(() => v1.runtime.forwarder.pending === 0, 'the tunnel counted closed');
+  await until(() => v1.runtime.forwards.pending === 0, 'the tunnel counted closed');
   t.is((await upgradeOnSharedConnection()).answer.status, 101);
 });
