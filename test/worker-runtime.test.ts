@@ -47,7 +47,7 @@ interface Harness {
  * A runtime in this process around a real http.Server that never listens, fed the sockets a real TCP server
  * accepts (as the primary's handoff would), with the primary's side faked.
  */
-async function harness(t: ExecutionContext, version: string, app: http.RequestListener | http.Server, options: { maxInFlight?: number; drainIdleGraceMs?: number; runDir?: string } = {}): Promise<Harness> {
+async function harness(t: ExecutionContext, version: string, app: http.RequestListener | http.Server, options: { maxInFlight?: number; drainIdleGraceMs?: number; runDir?: string; relayMaxIdlePerTarget?: number; relayIdleTimeoutMs?: number } = {}): Promise<Harness> {
   const sent: ToPrimary[] = [];
   const exits: number[] = [];
   const runDir = options.runDir ?? mkdtempSync(path.join(os.tmpdir(), 'graycluster-runtime-'));
@@ -56,6 +56,8 @@ async function harness(t: ExecutionContext, version: string, app: http.RequestLi
     env,
     hooks: { send: (message) => (sent.push(message), true), exit: (code) => exits.push(code) },
     ...(options.drainIdleGraceMs === undefined ? {} : { drainIdleGraceMs: options.drainIdleGraceMs }),
+    ...(options.relayMaxIdlePerTarget === undefined ? {} : { relayMaxIdlePerTarget: options.relayMaxIdlePerTarget }),
+    ...(options.relayIdleTimeoutMs === undefined ? {} : { relayIdleTimeoutMs: options.relayIdleTimeoutMs }),
   });
   const server = app instanceof http.Server ? app : http.createServer(app);
   runtime.adopt(server);
@@ -223,4 +225,82 @@ test('relayed upgrades count against forwardMaxPending while their tunnel is ope
   open.connection.close();
   await until(() => v1.runtime.forwards.pending === 0, 'the tunnel counted closed');
   t.is((await upgradeOnSharedConnection()).answer.status, 101);
+});
+
+/** `count` client connections to `front`, each handed to its version by a first request answered in place. */
+async function sharedConnections(t: ExecutionContext, front: Harness, count: number): Promise<http.Agent[]> {
+  const agents = Array.from({ length: count }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  t.teardown(() => agents.forEach((agent) => agent.destroy()));
+  await Promise.all(agents.map((agent) => request(front.url('/'), { agent })));
+  return agents;
+}
+
+/** An app that holds each /hold request until `release()`; other paths answer at once. */
+function holdingApp(version: string) {
+  const held: Array<() => void> = [];
+  const app: http.RequestListener = (req, res) => {
+    if (req.url?.startsWith('/hold')) held.push(() => res.end(`${version} released`));
+    else whoAnswers(version)(req, res);
+  };
+  return { app, held, release: () => held.splice(0).forEach((answer) => answer()) };
+}
+
+test('relay connections: past relayMaxIdlePerTarget idle ones are closed at once, the rest after relayIdleTimeoutMs', async (t) => {
+  const target = holdingApp('v2');
+  const v2 = await harness(t, 'v2', target.app);
+  const v1 = await harness(t, 'v1', whoAnswers('v1'), { relayMaxIdlePerTarget: 2, relayIdleTimeoutMs: 300 });
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] } }));
+  const agents = await sharedConnections(t, v1, 5);
+  const relayed = agents.map((agent) => request(v1.url('/hold?version=v2'), { agent }));
+  await until(() => target.held.length === 5, 'five requests relayed at once');
+  t.is(v2.runtime.connections, 5, 'one relay connection per request under way');
+  target.release();
+  t.deepEqual((await Promise.all(relayed)).map((reply) => reply.text), Array(5).fill('v2 released'));
+  await until(() => v2.runtime.connections === 2, 'the relay connections past the idle limit closed');
+  t.is(v1.runtime.relay.idleConnections(v2.runtime.forwardPath), 2);
+  t.is((await request(v1.url('/?version=v2'), { agent: agents[0] })).body.version, 'v2', 'an idle connection is reused');
+  t.is(v2.runtime.connections, 2);
+  await until(() => v2.runtime.connections === 0 && v1.runtime.relay.idleConnections() === 0, 'idle relay connections closed after the idle timeout');
+  t.is((await request(v1.url('/?version=v2'), { agent: agents[1] })).body.version, 'v2', 'a new one opens when needed');
+});
+
+test('relayed requests past forwardMaxPending get 503 with Retry-After and count in forwardShed', async (t) => {
+  const target = holdingApp('v2');
+  const v2 = await harness(t, 'v2', target.app);
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] }, forwardMaxPending: 2 }));
+  const agents = await sharedConnections(t, v1, 3);
+  const relayed = agents.slice(0, 2).map((agent) => request(v1.url('/hold?version=v2'), { agent }));
+  await until(() => target.held.length === 2, 'two requests relayed');
+  const refused = await request(v1.url('/hold?version=v2'), { agent: agents[2] });
+  t.is(refused.status, 503);
+  t.is(refused.headers['retry-after'], '1');
+  t.regex(refused.text, /more than 2 forwarded requests under way/);
+  t.is(v1.runtime.snapshot().forwardShed, 1);
+  target.release();
+  await Promise.all(relayed);
+  await until(() => v1.runtime.forwards.pending === 0, 'the relays counted done');
+  t.is((await request(v1.url('/?version=v2'), { agent: agents[2] })).body.version, 'v2', 'below the limit again');
+});
+
+test('a relay connection that fails before any answer byte gets 502; one that fails mid-answer closes the client connection', async (t) => {
+  const v2 = await harness(t, 'v2', (req, res) => {
+    if (req.url?.startsWith('/vanish')) req.socket.destroy();
+    else if (req.url?.startsWith('/half')) {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('only part', () => req.socket.destroy());
+    } else whoAnswers('v2')(req, res);
+  });
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath], v3: [path.join(os.tmpdir(), 'graycluster-no-such-worker.sock')] } }));
+  const [agent] = await sharedConnections(t, v1, 1);
+  const vanished = await request(v1.url('/vanish?version=v2'), { agent: agent!, method: 'POST', body: 'not retried' });
+  t.is(vanished.status, 502);
+  t.regex(vanished.text, /closed the connection before its answer ended/);
+  const unreachable = await request(v1.url('/?version=v3'), { agent: agent! });
+  t.is(unreachable.status, 502, 'a worker whose socket is gone');
+  t.is((await request(v1.url('/?version=v2'), { agent: agent! })).body.version, 'v2', 'the client connection goes on after a 502');
+  await t.throwsAsync(request(v1.url('/half?version=v2'), { agent: agent! }), undefined, 'a truncated answer never looks complete');
+  t.is((await request(v1.url('/'))).body.version, 'v1', 'other connections are untouched');
+  await until(() => v1.runtime.forwards.pending === 0, 'nothing left counted');
 });
