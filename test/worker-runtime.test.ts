@@ -9,7 +9,7 @@ import type { ToPrimary, WorkerSettings } from '../src/ipc/messages.js';
 import type { WorkerEnv } from '../src/ipc/worker-env.js';
 import { addressMatcher, parseAddressRange } from '../src/shared/address-range.js';
 import { endToEnd } from '../src/worker/forward.js';
-import { RouteCheck } from '../src/worker/route-check.js';
+import { emptyRouteMemo, RouteCheck } from '../src/worker/route-check.js';
 import { latencyBucketOf, RequestStats, statusClassOf } from '../src/worker/stats.js';
 import { WorkerRuntime } from '../src/worker/worker-runtime.js';
 import { request } from './helpers/cluster.js';
@@ -88,6 +88,26 @@ test('a later request stays here unless a rule names another version, which fall
   t.is(new RouteCheck(settings({ serving: ['v1', 'v2'] }), 'v2').versionForHead(head('/?version=v3')), 'v1', 'v3 not serving: the default');
   t.is(new RouteCheck(settings({ serving: ['v2'] }), 'v2').versionForHead(head('/?version=v3')), null, 'neither v3 nor the default serving');
   t.is(new RouteCheck(settings({ serving: ['v2'] }), 'v1').versionForHead(head('/?version=v3')), 'v1', 'this worker is the default');
+});
+
+test('a later request whose routing values equal the previous one\'s gets its answer again; any change, or new settings, runs the rules', (t) => {
+  const routing = { default: 'v1', rules: [{ source: 'query' as const, name: 'version' }, { source: 'cookie' as const, name: 'version' }], weights: [['v1', 50], ['v2', 50]] as Array<[string, number]>, sticky: { key: { source: 'header' as const, name: 'x-user' }, cookie: null } };
+  const route = new RouteCheck(settings({ routing }), 'v1');
+  const memo = emptyRouteMemo();
+  const later = (url: string, headers: Record<string, string> = {}) => route.versionForLater({ url, method: 'GET', headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage, memo);
+  const fresh = (url: string, headers: Record<string, string> = {}) => route.versionFor({ url, method: 'GET', headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage);
+  const sequence: Array<[string, Record<string, string>]> = [
+    ['/a?version=v2', {}], ['/b?version=v2', {}], ['/b?version=v3', {}], ['/b?version=v1', {}], ['/b', {}], ['/c', {}],
+    ['/c', { cookie: 'version=v2' }], ['/d', { cookie: 'version=v2' }], ['/d', { cookie: 'version=v1' }],
+    ...Array.from({ length: 20 }, (_, index): [string, Record<string, string>] => ['/u', { 'x-user': `user-${index % 7}` }]),
+    ['/?version=v2x', {}], ['/?version=v2', { 'x-user': 'user-1' }],
+  ];
+  for (const [url, headers] of sequence) t.is(later(url, headers), fresh(url, headers), `${url} ${JSON.stringify(headers)}`);
+  const notServing = new RouteCheck(settings({ routing, serving: ['v1'] }), 'v1');
+  const request = { url: '/?version=v2', method: 'GET', headers: {}, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage;
+  const fallbackMemo = emptyRouteMemo();
+  t.is(notServing.versionForLater(request, fallbackMemo), 'v1', 'v2 not serving: the default');
+  t.is(new RouteCheck(settings({ routing }), 'v1').versionForLater(request, fallbackMemo), 'v2', 'new settings: the rules run again');
 });
 
 test('stats count status classes and latency buckets, and a snapshot copies them', (t) => {

@@ -13,8 +13,11 @@ import { clientHeader, clientHeaderValue } from './client-address.js';
 import type { ForwardBudget } from './forward.js';
 import { ResponseFramer, type FramingSink, type ResponseHead } from './response-framing.js';
 
-/** Idle relay connections kept per target worker; one more is closed as soon as its answer is in. */
-export const defaultMaxIdlePerTarget = 16;
+/**
+ * Idle relay connections kept per target worker; one more is closed as soon as its answer is in. Sized for the
+ * upstream pools in front (nginx `keepalive 32`, wrk -c 64): fewer makes bursts open and close connections.
+ */
+export const defaultMaxIdlePerTarget = 64;
 /**
  * A relay connection idle this long is closed (checked every half of it, so it lives at most 1.5 times this).
  * Well under the 1 s after which a draining worker closes idle connections and Node's default 5 s keep-alive

@@ -10,7 +10,7 @@ import { adoptConnection } from '../shared/node-internals.js';
 import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
 import { ForwardBudget, Forwarder } from './forward.js';
 import { defaultMaxIdlePerTarget, defaultRelayIdleTimeoutMs, Relay } from './relay.js';
-import { RouteCheck } from './route-check.js';
+import { emptyRouteMemo, RouteCheck, type RouteMemo } from './route-check.js';
 import { RequestStats } from './stats.js';
 
 /** What the runtime knows of each connection it gave the app. */
@@ -26,6 +26,8 @@ export interface ConnectionInfo {
   active: number;
   /** When its last response ended (or it arrived). */
   idleSince: number;
+  /** The last routing check of a later request on it, made once it has one. */
+  route: RouteMemo | undefined;
 }
 
 /** How the runtime reaches the world outside its process; a unit test passes fakes. */
@@ -138,7 +140,7 @@ export class WorkerRuntime {
     const server = this.#appServer!;
     const forwarded = options.forwarded;
     const trustedPeer = !forwarded && this.#trustedPeer !== undefined && this.#trustedPeer(socket.remoteAddress);
-    this.#connections.set(socket, { forwarded, trustedPeer, requests: 0, assignCookie: options.assignCookie, active: 0, idleSince: Date.now() });
+    this.#connections.set(socket, { forwarded, trustedPeer, requests: 0, assignCookie: options.assignCookie, active: 0, idleSince: Date.now(), route: undefined });
     adoptConnection(server, socket);
     socket.once('close', () => {
       this.#connections.delete(socket);
@@ -233,7 +235,7 @@ export class WorkerRuntime {
     }
     if (!info.trustedPeer && hasForwardingHeaders(req.headers)) stripForwardingHeaders(req);
     if (info.requests++ === 0 || this.#route === undefined) return undefined;
-    const target = this.#route.versionFor(req);
+    const target = this.#route.versionForLater(req, info.route ??= emptyRouteMemo());
     return target === this.env.version ? undefined : target;
   }
 
