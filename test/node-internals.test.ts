@@ -7,7 +7,8 @@ import http from 'node:http';
 import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import {
-  adoptConnection, closeUnacknowledgedHandle, internalCommand, internalMessageEvent, ownsHandle, stopReading,
+  adoptConnection, adoptResponseHead, closeUnacknowledgedHandle, internalCommand, internalMessageEvent, ownsHandle, responseMayKeepAlive,
+  stopReading,
 } from '../src/shared/node-internals.js';
 import { fixture } from './helpers/cluster.js';
 
@@ -124,4 +125,68 @@ test('net.Server._connections and socket.server/_server let an adopted connectio
   client.destroy();
   await closing;
   t.true(serverClosed, 'Node internal changed: a closing adopted socket no longer releases server.close() through socket._server');
+});
+
+/** A server on loopback running `handler`; resolves with a raw client connected to it. */
+async function rawServer(t: ExecutionContext, handler: http.RequestListener, configure: (server: http.Server) => void = () => {}): Promise<net.Socket> {
+  const server = http.createServer(handler);
+  configure(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  t.teardown(() => {
+    client.destroy();
+    server.closeAllConnections();
+    server.close();
+  });
+  return client;
+}
+
+const everything = (client: net.Socket) => new Promise<string>((resolve, reject) => {
+  let text = '';
+  const timer = setTimeout(() => reject(new Error(`the server did not close the connection within 10 s; got ${JSON.stringify(text)}`)), 10_000);
+  client.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  client.once('close', () => {
+    clearTimeout(timer);
+    resolve(text);
+  });
+});
+
+test('res._header/_headerSent/chunkedEncoding/_last: a head written elsewhere goes out verbatim, pipelined answers stay in order, _last closes', async (t) => {
+  const heads = ['HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Order: first\r\nConnection: keep-alive\r\n\r\n', 'HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n'];
+  let seen = 0;
+  const client = await rawServer(t, (_req, res) => {
+    const index = seen++;
+    // The first answer comes after the second: Node must still send them in request order.
+    setTimeout(() => {
+      adoptResponseHead(res, index === 0 ? 200 : 201, heads[index]!, index === 1);
+      if (index === 0) {
+        res.write(Buffer.from('he'));
+        res.end(Buffer.from('llo'));
+      } else {
+        res.end(Buffer.from('3\r\nabc\r\n0\r\n\r\n'));
+      }
+    }, index === 0 ? 100 : 0);
+  });
+  const received = everything(client);
+  client.write('GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n');
+  t.is(await received, `${heads[0]}hello${heads[1]}3\r\nabc\r\n0\r\n\r\n`,
+    'Node internal changed: a ServerResponse no longer sends res._header verbatim (with _headerSent false and chunkedEncoding off) before its body, in pipeline order, or no longer closes after it when _last is set (used by adoptResponseHead)');
+});
+
+test('res.shouldKeepAlive and res.maxRequestsOnConnectionReached say whether Node would keep the connection open', async (t) => {
+  const answers: boolean[] = [];
+  const answer: http.RequestListener = (_req, res) => {
+    answers.push(responseMayKeepAlive(res));
+    res.end('ok');
+  };
+  const keepAlive = await rawServer(t, answer);
+  const closed = everything(keepAlive);
+  keepAlive.write('GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  await closed;
+  const limited = await rawServer(t, answer, (server) => (server.maxRequestsPerSocket = 1));
+  const limitedAnswered = new Promise((resolve) => limited.once('data', resolve));
+  limited.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+  await limitedAnswered;
+  t.deepEqual(answers, [true, false, false],
+    'Node internal changed: res.shouldKeepAlive (from the request\'s Connection) or res.maxRequestsOnConnectionReached (server.maxRequestsPerSocket) no longer tell whether the connection stays open (used by responseMayKeepAlive)');
 });

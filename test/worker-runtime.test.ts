@@ -9,7 +9,7 @@ import type { ToPrimary, WorkerSettings } from '../src/ipc/messages.js';
 import type { WorkerEnv } from '../src/ipc/worker-env.js';
 import { addressMatcher, parseAddressRange } from '../src/shared/address-range.js';
 import { endToEnd } from '../src/worker/forward.js';
-import { RouteCheck } from '../src/worker/route-check.js';
+import { emptyRouteMemo, RouteCheck } from '../src/worker/route-check.js';
 import { latencyBucketOf, RequestStats, statusClassOf } from '../src/worker/stats.js';
 import { WorkerRuntime } from '../src/worker/worker-runtime.js';
 import { request } from './helpers/cluster.js';
@@ -47,7 +47,7 @@ interface Harness {
  * A runtime in this process around a real http.Server that never listens, fed the sockets a real TCP server
  * accepts (as the primary's handoff would), with the primary's side faked.
  */
-async function harness(t: ExecutionContext, version: string, app: http.RequestListener | http.Server, options: { maxInFlight?: number; drainIdleGraceMs?: number; runDir?: string } = {}): Promise<Harness> {
+async function harness(t: ExecutionContext, version: string, app: http.RequestListener | http.Server, options: { maxInFlight?: number; drainIdleGraceMs?: number; runDir?: string; relayMaxIdlePerTarget?: number; relayIdleTimeoutMs?: number } = {}): Promise<Harness> {
   const sent: ToPrimary[] = [];
   const exits: number[] = [];
   const runDir = options.runDir ?? mkdtempSync(path.join(os.tmpdir(), 'graycluster-runtime-'));
@@ -56,6 +56,8 @@ async function harness(t: ExecutionContext, version: string, app: http.RequestLi
     env,
     hooks: { send: (message) => (sent.push(message), true), exit: (code) => exits.push(code) },
     ...(options.drainIdleGraceMs === undefined ? {} : { drainIdleGraceMs: options.drainIdleGraceMs }),
+    ...(options.relayMaxIdlePerTarget === undefined ? {} : { relayMaxIdlePerTarget: options.relayMaxIdlePerTarget }),
+    ...(options.relayIdleTimeoutMs === undefined ? {} : { relayIdleTimeoutMs: options.relayIdleTimeoutMs }),
   });
   const server = app instanceof http.Server ? app : http.createServer(app);
   runtime.adopt(server);
@@ -86,6 +88,26 @@ test('a later request stays here unless a rule names another version, which fall
   t.is(new RouteCheck(settings({ serving: ['v1', 'v2'] }), 'v2').versionForHead(head('/?version=v3')), 'v1', 'v3 not serving: the default');
   t.is(new RouteCheck(settings({ serving: ['v2'] }), 'v2').versionForHead(head('/?version=v3')), null, 'neither v3 nor the default serving');
   t.is(new RouteCheck(settings({ serving: ['v2'] }), 'v1').versionForHead(head('/?version=v3')), 'v1', 'this worker is the default');
+});
+
+test('a later request whose routing values equal the previous one\'s gets its answer again; any change, or new settings, runs the rules', (t) => {
+  const routing = { default: 'v1', rules: [{ source: 'query' as const, name: 'version' }, { source: 'cookie' as const, name: 'version' }], weights: [['v1', 50], ['v2', 50]] as Array<[string, number]>, sticky: { key: { source: 'header' as const, name: 'x-user' }, cookie: null } };
+  const route = new RouteCheck(settings({ routing }), 'v1');
+  const memo = emptyRouteMemo();
+  const later = (url: string, headers: Record<string, string> = {}) => route.versionForLater({ url, method: 'GET', headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage, memo);
+  const fresh = (url: string, headers: Record<string, string> = {}) => route.versionFor({ url, method: 'GET', headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage);
+  const sequence: Array<[string, Record<string, string>]> = [
+    ['/a?version=v2', {}], ['/b?version=v2', {}], ['/b?version=v3', {}], ['/b?version=v1', {}], ['/b', {}], ['/c', {}],
+    ['/c', { cookie: 'version=v2' }], ['/d', { cookie: 'version=v2' }], ['/d', { cookie: 'version=v1' }],
+    ...Array.from({ length: 20 }, (_, index): [string, Record<string, string>] => ['/u', { 'x-user': `user-${index % 7}` }]),
+    ['/?version=v2x', {}], ['/?version=v2', { 'x-user': 'user-1' }],
+  ];
+  for (const [url, headers] of sequence) t.is(later(url, headers), fresh(url, headers), `${url} ${JSON.stringify(headers)}`);
+  const notServing = new RouteCheck(settings({ routing, serving: ['v1'] }), 'v1');
+  const request = { url: '/?version=v2', method: 'GET', headers: {}, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage;
+  const fallbackMemo = emptyRouteMemo();
+  t.is(notServing.versionForLater(request, fallbackMemo), 'v1', 'v2 not serving: the default');
+  t.is(new RouteCheck(settings({ routing }), 'v1').versionForLater(request, fallbackMemo), 'v2', 'new settings: the rules run again');
 });
 
 test('stats count status classes and latency buckets, and a snapshot copies them', (t) => {
@@ -221,6 +243,84 @@ test('relayed upgrades count against forwardMaxPending while their tunnel is ope
   t.is(refused.answer.status, 503);
   t.is(v1.runtime.snapshot().forwardShed, 1);
   open.connection.close();
-  await until(() => v1.runtime.forwarder.pending === 0, 'the tunnel counted closed');
+  await until(() => v1.runtime.forwards.pending === 0, 'the tunnel counted closed');
   t.is((await upgradeOnSharedConnection()).answer.status, 101);
+});
+
+/** `count` client connections to `front`, each handed to its version by a first request answered in place. */
+async function sharedConnections(t: ExecutionContext, front: Harness, count: number): Promise<http.Agent[]> {
+  const agents = Array.from({ length: count }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  t.teardown(() => agents.forEach((agent) => agent.destroy()));
+  await Promise.all(agents.map((agent) => request(front.url('/'), { agent })));
+  return agents;
+}
+
+/** An app that holds each /hold request until `release()`; other paths answer at once. */
+function holdingApp(version: string) {
+  const held: Array<() => void> = [];
+  const app: http.RequestListener = (req, res) => {
+    if (req.url?.startsWith('/hold')) held.push(() => res.end(`${version} released`));
+    else whoAnswers(version)(req, res);
+  };
+  return { app, held, release: () => held.splice(0).forEach((answer) => answer()) };
+}
+
+test('relay connections: past relayMaxIdlePerTarget idle ones are closed at once, the rest after relayIdleTimeoutMs', async (t) => {
+  const target = holdingApp('v2');
+  const v2 = await harness(t, 'v2', target.app);
+  const v1 = await harness(t, 'v1', whoAnswers('v1'), { relayMaxIdlePerTarget: 2, relayIdleTimeoutMs: 300 });
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] } }));
+  const agents = await sharedConnections(t, v1, 5);
+  const relayed = agents.map((agent) => request(v1.url('/hold?version=v2'), { agent }));
+  await until(() => target.held.length === 5, 'five requests relayed at once');
+  t.is(v2.runtime.connections, 5, 'one relay connection per request under way');
+  target.release();
+  t.deepEqual((await Promise.all(relayed)).map((reply) => reply.text), Array(5).fill('v2 released'));
+  await until(() => v2.runtime.connections === 2, 'the relay connections past the idle limit closed');
+  t.is(v1.runtime.relay.idleConnections(v2.runtime.forwardPath), 2);
+  t.is((await request(v1.url('/?version=v2'), { agent: agents[0] })).body.version, 'v2', 'an idle connection is reused');
+  t.is(v2.runtime.connections, 2);
+  await until(() => v2.runtime.connections === 0 && v1.runtime.relay.idleConnections() === 0, 'idle relay connections closed after the idle timeout');
+  t.is((await request(v1.url('/?version=v2'), { agent: agents[1] })).body.version, 'v2', 'a new one opens when needed');
+});
+
+test('relayed requests past forwardMaxPending get 503 with Retry-After and count in forwardShed', async (t) => {
+  const target = holdingApp('v2');
+  const v2 = await harness(t, 'v2', target.app);
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] }, forwardMaxPending: 2 }));
+  const agents = await sharedConnections(t, v1, 3);
+  const relayed = agents.slice(0, 2).map((agent) => request(v1.url('/hold?version=v2'), { agent }));
+  await until(() => target.held.length === 2, 'two requests relayed');
+  const refused = await request(v1.url('/hold?version=v2'), { agent: agents[2] });
+  t.is(refused.status, 503);
+  t.is(refused.headers['retry-after'], '1');
+  t.regex(refused.text, /more than 2 forwarded requests under way/);
+  t.is(v1.runtime.snapshot().forwardShed, 1);
+  target.release();
+  await Promise.all(relayed);
+  await until(() => v1.runtime.forwards.pending === 0, 'the relays counted done');
+  t.is((await request(v1.url('/?version=v2'), { agent: agents[2] })).body.version, 'v2', 'below the limit again');
+});
+
+test('a relay connection that fails before any answer byte gets 502; one that fails mid-answer closes the client connection', async (t) => {
+  const v2 = await harness(t, 'v2', (req, res) => {
+    if (req.url?.startsWith('/vanish')) req.socket.destroy();
+    else if (req.url?.startsWith('/half')) {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('only part', () => req.socket.destroy());
+    } else whoAnswers('v2')(req, res);
+  });
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath], v3: [path.join(os.tmpdir(), 'graycluster-no-such-worker.sock')] } }));
+  const [agent] = await sharedConnections(t, v1, 1);
+  const vanished = await request(v1.url('/vanish?version=v2'), { agent: agent!, method: 'POST', body: 'not retried' });
+  t.is(vanished.status, 502);
+  t.regex(vanished.text, /closed the connection before its answer ended/);
+  const unreachable = await request(v1.url('/?version=v3'), { agent: agent! });
+  t.is(unreachable.status, 502, 'a worker whose socket is gone');
+  t.is((await request(v1.url('/?version=v2'), { agent: agent! })).body.version, 'v2', 'the client connection goes on after a 502');
+  await t.throwsAsync(request(v1.url('/half?version=v2'), { agent: agent! }), undefined, 'a truncated answer never looks complete');
+  t.is((await request(v1.url('/'))).body.version, 'v1', 'other connections are untouched');
+  await until(() => v1.runtime.forwards.pending === 0, 'nothing left counted');
 });

@@ -26,6 +26,12 @@ export function respondUnavailable(res: ServerResponse, reason: string): void {
   res.end(answerBody(503, reason));
 }
 
+/** Answers a request 502: the worker it was relayed to failed before its answer began. */
+export function respondBadGateway(res: ServerResponse, reason: string): void {
+  res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(answerBody(502, reason));
+}
+
 /**
  * A whole answer as raw bytes that also closes the connection, for a socket that no `ServerResponse` owns
  * (one the primary refuses, or an upgrade the worker cannot relay).

@@ -4,6 +4,7 @@
  * fails that test by name instead of breaking handoffs in subtle ways.
  */
 import type { ChildProcess } from 'node:child_process';
+import type { ServerResponse } from 'node:http';
 import type { Server, Socket } from 'node:net';
 
 /**
@@ -60,4 +61,41 @@ export function onHandleAcknowledged(child: ChildProcess, listener: () => void):
 export function adoptConnection(server: Server, socket: Socket): void {
   Object.assign(socket, { server, _server: server });
   (server as unknown as { _connections: number })._connections++;
+}
+
+interface ResponseInternals {
+  _header: string | null;
+  _headerSent: boolean;
+  chunkedEncoding: boolean;
+  _last: boolean;
+  shouldKeepAlive: boolean;
+  maxRequestsOnConnectionReached?: boolean;
+}
+
+/**
+ * True when Node would keep the client's connection open after this response, as `_storeHeader` decides
+ * (lib/_http_outgoing.js): the request allowed it (`shouldKeepAlive`, set from the request by lib/_http_server.js)
+ * and the server's `maxRequestsPerSocket` is not reached. Read by the relay, which writes the head itself.
+ */
+export function responseMayKeepAlive(res: ServerResponse): boolean {
+  const internals = res as unknown as ResponseInternals;
+  return internals.shouldKeepAlive && internals.maxRequestsOnConnectionReached !== true;
+}
+
+/**
+ * Makes `head` (a complete response head, status line to blank line, latin1) the response's head, as if
+ * `writeHead` had stored it: Node sends `_header` before the first body bytes once the response's turn on the
+ * connection comes, so pipelined responses stay in order. `chunkedEncoding` off: body bytes written next are sent
+ * as they are (a chunked body's framing is already in them). `_last` makes the server close the connection after
+ * this response, as `_storeHeader` does for `Connection: close` (lib/_http_server.js resOnFinish). There is no
+ * public way to send a head written elsewhere byte for byte; the relay needs one to pass a response on without
+ * parsing it.
+ */
+export function adoptResponseHead(res: ServerResponse, status: number, head: string, closeAfter: boolean): void {
+  const internals = res as unknown as ResponseInternals;
+  res.statusCode = status;
+  internals._header = head;
+  internals._headerSent = false;
+  internals.chunkedEncoding = false;
+  if (closeAfter) internals._last = true;
 }

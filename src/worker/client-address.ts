@@ -51,30 +51,50 @@ export function clientHeaderValue(socket: Socket): string {
   return `${socket.remoteAddress ?? ''} ${socket.remotePort ?? ''}`;
 }
 
+/** Where a connection from another worker's forwarder keeps the client of the request it carries now. */
+interface ForwardedClient {
+  address: string | undefined;
+  port: number | undefined;
+  family: 'IPv4' | 'IPv6' | undefined;
+}
+const forwardedClient = Symbol('graycluster.forwardedClient');
+
 /**
- * On a request that came from another worker's forwarder: takes the private header off and makes the request's socket report the client's address and port, as it would had the client
- * connected here. The forwarder's connection carries one request at a time, so this holds while the app runs it.
+ * Makes a connection from another worker's forwarder report, as its `remoteAddress`, `remotePort` and
+ * `remoteFamily`, the client of the request it carries (set by applyForwardedClient). Once per connection:
+ * net.Socket's getters live on its prototype, and own accessors shadow them.
+ */
+export function reportForwardedClient(socket: Socket): ForwardedClient {
+  const client: ForwardedClient = { address: undefined, port: undefined, family: undefined };
+  Object.defineProperties(socket, {
+    [forwardedClient]: { value: client },
+    remoteAddress: { get: () => client.address, configurable: true, enumerable: true },
+    remotePort: { get: () => client.port, configurable: true, enumerable: true },
+    remoteFamily: { get: () => client.family, configurable: true, enumerable: true },
+  });
+  return client;
+}
+
+/**
+ * On a request that came from another worker's forwarder: takes the private header off and makes the request's
+ * socket report the client's address and port, as it would had the client connected here. Such a connection
+ * carries one request at a time, so this holds while the app runs it.
  */
 export function applyForwardedClient(req: IncomingMessage): void {
-  const headers = materializedHeaders(req);
   const raw = req.rawHeaders;
   let value = '';
-  // Node's client adds its own headers (Connection, Content-Length) after ours: look from the end.
+  // The forwarder writes ours after the request's own headers: look from the end.
   for (let index = raw.length - 2; index >= 0; index -= 2) {
     if (raw[index] !== clientHeader) continue;
     value = raw[index + 1]!;
+    delete materializedHeaders(req)[clientHeader];
     raw.splice(index, 2);
-    delete headers[clientHeader];
     break;
   }
+  const socket = req.socket as Socket & { [forwardedClient]?: ForwardedClient };
+  const client = socket[forwardedClient] ?? reportForwardedClient(socket);
   const space = value.lastIndexOf(' ');
-  const address = space > 0 ? value.slice(0, space) : undefined;
-  const port = space > 0 ? Number(value.slice(space + 1)) || undefined : undefined;
-  const family = address === undefined ? undefined : address.includes(':') ? 'IPv6' : 'IPv4';
-  // net.Socket's remoteAddress & co. are getters on its prototype; an own property shadows them.
-  Object.defineProperties(req.socket, {
-    remoteAddress: { value: address, configurable: true, enumerable: true },
-    remotePort: { value: port, configurable: true, enumerable: true },
-    remoteFamily: { value: family, configurable: true, enumerable: true },
-  });
+  client.address = space > 0 ? value.slice(0, space) : undefined;
+  client.port = space > 0 ? Number(value.slice(space + 1)) || undefined : undefined;
+  client.family = client.address === undefined ? undefined : client.address.includes(':') ? 'IPv6' : 'IPv4';
 }

@@ -1,6 +1,6 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { answerBody, answerText, respondUnavailable, unavailableText } from '../shared/answers.js';
+import { answerText, unavailableText } from '../shared/answers.js';
 import { clientHeader, clientHeaderValue } from './client-address.js';
 
 // Hop-by-hop headers belong to one connection and are not passed on (RFC 9110 §7.6.1), nor is our private
@@ -41,69 +41,48 @@ export interface ForwardCounters {
 }
 
 /**
- * Carries a request that arrived on this worker's connection but belongs to another version to a worker of that
- * version, over its private socket, and pipes the answer back; an upgrade or CONNECT is relayed the same way and
- * then tunnelled both ways. Bounded: at most `maxPending` requests and tunnels at once; past that a request gets
- * 503, so nothing queues without limit (the agent's own queue never holds more than that). The worker it reaches
- * learns the client's address from the private `clientHeader`.
+ * The one bound on what a worker carries to other versions: requests being relayed and upgrade tunnels open,
+ * together at most `maxPending` (`server.forwardMaxPending`); past that each gets 503 and counts in `forwardShed`.
+ * Also picks the target worker, in turn.
  */
-export class Forwarder {
-  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 32, maxFreeSockets: 8 });
+export class ForwardBudget {
   #pending = 0;
   #cursor = 0;
 
-  constructor(private readonly counters: ForwardCounters) {}
+  constructor(readonly counters: ForwardCounters) {}
 
-  /** Requests being forwarded and tunnels open now. */
+  /** Relayed requests and tunnels under way now. */
   get pending(): number {
     return this.#pending;
   }
 
   /** Why nothing more can be forwarded now, or undefined when it can. Counts the refusal. */
-  #refusal(paths: readonly string[], maxPending: number): string | undefined {
+  refusal(paths: readonly string[], maxPending: number): string | undefined {
     if (this.#pending < maxPending && paths.length > 0) return undefined;
     this.counters.forwardShed++;
     return paths.length === 0 ? 'no worker of this version can take forwarded requests' : `more than ${maxPending} forwarded requests under way`;
   }
 
-  #take(paths: readonly string[]): string {
+  /** Takes a place in the budget (give it back with `release`) and picks the worker to go to. */
+  take(paths: readonly string[]): string {
     this.#pending++;
     this.counters.forwarded++;
     return paths[this.#cursor++ % paths.length]!;
   }
 
-  /**
-   * Forwards one request and pipes the answer back. With `relayContinue` (the request came through
-   * 'checkContinue', so no `100 Continue` was sent), the other worker's `100 Continue` is passed on when it comes.
-   */
-  forward(req: IncomingMessage, res: ServerResponse, paths: readonly string[], maxPending: number, relayContinue = false): void {
-    const refusal = this.#refusal(paths, maxPending);
-    if (refusal) {
-      respondUnavailable(res, refusal);
-      return;
-    }
-    const socketPath = this.#take(paths);
-    res.once('close', () => {
-      this.#pending--;
-      if (!res.writableFinished) upstream.destroy();
-    });
-    const headers = endToEnd(req.rawHeaders);
-    headers.push(clientHeader, clientHeaderValue(req.socket));
-    const upstream = http.request({ socketPath, method: req.method, path: req.url, headers, agent: this.#agent, setHost: false }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, endToEnd(answer.rawHeaders));
-      answer.pipe(res);
-    });
-    if (relayContinue) upstream.once('continue', () => res.writeContinue());
-    upstream.on('error', () => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(answerBody(502, 'the worker this request belongs to did not answer'));
-    });
-    req.pipe(upstream);
+  release(): void {
+    this.#pending--;
   }
+}
+
+/**
+ * Relays upgrades and CONNECT that arrived on this worker's connection but belong to another version to a worker
+ * of that version, over its private socket, and tunnels them both ways. Each tunnel holds a place in the
+ * `ForwardBudget` while it is open. The worker it reaches learns the client's address from the private
+ * `clientHeader`. (Plain requests take the lean relay, relay.ts.)
+ */
+export class Forwarder {
+  constructor(private readonly budget: ForwardBudget) {}
 
   /**
    * Relays an upgrade (or CONNECT) that arrived as 'upgrade' ('connect') on this worker's connection to a worker
@@ -113,18 +92,18 @@ export class Forwarder {
    */
   relay(req: IncomingMessage, socket: Socket, head: Buffer, paths: readonly string[], maxPending: number): void {
     socket.on('error', () => socket.destroy());
-    const refusal = this.#refusal(paths, maxPending);
+    const refusal = this.budget.refusal(paths, maxPending);
     if (refusal) {
       socket.end(unavailableText(refusal));
       return;
     }
-    const socketPath = this.#take(paths);
+    const socketPath = this.budget.take(paths);
     const isConnect = req.method === 'CONNECT';
     const headers = endToEnd(req.rawHeaders, !isConnect);
     headers.push(clientHeader, clientHeaderValue(socket));
     const upstream = http.request({ socketPath, method: req.method, path: req.url, headers, agent: false, setHost: false });
     socket.once('close', () => {
-      this.#pending--;
+      this.budget.release();
       upstream.destroy();
     });
     const tunnel = (answer: IncomingMessage, upstreamSocket: Socket, upstreamHead: Buffer) => {

@@ -10,10 +10,49 @@ import type { RequestHead } from '../routing/head.js';
 export class RouteCheck {
   readonly #versions: ReadonlySet<string>;
   readonly #serving: ReadonlySet<string>;
+  /** Every header a rule or the sticky key reads (`cookie` for any cookie); the query string when one reads it. */
+  readonly #signalHeaders: readonly string[];
+  readonly #readsQuery: boolean;
 
   constructor(readonly settings: WorkerSettings, readonly ownVersion: string) {
     this.#versions = new Set(settings.versions);
     this.#serving = new Set(settings.serving);
+    const { rules, sticky, weights } = settings.routing;
+    const sources = rules.map((rule) => ({ source: rule.source, name: rule.name }));
+    if (weights.length > 0) {
+      if (sticky.key.source !== 'ip') sources.push({ source: sticky.key.source, name: sticky.key.name });
+      if (sticky.cookie !== null) sources.push({ source: 'cookie', name: sticky.cookie });
+    }
+    this.#signalHeaders = [...new Set(sources.filter((read) => read.source !== 'query').map((read) => (read.source === 'cookie' ? 'cookie' : read.name)))];
+    this.#readsQuery = sources.some((read) => read.source === 'query');
+  }
+
+  /**
+   * versionFor for a later request on a connection, remembering in `memo` the raw values the routing read
+   * (headers, cookie header, query string) and its answer: a request whose values are the same as the last
+   * one's gets the same answer without the rules being run again, and without allocating.
+   */
+  versionForLater(req: IncomingMessage, memo: RouteMemo): string | null {
+    const url = req.url ?? '/';
+    const headers = req.headers;
+    if (memo.route === this && this.#sameSignals(url, headers, memo)) return memo.version;
+    memo.route = this;
+    memo.version = this.versionFor(req);
+    memo.query = this.#readsQuery ? queryOf(url) : '';
+    memo.values.length = 0;
+    for (const name of this.#signalHeaders) memo.values.push(headers[name] as string | undefined);
+    return memo.version;
+  }
+
+  #sameSignals(url: string, headers: IncomingMessage['headers'], memo: RouteMemo): boolean {
+    const values = memo.values;
+    for (let index = 0; index < values.length; index++) {
+      if (headers[this.#signalHeaders[index]!] !== values[index]) return false;
+    }
+    if (!this.#readsQuery) return true;
+    const mark = url.indexOf('?');
+    if (mark === -1) return memo.query === '';
+    return url.length - mark - 1 === memo.query.length && url.startsWith(memo.query, mark + 1);
   }
 
   /**
@@ -43,4 +82,21 @@ export class RouteCheck {
   forwardPaths(version: string): readonly string[] {
     return this.settings.forwardPaths[version] ?? [];
   }
+}
+
+/** What a connection's last routing check read and answered (see RouteCheck.versionForLater). */
+export interface RouteMemo {
+  route: RouteCheck | undefined;
+  version: string | null;
+  query: string;
+  values: Array<string | undefined>;
+}
+
+export function emptyRouteMemo(): RouteMemo {
+  return { route: undefined, version: null, query: '', values: [] };
+}
+
+function queryOf(url: string): string {
+  const mark = url.indexOf('?');
+  return mark === -1 ? '' : url.slice(mark + 1);
 }

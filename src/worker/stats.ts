@@ -11,14 +11,18 @@ export function statusClassOf(status: number): keyof WorkerStats['statusClasses'
 
 /** The latency histogram bucket of a latency: the first bound it fits under, or the +Inf bucket last. */
 export function latencyBucketOf(latencyMs: number): number {
-  const bucket = latencyBoundsMs.findIndex((bound) => latencyMs <= bound);
-  return bucket === -1 ? latencyBoundsMs.length : bucket;
+  let bucket = 0;
+  while (bucket < latencyBoundsMs.length && latencyMs > latencyBoundsMs[bucket]!) bucket++;
+  return bucket;
 }
+
+const statusClassNames = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
 /** A worker's request counters and latency histogram, as reported to the primary. */
 export class RequestStats {
   readonly counters = { requests: 0, shed: 0, forwarded: 0, forwardShed: 0 };
-  readonly #statusClasses: WorkerStats['statusClasses'] = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
+  /** Counts per status class, 1xx first: indexed, so counting a request builds no string. */
+  readonly #statusClasses = [0, 0, 0, 0, 0];
   readonly #latencyBuckets = new Array<number>(latencyBoundsMs.length + 1).fill(0);
   #latencySumMs = 0;
   #loopDelay: IntervalHistogram | undefined;
@@ -32,7 +36,7 @@ export class RequestStats {
   /** Counts one answered request. */
   record(status: number, latencyMs: number): void {
     this.counters.requests++;
-    this.#statusClasses[statusClassOf(status)]++;
+    this.#statusClasses[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!++;
     this.#latencyBuckets[latencyBucketOf(latencyMs)]!++;
     this.#latencySumMs += latencyMs;
   }
@@ -46,7 +50,8 @@ export class RequestStats {
     return {
       rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal,
       ...load, ...this.counters,
-      statusClasses: { ...this.#statusClasses }, latencyBuckets: [...this.#latencyBuckets], latencySumMs: this.#latencySumMs,
+      statusClasses: Object.fromEntries(statusClassNames.map((name, index) => [name, this.#statusClasses[index]!])) as WorkerStats['statusClasses'],
+      latencyBuckets: [...this.#latencyBuckets], latencySumMs: this.#latencySumMs,
       eventLoopDelayMs: Math.round(delay * 10) / 10,
     };
   }

@@ -8,8 +8,9 @@ import { addressMatcher, type AddressMatcher } from '../shared/address-range.js'
 import { respondUnavailable, unavailableText } from '../shared/answers.js';
 import { adoptConnection } from '../shared/node-internals.js';
 import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
-import { Forwarder } from './forward.js';
-import { RouteCheck } from './route-check.js';
+import { ForwardBudget, Forwarder } from './forward.js';
+import { defaultMaxIdlePerTarget, defaultRelayIdleTimeoutMs, Relay } from './relay.js';
+import { emptyRouteMemo, RouteCheck, type RouteMemo } from './route-check.js';
 import { RequestStats } from './stats.js';
 
 /** What the runtime knows of each connection it gave the app. */
@@ -25,6 +26,8 @@ export interface ConnectionInfo {
   active: number;
   /** When its last response ended (or it arrived). */
   idleSince: number;
+  /** The last routing check of a later request on it, made once it has one. */
+  route: RouteMemo | undefined;
 }
 
 /** How the runtime reaches the world outside its process; a unit test passes fakes. */
@@ -44,6 +47,10 @@ export interface RuntimeOptions {
    * "graceful" reloads); a connection in use gets `Connection: close` on its next response instead.
    */
   drainIdleGraceMs?: number;
+  /** Idle relay connections kept per target worker (default `defaultMaxIdlePerTarget`). */
+  relayMaxIdlePerTarget?: number;
+  /** A relay connection idle this long is closed (default `defaultRelayIdleTimeoutMs`). */
+  relayIdleTimeoutMs?: number;
 }
 
 const cookieMaxAgeSeconds = 365 * 24 * 3600;
@@ -56,7 +63,10 @@ const cookieMaxAgeSeconds = 365 * 24 * 3600;
 export class WorkerRuntime {
   readonly env: WorkerEnv;
   readonly stats = new RequestStats();
-  readonly forwarder = new Forwarder(this.stats.counters);
+  /** Requests relayed and tunnels open to other versions, bounded together by `forwardMaxPending`. */
+  readonly forwards = new ForwardBudget(this.stats.counters);
+  readonly forwarder = new Forwarder(this.forwards);
+  readonly relay: Relay;
   /** Where other workers forward requests of this version that reached them. */
   readonly forwardPath: string;
   readonly forwardServer: net.Server;
@@ -76,6 +86,12 @@ export class WorkerRuntime {
     this.env = options.env;
     this.#hooks = options.hooks;
     this.#drainIdleGraceMs = options.drainIdleGraceMs ?? 1000;
+    this.relay = new Relay(this.forwards, {
+      maxIdlePerTarget: options.relayMaxIdlePerTarget ?? defaultMaxIdlePerTarget,
+      idleTimeoutMs: options.relayIdleTimeoutMs ?? defaultRelayIdleTimeoutMs,
+      keepAliveTimeoutMs: () => this.#appServer?.keepAliveTimeout ?? 0,
+      closingClients: () => this.#draining,
+    });
     this.forwardPath = path.join(this.env.runDir, `${this.env.workerId}-${process.pid}.sock`);
     this.forwardServer = net.createServer((socket) => {
       if (!this.#appServer || this.#draining) socket.destroy();
@@ -124,7 +140,7 @@ export class WorkerRuntime {
     const server = this.#appServer!;
     const forwarded = options.forwarded;
     const trustedPeer = !forwarded && this.#trustedPeer !== undefined && this.#trustedPeer(socket.remoteAddress);
-    this.#connections.set(socket, { forwarded, trustedPeer, requests: 0, assignCookie: options.assignCookie, active: 0, idleSince: Date.now() });
+    this.#connections.set(socket, { forwarded, trustedPeer, requests: 0, assignCookie: options.assignCookie, active: 0, idleSince: Date.now(), route: undefined });
     adoptConnection(server, socket);
     socket.once('close', () => {
       this.#connections.delete(socket);
@@ -151,6 +167,7 @@ export class WorkerRuntime {
   applySettings(settings: WorkerSettings): void {
     this.#route = new RouteCheck(settings, this.env.version);
     this.#trustedPeer = settings.trustProxy === false ? undefined : addressMatcher(settings.trustProxy);
+    this.relay.retain(new Set(Object.values(settings.forwardPaths).flat()));
   }
 
   /** Tells the primary the app listens, once the forward socket does too. */
@@ -218,7 +235,7 @@ export class WorkerRuntime {
     }
     if (!info.trustedPeer && hasForwardingHeaders(req.headers)) stripForwardingHeaders(req);
     if (info.requests++ === 0 || this.#route === undefined) return undefined;
-    const target = this.#route.versionFor(req);
+    const target = this.#route.versionForLater(req, info.route ??= emptyRouteMemo());
     return target === this.env.version ? undefined : target;
   }
 
@@ -235,7 +252,7 @@ export class WorkerRuntime {
     }
     if (target !== undefined) {
       const settings = this.#route!.settings;
-      this.forwarder.forward(req, res, this.#route!.forwardPaths(target), settings.forwardMaxPending, expectsContinue);
+      this.relay.forward(req, res, this.#route!.forwardPaths(target), settings.forwardMaxPending, expectsContinue);
       return true;
     }
     const maxInFlight = this.env.maxInFlight;

@@ -1,0 +1,327 @@
+/**
+ * The lean relay: a request that arrived on this worker's client connection but belongs to another version goes
+ * to a worker of that version as raw HTTP/1.1 bytes over a pooled Unix-socket connection to its forward socket,
+ * and the answer comes back through the client's own ServerResponse with its head taken over verbatim (see
+ * adoptResponseHead), so Node keeps pipelined answers in order and moves on to the next request. This side
+ * parses nothing but what framing needs (response-framing.ts): no http.request, no IncomingMessage, no piping.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
+import { respondBadGateway, respondUnavailable } from '../shared/answers.js';
+import { adoptResponseHead, responseMayKeepAlive } from '../shared/node-internals.js';
+import { clientHeader, clientHeaderValue } from './client-address.js';
+import type { ForwardBudget } from './forward.js';
+import { ResponseFramer, type FramingSink, type ResponseHead } from './response-framing.js';
+
+/**
+ * Idle relay connections kept per target worker; one more is closed as soon as its answer is in. Sized for the
+ * upstream pools in front (nginx `keepalive 32`, wrk -c 64): fewer makes bursts open and close connections.
+ */
+export const defaultMaxIdlePerTarget = 64;
+/**
+ * A relay connection idle this long is closed (checked every half of it, so it lives at most 1.5 times this).
+ * Well under the 1 s after which a draining worker closes idle connections and Node's default 5 s keep-alive
+ * timeout, so the target never closes one just as a request is written to it.
+ */
+export const defaultRelayIdleTimeoutMs = 500;
+
+export interface RelayOptions {
+  maxIdlePerTarget: number;
+  idleTimeoutMs: number;
+  /** The keep-alive timeout (ms) the client's connection is promised: the app server's own. */
+  keepAliveTimeoutMs(): number;
+  /** True while this worker drains: each relayed answer closes its client connection, as one served here does. */
+  closingClients(): boolean;
+}
+
+// Headers of one connection (RFC 9110 §7.6.1), and the private header as a client may have sent it.
+const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', clientHeader]);
+const hopByHopLengths = new Set([...hopByHop].map((name) => name.length));
+
+/** Relays requests to other versions' workers over pooled connections; see the file's comment. */
+export class Relay {
+  readonly #idle = new Map<string, RelayConnection[]>();
+  #idleCount = 0;
+  #sweep: NodeJS.Timeout | undefined;
+  #keepAliveTimeoutMs = -1;
+  #keepAliveLines = '';
+
+  constructor(private readonly budget: ForwardBudget, readonly options: RelayOptions) {}
+
+  /**
+   * Relays one request to a worker among `paths`, or answers 503 past `maxPending` relays and tunnels at once.
+   * With `relayContinue` (it came through 'checkContinue', so Node sent no `100 Continue`), the target's
+   * `100 Continue` is passed on; otherwise it was already sent here and the target's is dropped.
+   */
+  forward(req: IncomingMessage, res: ServerResponse, paths: readonly string[], maxPending: number, relayContinue: boolean): void {
+    const refusal = this.budget.refusal(paths, maxPending);
+    if (refusal) {
+      respondUnavailable(res, refusal);
+      return;
+    }
+    const path = this.budget.take(paths);
+    const connection = this.#takeIdle(path) ?? new RelayConnection(path, this);
+    res.once('close', () => {
+      this.budget.release();
+      connection.responseClosed(res);
+    });
+    connection.start(req, res, relayContinue);
+  }
+
+  /** Idle connections kept now, to one target or to all. */
+  idleConnections(path?: string): number {
+    return path === undefined ? this.#idleCount : (this.#idle.get(path)?.length ?? 0);
+  }
+
+  /** Closes the idle connections to workers not among `paths` (they stopped or drain). */
+  retain(paths: ReadonlySet<string>): void {
+    for (const [path, idle] of this.#idle) {
+      if (paths.has(path)) continue;
+      this.#idleCount -= idle.length;
+      this.#idle.delete(path);
+      for (const connection of idle) connection.socket.destroy();
+    }
+  }
+
+  /** Takes back a connection whose answer is complete: kept idle if its target's pool has room, else closed. */
+  release(connection: RelayConnection): void {
+    let idle = this.#idle.get(connection.path);
+    if (!idle) this.#idle.set(connection.path, (idle = []));
+    if (idle.length >= this.options.maxIdlePerTarget) {
+      connection.socket.destroy();
+      return;
+    }
+    connection.idleSince = Date.now();
+    idle.push(connection);
+    this.#idleCount++;
+    this.#sweep ??= setInterval(() => this.#closeIdle(), this.options.idleTimeoutMs / 2).unref();
+  }
+
+  /** A connection closed: it leaves the pool if it was there. */
+  forget(connection: RelayConnection): void {
+    const idle = this.#idle.get(connection.path);
+    const index = idle?.indexOf(connection) ?? -1;
+    if (index === -1) return;
+    idle!.splice(index, 1);
+    this.#idleCount--;
+    if (idle!.length === 0) this.#idle.delete(connection.path);
+  }
+
+  /** The Connection header (and Keep-Alive) of a relayed answer to the client, as Node would write them. */
+  connectionLines(closeAfter: boolean): string {
+    if (closeAfter) return 'Connection: close\r\n';
+    const timeoutMs = this.options.keepAliveTimeoutMs();
+    if (timeoutMs !== this.#keepAliveTimeoutMs) {
+      this.#keepAliveTimeoutMs = timeoutMs;
+      this.#keepAliveLines = `Connection: keep-alive\r\n${timeoutMs > 0 ? `Keep-Alive: timeout=${Math.floor(timeoutMs / 1000)}\r\n` : ''}`;
+    }
+    return this.#keepAliveLines;
+  }
+
+  #takeIdle(path: string): RelayConnection | undefined {
+    const idle = this.#idle.get(path);
+    while (idle && idle.length > 0) {
+      const connection = idle.pop()!;
+      this.#idleCount--;
+      if (!connection.socket.destroyed) return connection;
+    }
+    return undefined;
+  }
+
+  #closeIdle(): void {
+    const cutoff = Date.now() - this.options.idleTimeoutMs;
+    for (const [path, idle] of this.#idle) {
+      // Oldest first: connections are taken from the end.
+      while (idle.length > 0 && idle[0]!.idleSince <= cutoff) {
+        this.#idleCount--;
+        idle.shift()!.socket.destroy();
+      }
+      if (idle.length === 0) this.#idle.delete(path);
+    }
+    if (this.#idleCount === 0) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
+  }
+}
+
+/** One persistent connection to a target worker's forward socket, carrying one request at a time. */
+class RelayConnection implements FramingSink {
+  readonly socket: net.Socket;
+  idleSince = 0;
+  readonly #framer = new ResponseFramer();
+  #req: IncomingMessage | undefined;
+  #res: ServerResponse | undefined;
+  #relayContinue = false;
+  #chunkedRequest = false;
+  #requestWritten = false;
+  #upstreamKeepAlive = false;
+
+  constructor(readonly path: string, private readonly relay: Relay) {
+    this.socket = net.connect(path);
+    this.socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.socket.on('close', () => this.#onClose());
+    this.socket.on('error', () => {});  // 'close' follows and settles the exchange.
+  }
+
+  start(req: IncomingMessage, res: ServerResponse, relayContinue: boolean): void {
+    this.#req = req;
+    this.#res = res;
+    this.#relayContinue = relayContinue;
+    this.#framer.begin(req.method ?? 'GET');
+    const body = this.#writeRequestHead(req);
+    this.#requestWritten = body === 'none';
+    this.#chunkedRequest = body === 'chunked';
+    if (body === 'none') return;
+    req.on('data', this.#onRequestData);
+    req.on('end', this.#onRequestEnd);
+  }
+
+  /** The client's response closed: if its answer was still on its way, this connection is mid-message. */
+  responseClosed(res: ServerResponse): void {
+    if (res !== this.#res) return;
+    this.#detach();
+    this.socket.destroy();
+  }
+
+  onInterim(status: number): void {
+    if (status !== 100 || !this.#relayContinue) return;
+    this.#relayContinue = false;
+    this.#res!.writeContinue();
+  }
+
+  onHead(head: ResponseHead): void {
+    const res = this.#res!;
+    this.#upstreamKeepAlive = head.keepAlive;
+    const closeAfter = !head.keepAlive || !responseMayKeepAlive(res) || this.relay.options.closingClients();
+    adoptResponseHead(res, head.status, `${head.endToEnd}${this.relay.connectionLines(closeAfter)}\r\n`, closeAfter);
+  }
+
+  onBody(bytes: Buffer): void {
+    if (!this.#res!.write(bytes)) {
+      this.socket.pause();
+      this.#res!.once('drain', this.#resume);
+    }
+  }
+
+  onEnd(lastBytes: Buffer | undefined): void {
+    const res = this.#res!;
+    const reusable = this.#upstreamKeepAlive && this.#requestWritten && !this.socket.destroyed;
+    this.#detach();
+    res.end(lastBytes);
+    if (reusable) this.relay.release(this);
+    else this.socket.destroy();
+  }
+
+  #resume = (): void => {
+    this.socket.resume();
+  };
+
+  #onData(chunk: Buffer): void {
+    if (!this.#res) {
+      this.socket.destroy();  // Bytes with no request out: the target broke the framing.
+      return;
+    }
+    const used = this.#framer.feed(chunk, this);
+    if (this.#framer.error !== undefined) this.#abandon(`the worker this request belongs to answered with ${this.#framer.error}`);
+    else if (used < chunk.length) this.socket.destroy();
+  }
+
+  #onClose(): void {
+    this.relay.forget(this);
+    if (!this.#res) return;
+    if (!this.#framer.close(this)) this.#abandon('the worker this request belongs to closed the connection before its answer ended');
+  }
+
+  /** The exchange failed: 502 if the answer had not begun (the request is never retried), else the client's
+   * connection goes too, as a truncated answer must not look complete. */
+  #abandon(reason: string): void {
+    const res = this.#res!;
+    const answered = this.#framer.headSeen;
+    this.#detach();
+    this.socket.destroy();
+    if (answered) res.destroy();
+    else if (!res.headersSent) respondBadGateway(res, reason);
+  }
+
+  /** Ends this connection's part in the current exchange; a request body still coming is drained unread. */
+  #detach(): void {
+    const req = this.#req;
+    this.#req = undefined;
+    this.#res = undefined;
+    if (req && !this.#requestWritten) {
+      req.off('data', this.#onRequestData);
+      req.off('end', this.#onRequestEnd);
+      req.resume();
+    }
+  }
+
+  #onRequestData = (chunk: Buffer): void => {
+    let flowing: boolean;
+    if (this.#chunkedRequest) {
+      this.socket.cork();
+      this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      this.socket.write(chunk);
+      flowing = this.socket.write('\r\n', 'latin1');
+      this.socket.uncork();
+    } else {
+      flowing = this.socket.write(chunk);
+    }
+    if (!flowing) {
+      const req = this.#req!;
+      req.pause();
+      this.socket.once('drain', () => req.resume());
+    }
+  };
+
+  #onRequestEnd = (): void => {
+    const req = this.#req!;
+    this.#requestWritten = true;
+    if (!this.#chunkedRequest) return;
+    let trailers = '';
+    const raw = req.rawTrailers;
+    for (let index = 0; index < raw.length; index += 2) trailers += `${raw[index]}: ${raw[index + 1]}\r\n`;
+    this.socket.write(`0\r\n${trailers}\r\n`, 'latin1');
+  };
+
+  /** Writes the request line and end-to-end headers, with the client's address; returns how its body is framed. */
+  #writeRequestHead(req: IncomingMessage): 'none' | 'length' | 'chunked' {
+    const raw = req.rawHeaders;
+    let head = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+    let chunked = false;
+    let length = false;
+    let named: string[] | undefined;
+    for (let index = 0; index < raw.length; index += 2) {
+      const name = raw[index]!;
+      if (hopByHopLengths.has(name.length)) {
+        const lower = name.toLowerCase();
+        if (hopByHop.has(lower)) {
+          if (lower === 'transfer-encoding') chunked = true;
+          else if (lower === 'connection') named = connectionOptions(raw[index + 1]!, named);
+          continue;
+        }
+      } else if (name.length === 14 && raw[index + 1] !== '0' && name.toLowerCase() === 'content-length') {
+        length = true;
+      }
+      head += `${name}: ${raw[index + 1]}\r\n`;
+    }
+    if (named) head = withoutNamedHeaders(head, named);
+    head += `${clientHeader}: ${clientHeaderValue(req.socket)}\r\n${chunked ? 'Transfer-Encoding: chunked\r\n' : ''}\r\n`;
+    this.socket.write(head, 'latin1');
+    return chunked ? 'chunked' : length ? 'length' : 'none';
+  }
+}
+
+/** The header names a Connection header lists, other than its own options. */
+function connectionOptions(value: string, named: string[] | undefined): string[] | undefined {
+  for (const token of value.split(',')) {
+    const option = token.trim().toLowerCase();
+    if (option !== '' && option !== 'close' && option !== 'keep-alive' && option !== 'upgrade') (named ??= []).push(option);
+  }
+  return named;
+}
+
+function withoutNamedHeaders(head: string, names: readonly string[]): string {
+  const lines = head.split('\r\n');
+  return lines.filter((line, index) => index === 0 || line === '' || !names.includes(line.slice(0, line.indexOf(':')).trim().toLowerCase())).join('\r\n');
+}
