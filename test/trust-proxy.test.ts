@@ -1,6 +1,7 @@
+import http from 'node:http';
 import test from 'ava';
 import { bucketOf, versionForBucket } from '../src/routing/decide.js';
-import { get, makeConfig, startCluster } from './helpers/cluster.js';
+import { get, makeConfig, request, startCluster } from './helpers/cluster.js';
 
 const weights = { v1: 50, v2: 50 };
 const users = Array.from({ length: 40 }, (_, index) => `198.51.100.${index + 1}`);
@@ -19,4 +20,15 @@ test('without trustProxy, X-Forwarded-For never moves a user: every request from
   const answers = new Set<string>();
   for (const user of users) answers.add((await get(cluster.url('/who'), { 'x-forwarded-for': user })).body.version);
   t.deepEqual([...answers], [expected('127.0.0.1')]);
+});
+
+test('on a proxy\'s pooled keep-alive connection, each later request goes to the bucket of the client it names', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, { weights }, { trustProxy: ['127.0.0.0/8'] }));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  for (const user of users) {
+    const reply = await request(cluster.url('/who'), { agent, headers: { 'x-forwarded-for': user } });
+    t.is(reply.body.version, expected(user), user);
+  }
+  t.is((await cluster.status()).router.handedOff, 1, 'one connection carried them all');
 });

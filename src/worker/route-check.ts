@@ -1,7 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { WorkerSettings } from '../ipc/messages.js';
+import { clientAddress } from '../routing/client-address.js';
 import { decide } from '../routing/decide.js';
 import type { RequestHead } from '../routing/head.js';
+import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
 
 /**
  * Decides, for a later request on a connection the primary handed to this worker, which version must answer it.
@@ -13,14 +15,18 @@ export class RouteCheck {
   /** Every header a rule or the sticky key reads (`cookie` for any cookie); the query string when one reads it. */
   readonly #signalHeaders: readonly string[];
   readonly #readsQuery: boolean;
+  /** Proxies whose X-Forwarded-For names the client for the `ip` sticky key (`server.trustProxy`). */
+  readonly #trusted: AddressMatcher | undefined;
 
   constructor(readonly settings: WorkerSettings, readonly ownVersion: string) {
     this.#versions = new Set(settings.versions);
     this.#serving = new Set(settings.serving);
+    this.#trusted = settings.trustProxy === false ? undefined : addressMatcher(settings.trustProxy);
     const { rules, sticky, weights } = settings.routing;
     const sources = rules.map((rule) => ({ source: rule.source, name: rule.name }));
     if (weights.length > 0) {
       if (sticky.key.source !== 'ip') sources.push({ source: sticky.key.source, name: sticky.key.name });
+      else if (this.#trusted) sources.push({ source: 'header', name: 'x-forwarded-for' });
       if (sticky.cookie !== null) sources.push({ source: 'cookie', name: sticky.cookie });
     }
     this.#signalHeaders = [...new Set(sources.filter((read) => read.source !== 'query').map((read) => (read.source === 'cookie' ? 'cookie' : read.name)))];
@@ -74,7 +80,7 @@ export class RouteCheck {
       method: req.method ?? 'GET',
       target: req.url ?? '/',
       headers: req.headers as Record<string, string>,
-      remoteAddress: req.socket.remoteAddress ?? '',
+      remoteAddress: clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'] as string | undefined, this.#trusted),
     });
   }
 
