@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { latencyBoundsMs, type WorkerStats } from '../ipc/messages.js';
+import { latencyBoundsMs, statusClasses, type WorkerStats } from '../ipc/messages.js';
 
 /** The event-loop delay histogram samples every this many ms; what it records includes this interval. */
 const loopDelayResolutionMs = 20;
@@ -16,7 +16,6 @@ export function latencyBucketOf(latencyMs: number): number {
   return bucket;
 }
 
-const statusClassNames = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
 /** A worker's request counters and latency histogram, as reported to the primary. */
 export class RequestStats {
@@ -50,7 +49,7 @@ export class RequestStats {
     return {
       rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal,
       ...load, ...this.counters,
-      statusClasses: Object.fromEntries(statusClassNames.map((name, index) => [name, this.#statusClasses[index]!])) as WorkerStats['statusClasses'],
+      statusClasses: Object.fromEntries(statusClasses.map((name, index) => [name, this.#statusClasses[index]!])) as WorkerStats['statusClasses'],
       latencyBuckets: [...this.#latencyBuckets], latencySumMs: this.#latencySumMs,
       eventLoopDelayMs: Math.round(delay * 10) / 10,
     };
