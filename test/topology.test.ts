@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { bucketOf, versionForBucket } from '../src/routing/decide.js';
 import { fixture, makeConfig, startCluster, startNginxFor, testWithNginx } from './helpers/cluster.js';
+import { RawConnection } from './helpers/raw-connection.js';
 
 const test = testWithNginx('topology.test');
 
@@ -33,6 +34,14 @@ function send(url: string, agent: http.Agent, user: string, options: { method?: 
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** A random user whose sticky bucket belongs to `version`. */
+function userOf(version: string): string {
+  for (;;) {
+    const user = randomBytes(8).toString('hex');
+    if (versionOf(user) === version) return user;
+  }
+}
 
 test('behind nginx\'s pooled connections, every random user is answered by the version of its sticky bucket', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, routing));
@@ -64,12 +73,6 @@ test('a 10 MB binary body crosses nginx and graycluster byte-exact both ways, fo
   // One client connection, so nginx sends both uploads through its pool one after the other.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());
-  const userOf = (version: string) => {
-    for (;;) {
-      const user = randomBytes(8).toString('hex');
-      if (versionOf(user) === version) return user;
-    }
-  };
 
   for (const version of ['v1', 'v2', 'v1']) {
     const upload = randomBytes(10 * 1024 * 1024);
@@ -78,5 +81,25 @@ test('a 10 MB binary body crosses nginx and graycluster byte-exact both ways, fo
     t.is(answer.version, version);
     t.is(answer.body.length, upload.length);
     t.is(sha256(answer.body), sha256(upload), `${version}: the echoed body differs from the upload`);
+  }
+});
+
+test('a WebSocket upgrade on a pooled upstream connection reaches the version its user belongs to, after a request of the other version on it', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: { entry: fixture('client-view.mjs') }, v2: { entry: fixture('client-view.mjs') } }, routing));
+  const nginx = await startNginxFor(t, cluster.port);
+  const key = randomBytes(16).toString('base64');
+  for (const [first, upgraded, connections] of [['v1', 'v2', 1], ['v2', 'v1', 2]] as const) {
+    const client = await RawConnection.connect(nginx.ports.graycluster!);
+    t.teardown(() => client.close());
+    client.send(`GET /first HTTP/1.1\r\nHost: app\r\nx-user: ${userOf(first)}\r\n\r\n`);
+    const answer = await client.readResponse();
+    t.is(JSON.parse(answer.body.toString()).version, first);
+    // nginx took its one idle upstream connection for the upgrade: no new connection reached graycluster.
+    client.send(`GET /ws HTTP/1.1\r\nHost: app\r\nx-user: ${userOf(upgraded)}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    const handshake = await client.readHead();
+    t.is(handshake.status, 101);
+    const greeting = JSON.parse(await client.readTextFrame()) as { version: string; via: string };
+    t.deepEqual({ version: greeting.version, via: greeting.via }, { version: upgraded, via: 'upgrade' }, `first ${first}, then an upgrade for ${upgraded}`);
+    t.is((await cluster.status()).router.handedOff, connections, 'the upgrade went over the upstream connection of the request before it');
   }
 });
