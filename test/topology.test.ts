@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { bucketOf, versionForBucket } from '../src/routing/decide.js';
-import { fixture, makeConfig, startCluster, startNginxFor, testWithNginx } from './helpers/cluster.js';
+import { fixture, makeConfig, startCluster, startNginxFor, testWithNginx, waitFor } from './helpers/cluster.js';
 import { RawConnection } from './helpers/raw-connection.js';
 
 const test = testWithNginx('topology.test');
@@ -102,4 +102,74 @@ test('a WebSocket upgrade on a pooled upstream connection reaches the version it
     t.deepEqual({ version: greeting.version, via: greeting.via }, { version: upgraded, via: 'upgrade' }, `first ${first}, then an upgrade for ${upgraded}`);
     t.is((await cluster.status()).router.handedOff, connections, 'the upgrade went over the upstream connection of the request before it');
   }
+});
+
+interface Outcome {
+  /** The version the user's sticky bucket belongs to. */
+  owner: string | undefined;
+  status: number;
+  /** The version whose app answered (its body), if one did. */
+  answeredBy: string | undefined;
+  error?: string;
+}
+
+test('a worker SIGKILLed mid-relay under random users through nginx fails no request of the other version\'s users', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, routing));
+  const nginx = await startNginxFor(t, cluster.port);
+  const loops = 24;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: loops });
+  t.teardown(() => agent.destroy());
+
+  const outcomes: Outcome[] = [];
+  let outstanding = 0;
+  let stopped = false;
+  const deadline = Date.now() + 60_000;
+  const load = async () => {
+    while (!stopped && Date.now() < deadline && outcomes.length < 50_000) {
+      const user = randomBytes(8).toString('hex');
+      const owner = versionOf(user);
+      outstanding++;
+      try {
+        // 20 ms in the app: at any moment many requests are on their way, relayed ones among them.
+        const answer = await send(nginx.url('/slow?ms=20'), agent, user);
+        const answeredBy = answer.status === 200 ? (JSON.parse(answer.body.toString()) as { version: string }).version : undefined;
+        outcomes.push({ owner, status: answer.status, answeredBy });
+      } catch (error) {
+        outcomes.push({ owner, status: 0, answeredBy: undefined, error: String(error) });
+      } finally {
+        outstanding--;
+      }
+    }
+  };
+  const running = Promise.all(Array.from({ length: loops }, load));
+  t.teardown(() => { stopped = true; });
+
+  // Both workers relay requests of the other version's users on the pooled connections they own.
+  const before = await cluster.waitForStatus((status) => status.workers.filter((worker) => worker.state === 'ready' && worker.forwarded >= 20).length === 2, 30_000);
+  await waitFor(() => outcomes.length >= 200, { timeoutMs: 30_000, what: '200 requests answered before the kill' });
+  const killed = before.workers.find((worker) => worker.version === 'v2')?.pid;
+  if (!killed) throw new Error('no pid for the v2 worker');
+  await waitFor(() => outstanding >= loops / 2, { intervalMs: 1, what: 'requests under way' });
+  process.kill(killed, 'SIGKILL');
+  const killedAt = outcomes.length;
+
+  await cluster.waitForStatus((status) => status.workers.some((worker) => worker.version === 'v2' && worker.state === 'ready' && worker.pid !== killed), 30_000);
+  const restartedAt = outcomes.length;
+  await waitFor(() => outcomes.slice(restartedAt).filter((outcome) => outcome.answeredBy === 'v2').length >= 200, { timeoutMs: 30_000, what: 'the restarted v2 answering its users' });
+  stopped = true;
+  await running;
+
+  // A v1 user's request on a connection the killed worker owned was relayed by it to v1: nginx sees that upstream
+  // connection fail before an answer and, the request being a GET on a pooled connection, sends it again on a
+  // new one, which graycluster hands to v1. So no v1 user may see anything but v1's answer.
+  const v1Failures = outcomes.filter((outcome) => outcome.owner === 'v1' && !(outcome.status === 200 && outcome.answeredBy === 'v1'));
+  t.deepEqual(v1Failures, [], 'every request of a v1 user was answered by v1');
+  // A v2 user's request may fail only with 502: it was on its way to the killed worker (relayed to it by the v1
+  // worker, which answers 502 and never retries, or on a fresh connection it owned, where nginx answers 502).
+  // While v2 had no ready worker, new connections of its users went to routing.default (v1), as documented.
+  const v2Unexpected = outcomes.filter((outcome) => outcome.owner === 'v2' && outcome.status !== 502 && !(outcome.status === 200 && (outcome.answeredBy === 'v2' || outcome.answeredBy === 'v1')));
+  t.deepEqual(v2Unexpected, [], 'a v2 user got 502 or an answer, never a dropped connection');
+  const v2Before = outcomes.slice(0, killedAt).filter((outcome) => outcome.owner === 'v2');
+  t.true(v2Before.every((outcome) => outcome.answeredBy === 'v2'), 'before the kill, v2 users were answered by v2');
+  t.log(`${outcomes.length} requests; v2 users: ${outcomes.filter((outcome) => outcome.owner === 'v2' && outcome.status === 502).length} got 502, ${outcomes.filter((outcome) => outcome.owner === 'v2' && outcome.answeredBy === 'v1').length} answered by v1 while v2 restarted`);
 });
