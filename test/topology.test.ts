@@ -164,8 +164,9 @@ test('a worker SIGKILLed mid-relay under random users through nginx fails no req
   // new one, which graycluster hands to v1. So no v1 user may see anything but v1's answer.
   const v1Failures = outcomes.filter((outcome) => outcome.owner === 'v1' && !(outcome.status === 200 && outcome.answeredBy === 'v1'));
   t.deepEqual(v1Failures, [], 'every request of a v1 user was answered by v1');
-  // A v2 user's request may fail only with 502: it was on its way to the killed worker (relayed to it by the v1
-  // worker, which answers 502 and never retries, or on a fresh connection it owned, where nginx answers 502).
+  // A v2 user's request may fail only with 502, when it was on its way to the killed worker: relayed to it by the
+  // v1 worker (in flight, or sent before the primary's new settings told v1 it was gone), where v1 answers 502 and
+  // never retries; or on a fresh upstream connection it owned, which nginx does not retry either and answers 502.
   // While v2 had no ready worker, new connections of its users went to routing.default (v1), as documented.
   const v2Unexpected = outcomes.filter((outcome) => outcome.owner === 'v2' && outcome.status !== 502 && !(outcome.status === 200 && (outcome.answeredBy === 'v2' || outcome.answeredBy === 'v1')));
   t.deepEqual(v2Unexpected, [], 'a v2 user got 502 or an answer, never a dropped connection');
