@@ -62,7 +62,7 @@ export class Relay {
     connection.start(req, res, relayContinue);
   }
 
-  /** Applies new limits; idle connections past them go at the next release or sweep. */
+  /** Applies new limits; idle connections already kept past a lower count close with the idle timeout. */
   setLimits(limits: RelayLimits): void {
     if (limits.idleTimeoutMs !== this.options.idleTimeoutMs) {
       clearInterval(this.#sweep);
