@@ -44,6 +44,10 @@ export interface WorkerSettings {
   forwardPaths: Record<string, string[]>;
   versionHeader: string | false;
   forwardMaxPending: number;
+  /** Idle relay connections kept per target worker (`server.relayMaxIdlePerTarget`). */
+  relayMaxIdlePerTarget: number;
+  /** A relay connection idle this long is closed (`server.relayIdleTimeoutMs`). */
+  relayIdleTimeoutMs: number;
   /** Peers whose forwarding headers reach the app (`server.trustProxy`). */
   trustProxy: false | string[];
 }

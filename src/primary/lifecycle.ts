@@ -263,6 +263,8 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
       forwardPaths,
       versionHeader: config.server.versionHeader,
       forwardMaxPending: config.server.forwardMaxPending,
+      relayMaxIdlePerTarget: config.server.relayMaxIdlePerTarget,
+      relayIdleTimeoutMs: config.server.relayIdleTimeoutMs,
       trustProxy: config.server.trustProxy,
     };
   }
