@@ -1,5 +1,5 @@
 /**
- * The config is validated by a validator that ajv compiled at build time (scripts/build-schema-validator.js), and
+ * The config is validated by a validator that ajv compiled at build time (config/build-schema-validator.js), and
  * written through conf, which compiles the schema itself: both must judge a file alike, with the same messages.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,6 +1,6 @@
 /**
  * The config file's JSON Schema compiled ahead of time by ajv (standalone code): written into dist by
- * scripts/build-schema-validator.js at build time, so no schema compiler is loaded to validate a config.
+ * config/build-schema-validator.js at build time, so no schema compiler is loaded to validate a config.
  */
 export interface SchemaError {
   /** JSON pointer of the offending value: "/versions/v1". */
