@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -34,6 +35,20 @@ test('a bad health key is refused at start, naming it', async (t) => {
     t.is(result.code, 1, JSON.stringify(health));
     t.regex(result.stderr, message);
   }
+});
+
+test('a health port already taken stops the start with an error naming health.port', async (t) => {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const port = (taken.address() as AddressInfo).port;
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-health-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const file = path.join(folder, 'graycluster.json');
+  writeFileSync(file, JSON.stringify({ ...makeConfig({ v1: {} }), health: { host: '127.0.0.1', port } }));
+  const result = await runCli(['start', '--config', file]);
+  t.is(result.code, 1);
+  t.regex(result.stderr, new RegExp(`health\\.host/health\\.port 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
 });
 
 test('liveness fails on a stalled event loop and readiness names why it is not ready, without names or paths', (t) => {

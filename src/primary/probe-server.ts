@@ -43,10 +43,12 @@ export class ProbeServer {
   }
 
   async listen(): Promise<AddressInfo> {
+    const { host, port } = this.options;
     await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.options.port ?? 0, this.options.host, () => {
-        this.#server.off('error', reject);
+      const fail = (error: Error) => reject(new Error(`health.host/health.port ${host}:${port}: ${error.message}`));
+      this.#server.once('error', fail);
+      this.#server.listen(port ?? 0, host, () => {
+        this.#server.off('error', fail);
         resolve();
       });
     });
