@@ -6,6 +6,8 @@ import { DashboardServer } from './dashboard/server.js';
 import { CanaryController } from './primary/canary.js';
 import { EventLog, formatEvent } from './primary/events.js';
 import { Reconfigurer } from './primary/reconfigure.js';
+import { ProbeServer } from './primary/probe-server.js';
+import { EventLoopWatch, liveness, readiness } from './primary/probes.js';
 import { Router } from './primary/router.js';
 import { createRunFolder, removeStaleRunFolders } from './primary/run-folder.js';
 import { removeRunState, removeStaleRunStates, writeRunState } from './primary/state-file.js';
@@ -19,6 +21,8 @@ import type { ResolvedConfig } from './config/types.js';
 export interface Running {
   port: number;
   dashboardPort: number;
+  /** The probe listener's port (/livez, /readyz); null when `health.port` is not set. */
+  healthPort: number | null;
   token: string;
   /** Drains every worker, then closes everything. */
   stop(): Promise<void>;
@@ -87,6 +91,22 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     throw error;
   }
 
+  let stopping: Promise<void> | undefined;
+  const loop = new EventLoopWatch();
+  const probes = config.health.port === null ? undefined : new ProbeServer(config.health, {
+    live: () => liveness(loop.recentMaxMs, config.health.maxEventLoopDelayMs),
+    ready: () => readiness({ stopping: stopping !== undefined, defaultState: supervisor.versionState(current().routing.default), configError: reconfigurer.configError }),
+  });
+  let healthAddress;
+  try {
+    healthAddress = await probes?.listen();
+  } catch (error) {
+    await Promise.all([router.close(), dashboard.close()]);
+    rmSync(runDir, { recursive: true, force: true });
+    throw error;
+  }
+  if (probes) loop.start();
+
   // Connections that come before a worker is ready wait for it (bounded): "serving" is said once one is.
   const defaultReady = await supervisor.start(address.port);
   reconfigurer.watch();
@@ -99,6 +119,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   log(tokenSource
     ? `graycluster: dashboard and API at ${dashboardUrl} (token from ${tokenSource})`
     : `graycluster: dashboard and API at ${dashboardUrl}?token=${token} (token generated for this run: set dashboard.token or GRAYCLUSTER_TOKEN to keep one)`);
+  if (healthAddress) log(`graycluster: health probes at http://${urlHost(config.health.host)}:${healthAddress.port}/livez and /readyz`);
   writeRunState({
     pid: process.pid,
     pidStart: currentProcess().start,
@@ -106,16 +127,17 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     config: config.file,
     server: { host: config.server.host, port: address.port },
     dashboard: { host: config.dashboard.host, port: dashboardAddress.port, token },
+    ...(healthAddress ? { health: { host: config.health.host, port: healthAddress.port } } : {}),
   });
 
-  let stopping: Promise<void> | undefined;
   const stop = () => stopping ??= (async () => {
     events.record({ type: 'shutdown', message: `stopping: draining in-flight requests (up to ${config.server.drainTimeoutMs} ms)` });
     await canary.close();
     reconfigurer.close();
     const closed = router.close();
     await supervisor.stop();
-    await Promise.all([closed, dashboard.close()]);
+    await Promise.all([closed, dashboard.close(), probes?.close()]);
+    loop.stop();
     removeRunState(config.file);
     rmSync(runDir, { recursive: true, force: true });
     log('graycluster: stopped');
@@ -124,6 +146,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   return {
     port: address.port,
     dashboardPort: dashboardAddress.port,
+    healthPort: healthAddress?.port ?? null,
     token,
     stop,
     kill() {

@@ -38,13 +38,15 @@ test('the page shows each worker\'s memory, in-flight requests rising and fallin
   t.is(await page.evaluate("sessionStorage.getItem('graycluster.token')"), token);
   await page.locator('#connection[data-state="live"]').waitFor();
 
-  // Every worker, with its memory.
+  // Every worker, with its memory and CPU (a percent once the primary has read /proc twice).
   for (const id of ['v1.1', 'v1.2', 'v2.1']) {
     const rss = await eventually(async () => /^(\d+\.\d) MB$/.exec((await cell(page, id, 'rss').textContent()) ?? '')?.[1], `${id} shows its rss`);
     t.true(Number(rss) > 1, `${id} rss ${rss} MB`);
     t.regex((await cell(page, id, 'heapUsed').textContent())!, /^\d+\.\d MB$/);
+    await eventually(async () => /^\d+(\.\d)?%$/.test((await cell(page, id, 'cpu').textContent()) ?? ''), `${id} shows its CPU`);
   }
   t.is(await inFlightOnPage(page), 0);
+  t.is(await page.locator('#workers thead th').nth(3).textContent(), 'CPU');
 
   // In flight rises while slow requests run, and falls after.
   const slow = Array.from({ length: 6 }, (_, index) => get(cluster.url('/slow?ms=3000'), { 'x-user': `user-${index}` }));

@@ -30,7 +30,7 @@ test('quantile interpolates inside the bucket and says null for no requests', (t
 });
 
 function worker(overrides: Partial<WorkerSample> = {}): WorkerSample {
-  return { version: 'v1', pid: 100, startedAt: 0, rss: 1, heapUsed: 1, inFlight: 0, requests: 0, latencyBuckets: [], ...overrides };
+  return { version: 'v1', pid: 100, startedAt: 0, rss: 1, heapUsed: 1, inFlight: 0, requests: 0, cpuPercent: null, latencyBuckets: [], ...overrides };
 }
 
 test('rates compare with the sample a window ago, count a restarted worker from its new start, and give version shares', (t) => {
@@ -131,7 +131,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
       v2: { state: 'crashloop', configured: 1, ready: 0, entry: 'v2.js', weight: 10 },
     },
     workers: workers.map((worker) => ({
-      pid: 10, state: 'ready', rss: 50e6, heapUsed: 5e6, inFlight: 2, connections: 3, requests: 7, restarts: 0, uptimeMs: 4000,
+      pid: 10, state: 'ready', rss: 50e6, cpuPercent: 12.5, cpuSeconds: 3.25, heapUsed: 5e6, inFlight: 2, connections: 3, requests: 7, restarts: 0, uptimeMs: 4000,
       shed: 0, forwarded: 1, forwardShed: 0, eventLoopDelayMs: 1.5, statusClasses: { '1xx': 0, '2xx': 6, '3xx': 0, '4xx': 1, '5xx': 0 },
       unresponsive: false, latencyBuckets: [], latencySumMs: 0,
       ...worker,
@@ -147,7 +147,10 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
 test('metrics render as Prometheus text: per worker, per version, a cumulative latency histogram', (t) => {
   const buckets = [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4];
   const text = renderMetrics({
-    status: status([{ id: 'v1.1', version: 'v1', latencyBuckets: buckets, latencySumMs: 9000 }, { id: 'v2.1', version: 'v2', state: 'crashloop', restarts: 5, pid: null }]),
+    status: status([
+      { id: 'v1.1', version: 'v1', latencyBuckets: buckets, latencySumMs: 9000 },
+      { id: 'v2.1', version: 'v2', state: 'crashloop', restarts: 5, pid: null, cpuPercent: null, cpuSeconds: null },
+    ]),
     feed: { clients: 1, framesSkipped: 3, clientsTerminated: 0, clientsRefused: 0 },
   });
   const families = parseExposition(text);
@@ -156,6 +159,11 @@ test('metrics render as Prometheus text: per worker, per version, a cumulative l
   t.is(families.get('graycluster_worker_rss_bytes')!.type, 'gauge');
   t.is(value('graycluster_worker_rss_bytes', { worker: 'v1.1', version: 'v1' }), 50e6);
   t.is(value('graycluster_worker_requests_total', { worker: 'v1.1', class: '4xx' }), 1);
+  t.is(families.get('graycluster_worker_cpu_seconds_total')!.type, 'counter');
+  t.is(value('graycluster_worker_cpu_seconds_total', { worker: 'v1.1', version: 'v1' }), 3.25);
+  t.is(value('graycluster_worker_cpu_percent', { worker: 'v1.1', version: 'v1' }), 12.5);
+  // A worker not measured (no process) has no CPU sample rather than a zero.
+  t.is(value('graycluster_worker_cpu_seconds_total', { worker: 'v2.1' }), undefined);
   t.is(value('graycluster_worker_restarts_total', { worker: 'v2.1' }), 5);
   t.is(value('graycluster_version_state', { version: 'v2', state: 'crashloop' }), 1);
   t.is(value('graycluster_version_weight', { version: 'v2' }), 10);

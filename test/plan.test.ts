@@ -49,6 +49,7 @@ test('a new version starts before routing switches; a removed one drains after',
 test('a new address or token is reported as needing a restart', (t) => {
   t.deepEqual(steps((raw) => { raw.server = { port: 81 }; }), [{ kind: 'needs-restart', key: 'server.port' }]);
   t.deepEqual(steps((raw) => { raw.dashboard = { token: 'x'.repeat(20) }; }), [{ kind: 'needs-restart', key: 'dashboard.token' }]);
+  t.deepEqual(steps((raw) => { raw.health = { port: 9100 }; }), [{ kind: 'needs-restart', key: 'health.port' }]);
 });
 
 test('steps describe themselves for logs and the CLI', (t) => {

@@ -7,7 +7,8 @@ import { configPath, parsePort } from './options.js';
 export const startUsage = `Usage: graycluster start [--config <file>] [--port <n>] [--dashboard-port <n>]
 
 Runs the supervisor in the foreground: one worker pool per version, the router on the
-public port, and the dashboard/status API. Logs one line per lifecycle event.
+public port, and the dashboard/status API; with health.port set, also GET /livez and
+/readyz for a kubelet or load balancer (no token). Logs one line per lifecycle event.
 Ctrl-C or SIGTERM stops gracefully (in-flight requests finish); a second one forces.
 
 Options:

@@ -5,7 +5,7 @@ import { resolveRollout } from './rollout.js';
 import { validate } from './schema-validator.js';
 import { parseAddressRange } from '../shared/address-range.js';
 import {
-  dashboardDefaults, serverDefaults, versionDefaults,
+  dashboardDefaults, healthDefaults, serverDefaults, versionDefaults,
   type ConfigFile, type ResolvedConfig, type Rule, type RoutingConfig, type StickyKey, type VersionConfig,
 } from './types.js';
 
@@ -170,16 +170,22 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
   if (raw.server?.handoffTimeoutMs !== undefined && server.handoffTimeoutMs >= server.unresponsiveRestartMs) {
     fail('server.handoffTimeoutMs', `(${server.handoffTimeoutMs}) must be below server.unresponsiveRestartMs (${server.unresponsiveRestartMs}): a stuck worker's connections must go elsewhere before it is killed`);
   }
+  const dashboard = {
+    ...dashboardDefaults,
+    ...raw.dashboard,
+    ...(overrides.dashboardPort === undefined ? {} : { port: overrides.dashboardPort }),
+    ...(overrides.token === undefined ? {} : { token: overrides.token }),
+  };
+  const health = { ...healthDefaults, ...raw.health };
+  for (const [key, taken] of [['server.port', server.port], ['dashboard.port', dashboard.port]] as const) {
+    if (health.port !== null && health.port !== 0 && health.port === taken) fail('health.port', `(${health.port}) must differ from ${key}`);
+  }
   return {
     file,
     raw,
     server,
-    dashboard: {
-      ...dashboardDefaults,
-      ...raw.dashboard,
-      ...(overrides.dashboardPort === undefined ? {} : { port: overrides.dashboardPort }),
-      ...(overrides.token === undefined ? {} : { token: overrides.token }),
-    },
+    dashboard,
+    health,
     versions,
     routing,
     rollout: resolveRollout(raw, fail),

@@ -45,6 +45,9 @@ export function plan(current: ResolvedConfig, next: ResolvedConfig): Step[] {
     if (current.dashboard[key] !== next.dashboard[key]) steps.push({ kind: 'needs-restart', key: `dashboard.${key}` });
   }
   if (current.dashboard.token !== next.dashboard.token) steps.push({ kind: 'needs-restart', key: 'dashboard.token' });
+  for (const key of Object.keys(current.health) as Array<keyof ResolvedConfig['health']>) {
+    if (current.health[key] !== next.health[key]) steps.push({ kind: 'needs-restart', key: `health.${key}` });
+  }
   return steps;
 }
 

@@ -11,6 +11,7 @@ export interface RuleOptions {
 export interface ConfigFile {
   server?: Partial<ServerConfig>;
   dashboard?: Partial<DashboardConfig>;
+  health?: Partial<HealthConfig>;
   versions: Record<string, { entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number; maxMemoryHardMB?: number }>;
   routing: {
     default: string;
@@ -114,6 +115,20 @@ export interface DashboardConfig {
   historyMs: number;
 }
 
+/** The probe listener for kubelets and load balancers: GET /livez and /readyz, no token, nothing else. */
+export interface HealthConfig {
+  /** Null: no probe listener. */
+  port: number | null;
+  /** All interfaces by default: a kubelet probes the pod's IP, never its loopback. */
+  host: string;
+  /** Probe connections at once; more are closed unanswered. */
+  maxConnections: number;
+  /** A probe connection must send its request within this time, and is closed after one answer. */
+  timeoutMs: number;
+  /** /livez answers 503 when the primary's event loop was stuck this long in the last few seconds. */
+  maxEventLoopDelayMs: number;
+}
+
 export interface VersionConfig {
   name: string;
   /** Absolute path of the app's main file. */
@@ -150,6 +165,7 @@ export interface ResolvedConfig {
   raw: ConfigFile;
   server: ServerConfig;
   dashboard: DashboardConfig;
+  health: HealthConfig;
   versions: Map<string, VersionConfig>;
   routing: RoutingConfig;
   rollout: RolloutConfig | null;
@@ -190,6 +206,14 @@ export const dashboardDefaults: DashboardConfig = {
   maxBufferedBytes: 1024 * 1024,
   pingIntervalMs: 10_000,
   historyMs: 5 * 60_000,
+};
+
+export const healthDefaults: HealthConfig = {
+  port: null,
+  host: '0.0.0.0',
+  maxConnections: 16,
+  timeoutMs: 2000,
+  maxEventLoopDelayMs: 2000,
 };
 
 export const versionDefaults = { workers: 1, maxInFlight: 1024 };

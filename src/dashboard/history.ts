@@ -11,6 +11,7 @@ export interface WorkerSample {
   heapUsed: number;
   inFlight: number;
   requests: number;
+  cpuPercent: number | null;
   /** Cumulative counts per bucket of `latencyBoundsMs` (+Inf last). */
   latencyBuckets: readonly number[];
 }
@@ -24,7 +25,7 @@ export interface Sample {
 /** What a chart needs of a sample: no counters. */
 export interface ChartPoint {
   time: number;
-  workers: Record<string, { rss: number; heapUsed: number; inFlight: number }>;
+  workers: Record<string, { rss: number; heapUsed: number; inFlight: number; cpuPercent: number | null }>;
 }
 
 export interface WorkerRates {
@@ -59,6 +60,7 @@ export function sampleOf(status: Status, time: number): Sample {
       heapUsed: worker.heapUsed,
       inFlight: worker.inFlight,
       requests: worker.requests,
+      cpuPercent: worker.cpuPercent,
       latencyBuckets: worker.latencyBuckets,
     };
   }
@@ -168,7 +170,7 @@ export function chartPoint(sample: Sample): ChartPoint {
   const workers: ChartPoint['workers'] = {};
   for (const [id, worker] of Object.entries(sample.workers)) {
     if (worker.pid === null || worker.rss === 0) continue;
-    workers[id] = { rss: worker.rss, heapUsed: worker.heapUsed, inFlight: worker.inFlight };
+    workers[id] = { rss: worker.rss, heapUsed: worker.heapUsed, inFlight: worker.inFlight, cpuPercent: worker.cpuPercent };
   }
   return { time: sample.time, workers };
 }

@@ -91,6 +91,11 @@ export function renderMetrics({ status, feed, primary }: MetricsSources): string
   }
   family('graycluster_worker_uptime_seconds', 'gauge', 'Seconds since the worker\'s current process started.', perWorker((worker) => worker.uptimeMs / 1000));
   family('graycluster_worker_rss_bytes', 'gauge', 'Resident memory of the worker process.', perWorker((worker) => worker.rss));
+  // Workers not measured yet (or without /proc) have no sample rather than a made-up zero.
+  family('graycluster_worker_cpu_seconds_total', 'counter', 'CPU time (user + system) used by the worker\'s current process, read by the primary from /proc.',
+    workers.flatMap((worker) => (worker.cpuSeconds === null ? [] : [{ labels: labelsOf(worker), value: worker.cpuSeconds }])));
+  family('graycluster_worker_cpu_percent', 'gauge', 'Percent of one core the worker used over the primary\'s last stats interval.',
+    workers.flatMap((worker) => (worker.cpuPercent === null ? [] : [{ labels: labelsOf(worker), value: worker.cpuPercent }])));
   family('graycluster_worker_heap_used_bytes', 'gauge', 'V8 heap in use in the worker.', perWorker((worker) => worker.heapUsed));
   family('graycluster_worker_in_flight_requests', 'gauge', 'Requests the worker\'s app is running now.', perWorker((worker) => worker.inFlight));
   family('graycluster_worker_connections', 'gauge', 'Client connections the worker holds.', perWorker((worker) => worker.connections));

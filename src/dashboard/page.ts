@@ -68,15 +68,16 @@ export const html = `<!doctype html>
     <h2>Workers</h2>
     <div class="scroll">
       <table id="workers">
-        <thead><tr><th>Worker</th><th>Version</th><th>PID</th><th>State</th><th>Uptime</th><th>Restarts</th><th>RSS</th><th>Heap</th><th>In flight</th><th>Req/s</th><th>p50</th><th>p99</th><th>Loop delay</th><th></th></tr></thead>
+        <thead><tr><th>Worker</th><th>Version</th><th>PID</th><th>CPU</th><th>State</th><th>Uptime</th><th>Restarts</th><th>RSS</th><th>Heap</th><th>In flight</th><th>Req/s</th><th>p50</th><th>p99</th><th>Loop delay</th><th></th></tr></thead>
         <tbody></tbody>
       </table>
     </div>
-    <p class="hint">Req/s and latency percentiles over the last 10 s; loop delay is the event loop's p99.</p>
+    <p class="hint">CPU is the percent of one core over the last stats interval; req/s and latency percentiles over the last 10 s; loop delay is the event loop's p99.</p>
   </section>
   <section id="charts">
     <div class="chart-grid">
       <figure><figcaption>Memory (RSS) per worker</figcaption><canvas id="chart-rss"></canvas></figure>
+      <figure><figcaption>CPU per worker (% of one core)</figcaption><canvas id="chart-cpu"></canvas></figure>
       <figure><figcaption>In-flight requests per worker</figcaption><canvas id="chart-in-flight"></canvas></figure>
     </div>
     <div id="legend" class="legend"></div>

@@ -1,5 +1,6 @@
 import type { ResolvedConfig } from '../config/types.js';
-import { residentBytes } from '../shared/procfs.js';
+import { performance } from 'node:perf_hooks';
+import { cpuPercent, cpuSeconds, residentBytes } from '../shared/procfs.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { WorkerSlot } from './worker-slot.js';
 
@@ -10,9 +11,18 @@ export function hardMemoryLimitMB(version: { maxMemoryMB: number | null; maxMemo
   return version.maxMemoryHardMB ?? (version.maxMemoryMB === null ? null : version.maxMemoryMB * 2);
 }
 
+/** Reads the worker's CPU time and, from the reading before, the percent of a core it used in between. */
+function sampleCpu(slot: WorkerSlot, pid: number): void {
+  const seconds = cpuSeconds(pid);
+  if (seconds === undefined) return;
+  const reading = { seconds, atMs: performance.now() };
+  if (slot.sampledCpu) slot.cpuPercent = cpuPercent(slot.sampledCpu, reading) ?? slot.cpuPercent;
+  slot.sampledCpu = reading;
+}
+
 /**
- * Samples every worker from the primary's side, every statsIntervalMs: its rss from /proc (known even when its
- * event loop is stuck), its heartbeat, and its memory limits. A worker over maxMemoryMB is replaced rolling
+ * Samples every worker from the primary's side, every statsIntervalMs: its rss and CPU time from /proc (known even
+ * when its event loop is stuck), its heartbeat, and its memory limits. A worker over maxMemoryMB is replaced rolling
  * (`replace`); over the hard limit, or silent past unresponsiveRestartMs, it is killed.
  */
 export class HealthMonitor {
@@ -24,7 +34,9 @@ export class HealthMonitor {
     private readonly replace: (slot: WorkerSlot, reason: string) => void,
   ) {
     lifecycle.on('transition', (slot, _from, to) => {
-      if (to.kind === 'ready' && to.process.pid !== undefined) slot.sampledRss = residentBytes(to.process.pid) ?? slot.sampledRss;
+      if (to.kind !== 'ready' || to.process.pid === undefined) return;
+      slot.sampledRss = residentBytes(to.process.pid) ?? slot.sampledRss;
+      sampleCpu(slot, to.process.pid);
     });
   }
 
@@ -43,6 +55,7 @@ export class HealthMonitor {
       const pid = slot.process?.pid;
       if (pid === undefined) continue;
       slot.sampledRss = residentBytes(pid) ?? slot.sampledRss;
+      sampleCpu(slot, pid);
       if (this.#overHardLimit(slot)) continue;
       const kind = slot.state.kind;
       if (kind !== 'ready' && kind !== 'unresponsive') continue;

@@ -15,6 +15,8 @@ export interface RunState {
   config: string;
   server: { host: string; port: number };
   dashboard: { host: string; port: number; token: string };
+  /** The probe listener, when `health.port` is set. */
+  health?: { host: string; port: number };
 }
 
 const stateFileName = /^graycluster-[0-9a-f]{16}\.json$/;

@@ -11,6 +11,10 @@ export interface WorkerStatus {
   version: string;
   state: WorkerState;
   rss: number;
+  /** Percent of one core over the last statsIntervalMs, sampled by the primary from /proc; null until known. */
+  cpuPercent: number | null;
+  /** CPU time (user + system) of the worker's current process, in seconds; null until known. */
+  cpuSeconds: number | null;
   heapUsed: number;
   inFlight: number;
   connections: number;
@@ -71,6 +75,8 @@ export function workerStatuses(supervisor: Supervisor, now = Date.now()): Worker
     version: worker.version,
     state: worker.state,
     rss: worker.rss,
+    cpuPercent: worker.cpuPercent === null ? null : Math.round(worker.cpuPercent * 10) / 10,
+    cpuSeconds: worker.cpuSeconds,
     heapUsed: worker.stats.heapUsed,
     inFlight: worker.stats.inFlight,
     connections: worker.stats.connections,

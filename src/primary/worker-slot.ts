@@ -1,3 +1,4 @@
+import type { CpuReading } from '../shared/procfs.js';
 import { statusClasses, type WorkerStats } from '../ipc/messages.js';
 import { processOf, publicState, type WorkerState, type WorkerView } from './worker-state.js';
 import type { WorkerProcess } from './worker-process.js';
@@ -33,6 +34,9 @@ export class WorkerSlot {
   lastReportAt = 0;
   /** Resident memory as the primary reads it from /proc: known even when the worker's event loop is stuck. */
   sampledRss: number | undefined;
+  /** The last CPU-time reading from /proc, and the percent of a core used since the one before. */
+  sampledCpu: CpuReading | undefined;
+  cpuPercent: number | undefined;
   forwardPath: string | undefined;
   /** How its last process ended, e.g. "exit code 1". */
   exitReason: string | undefined;
@@ -62,6 +66,8 @@ export class WorkerSlot {
     this.stats = emptyStats();
     this.handoffsSinceReport = 0;
     this.sampledRss = undefined;
+    this.sampledCpu = undefined;
+    this.cpuPercent = undefined;
     this.lastReportAt = Date.now();
   }
 
@@ -82,6 +88,8 @@ export class WorkerSlot {
       restarts: this.restarts,
       startedAt: 'startedAt' in state ? state.startedAt : undefined,
       rss: this.rss,
+      cpuPercent: this.cpuPercent ?? null,
+      cpuSeconds: this.sampledCpu?.seconds ?? null,
       stats: { ...this.stats },
     };
   }

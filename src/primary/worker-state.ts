@@ -91,5 +91,9 @@ export interface WorkerView {
   readonly startedAt: number | undefined;
   /** Resident memory, as the primary samples it, or as the worker last reported it. */
   readonly rss: number;
+  /** Percent of one core over the primary's last sampling interval; null until two samples (or without /proc). */
+  readonly cpuPercent: number | null;
+  /** CPU time (user + system) of its current process, in seconds; null without /proc. */
+  readonly cpuSeconds: number | null;
   readonly stats: Readonly<WorkerStats>;
 }

@@ -28,7 +28,8 @@ function workerIds(points: ChartPoint[]): Set<string> {
   return ids;
 }
 
-function drawChart(canvas: HTMLCanvasElement, points: ChartPoint[], historyMs: number, pick: (worker: WorkerPoint) => number, axis: Axis): void {
+/** `pick` gives null where the value is not known: a gap in that worker's line. */
+function drawChart(canvas: HTMLCanvasElement, points: ChartPoint[], historyMs: number, pick: (worker: WorkerPoint) => number | null, axis: Axis): void {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth;
   const height = canvas.clientHeight;
@@ -54,7 +55,7 @@ function drawChart(canvas: HTMLCanvasElement, points: ChartPoint[], historyMs: n
   const span = Math.min(historyMs, Math.max(60_000, end - (points[0]?.time ?? end)));
   const start = end - span;
   let highest = axis.minimum;
-  for (const point of points) for (const worker of Object.values(point.workers)) highest = Math.max(highest, pick(worker) / axis.unit);
+  for (const point of points) for (const worker of Object.values(point.workers)) highest = Math.max(highest, (pick(worker) ?? 0) / axis.unit);
   const ceiling = axis.whole ? Math.ceil(niceCeiling(highest) / 4) * 4 : niceCeiling(highest);
   const x = (time: number) => left + ((time - start) / span) * plotWidth;
   const y = (value: number) => top + plotHeight - (value / ceiling) * plotHeight;
@@ -89,11 +90,12 @@ function drawChart(canvas: HTMLCanvasElement, points: ChartPoint[], historyMs: n
     let drawing = false;
     for (const point of points) {
       const worker = point.workers[id];
-      if (!worker) {
-        drawing = false;  // The worker was gone: a gap, not a line to zero.
+      const value = worker ? pick(worker) : null;
+      if (value === null) {
+        drawing = false;  // The worker was gone (or not measured): a gap, not a line to zero.
         continue;
       }
-      const [px, py] = [x(point.time), y(pick(worker) / axis.unit)];
+      const [px, py] = [x(point.time), y(value / axis.unit)];
       if (drawing) context.lineTo(px, py);
       else context.moveTo(px, py);
       drawing = true;
@@ -102,10 +104,11 @@ function drawChart(canvas: HTMLCanvasElement, points: ChartPoint[], historyMs: n
   }
 }
 
-/** Draws both charts and their legend from the page's points. */
+/** Draws the charts and their legend from the page's points. */
 export function renderCharts(): void {
   const { points, historyMs } = state;
   drawChart(byId<HTMLCanvasElement>('chart-rss'), points, historyMs, (worker) => worker.rss, { unit: 1024 ** 2, minimum: 64, whole: false, label: (value) => `${value} MB` });
+  drawChart(byId<HTMLCanvasElement>('chart-cpu'), points, historyMs, (worker) => worker.cpuPercent ?? null, { unit: 1, minimum: 10, whole: false, label: (value) => `${value}%` });
   drawChart(byId<HTMLCanvasElement>('chart-in-flight'), points, historyMs, (worker) => worker.inFlight, { unit: 1, minimum: 4, whole: true, label: String });
   const ids = workerIds(points);
   for (const worker of state.status?.workers ?? []) ids.add(worker.id);

@@ -33,3 +33,9 @@ export function perSecond(rate: number | undefined): string {
   if (rate === undefined) return '–';
   return rate >= 100 ? rate.toFixed(0) : rate.toFixed(1);
 }
+
+/** CPU as a percent of one core; a dash until the primary has sampled it twice. */
+export function cpuPercent(value: number | null | undefined): string {
+  if (value === null || value === undefined) return '–';
+  return `${value.toFixed(value < 10 ? 1 : 0)}%`;
+}

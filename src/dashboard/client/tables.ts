@@ -4,7 +4,7 @@ import type { LiveStatus, WorkerView } from '@server/dashboard/messages.js';
 import { swatch } from './colors.js';
 import { restartButton, versionButtons, weightInput } from './controls.js';
 import { byId, emptyRow, pill, setCell, syncRows } from './dom.js';
-import { duration, megabytes, milliseconds, percent, perSecond } from './format.js';
+import { cpuPercent, duration, megabytes, milliseconds, percent, perSecond } from './format.js';
 
 function renderSummary(status: LiveStatus): void {
   const workers = status.workers.length;
@@ -45,7 +45,7 @@ function renderVersions(status: LiveStatus, rates: Rates | undefined): void {
   });
 }
 
-const workerFields = ['id', 'version', 'pid', 'state', 'uptime', 'restarts', 'rss', 'heapUsed', 'inFlight', 'rate', 'p50', 'p99', 'loopDelay', 'actions'];
+const workerFields = ['id', 'version', 'pid', 'cpu', 'state', 'uptime', 'restarts', 'rss', 'heapUsed', 'inFlight', 'rate', 'p50', 'p99', 'loopDelay', 'actions'];
 
 function renderWorkers(workers: WorkerView[], rates: Rates | undefined): void {
   const table = byId<HTMLTableElement>('workers');
@@ -61,6 +61,7 @@ function renderWorkers(workers: WorkerView[], rates: Rates | undefined): void {
     setCell(row, 'id', [swatch(worker.id), worker.id]);
     setCell(row, 'version', worker.version);
     setCell(row, 'pid', worker.pid === null ? '–' : String(worker.pid));
+    setCell(row, 'cpu', cpuPercent(worker.cpuPercent));
     setCell(row, 'state', worker.unresponsive ? [pill(worker.state), ' ', pill('unresponsive')] : [pill(worker.state)]);
     setCell(row, 'uptime', worker.pid === null ? '–' : duration(worker.uptimeMs));
     setCell(row, 'restarts', String(worker.restarts));
