@@ -17,10 +17,10 @@ export class EditError extends Error {
   }
 }
 
-function requireVersion(config: ConfigFile, version: string): void {
-  if (!(version in config.versions)) {
-    throw new EditError(`unknown version "${version}" (known: ${Object.keys(config.versions).join(', ')})`);
-  }
+function requireVersion(config: ConfigFile, version: string): ConfigFile['versions'][string] {
+  const found = config.versions[version];
+  if (found === undefined) throw new EditError(`unknown version "${version}" (known: ${Object.keys(config.versions).join(', ')})`);
+  return found;
 }
 
 /** The largest weight a version may have; the schema says the same (routing.weights). */
@@ -58,9 +58,9 @@ export function promote(version: string): Edit {
 
 export function scale(version: string, workers: number): Edit {
   return (config) => {
-    requireVersion(config, version);
+    const target = requireVersion(config, version);
     if (!Number.isInteger(workers) || workers < 1) throw new EditError(`workers must be a whole number >= 1, not ${workers}`);
-    config.versions[version]!.workers = workers;
+    target.workers = workers;
   };
 }
 

@@ -63,10 +63,12 @@ export function resolveRollout(raw: ConfigFile, fail: Fail): RolloutConfig | nul
   }
   const steps = options.steps ?? rolloutDefaults.steps;
   if (!Array.isArray(steps) || steps.length === 0 || steps.length > 20) fail('rollout.steps', 'must list 1 to 20 weights of the canary, e.g. [5, 25, 50, 100]');
-  steps.forEach((weight, index) => {
+  let previous: number | undefined;
+  for (const [index, weight] of steps.entries()) {
     if (!Number.isInteger(weight) || weight < 1 || weight > 100) fail(`rollout.steps[${index}]`, `must be a whole number from 1 to 100, not ${weight}`);
-    if (index > 0 && weight <= steps[index - 1]!) fail('rollout.steps', `must be strictly increasing: ${weight} comes after ${steps[index - 1]}`);
-  });
+    if (previous !== undefined && weight <= previous) fail('rollout.steps', `must be strictly increasing: ${weight} comes after ${previous}`);
+    previous = weight;
+  }
   if (status.step >= steps.length) fail('rollout.status.step', `is ${status.step}, past the last step (${steps.length} steps)`);
   const stepMs = whole(options.stepMs ?? rolloutDefaults.stepMs, 'rollout.stepMs', 1000, fail);
   const checkIntervalMs = whole(options.checkIntervalMs ?? rolloutDefaults.checkIntervalMs, 'rollout.checkIntervalMs', 100, fail);
@@ -142,7 +144,14 @@ function whole(value: unknown, key: string, lowest: number, fail: Fail): number 
 export function canaryWeight(rollout: RolloutConfig): number {
   if (rollout.status.state === 'promoted') return 100;
   if (rollout.status.state === 'rolled_back' || rollout.status.state === 'aborted') return 0;
-  return rollout.steps[rollout.status.step]!;
+  return stepWeight(rollout);
+}
+
+/** The canary's weight at the rollout's current step (`status.step`), whatever its state. */
+export function stepWeight(rollout: RolloutConfig): number {
+  const weight = rollout.steps[rollout.status.step];
+  if (weight === undefined) throw new Error(`rollout.status.step ${rollout.status.step} is past the last of ${rollout.steps.length} steps`);
+  return weight;
 }
 
 /**

@@ -123,7 +123,9 @@ export class Handoff {
     this.#cursor.set(version, pool.length === 0 ? 0 : (start + 1) % pool.length);
     const maxInFlight = this.config().versions.get(version)?.maxInFlight ?? Infinity;
     const result = pickWorker(candidates, maxInFlight, start);
-    return result.index === undefined ? { lane: undefined, why: result.why } : { lane: lanes[result.index]! };
+    if (result.index === undefined) return { lane: undefined, why: result.why };
+    const lane = lanes[result.index];
+    return lane === undefined ? { lane: undefined, why: 'unavailable' } : { lane };
   }
 
   /** The lane of a worker that may take new connections now (ready, with a live process). */

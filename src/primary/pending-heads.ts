@@ -10,8 +10,8 @@ import { parseHead } from './head.js';
  */
 export function sourceOf(address: string | undefined): string {
   const bare = (address ?? '').replace(/%.*$/, '');  // A zone id (fe80::1%eth0) is not part of the address.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-  if (mapped) return mapped[1]!;
+  const [, mappedIpv4] = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare) ?? [];
+  if (mappedIpv4 !== undefined) return mappedIpv4;
   if (!bare.includes(':')) return bare;
   const [head = '', tail] = bare.split('::');
   const left = head === '' ? [] : head.split(':');

@@ -11,6 +11,7 @@ import { respondBadGateway, respondUnavailable } from '../shared/answers.js';
 import { adoptResponseHead, responseMayKeepAlive } from '../shared/node-internals.js';
 import { clientHeader, clientHeaderValue } from './client-address.js';
 import type { ForwardBudget } from './forward.js';
+import { rawHeaderPairs } from './raw-headers.js';
 import { ResponseFramer, type FramingSink, type ResponseHead } from './response-framing.js';
 
 /**
@@ -132,9 +133,10 @@ export class Relay {
     const cutoff = Date.now() - this.options.idleTimeoutMs;
     for (const [path, idle] of this.#idle) {
       // Oldest first: connections are taken from the end.
-      while (idle.length > 0 && idle[0]!.idleSince <= cutoff) {
+      const firstFresh = idle.findIndex((connection) => connection.idleSince > cutoff);
+      for (const connection of idle.splice(0, firstFresh === -1 ? idle.length : firstFresh)) {
         this.#idleCount--;
-        idle.shift()!.socket.destroy();
+        connection.socket.destroy();
       }
       if (idle.length === 0) this.#idle.delete(path);
     }
@@ -291,19 +293,18 @@ class RelayConnection implements FramingSink {
     let chunked = false;
     let length = false;
     let named: string[] | undefined;
-    for (let index = 0; index < raw.length; index += 2) {
-      const name = raw[index]!;
+    for (const [name, value] of rawHeaderPairs(raw)) {
       if (hopByHopLengths.has(name.length)) {
         const lower = name.toLowerCase();
         if (hopByHop.has(lower)) {
           if (lower === 'transfer-encoding') chunked = true;
-          else if (lower === 'connection') named = connectionOptions(raw[index + 1]!, named);
+          else if (lower === 'connection') named = connectionOptions(value, named);
           continue;
         }
-      } else if (name.length === 14 && raw[index + 1] !== '0' && name.toLowerCase() === 'content-length') {
+      } else if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') {
         length = true;
       }
-      head += `${name}: ${raw[index + 1]}\r\n`;
+      head += `${name}: ${value}\r\n`;
     }
     if (named) head = withoutNamedHeaders(head, named);
     head += `${clientHeader}: ${clientHeaderValue(req.socket)}\r\n${chunked ? 'Transfer-Encoding: chunked\r\n' : ''}\r\n`;
