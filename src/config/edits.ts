@@ -76,7 +76,8 @@ export function deploy(version: string, entry: string, workers?: number): Edit {
 export function setKey(key: string, value: unknown): Edit {
   return (config) => {
     const parts = key.split('.');
-    if (parts.some((part) => part === '' || part === '__proto__' || part === 'constructor' || part === 'prototype')) {
+    const leaf = parts.at(-1);
+    if (leaf === undefined || parts.some((part) => part === '' || part === '__proto__' || part === 'constructor' || part === 'prototype')) {
       throw new EditError(`"${key}" is not a usable key`);
     }
     let node = config as unknown as Record<string, unknown>;
@@ -86,8 +87,8 @@ export function setKey(key: string, value: unknown): Edit {
       else if (typeof child !== 'object' || child === null || Array.isArray(child)) throw new EditError(`${key}: ${part} is not an object`);
       node = node[part] as Record<string, unknown>;
     }
-    if (value === undefined) delete node[parts.at(-1)!];
-    else node[parts.at(-1)!] = value;
+    if (value === undefined) delete node[leaf];
+    else node[leaf] = value;
   };
 }
 

@@ -194,6 +194,7 @@ function unknownKeys(file: string, pointer: string): string[] {
     value = (value as Record<string, unknown>)?.[part];
     node = node?.properties?.[part] ?? (typeof node?.additionalProperties === 'object' ? node.additionalProperties : node?.items);
   }
-  if (!node?.properties || typeof value !== 'object' || value === null) return [];
-  return Object.keys(value).filter((name) => !(name in node.properties!));
+  const known = node?.properties;
+  if (!known || typeof value !== 'object' || value === null) return [];
+  return Object.keys(value).filter((name) => !(name in known));
 }

@@ -123,7 +123,7 @@ function resolveGates(gates: NonNullable<RolloutOptions['gates']>, fail: Fail): 
       const range = gateRanges[`${name}.${key}`];
       if (!range) fail(`rollout.gates.${name}.${key}`, `is not a known key (known: ${Object.keys(defaults).join(', ')})`);
       if (value === null && name === 'memory' && key === 'maxMB') continue;
-      const [lowest, highest, lowestExcluded, wholeOnly] = range!;
+      const [lowest, highest, lowestExcluded, wholeOnly] = range;
       if (typeof value !== 'number' || !Number.isFinite(value) || value > highest || (lowestExcluded ? value <= lowest : value < lowest)
         || (wholeOnly && !Number.isInteger(value))) {
         const kind = wholeOnly ? 'a whole number' : 'a number';
@@ -160,14 +160,17 @@ export function stepWeight(rollout: RolloutConfig): number {
  * are left alone. Only two versions carry weight, so the canary owns one end of the sticky buckets and
  * its share only grows as steps grow: whoever reached the canary stays on it (see test/rollout-config).
  */
-export function rolloutRouting(routing: ConfigFile['routing'], rollout: RolloutConfig): ConfigFile['routing'] {
+export function rolloutRouting(routing: ConfigFile['routing'], rollout: RolloutConfig): WeightedRouting {
   return routingWithCanary(routing, rollout.version, rollout.baseline, canaryWeight(rollout), rollout.status.state === 'promoted');
 }
+
+/** Routing that weighs versions: what a rollout writes. */
+export type WeightedRouting = ConfigFile['routing'] & { weights: Record<string, number> };
 
 /** The canary at `weight`, the baseline at the rest, every other weighted version at 0; promoted, also the default. */
 export function routingWithCanary(
   routing: ConfigFile['routing'], canary: string, baseline: string, weight: number, promoted = false,
-): ConfigFile['routing'] {
+): WeightedRouting {
   const weights: Record<string, number> = {};
   for (const name of Object.keys(routing.weights ?? {})) weights[name] = 0;
   weights[baseline] = 100 - weight;
@@ -182,7 +185,7 @@ export function routingWithCanary(
 export function manualRoutingChange(routing: ConfigFile['routing'], rollout: RolloutConfig): string | null {
   if (rollout.status.state !== 'running' || rollout.status.stepStartedAt === null) return null;
   if (routing.default === rollout.version) return `routing.default set to ${rollout.version} by hand`;
-  const wanted = rolloutRouting(routing, rollout).weights!;
+  const wanted = rolloutRouting(routing, rollout).weights;
   const names = new Set([...Object.keys(wanted), ...Object.keys(routing.weights ?? {})]);
   const differs = [...names].some((name) => (routing.weights?.[name] ?? 0) !== (wanted[name] ?? 0));
   if (!differs) return null;

@@ -77,7 +77,7 @@ export class CanaryController {
     if (!result.edit || !config.rollout) return;  // tick edits only a rollout there is.
     const { version } = config.rollout;
     try {
-      const { after } = await updateConfigFile(config.file, guarded(result));
+      const { after } = await updateConfigFile(config.file, guarded(result.edit, result));
       this.#lastError = '';
       this.#seen = after.rollout;
       if (result.event) this.events.record({ type: 'rollout', version, message: result.event });
@@ -133,8 +133,7 @@ function where(rollout: RolloutConfig): string {
  * promotion checks, under the file's lock, that routing is still the step's (else the next tick pauses).
  * A rollback is never held back: it only sends traffic to the baseline.
  */
-function guarded(result: TickResult): RolloutEdit {
-  const edit = result.edit!;
+function guarded(edit: RolloutEdit, result: TickResult): RolloutEdit {
   if (result.action !== 'advance' && result.action !== 'promote') return edit;
   return (config) => {
     const rollout = resolveRollout(config, (key, message) => {

@@ -175,8 +175,9 @@ export class Handoff {
   }
 
   #sendNext(lane: Lane): void {
-    while (!lane.inFlight && lane.queue.length > 0 && this.#lanes.get(lane.process) === lane) {
-      const next = lane.queue.shift()!;
+    while (!lane.inFlight && this.#lanes.get(lane.process) === lane) {
+      const next = lane.queue.shift();
+      if (next === undefined) return;
       if (ownsHandle(next.socket)) this.#send(lane, next);
     }
   }
