@@ -48,7 +48,7 @@ Options:
       --check-every <duration>   How often the gates judge (default ${duration(rolloutDefaults.checkIntervalMs)})
       --min-requests <n>         Requests each version needs in a step before it is judged (default ${rolloutDefaults.minRequests})
       --progress-deadline <duration|off>
-                                 A step still short of requests this long is paused (default ${duration(rolloutDefaults.progressDeadlineMs!)})
+                                 A step still short of requests this long is paused (default ${rolloutDefaults.progressDeadlineMs === null ? 'off' : duration(rolloutDefaults.progressDeadlineMs)})
       --remove-canary-on-rollback
                                  After a rollback, remove the canary from the file (default: keep
                                  its workers running, with no traffic, for inspection)

@@ -233,7 +233,7 @@ export class ResponseFramer {
         if (this.#remaining === 0) this.#chunk = Chunk.DataCarriage;
         continue;
       }
-      const byte = chunk[index++]!;
+      const byte = chunk[index++]!;  // index < chunk.length: the loop's condition.
       if (++this.#lineBytes > maxChunkLineBytes) return this.#fail('a chunk-size or trailer line too long');
       switch (this.#chunk) {
         case Chunk.Size: {
