@@ -252,9 +252,8 @@ export class WorkerRuntime {
     const info = this.#connections.get(req.socket);
     const other = this.#otherVersion(req, info);
     if (other !== undefined) {
-      const { version, route } = other;
-      if (version === null) respondUnavailable(res, 'no worker of the version this request belongs to is ready');
-      else this.relay.forward(req, res, route.forwardPaths(version), route.settings.forwardMaxPending, expectsContinue);
+      if (other.version === null) respondUnavailable(res, 'no worker of the version this request belongs to is ready');
+      else this.relay.forward(req, res, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending, expectsContinue);
       return true;
     }
     const maxInFlight = this.env.maxInFlight;
@@ -291,13 +290,12 @@ export class WorkerRuntime {
   #relayedUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): boolean {
     const other = this.#otherVersion(req, this.#connections.get(socket));
     if (other === undefined) return false;
-    const { version, route } = other;
-    if (version === null) {
+    if (other.version === null) {
       socket.on('error', () => socket.destroy());
       socket.end(unavailableText('no worker of the version this request belongs to is ready'));
       return true;
     }
-    this.forwarder.relay(req, socket, head, route.forwardPaths(version), route.settings.forwardMaxPending);
+    this.forwarder.relay(req, socket, head, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending);
     return true;
   }
 }
