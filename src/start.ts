@@ -87,11 +87,13 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     throw error;
   }
 
-  supervisor.start(address.port);
+  // Connections that come before a worker is ready wait for it (bounded): "serving" is said once one is.
+  const defaultReady = await supervisor.start(address.port);
   reconfigurer.watch();
   canary.start();
   const versions = [...config.versions.values()].map((version) => `${version.name} ×${version.workers}`).join(', ');
-  log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions})`);
+  const notYet = defaultReady ? '' : `; no worker of the default "${config.routing.default}" is ready yet`;
+  log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions}${notYet})`);
   // The token is printed once, and only when it was generated (this line ends up in journald and container logs).
   const dashboardUrl = `http://${urlHost(config.dashboard.host)}:${dashboardAddress.port}/`;
   log(tokenSource

@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { bin, fixture, get, makeConfig, startCluster, token } from './helpers/cluster.js';
+import { fixture, get, makeConfig, runCli, startCluster, token } from './helpers/cluster.js';
 
 /** Sends raw bytes on a new connection; resolves with everything the server sent before it closed. */
 function exchange(port: number, bytes: Buffer | string, { end = false } = {}): Promise<string> {
@@ -20,20 +19,7 @@ function exchange(port: number, bytes: Buffer | string, { end = false } = {}): P
   });
 }
 
-function run(args: string[], cwd = process.cwd()): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => { stdout += chunk; });
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: string[], cwd = process.cwd()) => runCli(args, { cwd, timeoutMs: 20_000 });
 
 test('malformed heads get 400 or 431 and are closed; non-HTTP bytes are closed unanswered', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {} }));
@@ -155,6 +141,8 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
     [JSON.stringify({ versions: { v1: { entry: 'a.js', entyr: 'b' } }, routing: { default: 'v1' } }), /versions\.v1\.entyr is not a known key/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v9' } }), /routing\.default names unknown version "v9"/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', weights: { v1: 1, v3: 1 } } }), /routing\.weights\.v3 names unknown version "v3"/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayMaxIdlePerTarget: -1 } }), /server\.relayMaxIdlePerTarget must be >= 0/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayIdleTimeoutMs: 1000 } }), /server\.relayIdleTimeoutMs must be <= 600/],
   ];
   for (const [text, message] of cases) {
     const file = path.join(folder, 'graycluster.json');

@@ -108,7 +108,7 @@ test.serial('a manual weights mid-rollout pauses it; resume, pause and abort wor
 
   // The API resumes: the step's weights again.
   t.like(await post(cluster, '/api/rollout/resume'), { status: 200, body: { ok: true } });
-  t.like((await cluster.status()).rollout, { state: 'running', step: 0, reason: 'resumed by the operator' });
+  t.like((await cluster.status()).rollout, { state: 'running', step: 0 });  // Its reason may already be the next tick's.
   t.like(fileOf(cluster).routing.weights, { v1: 90, v2: 10 });
   t.like(await post(cluster, '/api/rollout/resume'), { status: 400, body: { ok: false, error: 'the rollout of v2 is not paused' } });
 

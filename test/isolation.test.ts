@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import test from 'ava';
 import { stateFilePath } from '../src/primary/state-file.js';
-import { fixture, get, makeConfig, startCluster, type Reply } from './helpers/cluster.js';
+import { fixture, get, makeConfig, request, startCluster, token, type Reply } from './helpers/cluster.js';
 import { steadyLoad } from './helpers/load.js';
 
 const twoVersions = (server: Record<string, unknown> = {}) => makeConfig({ v1: {}, v2: {} }, { rules: [{ query: 'version' }] }, server);
@@ -111,6 +111,18 @@ test.serial('one SIGTERM stops gracefully even when the primary is too busy to s
   // used to take the echo for a second SIGTERM and kill every worker (exit 1).
   const cluster = await startCluster(t, twoVersions(), { nodeArgs: ['--import', pathToFileURL(fixture('busy-after-self-signal.mjs')).href] });
   t.is((await get(cluster.url('/who?version=v2'))).status, 200);
+  t.is(await cluster.stop(), 0);
+  t.false(cluster.output().includes('again: killing every worker'), cluster.output());
+  t.regex(cluster.output(), /graycluster: stopped/);
+});
+
+test.serial('one SIGTERM still stops gracefully after a dashboard edit loaded the config writer: exit 0, no forced kill', async (t) => {
+  // The primary loads conf (and its signal-echoing atomic writer) only on its first write of the config file.
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, { weights: { v1: 100, v2: 0 } }), { nodeArgs: ['--import', pathToFileURL(fixture('busy-after-self-signal.mjs')).href] });
+  const edit = await request(`http://127.0.0.1:${cluster.dashboardPort}/api/weights`, {
+    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"weights":{"v1":50,"v2":50}}',
+  });
+  t.is(edit.status, 200);
   t.is(await cluster.stop(), 0);
   t.false(cluster.output().includes('again: killing every worker'), cluster.output());
   t.regex(cluster.output(), /graycluster: stopped/);

@@ -212,3 +212,14 @@ test('only the moves of the state diagram are allowed', (t) => {
   t.false(canTransition('stopped', 'ready'));
   t.false(canTransition('restarting', 'ready'));
 });
+
+test('the relay\'s limits from the config reach every worker with its settings', (t) => {
+  const p = primary(t, { relayMaxIdlePerTarget: 3, relayIdleTimeoutMs: 200 });
+  const workers = p.readyVersions('v1', 'v2');
+  for (const slot of workers) {
+    const settings = p.workerOf(slot).sent.flatMap((entry) => (entry.message.kind === 'settings' ? [entry.message.settings] : [])).at(-1);
+    t.deepEqual([settings?.relayMaxIdlePerTarget, settings?.relayIdleTimeoutMs], [3, 200], slot.id);
+  }
+  const defaults = primary(t).lifecycle.settings();
+  t.deepEqual([defaults.relayMaxIdlePerTarget, defaults.relayIdleTimeoutMs], [64, 500], 'the documented defaults when absent');
+});

@@ -7,7 +7,8 @@ import http from 'node:http';
 import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import {
-  adoptConnection, adoptResponseHead, closeUnacknowledgedHandle, internalCommand, internalMessageEvent, ownsHandle, responseMayKeepAlive,
+  adoptConnection, adoptResponseHead, closeUnacknowledgedHandle, internalCommand, internalMessageEvent, onHandleAcknowledged, ownsHandle,
+  responseMayKeepAlive,
   stopReading,
 } from '../src/shared/node-internals.js';
 import { fixture } from './helpers/cluster.js';
@@ -105,6 +106,27 @@ test('child._pendingMessage holds a handle the child has not acknowledged, and c
   closeUnacknowledgedHandle(forked);
   await clientClosed;
   t.pass();
+});
+
+test("NODE_HANDLE_ACK arrives as an internal message once the child holds a sent socket, and not before", async (t) => {
+  const { process: forked } = await child(t);
+  const { accepted } = await socketPair(t);
+  let acknowledged = 0;
+  onHandleAcknowledged(forked, () => acknowledged++);
+  forked.kill('SIGSTOP');
+  forked.send({ cmd: internalCommand, kind: 'keep' }, accepted);
+  await new Promise((resolve) => setTimeout(resolve, 200));  // A stopped child cannot answer, however long we wait.
+  t.is(acknowledged, 0, 'Node internal changed: NODE_HANDLE_ACK came from a child that cannot have taken the socket');
+  const heard = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("Node internal changed: no NODE_HANDLE_ACK 'internalMessage' after the child took a socket (used by onHandleAcknowledged)")), 10_000);
+    onHandleAcknowledged(forked, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  forked.kill('SIGCONT');
+  await heard;
+  t.is(acknowledged, 1);
 });
 
 test('net.Server._connections and socket.server/_server let an adopted connection hold server.close() until it ends', async (t) => {

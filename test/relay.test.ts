@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import test, { type ExecutionContext } from 'ava';
+import { maxChunkLineBytes, maxChunkSizeDigits, maxResponseHeadBytes } from '../src/worker/response-framing.js';
 import { fixture, makeConfig, startCluster, type Cluster } from './helpers/cluster.js';
 import { RawConnection } from './helpers/raw-connection.js';
 
@@ -156,4 +157,20 @@ test('a client that goes away mid-answer ends the relayed request at the other v
   let open = 1;
   while (open !== 0 && Date.now() < deadline) open = JSON.parse((await send(agent, '/open-streams?version=v2')).body.toString()).openStreams;
   t.is(open, 0, 'v2 saw its answer closed: the relay connection was destroyed, not left mid-message');
+});
+
+test('an answer past the relay\'s framing caps: a head over 64 KiB gets 502, a chunk-size line too long or a size too large closes the connection', async (t) => {
+  const { agent, sockets } = await connectionOnV1(t);
+  const huge = await send(agent, `/head-of?bytes=${maxResponseHeadBytes}&version=v2`);
+  t.is(huge.status, 502);
+  t.regex(huge.body.toString(), new RegExp(`a response head over ${maxResponseHeadBytes} bytes`));
+  t.is(JSON.parse((await send(agent, '/?version=v2')).body.toString()).version, 'v2', 'the connection goes on after a 502');
+  t.is(sockets.size, 1);
+  // Its head already taken, a broken answer closes the client connection (before or after that head reaches the
+  // client), so it never looks complete; a timeout would be another message.
+  for (const line of [`1;${'x'.repeat(maxChunkLineBytes)}`, '1'.padStart(maxChunkSizeDigits + 1, '0')]) {
+    const fresh = await connectionOnV1(t);
+    await t.throwsAsync(send(fresh.agent, `/raw-chunked?line=${line}&version=v2`), { message: /^(?:socket hang up|aborted)$/ }, line.slice(0, 20));
+    t.is(JSON.parse((await send(fresh.agent, '/?version=v2')).body.toString()).version, 'v2', 'a new connection is served');
+  }
 });

@@ -1,5 +1,7 @@
 import test from 'ava';
-import { parseResponseHead, ResponseFramer, type FramingSink, type ResponseHead } from '../src/worker/response-framing.js';
+import {
+  maxChunkLineBytes, maxChunkSizeDigits, maxResponseHeadBytes, parseResponseHead, ResponseFramer, type FramingSink, type ResponseHead,
+} from '../src/worker/response-framing.js';
 
 /** Everything a framer reported, with the body bytes joined. */
 interface Seen {
@@ -23,14 +25,16 @@ function recorder(seen: Seen): FramingSink {
   };
 }
 
-/** Feeds `wire` whole, or one byte at a time; reports what the framer saw. */
-function frame(wire: string | Buffer, options: { method?: string; byteByByte?: boolean; close?: boolean } = {}): Seen {
+/** Feeds `wire` whole, in two pieces split at `splitAt`, or one byte at a time; reports what the framer saw. */
+function frame(wire: string | Buffer, options: { method?: string; byteByByte?: boolean; splitAt?: number; close?: boolean } = {}): Seen {
   const bytes = typeof wire === 'string' ? Buffer.from(wire, 'latin1') : wire;
   const seen: Seen = { interim: [], head: undefined, body: Buffer.alloc(0), ended: false, consumed: 0, error: undefined };
   const sink = recorder(seen);
   const framer = new ResponseFramer();
   framer.begin(options.method ?? 'GET');
-  const pieces = options.byteByByte ? [...bytes].map((byte) => Buffer.from([byte])) : [bytes];
+  const pieces = options.byteByByte
+    ? [...bytes].map((byte) => Buffer.from([byte]))
+    : options.splitAt === undefined ? [bytes] : [bytes.subarray(0, options.splitAt), bytes.subarray(options.splitAt)];
   for (const piece of pieces) {
     const used = framer.feed(piece, sink);
     seen.consumed += used;
@@ -149,4 +153,31 @@ test('one framer frames response after response once begun again', (t) => {
     t.true(seen.ended);
     t.is(seen.body.toString(), body);
   }
+});
+
+test('each framing cap holds to the byte: at the cap the response frames, one byte past it fails with the reason', (t) => {
+  const headOf = (length: number) => {
+    const start = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Fill: ';
+    return `${start}${'f'.repeat(length - start.length - 4)}\r\n\r\n`;
+  };
+  for (const splitAt of [undefined, maxResponseHeadBytes - 2]) {
+    const atCap = frame(headOf(maxResponseHeadBytes), { splitAt });
+    t.deepEqual([atCap.error, atCap.ended], [undefined, true], `a head of ${maxResponseHeadBytes} bytes, split at ${splitAt}`);
+    t.is(frame(headOf(maxResponseHeadBytes + 1), { splitAt }).error, `a response head over ${maxResponseHeadBytes} bytes`);
+  }
+
+  const chunked = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
+  // A chunk-size line with an extension, `length` bytes with its CRLF.
+  const sizeLine = (length: number) => `1;${'x'.repeat(length - 4)}\r\n`;
+  const atLineCap = bothWays(t, `${chunked}${sizeLine(maxChunkLineBytes)}a\r\n0\r\n\r\n`);
+  t.deepEqual([atLineCap.error, atLineCap.ended], [undefined, true]);
+  t.is(frame(`${chunked}${sizeLine(maxChunkLineBytes + 1)}a\r\n0\r\n\r\n`).error, 'a chunk-size or trailer line too long');
+  const trailerLine = (length: number) => `X-T: ${'t'.repeat(length - 7)}\r\n`;
+  const atTrailerCap = bothWays(t, `${chunked}0\r\n${trailerLine(maxChunkLineBytes)}\r\n`);
+  t.deepEqual([atTrailerCap.error, atTrailerCap.ended], [undefined, true]);
+  t.is(frame(`${chunked}0\r\n${trailerLine(maxChunkLineBytes + 1)}\r\n`).error, 'a chunk-size or trailer line too long');
+
+  const sized = bothWays(t, `${chunked}${'1'.padStart(maxChunkSizeDigits, '0')}\r\na\r\n0\r\n\r\n`);
+  t.deepEqual([sized.error, sized.ended, sized.body.toString()], [undefined, true, `${'1'.padStart(maxChunkSizeDigits, '0')}\r\na\r\n0\r\n\r\n`]);
+  t.is(frame(`${chunked}${'1'.padStart(maxChunkSizeDigits + 1, '0')}\r\na\r\n0\r\n\r\n`).error, 'a chunk size too large');
 });

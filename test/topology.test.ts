@@ -3,7 +3,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { bucketOf, versionForBucket } from '../src/routing/decide.js';
-import { fixture, makeConfig, startCluster, startNginxFor, testWithNginx } from './helpers/cluster.js';
+import { fixture, makeConfig, startCluster, startNginxFor, testWithNginx, waitFor } from './helpers/cluster.js';
+import { RawConnection } from './helpers/raw-connection.js';
 
 const test = testWithNginx('topology.test');
 
@@ -33,6 +34,14 @@ function send(url: string, agent: http.Agent, user: string, options: { method?: 
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** A random user whose sticky bucket belongs to `version`. */
+function userOf(version: string): string {
+  for (;;) {
+    const user = randomBytes(8).toString('hex');
+    if (versionOf(user) === version) return user;
+  }
+}
 
 test('behind nginx\'s pooled connections, every random user is answered by the version of its sticky bucket', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, routing));
@@ -64,12 +73,6 @@ test('a 10 MB binary body crosses nginx and graycluster byte-exact both ways, fo
   // One client connection, so nginx sends both uploads through its pool one after the other.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());
-  const userOf = (version: string) => {
-    for (;;) {
-      const user = randomBytes(8).toString('hex');
-      if (versionOf(user) === version) return user;
-    }
-  };
 
   for (const version of ['v1', 'v2', 'v1']) {
     const upload = randomBytes(10 * 1024 * 1024);
@@ -79,4 +82,95 @@ test('a 10 MB binary body crosses nginx and graycluster byte-exact both ways, fo
     t.is(answer.body.length, upload.length);
     t.is(sha256(answer.body), sha256(upload), `${version}: the echoed body differs from the upload`);
   }
+});
+
+test('a WebSocket upgrade on a pooled upstream connection reaches the version its user belongs to, after a request of the other version on it', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: { entry: fixture('client-view.mjs') }, v2: { entry: fixture('client-view.mjs') } }, routing));
+  const nginx = await startNginxFor(t, cluster.port);
+  const key = randomBytes(16).toString('base64');
+  for (const [first, upgraded, connections] of [['v1', 'v2', 1], ['v2', 'v1', 2]] as const) {
+    const client = await RawConnection.connect(nginx.ports.graycluster!);
+    t.teardown(() => client.close());
+    client.send(`GET /first HTTP/1.1\r\nHost: app\r\nx-user: ${userOf(first)}\r\n\r\n`);
+    const answer = await client.readResponse();
+    t.is(JSON.parse(answer.body.toString()).version, first);
+    // nginx took its one idle upstream connection for the upgrade: no new connection reached graycluster.
+    client.send(`GET /ws HTTP/1.1\r\nHost: app\r\nx-user: ${userOf(upgraded)}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    const handshake = await client.readHead();
+    t.is(handshake.status, 101);
+    const greeting = JSON.parse(await client.readTextFrame()) as { version: string; via: string };
+    t.deepEqual({ version: greeting.version, via: greeting.via }, { version: upgraded, via: 'upgrade' }, `first ${first}, then an upgrade for ${upgraded}`);
+    t.is((await cluster.status()).router.handedOff, connections, 'the upgrade went over the upstream connection of the request before it');
+  }
+});
+
+interface Outcome {
+  /** The version the user's sticky bucket belongs to. */
+  owner: string | undefined;
+  status: number;
+  /** The version whose app answered (its body), if one did. */
+  answeredBy: string | undefined;
+  error?: string;
+}
+
+test('a worker SIGKILLed mid-relay under random users through nginx fails no request of the other version\'s users', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, routing));
+  const nginx = await startNginxFor(t, cluster.port);
+  const loops = 24;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: loops });
+  t.teardown(() => agent.destroy());
+
+  const outcomes: Outcome[] = [];
+  let outstanding = 0;
+  let stopped = false;
+  const deadline = Date.now() + 60_000;
+  const load = async () => {
+    while (!stopped && Date.now() < deadline && outcomes.length < 50_000) {
+      const user = randomBytes(8).toString('hex');
+      const owner = versionOf(user);
+      outstanding++;
+      try {
+        // 20 ms in the app: at any moment many requests are on their way, relayed ones among them.
+        const answer = await send(nginx.url('/slow?ms=20'), agent, user);
+        const answeredBy = answer.status === 200 ? (JSON.parse(answer.body.toString()) as { version: string }).version : undefined;
+        outcomes.push({ owner, status: answer.status, answeredBy });
+      } catch (error) {
+        outcomes.push({ owner, status: 0, answeredBy: undefined, error: String(error) });
+      } finally {
+        outstanding--;
+      }
+    }
+  };
+  const running = Promise.all(Array.from({ length: loops }, load));
+  t.teardown(() => { stopped = true; });
+
+  // Both workers relay requests of the other version's users on the pooled connections they own.
+  const before = await cluster.waitForStatus((status) => status.workers.filter((worker) => worker.state === 'ready' && worker.forwarded >= 20).length === 2, 30_000);
+  await waitFor(() => outcomes.length >= 200, { timeoutMs: 30_000, what: '200 requests answered before the kill' });
+  const killed = before.workers.find((worker) => worker.version === 'v2')?.pid;
+  if (!killed) throw new Error('no pid for the v2 worker');
+  await waitFor(() => outstanding >= loops / 2, { intervalMs: 1, what: 'requests under way' });
+  process.kill(killed, 'SIGKILL');
+  const killedAt = outcomes.length;
+
+  await cluster.waitForStatus((status) => status.workers.some((worker) => worker.version === 'v2' && worker.state === 'ready' && worker.pid !== killed), 30_000);
+  const restartedAt = outcomes.length;
+  await waitFor(() => outcomes.slice(restartedAt).filter((outcome) => outcome.answeredBy === 'v2').length >= 200, { timeoutMs: 30_000, what: 'the restarted v2 answering its users' });
+  stopped = true;
+  await running;
+
+  // A v1 user's request on a connection the killed worker owned was relayed by it to v1: nginx sees that upstream
+  // connection fail before an answer and, the request being a GET on a pooled connection, sends it again on a
+  // new one, which graycluster hands to v1. So no v1 user may see anything but v1's answer.
+  const v1Failures = outcomes.filter((outcome) => outcome.owner === 'v1' && !(outcome.status === 200 && outcome.answeredBy === 'v1'));
+  t.deepEqual(v1Failures, [], 'every request of a v1 user was answered by v1');
+  // A v2 user's request may fail only with 502, when it was on its way to the killed worker: relayed to it by the
+  // v1 worker (in flight, or sent before the primary's new settings told v1 it was gone), where v1 answers 502 and
+  // never retries; or on a fresh upstream connection it owned, which nginx does not retry either and answers 502.
+  // While v2 had no ready worker, new connections of its users went to routing.default (v1), as documented.
+  const v2Unexpected = outcomes.filter((outcome) => outcome.owner === 'v2' && outcome.status !== 502 && !(outcome.status === 200 && (outcome.answeredBy === 'v2' || outcome.answeredBy === 'v1')));
+  t.deepEqual(v2Unexpected, [], 'a v2 user got 502 or an answer, never a dropped connection');
+  const v2Before = outcomes.slice(0, killedAt).filter((outcome) => outcome.owner === 'v2');
+  t.true(v2Before.every((outcome) => outcome.answeredBy === 'v2'), 'before the kill, v2 users were answered by v2');
+  t.log(`${outcomes.length} requests; v2 users: ${outcomes.filter((outcome) => outcome.owner === 'v2' && outcome.status === 502).length} got 502, ${outcomes.filter((outcome) => outcome.owner === 'v2' && outcome.answeredBy === 'v1').length} answered by v1 while v2 restarted`);
 });

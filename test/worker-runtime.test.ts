@@ -22,6 +22,8 @@ const settings = (extra: Partial<WorkerSettings> = {}): WorkerSettings => ({
   forwardPaths: {},
   versionHeader: 'x-graycluster-version',
   forwardMaxPending: 8,
+  relayMaxIdlePerTarget: 64,
+  relayIdleTimeoutMs: 500,
   trustProxy: false,
   ...extra,
 });
@@ -47,7 +49,7 @@ interface Harness {
  * A runtime in this process around a real http.Server that never listens, fed the sockets a real TCP server
  * accepts (as the primary's handoff would), with the primary's side faked.
  */
-async function harness(t: ExecutionContext, version: string, app: http.RequestListener | http.Server, options: { maxInFlight?: number; drainIdleGraceMs?: number; runDir?: string; relayMaxIdlePerTarget?: number; relayIdleTimeoutMs?: number } = {}): Promise<Harness> {
+async function harness(t: ExecutionContext, version: string, app: http.RequestListener | http.Server, options: { maxInFlight?: number; drainIdleGraceMs?: number; runDir?: string } = {}): Promise<Harness> {
   const sent: ToPrimary[] = [];
   const exits: number[] = [];
   const runDir = options.runDir ?? mkdtempSync(path.join(os.tmpdir(), 'graycluster-runtime-'));
@@ -56,8 +58,6 @@ async function harness(t: ExecutionContext, version: string, app: http.RequestLi
     env,
     hooks: { send: (message) => (sent.push(message), true), exit: (code) => exits.push(code) },
     ...(options.drainIdleGraceMs === undefined ? {} : { drainIdleGraceMs: options.drainIdleGraceMs }),
-    ...(options.relayMaxIdlePerTarget === undefined ? {} : { relayMaxIdlePerTarget: options.relayMaxIdlePerTarget }),
-    ...(options.relayIdleTimeoutMs === undefined ? {} : { relayIdleTimeoutMs: options.relayIdleTimeoutMs }),
   });
   const server = app instanceof http.Server ? app : http.createServer(app);
   runtime.adopt(server);
@@ -268,8 +268,8 @@ function holdingApp(version: string) {
 test('relay connections: past relayMaxIdlePerTarget idle ones are closed at once, the rest after relayIdleTimeoutMs', async (t) => {
   const target = holdingApp('v2');
   const v2 = await harness(t, 'v2', target.app);
-  const v1 = await harness(t, 'v1', whoAnswers('v1'), { relayMaxIdlePerTarget: 2, relayIdleTimeoutMs: 300 });
-  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] } }));
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] }, relayMaxIdlePerTarget: 2, relayIdleTimeoutMs: 300 }));
   const agents = await sharedConnections(t, v1, 5);
   const relayed = agents.map((agent) => request(v1.url('/hold?version=v2'), { agent }));
   await until(() => target.held.length === 5, 'five requests relayed at once');

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import Conf from 'conf';
+import type Conf from 'conf';
 import { resolveRollout } from './rollout.js';
+import { validate } from './schema-validator.js';
 import { parseAddressRange } from '../shared/address-range.js';
 import {
   dashboardDefaults, serverDefaults, versionDefaults,
@@ -33,25 +34,65 @@ export interface ConfigOverrides {
 }
 
 /**
- * Opens the config file through `conf`, which validates it against the schema.
- * Nothing is ever written here: the schema carries no defaults, so `conf` finds nothing to add.
- * A new store each time, dropped after use: its compiled schema (about 1 MB of heap) is not worth keeping in a
- * supervisor that reads its file only when it changes; compiling it again takes a few milliseconds.
+ * The file's contents, read and validated against the schema now, by the validator compiled at build time
+ * (schema-validator.js): the same checks and messages as `conf`'s, without loading conf, ajv and a schema compiler
+ * into a primary that only reads its file.
  */
-export function openStore(file: string): Conf<ConfigFile> {
+export function readConfigFile(file: string): ConfigFile {
   const absolute = path.resolve(file);
   if (!existsSync(absolute)) throw new ConfigError(`config file not found: ${absolute}`);
   try {
-    return createStore(absolute);
+    const data: unknown = JSON.parse(readFileSync(absolute, 'utf8'));
+    checkSchema(data);
+    return Object.assign(Object.create(null) as ConfigFile, data);  // A plain object without a prototype, as conf gives.
   } catch (error) {
     throw new ConfigError(describeLoadError(absolute, error));
   }
 }
 
-function createStore(absolute: string): Conf<ConfigFile> {
+/** Throws conf's own "Config schema violation: …" message when `data` does not match the schema. */
+function checkSchema(data: unknown): void {
+  if (validate(data) || !validate.errors) return;
+  const errors = validate.errors.map(({ instancePath, message = '' }) => `\`${instancePath.slice(1)}\` ${message}`);
+  throw new Error(`Config schema violation: ${errors.join('; ')}`);
+}
+
+/**
+ * Writes `contents` to the config file through `conf`, which validates them against the schema, then writes to a
+ * temp file and renames it. conf is loaded on the first write: a primary that is never edited never loads it.
+ */
+export async function writeConfigFile(file: string, contents: ConfigFile): Promise<void> {
+  const absolute = path.resolve(file);
+  try {
+    const store = createStore(await loadConf(), absolute);
+    store.store = contents;
+  } catch (error) {
+    throw new ConfigError(describeLoadError(absolute, error));
+  }
+}
+
+/** The signals whose handlers a running primary owns (cli/start.ts). */
+const ownedSignals = ['SIGINT', 'SIGTERM'] as const;
+
+/**
+ * conf's atomic writer (through when-exit) hooks SIGINT and SIGTERM when first imported and raises them again
+ * after its clean-up; in a process that already handles them (a primary stopping gracefully) that echo reads as a
+ * second signal, so the hooks it adds to those two are taken off again there.
+ */
+async function loadConf(): Promise<typeof Conf> {
+  const before = new Map(ownedSignals.map((signal) => [signal, process.listeners(signal)]));
+  const { default: loaded } = await import('conf');
+  for (const [signal, listeners] of before) {
+    if (listeners.length === 0) continue;
+    for (const listener of process.listeners(signal)) if (!listeners.includes(listener)) process.off(signal, listener);
+  }
+  return loaded;
+}
+
+function createStore(Store: typeof Conf, absolute: string): Conf<ConfigFile> {
   const extension = path.extname(absolute);
   const { properties, ...rootSchema } = schema;
-  return new Conf<ConfigFile>({
+  return new Store<ConfigFile>({
     cwd: path.dirname(absolute),
     configName: path.basename(absolute, extension),
     fileExtension: extension.slice(1),
@@ -66,19 +107,9 @@ function createStore(absolute: string): Conf<ConfigFile> {
   });
 }
 
-/** The file's contents, read and validated against the schema now. */
-export function readStore(store: Conf<ConfigFile>): ConfigFile {
-  try {
-    return store.store;
-  } catch (error) {
-    throw new ConfigError(describeLoadError(store.path, error));
-  }
-}
-
 /** Reads, validates and resolves a config file. Throws ConfigError naming the bad key. */
 export function loadConfig(file: string, overrides: ConfigOverrides = {}): ResolvedConfig {
-  const store = openStore(file);
-  return resolveConfig(store.path, readStore(store), overrides);
+  return resolveConfig(path.resolve(file), readConfigFile(file), overrides);
 }
 
 /** Fills in defaults and checks what the schema cannot: that every version named exists. */

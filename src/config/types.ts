@@ -74,6 +74,10 @@ export interface ServerConfig {
   drainTimeoutMs: number;
   readyTimeoutMs: number;
   forwardMaxPending: number;
+  /** Per worker: idle relay connections kept to each worker of another version; more are closed once answered. */
+  relayMaxIdlePerTarget: number;
+  /** A relay connection idle this long is closed (checked every half of it). */
+  relayIdleTimeoutMs: number;
   statsIntervalMs: number;
   heartbeatTimeoutMs: number;
   unresponsiveRestartMs: number;
@@ -162,6 +166,12 @@ export const serverDefaults: ServerConfig = {
   drainTimeoutMs: 10_000,
   readyTimeoutMs: 15_000,
   forwardMaxPending: 256,
+  // Sized for the upstream pools in front (nginx `keepalive 32`, wrk -c 64): fewer makes bursts open and close
+  // connections.
+  relayMaxIdlePerTarget: 64,
+  // Well under the 1 s after which a draining worker closes idle connections and Node's default 5 s keep-alive
+  // timeout, so the target never closes one just as a request is written to it.
+  relayIdleTimeoutMs: 500,
   statsIntervalMs: 500,
   heartbeatTimeoutMs: 3000,
   unresponsiveRestartMs: 30_000,

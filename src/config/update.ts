@@ -1,9 +1,10 @@
 import { hash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EditError, type Edit } from './edits.js';
 import { currentProcess, identityAlive, type ProcessIdentity } from '../shared/process-alive.js';
-import { ConfigError, describeLoadError, openStore, readStore, resolveConfig } from './load.js';
+import { ConfigError, readConfigFile, resolveConfig, writeConfigFile } from './load.js';
 import { describe, plan } from './plan.js';
 import type { ConfigFile, ResolvedConfig } from './types.js';
 
@@ -112,10 +113,10 @@ export interface UpdateResult {
  * becomes a ConfigError (the CLI's exit 1, the API's 400); one of code 'conflict' passes, for its caller.
  */
 export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = {}): Promise<UpdateResult> {
-  return withFileLock(file, () => {
-    const store = openStore(file);
-    const raw = readStore(store);
-    const before = resolveConfig(store.path, raw);
+  return withFileLock(file, async () => {
+    const absolute = path.resolve(file);
+    const raw = readConfigFile(absolute);
+    const before = resolveConfig(absolute, raw);
     const next = structuredClone(raw) as ConfigFile;
     try {
       edit(next);
@@ -123,17 +124,11 @@ export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = 
       if (error instanceof EditError && error.code === 'invalid') throw new ConfigError(error.message, { cause: error });
       throw error;
     }
-    const after = resolveConfig(store.path, next);
+    const after = resolveConfig(absolute, next);
     checkEntries(after);
     const changes = plan(before, after).map((step) => describe(step, before, after));
     if (changes.length === 0 && JSON.stringify(raw) !== JSON.stringify(next)) changes.push('no effect on the running workers or routing');
-    if (!dryRun && JSON.stringify(raw) !== JSON.stringify(next)) {
-      try {
-        store.store = next;  // conf validates against the schema, then writes to a temp file and renames it.
-      } catch (error) {
-        throw new ConfigError(describeLoadError(store.path, error));
-      }
-    }
+    if (!dryRun && JSON.stringify(raw) !== JSON.stringify(next)) await writeConfigFile(absolute, next);
     return { before, after, changes };
   });
 }

@@ -1,4 +1,5 @@
-import { latencyBoundsMs } from '../ipc/messages.js';
+import { latencyBoundsMs, statusClasses } from '../ipc/messages.js';
+import { publicWorkerStates, versionStates } from '../primary/worker-state.js';
 import type { Status, VersionStatus } from '../primary/status.js';
 import { rolloutStates } from '../config/rollout.js';
 import type { FeedCounters } from './feed.js';
@@ -15,9 +16,6 @@ interface Point {
   suffix?: string;
 }
 
-const workerStates = ['starting', 'ready', 'draining', 'crashloop', 'stopped'] as const;
-const versionStates = ['starting', 'ready', 'crashloop', 'stopped'] as const;
-const statusClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
 function escapeLabel(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -87,7 +85,7 @@ export function renderMetrics({ status, feed, primary }: MetricsSources): string
   family('graycluster_version_in_flight_requests', 'gauge', 'Requests the version\'s workers are running now.', perVersion((name) => sumOf(name, (worker) => worker.inFlight)));
 
   family('graycluster_worker_state', 'gauge', 'The worker\'s state: 1 for the current one.',
-    workers.flatMap((worker) => workerStates.map((state) => ({ labels: { ...labelsOf(worker), state }, value: worker.state === state ? 1 : 0 }))));
+    workers.flatMap((worker) => publicWorkerStates.map((state) => ({ labels: { ...labelsOf(worker), state }, value: worker.state === state ? 1 : 0 }))));
   if (workers.some((worker) => worker.unresponsive !== undefined)) {
     family('graycluster_worker_unresponsive', 'gauge', '1 when the worker missed its heartbeat.', perWorker((worker) => (worker.unresponsive ? 1 : 0)));
   }

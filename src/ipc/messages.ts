@@ -1,5 +1,9 @@
 import type { RoutingConfig } from '../config/types.js';
 
+/** HTTP status classes, in order: what the workers count and `/metrics` labels. */
+export const statusClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+export type StatusClass = (typeof statusClasses)[number];
+
 /** Per-worker counters, as reported by the worker runtime. */
 export interface WorkerStats {
   rss: number;
@@ -11,7 +15,7 @@ export interface WorkerStats {
   connections: number;
   /** Requests answered since the worker started, by status class. */
   requests: number;
-  statusClasses: Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>;
+  statusClasses: Record<StatusClass, number>;
   /** Requests answered 503 because the worker was at maxInFlight. */
   shed: number;
   /** Requests on a shared keep-alive connection that belonged to another version and were forwarded to it. */
@@ -40,6 +44,10 @@ export interface WorkerSettings {
   forwardPaths: Record<string, string[]>;
   versionHeader: string | false;
   forwardMaxPending: number;
+  /** Idle relay connections kept per target worker (`server.relayMaxIdlePerTarget`). */
+  relayMaxIdlePerTarget: number;
+  /** A relay connection idle this long is closed (`server.relayIdleTimeoutMs`). */
+  relayIdleTimeoutMs: number;
   /** Peers whose forwarding headers reach the app (`server.trustProxy`). */
   trustProxy: false | string[];
 }

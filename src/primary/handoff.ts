@@ -19,6 +19,8 @@ interface Connection {
   assignCookie: string | undefined;
   /** Workers that already failed to take it. */
   excluded: Set<WorkerSlot>;
+  /** While no worker of its version (nor of routing.default) is ready yet: how long it may wait for one. */
+  waitUntil?: number;
 }
 
 /** One worker process's side of the handoff: at most one socket unacknowledged, and a short queue behind it. */
@@ -50,6 +52,12 @@ export interface HandoffCounters {
 export class Handoff {
   readonly #lanes = new Map<WorkerProcess, Lane>();
   readonly #cursor = new Map<string, number>();
+  /**
+   * Connections that came while neither their version nor routing.default had a ready worker, but one was
+   * starting (graycluster itself starting, or a worker restarting): they wait for it, as a listen queue would,
+   * bounded in number (maxQueuedHandoffs) and time (headTimeoutMs), instead of an instant 503.
+   */
+  readonly #waitingForReady: Array<{ connection: Connection; timer: NodeJS.Timeout }> = [];
   readonly counters: HandoffCounters = { handedOff: 0, fallbacks: 0, unavailable: 0 };
 
   constructor(
@@ -67,7 +75,7 @@ export class Handoff {
   get waiting(): number {
     let count = 0;
     for (const lane of this.#lanes.values()) count += lane.queue.length + (lane.inFlight ? 1 : 0);
-    return count;
+    return count + this.#waitingForReady.length;
   }
 
   /**
@@ -91,6 +99,7 @@ export class Handoff {
         if (second.lane) this.counters.fallbacks++;
       }
     }
+    if (!pick.lane && pick.why === 'unavailable' && this.#starting(connection.version, fallback) && this.#waitForReady(connection)) return;
     if (!pick.lane) {
       this.counters.unavailable++;
       const reason = pick.why === 'saturated' ? `every worker of "${target}" is at its in-flight limit` : `no worker of "${target}" is ready`;
@@ -200,7 +209,40 @@ export class Handoff {
     }
   }
 
+  #starting(version: string, fallback: string): boolean {
+    return this.lifecycle.versionState(version) === 'starting' || this.lifecycle.versionState(fallback) === 'starting';
+  }
+
+  /** Holds a connection until a worker is ready; false when too many wait already or its time is up. */
+  #waitForReady(connection: Connection): boolean {
+    const { maxQueuedHandoffs, headTimeoutMs } = this.config().server;
+    connection.waitUntil ??= Date.now() + headTimeoutMs;
+    const leftMs = connection.waitUntil - Date.now();
+    if (leftMs <= 0 || this.#waitingForReady.length >= maxQueuedHandoffs) return false;
+    stopReading(connection.socket);  // Whatever it sends while it waits belongs to the worker.
+    const entry = {
+      connection,
+      timer: setTimeout(() => {
+        const index = this.#waitingForReady.indexOf(entry);
+        if (index !== -1) this.#waitingForReady.splice(index, 1);
+        this.#place(connection);  // Out of time: placed if a worker is ready after all, else answered 503.
+      }, leftMs),
+    };
+    this.#waitingForReady.push(entry);
+    return true;
+  }
+
+  /** A worker became ready (or a version stopped starting): the connections waiting are placed again, in order. */
+  #retryWaiting(): void {
+    const waiting = this.#waitingForReady.splice(0);
+    for (const { connection, timer } of waiting) {
+      clearTimeout(timer);
+      this.#place(connection);
+    }
+  }
+
   #onTransition(from: WorkerState, to: WorkerState): void {
+    if (this.#waitingForReady.length > 0 && to.kind !== from.kind) queueMicrotask(() => this.#retryWaiting());
     const process = processOf(from);
     const lane = process && this.#lanes.get(process);
     if (!lane || (to.kind === 'ready' && processOf(to) === process)) return;

@@ -36,11 +36,16 @@ export class Supervisor {
     this.handoff = new Handoff(this.#lifecycle, config, events);
   }
 
-  /** Starts every configured version; `publicPort` is what the apps see as their port. */
-  start(publicPort: number): void {
+  /**
+   * Starts every configured version; `publicPort` is what the apps see as their port. Resolves once
+   * routing.default has a ready worker (true), or is crash-looping or past readyTimeoutMs (false).
+   */
+  start(publicPort: number): Promise<boolean> {
     this.#lifecycle.publicPort = publicPort;
-    for (const version of this.config().versions.keys()) void this.#lifecycle.addVersion(version);
+    const config = this.config();
+    const started = new Map([...config.versions.keys()].map((version) => [version, this.#lifecycle.addVersion(version)]));
     this.#health.start();
+    return started.get(config.routing.default) ?? Promise.resolve(false);
   }
 
   /** Every live worker, as status and the dashboard see it. */

@@ -53,6 +53,8 @@ export function workerSettings(config: ResolvedConfig, live: Iterable<WorkerSlot
     forwardPaths,
     versionHeader: config.server.versionHeader,
     forwardMaxPending: config.server.forwardMaxPending,
+    relayMaxIdlePerTarget: config.server.relayMaxIdlePerTarget,
+    relayIdleTimeoutMs: config.server.relayIdleTimeoutMs,
     trustProxy: config.server.trustProxy,
   };
 }

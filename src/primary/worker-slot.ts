@@ -1,11 +1,11 @@
-import type { WorkerStats } from '../ipc/messages.js';
+import { statusClasses, type WorkerStats } from '../ipc/messages.js';
 import { processOf, publicState, type WorkerState, type WorkerView } from './worker-state.js';
 import type { WorkerProcess } from './worker-process.js';
 
 export function emptyStats(): WorkerStats {
   return {
     rss: 0, heapUsed: 0, heapTotal: 0, inFlight: 0, connections: 0, requests: 0,
-    statusClasses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
+    statusClasses: Object.fromEntries(statusClasses.map((name) => [name, 0])) as WorkerStats['statusClasses'],
     shed: 0, forwarded: 0, forwardShed: 0, latencyBuckets: [], latencySumMs: 0, eventLoopDelayMs: 0,
   };
 }

@@ -66,8 +66,11 @@ export function afterFailure(
 }
 
 /** The worker states the status API reports (unchanged for users): waiting to restart shows as stopped. */
-export type PublicWorkerState = 'starting' | 'ready' | 'draining' | 'crashloop' | 'stopped';
-export type VersionState = 'starting' | 'ready' | 'crashloop' | 'stopped';
+export const publicWorkerStates = ['starting', 'ready', 'draining', 'crashloop', 'stopped'] as const;
+export type PublicWorkerState = (typeof publicWorkerStates)[number];
+/** A version's state: ready when one of its workers is, crashloop when all of them are stuck there. */
+export const versionStates = ['starting', 'ready', 'crashloop', 'stopped'] as const;
+export type VersionState = (typeof versionStates)[number];
 
 export function publicState(state: WorkerState): PublicWorkerState {
   switch (state.kind) {

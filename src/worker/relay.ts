@@ -15,21 +15,15 @@ import { rawHeaderPairs } from './raw-headers.js';
 import { requestHead } from './relay-request.js';
 import { ResponseFramer, type FramingSink, type ResponseHead } from './response-framing.js';
 
-/**
- * Idle relay connections kept per target worker; one more is closed as soon as its answer is in. Sized for the
- * upstream pools in front (nginx `keepalive 32`, wrk -c 64): fewer makes bursts open and close connections.
- */
-export const defaultMaxIdlePerTarget = 64;
-/**
- * A relay connection idle this long is closed (checked every half of it, so it lives at most 1.5 times this).
- * Well under the 1 s after which a draining worker closes idle connections and Node's default 5 s keep-alive
- * timeout, so the target never closes one just as a request is written to it.
- */
-export const defaultRelayIdleTimeoutMs = 500;
-
-export interface RelayOptions {
+/** The relay's limits (`server.relayMaxIdlePerTarget`, `server.relayIdleTimeoutMs`); they change with settings. */
+export interface RelayLimits {
+  /** Idle relay connections kept per target worker; one more is closed as soon as its answer is in. */
   maxIdlePerTarget: number;
+  /** A relay connection idle this long is closed (checked every half of it, so it lives at most 1.5 times this). */
   idleTimeoutMs: number;
+}
+
+export interface RelayOptions extends RelayLimits {
   /** The keep-alive timeout (ms) the client's connection is promised: the app server's own. */
   keepAliveTimeoutMs(): number;
   /** True while this worker drains: each relayed answer closes its client connection, as one served here does. */
@@ -64,6 +58,17 @@ export class Relay {
       connection.responseClosed(res);
     });
     connection.start(req, res, relayContinue);
+  }
+
+  /** Applies new limits; idle connections already kept past a lower count close with the idle timeout. */
+  setLimits(limits: RelayLimits): void {
+    if (limits.idleTimeoutMs !== this.options.idleTimeoutMs) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
+    this.options.maxIdlePerTarget = limits.maxIdlePerTarget;
+    this.options.idleTimeoutMs = limits.idleTimeoutMs;
+    if (this.#idleCount > 0) this.#sweep ??= setInterval(() => this.#closeIdle(), this.options.idleTimeoutMs / 2).unref();
   }
 
   /** Idle connections kept now, to one target or to all. */

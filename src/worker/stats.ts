@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { latencyBoundsMs, type WorkerStats } from '../ipc/messages.js';
+import { latencyBoundsMs, statusClasses, type WorkerStats } from '../ipc/messages.js';
 
 /** The event-loop delay histogram samples every this many ms; what it records includes this interval. */
 const loopDelayResolutionMs = 20;
@@ -23,7 +23,7 @@ export function latencyBucketOf(latencyMs: number): number {
 export class RequestStats {
   readonly counters = { requests: 0, shed: 0, forwarded: 0, forwardShed: 0 };
   /** Counts per status class, 1xx first: indexed, so counting a request builds no string. */
-  readonly #statusClasses: [number, number, number, number, number] = [0, 0, 0, 0, 0];
+  readonly #statusClasses = statusClasses.map(() => 0);
   readonly #latencyBuckets = new Array<number>(latencyBoundsMs.length + 1).fill(0);
   #latencySumMs = 0;
   #loopDelay: IntervalHistogram | undefined;
@@ -49,11 +49,10 @@ export class RequestStats {
     const loopDelay = this.#loopDelay;
     const delay = loopDelay && loopDelay.count > 0 ? Math.max(0, loopDelay.percentile(99) / 1e6 - loopDelayResolutionMs) : 0;
     loopDelay?.reset();
-    const [informational, success, redirection, clientError, serverError] = this.#statusClasses;
     return {
       rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal,
       ...load, ...this.counters,
-      statusClasses: { '1xx': informational, '2xx': success, '3xx': redirection, '4xx': clientError, '5xx': serverError },
+      statusClasses: Object.fromEntries(statusClasses.map((name, index) => [name, this.#statusClasses[index] ?? 0])) as WorkerStats['statusClasses'],
       latencyBuckets: [...this.#latencyBuckets], latencySumMs: this.#latencySumMs,
       eventLoopDelayMs: Math.round(delay * 10) / 10,
     };

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import net, { type Socket } from 'node:net';
 import path from 'node:path';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
+import { serverDefaults } from '../config/types.js';
 import type { ToPrimary, ToWorker, WorkerSettings, WorkerStats } from '../ipc/messages.js';
 import type { WorkerEnv } from '../ipc/worker-env.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
@@ -9,7 +10,7 @@ import { respondUnavailable, unavailableText } from '../shared/answers.js';
 import { adoptConnection } from '../shared/node-internals.js';
 import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
 import { ForwardBudget, Forwarder } from './forward.js';
-import { defaultMaxIdlePerTarget, defaultRelayIdleTimeoutMs, Relay } from './relay.js';
+import { Relay } from './relay.js';
 import { emptyRouteMemo, RouteCheck, type RouteMemo } from './route-check.js';
 import { RequestStats } from './stats.js';
 
@@ -47,10 +48,6 @@ export interface RuntimeOptions {
    * "graceful" reloads); a connection in use gets `Connection: close` on its next response instead.
    */
   drainIdleGraceMs?: number;
-  /** Idle relay connections kept per target worker (default `defaultMaxIdlePerTarget`). */
-  relayMaxIdlePerTarget?: number;
-  /** A relay connection idle this long is closed (default `defaultRelayIdleTimeoutMs`). */
-  relayIdleTimeoutMs?: number;
 }
 
 const cookieMaxAgeSeconds = 365 * 24 * 3600;
@@ -87,8 +84,8 @@ export class WorkerRuntime {
     this.#hooks = options.hooks;
     this.#drainIdleGraceMs = options.drainIdleGraceMs ?? 1000;
     this.relay = new Relay(this.forwards, {
-      maxIdlePerTarget: options.relayMaxIdlePerTarget ?? defaultMaxIdlePerTarget,
-      idleTimeoutMs: options.relayIdleTimeoutMs ?? defaultRelayIdleTimeoutMs,
+      maxIdlePerTarget: serverDefaults.relayMaxIdlePerTarget,
+      idleTimeoutMs: serverDefaults.relayIdleTimeoutMs,
       keepAliveTimeoutMs: () => this.#appServer?.keepAliveTimeout ?? 0,
       closingClients: () => this.#draining,
     });
@@ -172,6 +169,7 @@ export class WorkerRuntime {
     this.#route = new RouteCheck(settings, this.env.version);
     this.#trustedPeer = settings.trustProxy === false ? undefined : addressMatcher(settings.trustProxy);
     this.relay.retain(new Set(Object.values(settings.forwardPaths).flat()));
+    this.relay.setLimits({ maxIdlePerTarget: settings.relayMaxIdlePerTarget, idleTimeoutMs: settings.relayIdleTimeoutMs });
   }
 
   /** Tells the primary the app listens, once the forward socket does too. */

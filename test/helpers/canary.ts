@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { RolloutOptions } from '../../src/config/types.js';
 import type { RolloutReport } from '../../src/rollout/report.js';
-import { bin, fixture, get, makeConfig, type Cluster } from './cluster.js';
+import { fixture, get, makeConfig, runCli, type Cluster } from './cluster.js';
 import { steadyLoad } from './load.js';
 
 /** Users of the sticky header; a load cycles through them, so every step moves whole users. */
@@ -55,10 +54,4 @@ export async function versionsOfUsers(cluster: Cluster): Promise<Map<string, str
 export const fileOf = (cluster: Cluster) => JSON.parse(readFileSync(cluster.configFile, 'utf8'));
 
 /** Runs the real CLI; resolves with its exit code and output. */
-export function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env: { ...process.env, GRAYCLUSTER_TOKEN: undefined, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+export const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { env });

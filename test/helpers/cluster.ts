@@ -62,10 +62,10 @@ export function testWithNginx(file: string): TestFn {
 
 /**
  * nginx in front of graycluster's `port` (one listener; request bodies up to `maxBodyMegabytes`, default 64,
- * buffered in its temp folder as nginx does by default), stopped at the test's end.
+ * buffered in its temp folder as nginx does by default; WebSocket upgrades passed on), stopped at the test's end.
  */
 export async function startNginxFor(t: ExecutionContext, port: number, { maxBodyMegabytes = 64 }: { maxBodyMegabytes?: number } = {}): Promise<Nginx> {
-  const nginx = await startNginx({ upstreams: { graycluster: [port] }, servers: [{ key: 'graycluster', pass: 'graycluster' }], maxBodyMegabytes });
+  const nginx = await startNginx({ upstreams: { graycluster: [port] }, servers: [{ key: 'graycluster', pass: 'graycluster' }], maxBodyMegabytes, upgrades: true });
   t.teardown(nginx.stop);
   return nginx;
 }

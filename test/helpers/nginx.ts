@@ -1,7 +1,7 @@
 // A real nginx in front of graycluster, as it is deployed (it cannot terminate TLS), for tests and the bench: the
 // system's nginx (Debian: `apt-get install nginx`; nothing here installs it), run as the current user in the
 // foreground with its prefix, config, pid file, logs and temp folders in a temp folder, 1 worker, every upstream
-// pooled (`keepalive 32`, HTTP/1.1, `Connection ""`), everything on 127.0.0.1.
+// pooled (`keepalive 32`, HTTP/1.1, `Connection ""`; upgrades passed on when asked), everything on 127.0.0.1.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -34,6 +34,12 @@ export interface NginxOptions {
   servers: NginxServer[];
   /** Extra lines at the http level (split_clients, say). */
   http?: string[];
+  /**
+   * Pass WebSocket (and other) upgrades on, as a deployment serving WebSockets configures nginx: the client's
+   * `Upgrade` header, and `Connection: upgrade` when it sent one, else `Connection ""` as always, so plain
+   * requests still use pooled connections. Off by default, so the bench measures the plain pooled setup.
+   */
+  upgrades?: boolean;
   /** Largest request body nginx passes on (`client_max_body_size`); nginx's own default (1 MB) when absent. */
   maxBodyMegabytes?: number;
   /** How many times to pick ports and start again when one was taken meanwhile (default 5). */
@@ -77,7 +83,7 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 /** The config for `options` with its files under `prefix` and the servers on `ports` (in their order). */
-export function nginxConfig(prefix: string, ports: number[], { upstreams, servers, http = [], maxBodyMegabytes }: NginxOptions): string {
+export function nginxConfig(prefix: string, ports: number[], { upstreams, servers, http = [], maxBodyMegabytes, upgrades = false }: NginxOptions): string {
   const inPrefix = (name: string) => path.join(prefix, name);
   return [
     '# Written by test/helpers/nginx.ts.',
@@ -91,6 +97,7 @@ export function nginxConfig(prefix: string, ports: number[], { upstreams, server
     '  access_log off;',
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${inPrefix(`${kind}_temp`)};`),
     ...(maxBodyMegabytes === undefined ? [] : [`  client_max_body_size ${maxBodyMegabytes}m;`]),
+    ...(upgrades ? ['  map $http_upgrade $connection_upgrade { default upgrade; \'\' \'\'; }'] : []),
     ...http.map((line) => `  ${line}`),
     ...Object.entries(upstreams).flatMap(([name, upstreamPorts]) => [
       `  upstream ${name} {`,
@@ -104,7 +111,9 @@ export function nginxConfig(prefix: string, ports: number[], { upstreams, server
       '    location / {',
       `      proxy_pass http://${server.pass};`,
       '      proxy_http_version 1.1;',
-      '      proxy_set_header Connection "";',
+      ...(upgrades
+        ? ['      proxy_set_header Upgrade $http_upgrade;', '      proxy_set_header Connection $connection_upgrade;']
+        : ['      proxy_set_header Connection "";']),
       '    }',
       '  }',
     ]),

@@ -7,3 +7,4 @@ export { nginxConfig, nginxMissing, nginxPath, startNginx, upstreamKeepalive, ty
 export { findExecutable, installCleanup, killAll, startProcess, temporaryFolder, type StartedProcess } from './processes.js';
 export { residentBytes, rssOf, sampleRss, type RssSample } from './procfs.js';
 export { sleep, waitFor, type WaitOptions } from './wait.js';
+export { runCli, type CliResult } from './cli.js';

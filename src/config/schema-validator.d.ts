@@ -1,0 +1,12 @@
+/**
+ * The config file's JSON Schema compiled ahead of time by ajv (standalone code): written into dist by
+ * scripts/build-schema-validator.js at build time, so no schema compiler is loaded to validate a config.
+ */
+export interface SchemaError {
+  /** JSON pointer of the offending value: "/versions/v1". */
+  instancePath: string;
+  message?: string;
+}
+
+/** True when `data` matches the schema; otherwise `validate.errors` says why (all errors, not just the first). */
+export declare const validate: ((data: unknown) => boolean) & { errors?: SchemaError[] | null };

@@ -1,0 +1,44 @@
+import net from 'node:net';
+import test from 'ava';
+import { fixture, get, makeConfig, startInstance, waitFor } from './helpers/cluster.js';
+
+/** A port free on 127.0.0.1 now: the test must know it before graycluster says anything. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test('a request sent the instant start is launched waits for the first worker and is answered 200, and "serving" is said only then', async (t) => {
+  const port = await freePort();
+  const starting = startInstance(makeConfig({ v1: { entry: fixture('slow-start.mjs') } }), { args: ['--port', String(port)] });
+  t.teardown(async () => (await starting).stop());
+  // Retry only the connection refusals of the moment before the port is bound: the first request that gets
+  // through is sent long before the app (1.5 s to start) can answer.
+  const reply = await waitFor(() => get(`http://127.0.0.1:${port}/first`).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ECONNREFUSED') return undefined;
+    throw error;
+  }), { timeoutMs: 15_000, intervalMs: 10, what: 'the first request through the port' });
+  t.is(reply.status, 200);
+  t.is(reply.body.url, '/first');
+  const output = (await starting).process.output();
+  t.true(output.indexOf('ready in') < output.indexOf('graycluster: serving'), output);
+});
+
+test('connections waiting for a first worker are bounded: past maxQueuedHandoffs they get 503 at once', async (t) => {
+  const port = await freePort();
+  const starting = startInstance(makeConfig({ v1: { entry: fixture('slow-start.mjs') } }, {}, { maxQueuedHandoffs: 2 }), { args: ['--port', String(port)] });
+  t.teardown(async () => (await starting).stop());
+  await waitFor(() => new Promise<true | undefined>((resolve) => {
+    const probe = net.connect(port, '127.0.0.1', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.on('error', () => resolve(undefined));
+  }), { timeoutMs: 15_000, intervalMs: 10, what: 'the port bound' });
+  const replies = await Promise.all(Array.from({ length: 5 }, (_, index) => get(`http://127.0.0.1:${port}/${index}`)));
+  const statuses = replies.map((reply) => reply.status).sort();
+  t.deepEqual(statuses, [200, 200, 503, 503, 503]);
+});
