@@ -48,7 +48,7 @@ Options:
       --check-every <duration>   How often the gates judge (default ${duration(rolloutDefaults.checkIntervalMs)})
       --min-requests <n>         Requests each version needs in a step before it is judged (default ${rolloutDefaults.minRequests})
       --progress-deadline <duration|off>
-                                 A step still short of requests this long is paused (default ${duration(rolloutDefaults.progressDeadlineMs!)})
+                                 A step still short of requests this long is paused (default ${rolloutDefaults.progressDeadlineMs === null ? 'off' : duration(rolloutDefaults.progressDeadlineMs)})
       --remove-canary-on-rollback
                                  After a rollback, remove the canary from the file (default: keep
                                  its workers running, with no traffic, for inspection)
@@ -136,8 +136,9 @@ async function startCommand(args: string[]): Promise<number> {
   } as const;
   const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
   if (values.help) return help(canaryStartUsage);
-  if (positionals.length !== 1) throw new UsageError(`expected the canary version, got ${positionals.length} arguments`, canaryStartUsage);
-  const rollout: StartOptions = { version: positionals[0]! };
+  const [version, ...extra] = positionals;
+  if (version === undefined || extra.length > 0) throw new UsageError(`expected the canary version, got ${positionals.length} arguments`, canaryStartUsage);
+  const rollout: StartOptions = { version };
   if (values.baseline !== undefined) rollout.baseline = values.baseline;
   if (values.steps !== undefined) rollout.steps = values.steps.split(',').map((step) => wholeNumber(step.trim(), '--steps'));
   if (values.interval !== undefined) rollout.stepMs = parseDuration(values.interval, '--interval');
@@ -207,12 +208,12 @@ function parseGate(value: string, flag: string): boolean | Record<string, number
   if (value === 'on') return true;
   const settings: Record<string, number | null> = {};
   for (const pair of value.split(',')) {
-    const match = /^([A-Za-z]+)=(.+)$/.exec(pair.trim());
-    const number = match && (match[2] === 'none' ? null : Number(match[2]));
-    if (!match || (number !== null && !Number.isFinite(number))) {
+    const [, key, text] = /^([A-Za-z]+)=(.+)$/.exec(pair.trim()) ?? [];
+    const number = text === 'none' ? null : Number(text);
+    if (key === undefined || (number !== null && !Number.isFinite(number))) {
       throw new UsageError(`${flag} must be off, on, or key=number pairs separated by commas (e.g. ${flag} ${flag === '--latency' ? 'maxP99Ratio=1.5' : 'off'}), not "${value}"`, canaryStartUsage);
     }
-    settings[match[1]!] = number;
+    settings[key] = number;
   }
   return settings;
 }

@@ -124,15 +124,17 @@ export async function applyEdit(file: string, edit: Edit, dryRun: boolean): Prom
   return 0;
 }
 
-function checkCount<T extends { values: { help?: boolean | undefined }; positionals: string[] }>(usage: string, parsed: T, count: { min: number; max: number }): T {
-  if (!parsed.values.help && (parsed.positionals.length < count.min || parsed.positionals.length > count.max)) {
-    throw new UsageError(`expected ${count.min === count.max ? count.min : `${count.min} to ${count.max}`} arguments, got ${parsed.positionals.length}`, usage);
+/** At least `Min` positional arguments: the first `Min` of them are there. */
+type Positionals<Min extends number, Known extends string[] = []> = Known['length'] extends Min ? [...Known, ...string[]] : Positionals<Min, [...Known, string]>;
+
+function checkCount<Min extends number>(usage: string, positionals: string[], count: { min: Min; max: number }): asserts positionals is Positionals<Min> {
+  if (positionals.length < count.min || positionals.length > count.max) {
+    throw new UsageError(`expected ${count.min === count.max ? count.min : `${count.min} to ${count.max}`} arguments, got ${positionals.length}`, usage);
   }
-  return parsed;
 }
 
-function positionalsOf(usage: string, args: string[], count: { min: number; max: number }) {
-  return checkCount(usage, parseArgs({ args, options: editOptions, strict: true, allowPositionals: true }), count);
+function editArgs(args: string[]) {
+  return parseArgs({ args, options: editOptions, strict: true, allowPositionals: true });
 }
 
 function count(value: string, name: string, usage: string): number {
@@ -141,57 +143,65 @@ function count(value: string, name: string, usage: string): number {
 }
 
 export async function weights(args: string[]): Promise<number> {
-  const { values, positionals } = positionalsOf(weightsUsage, args, { min: 1, max: 64 });
+  const { values, positionals } = editArgs(args);
   if (values.help) return help(weightsUsage);
+  checkCount(weightsUsage, positionals, { min: 1, max: 64 });
   const parsed: Record<string, number> = {};
   for (const pair of positionals) {
-    const match = /^([^=]+)=([-+0-9.eE]+)$/.exec(pair);
-    if (!match) throw new UsageError(`"${pair}" is not <version>=<weight> (e.g. v2=10)`, weightsUsage);
-    parsed[match[1]!] = Number(match[2]);
+    const [, version, weight] = /^([^=]+)=([-+0-9.eE]+)$/.exec(pair) ?? [];
+    if (version === undefined || weight === undefined) throw new UsageError(`"${pair}" is not <version>=<weight> (e.g. v2=10)`, weightsUsage);
+    parsed[version] = Number(weight);
   }
   return applyEdit(configPath(values.config), setWeights(parsed), values['dry-run'] ?? false);
 }
 
 export async function deployCommand(args: string[]): Promise<number> {
   const options = { ...editOptions, entry: { type: 'string', short: 'e' }, workers: { type: 'string', short: 'w' } } as const;
-  const { values, positionals } = checkCount(deployUsage, parseArgs({ args, options, strict: true, allowPositionals: true }), { min: 1, max: 1 });
+  const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
   if (values.help) return help(deployUsage);
+  checkCount(deployUsage, positionals, { min: 1, max: 1 });
   const entry = values.entry;
   if (!entry) throw new UsageError('--entry <file> is required', deployUsage);
   const file = configPath(values.config);
   // Stored relative to the config file's folder, as entries are read.
   const relative = path.relative(path.dirname(path.resolve(file)), path.resolve(entry));
   const workers = values.workers === undefined ? undefined : count(values.workers, '--workers', deployUsage);
-  return applyEdit(file, deploy(positionals[0]!, relative.startsWith('.') ? relative : `./${relative}`, workers), values['dry-run'] ?? false);
+  return applyEdit(file, deploy(positionals[0], relative.startsWith('.') ? relative : `./${relative}`, workers), values['dry-run'] ?? false);
 }
 
 export async function scaleCommand(args: string[]): Promise<number> {
-  const { values, positionals } = positionalsOf(scaleUsage, args, { min: 2, max: 2 });
+  const { values, positionals } = editArgs(args);
   if (values.help) return help(scaleUsage);
-  return applyEdit(configPath(values.config), scale(positionals[0]!, count(positionals[1]!, 'workers', scaleUsage)), values['dry-run'] ?? false);
+  checkCount(scaleUsage, positionals, { min: 2, max: 2 });
+  const [version, workers] = positionals;
+  return applyEdit(configPath(values.config), scale(version, count(workers, 'workers', scaleUsage)), values['dry-run'] ?? false);
 }
 
 export async function promoteCommand(args: string[]): Promise<number> {
-  const { values, positionals } = positionalsOf(promoteUsage, args, { min: 1, max: 1 });
+  const { values, positionals } = editArgs(args);
   if (values.help) return help(promoteUsage);
-  return applyEdit(configPath(values.config), promote(positionals[0]!), values['dry-run'] ?? false);
+  checkCount(promoteUsage, positionals, { min: 1, max: 1 });
+  return applyEdit(configPath(values.config), promote(positionals[0]), values['dry-run'] ?? false);
 }
 
 export async function set(args: string[]): Promise<number> {
-  const { values, positionals } = positionalsOf(setUsage, args, { min: 2, max: 2 });
+  const { values, positionals } = editArgs(args);
   if (values.help) return help(setUsage);
+  checkCount(setUsage, positionals, { min: 2, max: 2 });
+  const [key, json] = positionals;
   let value: unknown;
   try {
-    value = JSON.parse(positionals[1]!);
+    value = JSON.parse(json);
   } catch {
-    throw new UsageError(`the value must be JSON, not ${positionals[1]} (quote strings: '"${positionals[1]}"')`, setUsage);
+    throw new UsageError(`the value must be JSON, not ${json} (quote strings: '"${json}"')`, setUsage);
   }
-  return applyEdit(configPath(values.config), setKey(positionals[0]!, value === null ? undefined : value), values['dry-run'] ?? false);
+  return applyEdit(configPath(values.config), setKey(key, value === null ? undefined : value), values['dry-run'] ?? false);
 }
 
-async function remote(usage: string, args: string[], count: { min: number; max: number }, call: (positionals: string[]) => { path: string; body: unknown }): Promise<number> {
-  const { values, positionals } = checkCount(usage, parseArgs({ args, options: remoteOptions, strict: true, allowPositionals: true }), count);
+async function remote<Min extends number>(usage: string, args: string[], count: { min: Min; max: number }, call: (positionals: Positionals<Min>) => { path: string; body: unknown }): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: remoteOptions, strict: true, allowPositionals: true });
   if (values.help) return help(usage);
+  checkCount(usage, positionals, count);
   const request = call(positionals);
   const result = await callApi<ControlResult>(apiTarget(values), 'POST', request.path, request.body);
   if (result.ok) process.stdout.write(`${result.changes.map((line) => `  - ${line}\n`).join('') || 'nothing to change\n'}`);
@@ -200,7 +210,7 @@ async function remote(usage: string, args: string[], count: { min: number; max: 
 
 export const rollback = (args: string[]) => remote(rollbackUsage, args, { min: 0, max: 0 }, () => ({ path: '/api/rollback', body: {} }));
 export const reload = (args: string[]) => remote(reloadUsage, args, { min: 0, max: 1 }, ([version]) => ({ path: '/api/reload', body: version === undefined ? {} : { version } }));
-export const restart = (args: string[]) => remote(restartUsage, args, { min: 1, max: 1 }, ([id]) => ({ path: `/api/workers/${encodeURIComponent(id!)}/restart`, body: {} }));
+export const restart = (args: string[]) => remote(restartUsage, args, { min: 1, max: 1 }, ([id]) => ({ path: `/api/workers/${encodeURIComponent(id)}/restart`, body: {} }));
 
 function help(usage: string): number {
   process.stdout.write(usage);

@@ -1,8 +1,9 @@
 /** Lays rows out in columns, the first row being the header. */
 export function table(rows: Array<Array<string | number>>): string {
   const cells = rows.map((row) => row.map(String));
-  const widths = cells[0]!.map((_, column) => Math.max(...cells.map((row) => row[column]?.length ?? 0)));
-  return cells.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
+  const [header = []] = cells;
+  const widths = header.map((_, column) => Math.max(...cells.map((row) => row[column]?.length ?? 0)));
+  return cells.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd()).join('\n');
 }
 
 export function megabytes(bytes: number): string {

@@ -35,11 +35,16 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
 }
 
+/** The loader of a command by its name; undefined for a name that is none (also "constructor" and the like). */
+function commandNamed(name: string): (() => Promise<Command>) | undefined {
+  return Object.hasOwn(commands, name) ? commands[name] : undefined;
+}
+
 /** Runs one command line; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
-    const topic = name === 'help' && args[0] && Object.hasOwn(commands, args[0]) ? await commands[args[0]]!() : undefined;
+    const topic = name === 'help' && args[0] !== undefined ? await commandNamed(args[0])?.() : undefined;
     process.stdout.write(topic?.usage ?? mainUsage);
     return 0;
   }
@@ -49,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   let command: Command | undefined;
   try {
-    command = Object.hasOwn(commands, name) ? await commands[name]!() : undefined;
+    command = await commandNamed(name)?.();
     if (!command) throw new UsageError(`unknown command "${name}"`, mainUsage);
     return await command.run(args);
   } catch (error) {

@@ -17,10 +17,10 @@ export class EditError extends Error {
   }
 }
 
-function requireVersion(config: ConfigFile, version: string): void {
-  if (!(version in config.versions)) {
-    throw new EditError(`unknown version "${version}" (known: ${Object.keys(config.versions).join(', ')})`);
-  }
+function requireVersion(config: ConfigFile, version: string): ConfigFile['versions'][string] {
+  const found = config.versions[version];
+  if (found === undefined) throw new EditError(`unknown version "${version}" (known: ${Object.keys(config.versions).join(', ')})`);
+  return found;
 }
 
 /** The largest weight a version may have; the schema says the same (routing.weights). */
@@ -58,9 +58,9 @@ export function promote(version: string): Edit {
 
 export function scale(version: string, workers: number): Edit {
   return (config) => {
-    requireVersion(config, version);
+    const target = requireVersion(config, version);
     if (!Number.isInteger(workers) || workers < 1) throw new EditError(`workers must be a whole number >= 1, not ${workers}`);
-    config.versions[version]!.workers = workers;
+    target.workers = workers;
   };
 }
 
@@ -76,7 +76,8 @@ export function deploy(version: string, entry: string, workers?: number): Edit {
 export function setKey(key: string, value: unknown): Edit {
   return (config) => {
     const parts = key.split('.');
-    if (parts.some((part) => part === '' || part === '__proto__' || part === 'constructor' || part === 'prototype')) {
+    const leaf = parts.at(-1);
+    if (leaf === undefined || parts.some((part) => part === '' || part === '__proto__' || part === 'constructor' || part === 'prototype')) {
       throw new EditError(`"${key}" is not a usable key`);
     }
     let node = config as unknown as Record<string, unknown>;
@@ -86,8 +87,8 @@ export function setKey(key: string, value: unknown): Edit {
       else if (typeof child !== 'object' || child === null || Array.isArray(child)) throw new EditError(`${key}: ${part} is not an object`);
       node = node[part] as Record<string, unknown>;
     }
-    if (value === undefined) delete node[parts.at(-1)!];
-    else node[parts.at(-1)!] = value;
+    if (value === undefined) delete node[leaf];
+    else node[leaf] = value;
   };
 }
 

@@ -205,9 +205,9 @@ export function parseStickyKey(key: string): StickyKey {
 export function describeLoadError(file: string, error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof SyntaxError) return `${file}: invalid JSON: ${message}`;
-  const violation = /^Config schema violation: (.*)$/s.exec(message);
-  if (!violation) return `${file}: ${message}`;
-  return `${file}: ${violation[1]!.split('; ').map((item) => explainViolation(file, item)).join('; ')}`;
+  const [, violations] = /^Config schema violation: (.*)$/s.exec(message) ?? [];
+  if (violations === undefined) return `${file}: ${message}`;
+  return `${file}: ${violations.split('; ').map((item) => explainViolation(file, item)).join('; ')}`;
 }
 
 /** Turns conf's "`versions/v1` must NOT have additional properties" into "versions.v1.entyr is not a known key". */
@@ -231,6 +231,7 @@ function unknownKeys(file: string, pointer: string): string[] {
     value = (value as Record<string, unknown>)?.[part];
     node = node?.properties?.[part] ?? (typeof node?.additionalProperties === 'object' ? node.additionalProperties : node?.items);
   }
-  if (!node?.properties || typeof value !== 'object' || value === null) return [];
-  return Object.keys(value).filter((name) => !(name in node.properties!));
+  const known = node?.properties;
+  if (!known || typeof value !== 'object' || value === null) return [];
+  return Object.keys(value).filter((name) => !(name in known));
 }

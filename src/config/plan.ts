@@ -74,8 +74,10 @@ function replaceReason(before: VersionConfig, after: VersionConfig): string | un
 /** One line per step, for logs and for the CLI's "what will change". */
 export function describe(step: Step, current: ResolvedConfig, next: ResolvedConfig): string {
   switch (step.kind) {
-    case 'start-version':
-      return `start version ${step.version} (${next.versions.get(step.version)!.workers} × ${next.versions.get(step.version)!.entry})`;
+    case 'start-version': {
+      const started = next.versions.get(step.version);
+      return started ? `start version ${step.version} (${started.workers} × ${started.entry})` : `start version ${step.version}`;
+    }
     case 'switch-routing':
       return `switch routing: ${describeRouting(current)} → ${describeRouting(next)}`;
     case 'scale':

@@ -63,10 +63,12 @@ export function resolveRollout(raw: ConfigFile, fail: Fail): RolloutConfig | nul
   }
   const steps = options.steps ?? rolloutDefaults.steps;
   if (!Array.isArray(steps) || steps.length === 0 || steps.length > 20) fail('rollout.steps', 'must list 1 to 20 weights of the canary, e.g. [5, 25, 50, 100]');
-  steps.forEach((weight, index) => {
+  let previous: number | undefined;
+  for (const [index, weight] of steps.entries()) {
     if (!Number.isInteger(weight) || weight < 1 || weight > 100) fail(`rollout.steps[${index}]`, `must be a whole number from 1 to 100, not ${weight}`);
-    if (index > 0 && weight <= steps[index - 1]!) fail('rollout.steps', `must be strictly increasing: ${weight} comes after ${steps[index - 1]}`);
-  });
+    if (previous !== undefined && weight <= previous) fail('rollout.steps', `must be strictly increasing: ${weight} comes after ${previous}`);
+    previous = weight;
+  }
   if (status.step >= steps.length) fail('rollout.status.step', `is ${status.step}, past the last step (${steps.length} steps)`);
   const stepMs = whole(options.stepMs ?? rolloutDefaults.stepMs, 'rollout.stepMs', 1000, fail);
   const checkIntervalMs = whole(options.checkIntervalMs ?? rolloutDefaults.checkIntervalMs, 'rollout.checkIntervalMs', 100, fail);
@@ -121,7 +123,7 @@ function resolveGates(gates: NonNullable<RolloutOptions['gates']>, fail: Fail): 
       const range = gateRanges[`${name}.${key}`];
       if (!range) fail(`rollout.gates.${name}.${key}`, `is not a known key (known: ${Object.keys(defaults).join(', ')})`);
       if (value === null && name === 'memory' && key === 'maxMB') continue;
-      const [lowest, highest, lowestExcluded, wholeOnly] = range!;
+      const [lowest, highest, lowestExcluded, wholeOnly] = range;
       if (typeof value !== 'number' || !Number.isFinite(value) || value > highest || (lowestExcluded ? value <= lowest : value < lowest)
         || (wholeOnly && !Number.isInteger(value))) {
         const kind = wholeOnly ? 'a whole number' : 'a number';
@@ -142,7 +144,14 @@ function whole(value: unknown, key: string, lowest: number, fail: Fail): number 
 export function canaryWeight(rollout: RolloutConfig): number {
   if (rollout.status.state === 'promoted') return 100;
   if (rollout.status.state === 'rolled_back' || rollout.status.state === 'aborted') return 0;
-  return rollout.steps[rollout.status.step]!;
+  return stepWeight(rollout);
+}
+
+/** The canary's weight at the rollout's current step (`status.step`), whatever its state. */
+export function stepWeight(rollout: RolloutConfig): number {
+  const weight = rollout.steps[rollout.status.step];
+  if (weight === undefined) throw new Error(`rollout.status.step ${rollout.status.step} is past the last of ${rollout.steps.length} steps`);
+  return weight;
 }
 
 /**
@@ -151,14 +160,17 @@ export function canaryWeight(rollout: RolloutConfig): number {
  * are left alone. Only two versions carry weight, so the canary owns one end of the sticky buckets and
  * its share only grows as steps grow: whoever reached the canary stays on it (see test/rollout-config).
  */
-export function rolloutRouting(routing: ConfigFile['routing'], rollout: RolloutConfig): ConfigFile['routing'] {
+export function rolloutRouting(routing: ConfigFile['routing'], rollout: RolloutConfig): WeightedRouting {
   return routingWithCanary(routing, rollout.version, rollout.baseline, canaryWeight(rollout), rollout.status.state === 'promoted');
 }
+
+/** Routing that weighs versions: what a rollout writes. */
+export type WeightedRouting = ConfigFile['routing'] & { weights: Record<string, number> };
 
 /** The canary at `weight`, the baseline at the rest, every other weighted version at 0; promoted, also the default. */
 export function routingWithCanary(
   routing: ConfigFile['routing'], canary: string, baseline: string, weight: number, promoted = false,
-): ConfigFile['routing'] {
+): WeightedRouting {
   const weights: Record<string, number> = {};
   for (const name of Object.keys(routing.weights ?? {})) weights[name] = 0;
   weights[baseline] = 100 - weight;
@@ -173,7 +185,7 @@ export function routingWithCanary(
 export function manualRoutingChange(routing: ConfigFile['routing'], rollout: RolloutConfig): string | null {
   if (rollout.status.state !== 'running' || rollout.status.stepStartedAt === null) return null;
   if (routing.default === rollout.version) return `routing.default set to ${rollout.version} by hand`;
-  const wanted = rolloutRouting(routing, rollout).weights!;
+  const wanted = rolloutRouting(routing, rollout).weights;
   const names = new Set([...Object.keys(wanted), ...Object.keys(routing.weights ?? {})]);
   const differs = [...names].some((name) => (routing.weights?.[name] ?? 0) !== (wanted[name] ?? 0));
   if (!differs) return null;

@@ -36,16 +36,16 @@ function versionField(body: Record<string, unknown>, required: boolean): string 
  *   POST /api/rollout/pause         {}  (also resume, abort)
  */
 export function parseControl(pathname: string, body: unknown): ControlCall | Rejection {
-  const restart = /^\/api\/workers\/([^/]+)\/restart$/.exec(pathname);
+  const [, encodedWorkerId] = /^\/api\/workers\/([^/]+)\/restart$/.exec(pathname) ?? [];
   const rollout = /^\/api\/rollout\/(pause|resume|abort)$/.exec(pathname);
-  const known = restart || rollout || ['/api/weights', '/api/promote', '/api/rollback', '/api/reload'].includes(pathname);
+  const known = encodedWorkerId !== undefined || rollout || ['/api/weights', '/api/promote', '/api/rollback', '/api/reload'].includes(pathname);
   if (!known) return { status: 404, error: `no such endpoint: POST ${pathname}` };
   if (!isObject(body)) return { status: 400, error: 'the body must be a JSON object' };
 
-  if (restart) {
+  if (encodedWorkerId !== undefined) {
     let workerId: string;
     try {
-      workerId = decodeURIComponent(restart[1]!);
+      workerId = decodeURIComponent(encodedWorkerId);
     } catch {
       return { status: 400, error: 'worker id in the path is not valid percent-encoding' };
     }

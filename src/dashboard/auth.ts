@@ -9,9 +9,9 @@ function matches(given: string, token: string): boolean {
 /** True when the request carries `Authorization: Bearer <token>`. Compared in constant time. */
 export function hasToken(req: IncomingMessage, token: string): boolean {
   const header = req.headers.authorization ?? '';
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match) return false;
-  return matches(match[1]!, token);
+  const [, given] = /^Bearer\s+(\S+)\s*$/i.exec(header) ?? [];
+  if (given === undefined) return false;
+  return matches(given, token);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { latencyBoundsMs } from '../ipc/messages.js';
+import { histogramQuantile } from '../rollout/statistics.js';
 import type { Status } from '../primary/status.js';
 
 /** One worker at one moment: enough for rates, percentiles and the charts. */
@@ -73,21 +74,7 @@ export function sampleOf(status: Status, time: number): Sample {
  * finite bound: "at least this".
  */
 export function quantile(q: number, counts: readonly number[], bounds: readonly number[] = latencyBoundsMs): number | null {
-  const total = counts.reduce((sum, count) => sum + count, 0);
-  if (total === 0) return null;
-  const rank = q * total;
-  let below = 0;
-  for (let index = 0; index < counts.length; index++) {
-    const count = counts[index]!;
-    if (count > 0 && below + count >= rank) {
-      if (index >= bounds.length) return bounds[bounds.length - 1]!;
-      const lower = index === 0 ? 0 : bounds[index - 1]!;
-      const upper = bounds[index]!;
-      return lower + (upper - lower) * ((rank - below) / count);
-    }
-    below += count;
-  }
-  return bounds[bounds.length - 1]!;
+  return histogramQuantile(q, counts, bounds);
 }
 
 /** Counts since `before`; a counter that went down was reset (a new process), so it counts from zero. */
@@ -112,16 +99,17 @@ export function ratesOf(samples: readonly Sample[], current: Sample, windowMs: n
     // Without an earlier sample of this process (just started, or the history is new), count from its start.
     let before: WorkerSample | undefined;
     let since = now.startedAt;
-    for (let index = start; index < samples.length && samples[index]!.time < current.time; index++) {
-      const candidate = samples[index]!.workers[id];
+    for (const sample of samples.slice(start)) {
+      if (sample.time >= current.time) break;
+      const candidate = sample.workers[id];
       if (candidate?.pid === now.pid) {
         before = candidate;
-        since = samples[index]!.time;
+        since = sample.time;
         break;
       }
     }
     const seconds = Math.max(current.time - since, 1000) / 1000;
-    const requests = increase([now.requests], before && [before.requests])[0]!;
+    const [requests = 0] = increase([now.requests], before && [before.requests]);
     const latency = increase(now.latencyBuckets, before?.latencyBuckets);
     workers[id] = { requestsPerSecond: requests / seconds, p50Ms: quantile(0.5, latency), p99Ms: quantile(0.99, latency) };
     const version = (versions[now.version] ??= { requestsPerSecond: 0, share: null });
@@ -147,7 +135,8 @@ export class History {
     // Timers drift a little: keep a sample that comes a few ms early.
     if (last && sample.time - last.time < this.sampleIntervalMs * 0.9) return false;
     this.#samples.push(sample);
-    while (this.#samples.length > this.capacity || this.#samples[0]!.time < sample.time - this.historyMs) this.#samples.shift();
+    const firstRecent = this.#samples.findIndex((kept) => kept.time >= sample.time - this.historyMs);  // `sample` at the latest
+    this.#samples.splice(0, Math.max(this.#samples.length - this.capacity, firstRecent));
     return true;
   }
 

@@ -1,6 +1,6 @@
 import { latencyBoundsMs, statusClasses } from '../ipc/messages.js';
 import { publicWorkerStates, versionStates } from '../primary/worker-state.js';
-import type { Status } from '../primary/status.js';
+import type { Status, VersionStatus } from '../primary/status.js';
 import { rolloutStates } from '../config/rollout.js';
 import type { FeedCounters } from './feed.js';
 import type { WorkerView } from './messages.js';
@@ -54,7 +54,7 @@ export function renderMetrics({ status, feed, primary }: MetricsSources): string
   const labelsOf = (worker: WorkerView) => ({ worker: worker.id, version: worker.version });
   const perWorker = (value: (worker: WorkerView) => number): Point[] => workers.map((worker) => ({ labels: labelsOf(worker), value: value(worker) }));
   const versions = Object.entries(status.versions);
-  const perVersion = (value: (name: string) => number): Point[] => versions.map(([name]) => ({ labels: { version: name }, value: value(name) }));
+  const perVersion = (value: (name: string, version: VersionStatus) => number): Point[] => versions.map(([name, version]) => ({ labels: { version: name }, value: value(name, version) }));
   const sumOf = (name: string, value: (worker: WorkerView) => number) =>
     workers.filter((worker) => worker.version === name).reduce((sum, worker) => sum + value(worker), 0);
 
@@ -75,10 +75,10 @@ export function renderMetrics({ status, feed, primary }: MetricsSources): string
   family('graycluster_rollout_weight', 'gauge', 'The canary\'s weight now: its step\'s, 100 once promoted, 0 once rolled back or aborted.',
     rollout ? [{ labels: rolloutLabels, value: rollout.weight }] : []);
 
-  family('graycluster_version_workers_configured', 'gauge', 'Workers the config asks for, per version.', perVersion((name) => status.versions[name]!.configured));
-  family('graycluster_version_workers_ready', 'gauge', 'Workers ready to take connections, per version.', perVersion((name) => status.versions[name]!.ready));
+  family('graycluster_version_workers_configured', 'gauge', 'Workers the config asks for, per version.', perVersion((_, version) => version.configured));
+  family('graycluster_version_workers_ready', 'gauge', 'Workers ready to take connections, per version.', perVersion((_, version) => version.ready));
   family('graycluster_version_weight', 'gauge', 'Configured routing weight, per weighted version.',
-    versions.filter(([, version]) => version.weight !== null).map(([name, version]) => ({ labels: { version: name }, value: version.weight! })));
+    versions.flatMap(([name, version]) => (version.weight === null ? [] : [{ labels: { version: name }, value: version.weight }])));
   family('graycluster_version_state', 'gauge', 'The version\'s state: 1 for the current one.',
     versions.flatMap(([name, version]) => versionStates.map((state) => ({ labels: { version: name, state }, value: version.state === state ? 1 : 0 }))));
   family('graycluster_version_rss_bytes', 'gauge', 'Resident memory of all the version\'s workers.', perVersion((name) => sumOf(name, (worker) => worker.rss)));

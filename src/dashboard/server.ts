@@ -191,14 +191,14 @@ export class DashboardServer {
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const readOnly = req.method === 'GET' || req.method === 'HEAD';
     const script = url.pathname.startsWith(clientPrefix) ? clientModule(url.pathname.slice(clientPrefix.length)) : undefined;
-    const page = url.pathname === '/' ? [html, 'text/html; charset=utf-8']
-      : script !== undefined ? [script, 'text/javascript; charset=utf-8']
-        : url.pathname === '/app.css' ? [css, 'text/css; charset=utf-8']
-          : url.pathname === '/favicon.svg' ? [icon, 'image/svg+xml']
+    const page: { body: string; type: string } | undefined = url.pathname === '/' ? { body: html, type: 'text/html; charset=utf-8' }
+      : script !== undefined ? { body: script, type: 'text/javascript; charset=utf-8' }
+        : url.pathname === '/app.css' ? { body: css, type: 'text/css; charset=utf-8' }
+          : url.pathname === '/favicon.svg' ? { body: icon, type: 'image/svg+xml' }
             : undefined;
     if (page) {
       if (!readOnly) return send(res, 405, `${req.method} not allowed on ${url.pathname}\n`, { allow: 'GET, HEAD' });
-      return send(res, 200, page[0]!, { ...pageHeaders, 'content-type': page[1]! });
+      return send(res, 200, page.body, { ...pageHeaders, 'content-type': page.type });
     }
     if (url.pathname === '/metrics') {
       if (!readOnly) return send(res, 405, `${req.method} not allowed on /metrics\n`, { allow: 'GET, HEAD' });

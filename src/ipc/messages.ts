@@ -31,7 +31,7 @@ export interface WorkerStats {
 }
 
 /** Upper bounds of the latency histogram, in ms; the last bucket is +Inf. */
-export const latencyBoundsMs = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+export const latencyBoundsMs: readonly [number, ...number[]] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
 /** What a worker needs to route the later requests of a shared connection, and how to answer. */
 export interface WorkerSettings {

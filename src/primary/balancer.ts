@@ -18,15 +18,14 @@ export type PickResult = { index: number } | { index: undefined; why: 'saturated
  * falls back to the default), 'saturated' when every pickable one is full.
  */
 export function pickWorker(candidates: readonly Candidate[], maxInFlight: number, start: number): PickResult {
-  let best: number | undefined;
+  let best: { index: number; load: number; turn: number } | undefined;
   let anyPickable = false;
-  for (let offset = 0; offset < candidates.length; offset++) {
-    const index = (start + offset) % candidates.length;
-    const candidate = candidates[index]!;
+  for (const [index, candidate] of candidates.entries()) {
     if (!candidate.pickable) continue;
     anyPickable = true;
     if (candidate.inFlight >= maxInFlight || !candidate.hasRoom) continue;
-    if (best === undefined || candidate.load < candidates[best]!.load) best = index;
+    const turn = (index - start % candidates.length + candidates.length) % candidates.length;  // 0 at `start`
+    if (best === undefined || candidate.load < best.load || (candidate.load === best.load && turn < best.turn)) best = { index, load: candidate.load, turn };
   }
-  return best !== undefined ? { index: best } : { index: undefined, why: anyPickable ? 'saturated' : 'unavailable' };
+  return best !== undefined ? { index: best.index } : { index: undefined, why: anyPickable ? 'saturated' : 'unavailable' };
 }

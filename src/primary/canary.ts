@@ -74,12 +74,13 @@ export class CanaryController {
     this.#memory = result.memory;
     this.#last = result;
     this.#lastFor = statusKey(config.rollout);
-    if (!result.edit) return;
+    if (!result.edit || !config.rollout) return;  // tick edits only a rollout there is.
+    const { version } = config.rollout;
     try {
-      const { after } = await updateConfigFile(config.file, guarded(result));
+      const { after } = await updateConfigFile(config.file, guarded(result.edit, result));
       this.#lastError = '';
       this.#seen = after.rollout;
-      if (result.event) this.events.record({ type: 'rollout', version: config.rollout!.version, message: result.event });
+      if (result.event) this.events.record({ type: 'rollout', version, message: result.event });
       // Applied now rather than when the watcher notices, so the next tick judges the file as written.
       await this.reconfigurer.reload();
     } catch (error) {
@@ -132,8 +133,7 @@ function where(rollout: RolloutConfig): string {
  * promotion checks, under the file's lock, that routing is still the step's (else the next tick pauses).
  * A rollback is never held back: it only sends traffic to the baseline.
  */
-function guarded(result: TickResult): RolloutEdit {
-  const edit = result.edit!;
+function guarded(edit: RolloutEdit, result: TickResult): RolloutEdit {
   if (result.action !== 'advance' && result.action !== 'promote') return edit;
   return (config) => {
     const rollout = resolveRollout(config, (key, message) => {

@@ -132,7 +132,9 @@ export class Handoff {
     this.#cursor.set(version, pool.length === 0 ? 0 : (start + 1) % pool.length);
     const maxInFlight = this.config().versions.get(version)?.maxInFlight ?? Infinity;
     const result = pickWorker(candidates, maxInFlight, start);
-    return result.index === undefined ? { lane: undefined, why: result.why } : { lane: lanes[result.index]! };
+    if (result.index === undefined) return { lane: undefined, why: result.why };
+    const lane = lanes[result.index];
+    return lane === undefined ? { lane: undefined, why: 'unavailable' } : { lane };
   }
 
   /** The lane of a worker that may take new connections now (ready, with a live process). */
@@ -182,8 +184,9 @@ export class Handoff {
   }
 
   #sendNext(lane: Lane): void {
-    while (!lane.inFlight && lane.queue.length > 0 && this.#lanes.get(lane.process) === lane) {
-      const next = lane.queue.shift()!;
+    while (!lane.inFlight && this.#lanes.get(lane.process) === lane) {
+      const next = lane.queue.shift();
+      if (next === undefined) return;
       if (ownsHandle(next.socket)) this.#send(lane, next);
     }
   }

@@ -40,7 +40,8 @@ export function findHeadEnd(bytes: Buffer, from: number, start = 0): number | 'b
 
 /** False when the byte at `start` cannot start an HTTP/1 request line. */
 export function looksLikeHttp(bytes: Buffer, start = 0): boolean {
-  const first = bytes[start]!;
+  const first = bytes[start];
+  if (first === undefined) return false;
   return (first >= 0x41 && first <= 0x5a) || (first >= 0x61 && first <= 0x7a); // a method starts with a letter
 }
 
@@ -59,21 +60,20 @@ export function parseHead(bytes: Buffer, maxHeadBytes: number, scannedUpTo = 0):
   }
   if (end > maxHeadBytes) return { done: true, failure: { status: 431, reason: `head over ${maxHeadBytes} bytes` }, scanned: end };
 
-  const lines = bytes.toString('latin1', start, end - 4).split('\r\n');
-  const first = requestLine.exec(lines[0]!);
-  if (!first) return { done: true, failure: { status: 400, reason: 'malformed request line' }, scanned: end };
+  const [firstLine = '', ...headerLines] = bytes.toString('latin1', start, end - 4).split('\r\n');
+  const [, method, target] = requestLine.exec(firstLine) ?? [];
+  if (method === undefined || target === undefined) return { done: true, failure: { status: 400, reason: 'malformed request line' }, scanned: end };
   const headers: Record<string, string> = {};
-  for (let index = 1; index < lines.length; index++) {
-    const line = lines[index]!;
+  for (const [index, line] of headerLines.entries()) {
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon) : '';
     const value = line.slice(colon + 1).trim();
     if (!token.test(name) || badValue.test(value)) {
-      return { done: true, failure: { status: 400, reason: `malformed header line ${index}` }, scanned: end };
+      return { done: true, failure: { status: 400, reason: `malformed header line ${index + 1}` }, scanned: end };
     }
     const key = name.toLowerCase();
     const previous = headers[key];
     headers[key] = previous === undefined ? value : `${previous}${key === 'cookie' ? '; ' : ', '}${value}`;
   }
-  return { done: true, head: { method: first[1]!, target: first[2]!, headers }, scanned: end };
+  return { done: true, head: { method, target, headers }, scanned: end };
 }

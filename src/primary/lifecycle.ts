@@ -1,18 +1,15 @@
 import { EventEmitter } from 'node:events';
-import { rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import path from 'node:path';
 import type { ResolvedConfig, VersionConfig } from '../config/types.js';
-import type { ToPrimary, WorkerSettings } from '../ipc/messages.js';
-import { encodeWorkerEnv } from '../ipc/worker-env.js';
+import type { WorkerSettings } from '../ipc/messages.js';
 import { displayPath } from '../shared/display-path.js';
 import { backoffDefaults, type BackoffPolicy } from './backoff.js';
-import type { EventLog, LifecycleEvent } from './events.js';
-import type { ForkWorker, WorkerProcess } from './worker-process.js';
+import type { EventLog } from './events.js';
+import { sendSettings, workerEnv, workerProcessHandlers, workerSettings, type Happening, type WorkerProcessHandlers } from './worker-contract.js';
+import type { ForkWorker } from './worker-process.js';
 import { WorkerSlot, setSlotState } from './worker-slot.js';
 import {
-  afterFailure, canTransition, clearStateTimers, poolOwner, processOf,
-  type Owner, type VersionState, type WorkerState,
+  canTransition, clearStateTimers, poolOwner, processOf, type Owner, type VersionState, type WorkerState,
 } from './worker-state.js';
 
 export interface LifecycleOptions {
@@ -30,11 +27,10 @@ export interface LifecycleEvents {
   refused: [slot: WorkerSlot, socket: Socket, bytes: Buffer, assignCookie: string | undefined];
 }
 
-type Happening = Omit<LifecycleEvent, 'time' | 'version' | 'workerId' | 'pid'>;
-
 /**
  * The pools of workers, one per version, and each worker's lifecycle: fork, ready, restart with backoff after a
  * crash, drain. Every state change goes through `transition`, which records the event and tells listeners.
+ * How the primary answers a worker process's messages and exit is in worker-contract.ts.
  */
 export class Lifecycle extends EventEmitter<LifecycleEvents> {
   readonly #pools = new Map<string, WorkerSlot[]>();
@@ -43,7 +39,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
   readonly #nextIndex = new Map<string, number>();
   /** Versions announced as crash-looping, so their recovery is announced once too. */
   readonly #crashlooping = new Set<string>();
-  readonly #backoff: BackoffPolicy;
+  readonly #handlers: WorkerProcessHandlers;
   #closed = false;
   /** The port the primary listens on (known once it does): what the app sees as its port. */
   publicPort = 0;
@@ -56,7 +52,15 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
   ) {
     super();
     this.setMaxListeners(0);
-    this.#backoff = { ...backoffDefaults, ...options.backoff };
+    this.#handlers = workerProcessHandlers({
+      events,
+      backoff: { ...backoffDefaults, ...options.backoff },
+      runDir: () => options.runDir,
+      closed: () => this.#closed,
+      transition: (slot, next, happening) => this.transition(slot, next, happening),
+      restart: (slot) => this.#fork(slot, poolOwner),
+      refused: (slot, socket, bytes, assignCookie) => this.emit('refused', slot, socket, bytes, assignCookie),
+    });
   }
 
   /** Every live worker: pool members, replacements starting, workers draining. */
@@ -251,30 +255,12 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
 
   /** What every worker needs to route the later requests on its connections. */
   settings(): WorkerSettings {
-    const config = this.config();
-    const forwardPaths: Record<string, string[]> = {};
-    for (const slot of this.#live) {
-      if (slot.state.kind === 'ready' && slot.forwardPath) (forwardPaths[slot.version] ??= []).push(slot.forwardPath);
-    }
-    return {
-      routing: config.routing,
-      versions: [...config.versions.keys()],
-      serving: this.versions.filter((version) => this.serving(version)),
-      forwardPaths,
-      versionHeader: config.server.versionHeader,
-      forwardMaxPending: config.server.forwardMaxPending,
-      relayMaxIdlePerTarget: config.server.relayMaxIdlePerTarget,
-      relayIdleTimeoutMs: config.server.relayIdleTimeoutMs,
-      trustProxy: config.server.trustProxy,
-    };
+    return workerSettings(this.config(), this.#live, this.versions.filter((version) => this.serving(version)));
   }
 
+  /** Sends the settings to every live worker: after every transition, and when routing changes. */
   broadcastSettings(): void {
-    const settings = this.settings();
-    for (const slot of this.#live) {
-      const process = processOf(slot.state);
-      if (process?.isConnected()) process.send({ kind: 'settings', settings });
-    }
+    sendSettings(this.#live, this.settings());
   }
 
   #versionConfig(version: string): VersionConfig {
@@ -292,88 +278,17 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
   #fork(slot: WorkerSlot, owner: Owner, version: VersionConfig = this.#versionConfig(slot.version)): void {
     if (this.#closed) return;
     const { server } = this.config();
-    const process = this.fork(encodeWorkerEnv({
-      version: version.name,
-      workerId: slot.id,
-      entry: version.entry,
-      maxInFlight: version.maxInFlight,
-      runDir: this.options.runDir,
-      port: this.publicPort,
-      host: this.options.publicHost,
-      statsIntervalMs: server.statsIntervalMs,
-    }, version.env));
+    const process = this.fork(workerEnv(slot, version, server, { ...this.options, publicPort: this.publicPort }));
     slot.resetForNewProcess();
     const readyTimer = setTimeout(() => {
       this.kill(slot, { type: 'failed', message: `not ready within ${server.readyTimeoutMs} ms: killing it` });
     }, server.readyTimeoutMs);
     this.transition(slot, { kind: 'starting', process, owner, startedAt: Date.now(), readyTimer },
       { type: 'started', message: `started ${displayPath(version.entry)}` });
-    process.on('app-ready', () => this.#markReady(slot, process));
-    process.on('exit', (code, signal) => this.#onExit(slot, process, code, signal));
+    process.on('app-ready', () => this.#handlers.ready(slot, process));
+    process.on('exit', (code, signal) => this.#handlers.exit(slot, process, code, signal));
     process.on('message', (message, socket) => {
-      if (processOf(slot.state) === process) this.#handlers[message.kind](slot, message as never, socket);
+      if (processOf(slot.state) === process) this.#handlers.messages[message.kind](slot, process, message as never, socket);
     });
-  }
-
-  readonly #handlers: { [K in ToPrimary['kind']]: (slot: WorkerSlot, message: Extract<ToPrimary, { kind: K }>, socket?: Socket) => void } = {
-    listening: (slot, message) => {
-      // The primary removes this file when the worker dies: accept only a path inside our own run folder.
-      if (path.dirname(message.forwardPath) === this.options.runDir) slot.forwardPath = message.forwardPath;
-      this.#markReady(slot, processOf(slot.state)!);
-    },
-    stats: (slot, message) => {
-      slot.noteReport(message.stats);
-      const state = slot.state;
-      if (state.kind === 'unresponsive') {
-        this.transition(slot, { kind: 'ready', process: state.process, owner: state.owner, startedAt: state.startedAt, readyAt: state.readyAt },
-          { type: 'recovered', message: 'heartbeat is back' });
-      }
-    },
-    load: (slot, message) => {
-      slot.stats.inFlight = message.inFlight;
-    },
-    refused: (slot, message, socket) => {
-      if (socket) this.emit('refused', slot, socket, Buffer.from(message.bytes, 'base64'), message.assignCookie);
-    },
-    fatal: (slot, message) => {
-      this.events.record({ type: 'error', version: slot.version, workerId: slot.id, pid: processOf(slot.state)?.pid, message: message.message });
-    },
-  };
-
-  #markReady(slot: WorkerSlot, process: WorkerProcess): void {
-    const state = slot.state;
-    if (state.kind !== 'starting' || state.process !== process) return;
-    const readyAt = Date.now();
-    slot.lastReportAt = readyAt;
-    this.transition(slot, { kind: 'ready', process, owner: state.owner, startedAt: state.startedAt, readyAt },
-      { type: 'ready', message: `ready in ${readyAt - state.startedAt} ms` });
-  }
-
-  #onExit(slot: WorkerSlot, process: WorkerProcess, code: number | null, signal: string | null): void {
-    const state = slot.state;
-    if (!('process' in state) || state.process !== process) return;
-    if (slot.forwardPath) rmSync(slot.forwardPath, { force: true });
-    slot.forwardPath = undefined;
-    const how = signal ? `signal ${signal}` : `exit code ${code}`;
-    slot.exitReason = how;
-    const wasReady = state.kind === 'ready' || state.kind === 'unresponsive';
-    const failedHow = `${wasReady ? 'crashed' : 'failed to start'} (${how})`;
-    if (state.kind === 'draining' || this.#closed) {
-      this.transition(slot, { kind: 'stopped' }, { type: 'stopped', message: `stopped (${how})` });
-      return;
-    }
-    if (state.owner.kind === 'replacement') {
-      this.transition(slot, { kind: 'stopped' }, { type: 'crashed', message: failedHow });
-      return;
-    }
-    const next = afterFailure(slot.failures, wasReady ? Date.now() - state.readyAt : undefined, this.#backoff);
-    slot.failures = next.failures;
-    slot.restarts++;
-    const timer = setTimeout(() => {
-      this.events.record({ type: 'restarting', version: slot.version, workerId: slot.id, message: `restart ${slot.restarts}${next.delayMs > 0 ? ` after ${next.delayMs} ms` : ''}` });
-      this.#fork(slot, poolOwner);
-    }, next.delayMs);
-    this.transition(slot, { kind: next.kind, delayMs: next.delayMs, timer },
-      { type: 'crashed', message: `${failedHow}; restarting ${next.delayMs > 0 ? `in ${next.delayMs} ms` : 'at once'}` });
   }
 }

@@ -10,8 +10,8 @@ import { parseHead } from './head.js';
  */
 export function sourceOf(address: string | undefined): string {
   const bare = (address ?? '').replace(/%.*$/, '');  // A zone id (fe80::1%eth0) is not part of the address.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-  if (mapped) return mapped[1]!;
+  const [, mappedIpv4] = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare) ?? [];
+  if (mappedIpv4 !== undefined) return mappedIpv4;
   if (!bare.includes(':')) return bare;
   const [head = '', tail] = bare.split('::');
   const left = head === '' ? [] : head.split(':');
@@ -39,7 +39,8 @@ export type Admission<T> = { admit: true; shed: T[] } | { admit: false; why: 'so
  */
 export class PendingBook<T> {
   readonly #bySource = new Map<string, Map<T, number>>();
-  readonly #entries = new Map<T, string>();
+  /** Each entry's source, and that source's map in #bySource that holds it. */
+  readonly #entries = new Map<T, { source: string; ofSource: Map<T, number> }>();
   #arrivals = 0;
 
   constructor(private limits: PendingLimits) {}
@@ -68,24 +69,25 @@ export class PendingBook<T> {
     let ofSource = this.#bySource.get(source);
     if (!ofSource) this.#bySource.set(source, ofSource = new Map());
     ofSource.set(item, this.#arrivals++);
-    this.#entries.set(item, source);
+    this.#entries.set(item, { source, ofSource });
     return { admit: true, shed };
   }
 
   remove(item: T): void {
-    const source = this.#entries.get(item);
-    if (source === undefined) return;
+    const entry = this.#entries.get(item);
+    if (entry === undefined) return;
     this.#entries.delete(item);
-    const ofSource = this.#bySource.get(source)!;
-    ofSource.delete(item);
-    if (ofSource.size === 0) this.#bySource.delete(source);
+    entry.ofSource.delete(item);
+    if (entry.ofSource.size === 0) this.#bySource.delete(entry.source);
   }
 
   /** The oldest entry of the source holding the most. */
   #victim(): T | undefined {
     let best: { item: T; count: number; arrival: number } | undefined;
     for (const ofSource of this.#bySource.values()) {
-      const [item, arrival] = ofSource.entries().next().value!;  // A Map iterates in insertion order: oldest first.
+      const [oldest] = ofSource;  // A Map iterates in insertion order: oldest first.
+      if (oldest === undefined) continue;
+      const [item, arrival] = oldest;
       if (!best || ofSource.size > best.count || (ofSource.size === best.count && arrival < best.arrival)) {
         best = { item, count: ofSource.size, arrival };
       }

@@ -111,6 +111,14 @@ export class Reconfigurer {
       else versions.delete(name);
       this.#current = { ...this.#current, versions };
     };
+    /** A change to a running version's settings that needs no restart. */
+    const changeVersion = (name: string, change: Partial<VersionConfig>) => {
+      const version = this.#current.versions.get(name);
+      if (!version) throw new Error(`the plan changes version "${name}", which is not running`);
+      const changed = { ...version, ...change };
+      withVersion(name, changed);
+      running.set(name, changed);
+    };
     for (const step of steps) {
       switch (step.kind) {
         case 'start-version':
@@ -127,15 +135,15 @@ export class Reconfigurer {
           const failure = await this.supervisor.replaceVersion(step.version, step.reason, next.versions.get(step.version));
           if (failure) {
             // What runs is the old version: remember that, so fixing the file tries the replacement again.
-            running.set(step.version, before.versions.get(step.version)!);
+            const old = before.versions.get(step.version);
+            if (old) running.set(step.version, old);
             failures.push(`versions.${step.version}: ${failure}`);
           }
           withVersion(step.version, running.get(step.version));
           break;
         }
         case 'scale':
-          withVersion(step.version, { ...this.#current.versions.get(step.version)!, workers: step.to });
-          running.set(step.version, this.#current.versions.get(step.version)!);
+          changeVersion(step.version, { workers: step.to });
           this.supervisor.scale(step.version, step.to);
           break;
         case 'remove-version':
@@ -143,8 +151,7 @@ export class Reconfigurer {
           withVersion(step.version, undefined);
           break;
         case 'set-limit':
-          withVersion(step.version, { ...this.#current.versions.get(step.version)!, [step.key]: step.to });
-          running.set(step.version, this.#current.versions.get(step.version)!);
+          changeVersion(step.version, { [step.key]: step.to });
           break;
         case 'needs-restart':
           this.events.record({ type: 'config', message: describe(step, before, next) });

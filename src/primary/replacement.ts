@@ -59,7 +59,7 @@ export class Replacements {
         this.events.record({ type: 'failed', version: slot.version, workerId: slot.id, message: `replacement aborted, this worker keeps serving: ${started}` });
         return started;
       }
-      this.lifecycle.replaceMember(slot, started[0]!);
+      this.lifecycle.replaceMember(slot, started[0]!);  // Asked for one worker, it returns exactly one.
       return undefined;
     } finally {
       this.#replacing.delete(slot);

@@ -101,14 +101,14 @@ export function snapshot(sources: StatusSources): Status {
   const versions: Record<string, VersionStatus> = {};
   for (const worker of workers) {
     const config = sources.supervisor.versionConfig(worker.version);
-    versions[worker.version] ??= {
+    const version = versions[worker.version] ??= {
       state: sources.supervisor.versionState(worker.version),
       configured: config?.workers ?? 0,
       ready: 0,
       entry: config?.entry ?? '',
       weight: routing.weights?.[worker.version] ?? null,
     };
-    if (worker.state === 'ready') versions[worker.version]!.ready++;
+    if (worker.state === 'ready') version.ready++;
   }
   return {
     pid: process.pid,

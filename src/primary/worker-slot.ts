@@ -46,7 +46,7 @@ export class WorkerSlot {
   }
 
   get state(): WorkerState {
-    return stateOf.get(this)!;
+    return stateOf.get(this)!;  // Set in the constructor and only ever replaced.
   }
 
   get process(): WorkerProcess | undefined {

@@ -1,5 +1,5 @@
 import type { ConfigFile, RolloutConfig, RolloutOptions, RolloutState } from '../config/types.js';
-import { finishedStates, resolveRollout, routingWithCanary } from '../config/rollout.js';
+import { finishedStates, resolveRollout, routingWithCanary, stepWeight } from '../config/rollout.js';
 import { EditError } from '../config/edits.js';
 
 /**
@@ -125,11 +125,12 @@ function expectRunningAt(config: ConfigFile, step: number): RolloutConfig {
 }
 
 function setStatus(config: ConfigFile, state: RolloutState, step: number, stepStartedAt: number, reason: string): void {
-  config.rollout = { ...config.rollout!, status: { state, step, stepStartedAt, reason } };
+  if (!config.rollout) throw new RolloutError('no rollout in the config file', 'invalid');
+  config.rollout = { ...config.rollout, status: { state, step, stepStartedAt, reason } };
 }
 
 function writeStepRouting(config: ConfigFile, rollout: RolloutConfig): void {
-  config.routing = routingWithCanary(config.routing, rollout.version, rollout.baseline, rollout.steps[rollout.status.step]!);
+  config.routing = routingWithCanary(config.routing, rollout.version, rollout.baseline, stepWeight(rollout));
 }
 
 /**
@@ -144,7 +145,7 @@ function endWithBaseline(config: ConfigFile, rollout: RolloutConfig, state: 'rol
       why += `; ${rollout.version} kept: a routing rule routes to it`;
     } else {
       delete config.versions[rollout.version];
-      delete config.routing.weights![rollout.version];
+      if (config.routing.weights) delete config.routing.weights[rollout.version];
     }
   }
   setStatus(config, state, rollout.status.step, rollout.status.stepStartedAt ?? now, why);

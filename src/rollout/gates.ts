@@ -78,8 +78,8 @@ const judges: { [Gate in GateName]: Judge<Gate> } = {
     const waiting = waitingForRequests('latency', canaryTotal, baselineTotal, rollout.minRequests, names);
     if (waiting || canaryP99 === null || baselineP99 === null) return { ...base, verdict: 'waiting', reason: waiting ?? 'latency: no requests yet', pValue: null };
     // Below the first bound the histogram cannot tell latencies apart, so a ratio to less than it means nothing.
-    const limit = maxP99Ratio * Math.max(baselineP99, latencyBoundsMs[0]!);
-    const slowerThanLimit = canary.latencyBuckets.reduce((total, bucketCount, bucket) => total + ((bucket === 0 ? 0 : latencyBoundsMs[bucket - 1]!) >= limit ? bucketCount : 0), 0);
+    const limit = maxP99Ratio * Math.max(baselineP99, latencyBoundsMs[0]);
+    const slowerThanLimit = canary.latencyBuckets.reduce((total, bucketCount, bucket) => total + ((latencyBoundsMs[bucket - 1] ?? 0) >= limit ? bucketCount : 0), 0);
     const tailP = binomialGreater(slowerThanLimit, canaryTotal, tailShare);
     const ratio = `${(canaryP99 / Math.max(baselineP99, Number.MIN_VALUE)).toFixed(1)}×`;
     const p99 = `p99 ${milliseconds(canaryP99)} on ${names.canary} vs ${milliseconds(baselineP99)} on ${names.baseline}`;

@@ -7,11 +7,12 @@
 const smallestShownP = 0.001;
 
 const logFactorialTable: number[] = [0];
-for (let n = 1; n < 256; n++) logFactorialTable.push(logFactorialTable[n - 1]! + Math.log(n));
+for (let n = 1, sum = 0; n < 256; n++) logFactorialTable.push(sum += Math.log(n));
 
 /** ln(n!), exact by summation below 256, Stirling's series above (error < 1e-15 there). */
 export function logFactorial(n: number): number {
-  if (n < 256) return logFactorialTable[n]!;
+  const exact = logFactorialTable[n];
+  if (exact !== undefined) return exact;
   const inverse = 1 / n;
   const inverseSquared = inverse * inverse;
   return n * Math.log(n) - n + 0.5 * Math.log(2 * Math.PI * n)
@@ -140,17 +141,18 @@ export function histogramQuantile(quantile: number, counts: readonly number[], b
   const total = sum(counts);
   if (total === 0) return null;
   const rank = quantile * total;
+  const highestBound = bounds.at(-1) ?? null;
   let below = 0;
-  for (let bucket = 0; bucket < counts.length; bucket++) {
-    const count = counts[bucket]!;
+  for (const [bucket, count] of counts.entries()) {
     if (count > 0 && below + count >= rank) {
-      if (bucket >= bounds.length) return bounds.at(-1)!;
-      const lower = bucket === 0 ? 0 : bounds[bucket - 1]!;
-      return lower + (bounds[bucket]! - lower) * ((rank - below) / count);
+      const upper = bounds[bucket];
+      if (upper === undefined) return highestBound;  // The +Inf bucket.
+      const lower = bounds[bucket - 1] ?? 0;
+      return lower + (upper - lower) * ((rank - below) / count);
     }
     below += count;
   }
-  return bounds.at(-1)!;
+  return highestBound;
 }
 
 /** `p < 0.001` or `p = 0.042`: two significant digits are all a verdict needs. */

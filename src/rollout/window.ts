@@ -76,7 +76,8 @@ export function measureWindow(start: Snapshot, end: Snapshot, canary: string, ba
       window.requests += worker.requests - (fresh ? 0 : same.requests);
       window.errors += (worker.statusClasses['5xx'] ?? 0) - (fresh ? 0 : same.statusClasses['5xx'] ?? 0);
       worker.latencyBuckets.forEach((count, bucket) => {
-        window.latencyBuckets[Math.min(bucket, latencyBoundsMs.length)]! += count - (fresh ? 0 : same.latencyBuckets[bucket] ?? 0);
+        const into = Math.min(bucket, latencyBoundsMs.length);
+        window.latencyBuckets[into] = (window.latencyBuckets[into] ?? 0) + count - (fresh ? 0 : same.latencyBuckets[bucket] ?? 0);
       });
       window.maxRssBytes = Math.max(window.maxRssBytes, worker.rss);
       window.maxEventLoopDelayMs = Math.max(window.maxEventLoopDelayMs, worker.eventLoopDelayMs);

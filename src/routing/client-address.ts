@@ -9,10 +9,8 @@ import type { AddressMatcher } from '../shared/address-range.js';
  */
 export function clientAddress(peer: string, forwardedFor: string | undefined, trusted: AddressMatcher | undefined): string {
   if (trusted === undefined || forwardedFor === undefined || !trusted(peer)) return peer;
-  const hops = forwardedFor.split(',');
   let client = peer;
-  for (let index = hops.length - 1; index >= 0; index--) {
-    const hop = hops[index]!.trim();
+  for (const hop of forwardedFor.split(',').map((entry) => entry.trim()).reverse()) {
     if (hop === '') continue;
     client = hop;
     if (!trusted(hop)) break;

@@ -31,7 +31,8 @@ export function addressMatcher(ranges: readonly string[]): AddressMatcher {
   }
   // BlockList matches an IPv4 client a dual-stack listener reports as ::ffff:a.b.c.d against IPv4 ranges too.
   return (address) => {
-    const version = address ? net.isIP(address) : 0;
-    return version !== 0 && list.check(address!, version === 4 ? 'ipv4' : 'ipv6');
+    if (!address) return false;
+    const version = net.isIP(address);
+    return version !== 0 && list.check(address, version === 4 ? 'ipv4' : 'ipv6');
   };
 }

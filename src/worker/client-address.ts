@@ -4,6 +4,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { rawHeaderPairs } from './raw-headers.js';
 
 /**
  * The private header a forwarding worker uses to tell the receiving worker who the client is. It is only read
@@ -37,13 +38,8 @@ function materializedHeaders(req: IncomingMessage): IncomingHttpHeaders {
 }
 
 function removeRawHeaders(rawHeaders: string[], matches: (name: string) => boolean): void {
-  let kept = 0;
-  for (let index = 0; index < rawHeaders.length; index += 2) {
-    if (matches(rawHeaders[index]!)) continue;
-    rawHeaders[kept++] = rawHeaders[index]!;
-    rawHeaders[kept++] = rawHeaders[index + 1]!;
-  }
-  rawHeaders.length = kept;
+  const kept = [...rawHeaderPairs(rawHeaders)].filter(([name]) => !matches(name)).flatMap(([name, value]) => [name, value]);
+  rawHeaders.splice(0, rawHeaders.length, ...kept);
 }
 
 /** The value of the private header for a client socket: "address port". */
@@ -84,9 +80,9 @@ export function applyForwardedClient(req: IncomingMessage): void {
   const raw = req.rawHeaders;
   let value = '';
   // The forwarder writes ours after the request's own headers: look from the end.
-  for (let index = raw.length - 2; index >= 0; index -= 2) {
-    if (raw[index] !== clientHeader) continue;
-    value = raw[index + 1]!;
+  for (const [name, headerValue, index] of [...rawHeaderPairs(raw)].reverse()) {
+    if (name !== clientHeader) continue;
+    value = headerValue;
     delete materializedHeaders(req)[clientHeader];
     raw.splice(index, 2);
     break;

@@ -2,6 +2,7 @@ import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { answerText, unavailableText } from '../shared/answers.js';
 import { clientHeader, clientHeaderValue } from './client-address.js';
+import { rawHeaderPairs } from './raw-headers.js';
 
 // Hop-by-hop headers belong to one connection and are not passed on (RFC 9110 §7.6.1), nor is our private
 // header as a client sent it: the forwarder adds its own.
@@ -13,16 +14,16 @@ const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'trans
  */
 export function endToEnd(rawHeaders: readonly string[], upgrade = false): string[] {
   let named: Set<string> | undefined;
-  for (let index = 0; index < rawHeaders.length; index += 2) {
-    if (rawHeaders[index]!.toLowerCase() !== 'connection') continue;
+  for (const [name, value] of rawHeaderPairs(rawHeaders)) {
+    if (name.toLowerCase() !== 'connection') continue;
     named ??= new Set();
-    for (const token of rawHeaders[index + 1]!.split(',')) named.add(token.trim().toLowerCase());
+    for (const token of value.split(',')) named.add(token.trim().toLowerCase());
   }
   const kept: string[] = [];
-  for (let index = 0; index < rawHeaders.length; index += 2) {
-    const name = rawHeaders[index]!.toLowerCase();
-    const passes = upgrade && name === 'upgrade' ? true : !hopByHop.has(name) && !named?.has(name);
-    if (passes) kept.push(rawHeaders[index]!, rawHeaders[index + 1]!);
+  for (const [name, value] of rawHeaderPairs(rawHeaders)) {
+    const lower = name.toLowerCase();
+    const passes = upgrade && lower === 'upgrade' ? true : !hopByHop.has(lower) && !named?.has(lower);
+    if (passes) kept.push(name, value);
   }
   if (upgrade) kept.push('connection', 'upgrade');
   return kept;
@@ -65,9 +66,12 @@ export class ForwardBudget {
 
   /** Takes a place in the budget (give it back with `release`) and picks the worker to go to. */
   take(paths: readonly string[]): string {
+    const path = paths[this.#cursor % paths.length];
+    if (path === undefined) throw new Error('ForwardBudget.take with no worker path: ask refusal() first');
+    this.#cursor++;
     this.#pending++;
     this.counters.forwarded++;
-    return paths[this.#cursor++ % paths.length]!;
+    return path;
   }
 
   release(): void {

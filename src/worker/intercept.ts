@@ -41,12 +41,13 @@ export function interceptListen(options: InterceptOptions): void {
   let adopted: { server: net.Server; port: string; args: unknown[] } | undefined;
   net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]) {
     const port = listenPort(args);
-    const takesOver = port === options.port && adopted !== undefined && adopted.port !== options.port;
-    if (port === undefined || (adopted !== undefined && port !== adopted.port && !takesOver)) {
+    const before = adopted;
+    const takesOver = port === options.port && before !== undefined && before.port !== options.port;
+    if (port === undefined || (before !== undefined && port !== before.port && !takesOver)) {
       return Reflect.apply(originalListen, this, args) as net.Server;
     }
-    if (takesOver) listenForReal(adopted!.server, adopted!.args);
-    const first = adopted === undefined || takesOver;
+    if (takesOver) listenForReal(before.server, before.args);
+    const first = before === undefined || takesOver;
     if (first) adopted = { server: this, port, args };
     pretendListening(this, options.address, args.findLast((arg) => typeof arg === 'function') as Callback | undefined);
     if (first) options.adopt(this);

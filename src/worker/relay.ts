@@ -4,13 +4,15 @@
  * and the answer comes back through the client's own ServerResponse with its head taken over verbatim (see
  * adoptResponseHead), so Node keeps pipelined answers in order and moves on to the next request. This side
  * parses nothing but what framing needs (response-framing.ts): no http.request, no IncomingMessage, no piping.
+ * The request's head is built in relay-request.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { respondBadGateway, respondUnavailable } from '../shared/answers.js';
 import { adoptResponseHead, responseMayKeepAlive } from '../shared/node-internals.js';
-import { clientHeader, clientHeaderValue } from './client-address.js';
 import type { ForwardBudget } from './forward.js';
+import { rawHeaderPairs } from './raw-headers.js';
+import { requestHead } from './relay-request.js';
 import { ResponseFramer, type FramingSink, type ResponseHead } from './response-framing.js';
 
 /** The relay's limits (`server.relayMaxIdlePerTarget`, `server.relayIdleTimeoutMs`); they change with settings. */
@@ -27,10 +29,6 @@ export interface RelayOptions extends RelayLimits {
   /** True while this worker drains: each relayed answer closes its client connection, as one served here does. */
   closingClients(): boolean;
 }
-
-// Headers of one connection (RFC 9110 §7.6.1), and the private header as a client may have sent it.
-const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', clientHeader]);
-const hopByHopLengths = new Set([...hopByHop].map((name) => name.length));
 
 /** Relays requests to other versions' workers over pooled connections; see the file's comment. */
 export class Relay {
@@ -106,10 +104,10 @@ export class Relay {
   forget(connection: RelayConnection): void {
     const idle = this.#idle.get(connection.path);
     const index = idle?.indexOf(connection) ?? -1;
-    if (index === -1) return;
-    idle!.splice(index, 1);
+    if (idle === undefined || index === -1) return;
+    idle.splice(index, 1);
     this.#idleCount--;
-    if (idle!.length === 0) this.#idle.delete(connection.path);
+    if (idle.length === 0) this.#idle.delete(connection.path);
   }
 
   /** The Connection header (and Keep-Alive) of a relayed answer to the client, as Node would write them. */
@@ -124,9 +122,8 @@ export class Relay {
   }
 
   #takeIdle(path: string): RelayConnection | undefined {
-    const idle = this.#idle.get(path);
-    while (idle && idle.length > 0) {
-      const connection = idle.pop()!;
+    const idle = this.#idle.get(path) ?? [];
+    for (let connection = idle.pop(); connection !== undefined; connection = idle.pop()) {
       this.#idleCount--;
       if (!connection.socket.destroyed) return connection;
     }
@@ -137,9 +134,10 @@ export class Relay {
     const cutoff = Date.now() - this.options.idleTimeoutMs;
     for (const [path, idle] of this.#idle) {
       // Oldest first: connections are taken from the end.
-      while (idle.length > 0 && idle[0]!.idleSince <= cutoff) {
+      const firstFresh = idle.findIndex((connection) => connection.idleSince > cutoff);
+      for (const connection of idle.splice(0, firstFresh === -1 ? idle.length : firstFresh)) {
         this.#idleCount--;
-        idle.shift()!.socket.destroy();
+        connection.socket.destroy();
       }
       if (idle.length === 0) this.#idle.delete(path);
     }
@@ -174,7 +172,8 @@ class RelayConnection implements FramingSink {
     this.#res = res;
     this.#relayContinue = relayContinue;
     this.#framer.begin(req.method ?? 'GET');
-    const body = this.#writeRequestHead(req);
+    const { head, body } = requestHead(req);
+    this.socket.write(head, 'latin1');
     this.#requestWritten = body === 'none';
     this.#chunkedRequest = body === 'chunked';
     if (body === 'none') return;
@@ -192,25 +191,26 @@ class RelayConnection implements FramingSink {
   onInterim(status: number): void {
     if (status !== 100 || !this.#relayContinue) return;
     this.#relayContinue = false;
-    this.#res!.writeContinue();
+    this.#response().writeContinue();
   }
 
   onHead(head: ResponseHead): void {
-    const res = this.#res!;
+    const res = this.#response();
     this.#upstreamKeepAlive = head.keepAlive;
     const closeAfter = !head.keepAlive || !responseMayKeepAlive(res) || this.relay.options.closingClients();
     adoptResponseHead(res, head.status, `${head.endToEnd}${this.relay.connectionLines(closeAfter)}\r\n`, closeAfter);
   }
 
   onBody(bytes: Buffer): void {
-    if (!this.#res!.write(bytes)) {
+    const res = this.#response();
+    if (!res.write(bytes)) {
       this.socket.pause();
-      this.#res!.once('drain', this.#resume);
+      res.once('drain', this.#resume);
     }
   }
 
   onEnd(lastBytes: Buffer | undefined): void {
-    const res = this.#res!;
+    const res = this.#response();
     const reusable = this.#upstreamKeepAlive && this.#requestWritten && !this.socket.destroyed;
     this.#detach();
     res.end(lastBytes);
@@ -241,12 +241,23 @@ class RelayConnection implements FramingSink {
   /** The exchange failed: 502 if the answer had not begun (the request is never retried), else the client's
    * connection goes too, as a truncated answer must not look complete. */
   #abandon(reason: string): void {
-    const res = this.#res!;
+    const res = this.#response();
     const answered = this.#framer.headSeen;
     this.#detach();
     this.socket.destroy();
     if (answered) res.destroy();
     else if (!res.headersSent) respondBadGateway(res, reason);
+  }
+
+  // The framer calls back, and the request body's listeners run, only while an exchange is under way.
+  #response(): ServerResponse {
+    if (!this.#res) throw new Error('relay: an answer arrived with no client response to write it to');
+    return this.#res;
+  }
+
+  #request(): IncomingMessage {
+    if (!this.#req) throw new Error('relay: request body arrived with no exchange under way');
+    return this.#req;
   }
 
   /** Ends this connection's part in the current exchange; a request body still coming is drained unread. */
@@ -273,60 +284,18 @@ class RelayConnection implements FramingSink {
       flowing = this.socket.write(chunk);
     }
     if (!flowing) {
-      const req = this.#req!;
+      const req = this.#request();
       req.pause();
       this.socket.once('drain', () => req.resume());
     }
   };
 
   #onRequestEnd = (): void => {
-    const req = this.#req!;
+    const req = this.#request();
     this.#requestWritten = true;
     if (!this.#chunkedRequest) return;
     let trailers = '';
-    const raw = req.rawTrailers;
-    for (let index = 0; index < raw.length; index += 2) trailers += `${raw[index]}: ${raw[index + 1]}\r\n`;
+    for (const [name, value] of rawHeaderPairs(req.rawTrailers)) trailers += `${name}: ${value}\r\n`;
     this.socket.write(`0\r\n${trailers}\r\n`, 'latin1');
   };
-
-  /** Writes the request line and end-to-end headers, with the client's address; returns how its body is framed. */
-  #writeRequestHead(req: IncomingMessage): 'none' | 'length' | 'chunked' {
-    const raw = req.rawHeaders;
-    let head = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
-    let chunked = false;
-    let length = false;
-    let named: string[] | undefined;
-    for (let index = 0; index < raw.length; index += 2) {
-      const name = raw[index]!;
-      if (hopByHopLengths.has(name.length)) {
-        const lower = name.toLowerCase();
-        if (hopByHop.has(lower)) {
-          if (lower === 'transfer-encoding') chunked = true;
-          else if (lower === 'connection') named = connectionOptions(raw[index + 1]!, named);
-          continue;
-        }
-      } else if (name.length === 14 && raw[index + 1] !== '0' && name.toLowerCase() === 'content-length') {
-        length = true;
-      }
-      head += `${name}: ${raw[index + 1]}\r\n`;
-    }
-    if (named) head = withoutNamedHeaders(head, named);
-    head += `${clientHeader}: ${clientHeaderValue(req.socket)}\r\n${chunked ? 'Transfer-Encoding: chunked\r\n' : ''}\r\n`;
-    this.socket.write(head, 'latin1');
-    return chunked ? 'chunked' : length ? 'length' : 'none';
-  }
-}
-
-/** The header names a Connection header lists, other than its own options. */
-function connectionOptions(value: string, named: string[] | undefined): string[] | undefined {
-  for (const token of value.split(',')) {
-    const option = token.trim().toLowerCase();
-    if (option !== '' && option !== 'close' && option !== 'keep-alive' && option !== 'upgrade') (named ??= []).push(option);
-  }
-  return named;
-}
-
-function withoutNamedHeaders(head: string, names: readonly string[]): string {
-  const lines = head.split('\r\n');
-  return lines.filter((line, index) => index === 0 || line === '' || !names.includes(line.slice(0, line.indexOf(':')).trim().toLowerCase())).join('\r\n');
 }

@@ -51,9 +51,8 @@ export class RouteCheck {
   }
 
   #sameSignals(url: string, headers: IncomingMessage['headers'], memo: RouteMemo): boolean {
-    const values = memo.values;
-    for (let index = 0; index < values.length; index++) {
-      if (headers[this.#signalHeaders[index]!] !== values[index]) return false;
+    for (const [index, name] of this.#signalHeaders.entries()) {
+      if (headers[name] !== memo.values[index]) return false;
     }
     if (!this.#readsQuery) return true;
     const mark = url.indexOf('?');

@@ -12,16 +12,18 @@ export function statusClassOf(status: number): keyof WorkerStats['statusClasses'
 /** The latency histogram bucket of a latency: the first bound it fits under, or the +Inf bucket last. */
 export function latencyBucketOf(latencyMs: number): number {
   let bucket = 0;
-  while (bucket < latencyBoundsMs.length && latencyMs > latencyBoundsMs[bucket]!) bucket++;
+  for (const bound of latencyBoundsMs) {
+    if (latencyMs <= bound) break;
+    bucket++;
+  }
   return bucket;
 }
-
 
 /** A worker's request counters and latency histogram, as reported to the primary. */
 export class RequestStats {
   readonly counters = { requests: 0, shed: 0, forwarded: 0, forwardShed: 0 };
   /** Counts per status class, 1xx first: indexed, so counting a request builds no string. */
-  readonly #statusClasses = [0, 0, 0, 0, 0];
+  readonly #statusClasses = statusClasses.map(() => 0);
   readonly #latencyBuckets = new Array<number>(latencyBoundsMs.length + 1).fill(0);
   #latencySumMs = 0;
   #loopDelay: IntervalHistogram | undefined;
@@ -35,6 +37,7 @@ export class RequestStats {
   /** Counts one answered request. */
   record(status: number, latencyMs: number): void {
     this.counters.requests++;
+    // Both indexes are in range by construction: clamped to 0..4, and latencyBucketOf returns 0..bounds.length.
     this.#statusClasses[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))]!++;
     this.#latencyBuckets[latencyBucketOf(latencyMs)]!++;
     this.#latencySumMs += latencyMs;
@@ -49,7 +52,7 @@ export class RequestStats {
     return {
       rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal,
       ...load, ...this.counters,
-      statusClasses: Object.fromEntries(statusClasses.map((name, index) => [name, this.#statusClasses[index]!])) as WorkerStats['statusClasses'],
+      statusClasses: Object.fromEntries(statusClasses.map((name, index) => [name, this.#statusClasses[index] ?? 0])) as WorkerStats['statusClasses'],
       latencyBuckets: [...this.#latencyBuckets], latencySumMs: this.#latencySumMs,
       eventLoopDelayMs: Math.round(delay * 10) / 10,
     };

@@ -134,7 +134,11 @@ export class WorkerRuntime {
 
   /** Gives the app a connection, keeping net's own bookkeeping so the app's server.close() behaves. */
   admit(socket: Socket, options: { forwarded: boolean; assignCookie?: string | undefined }): void {
-    const server = this.#appServer!;
+    const server = this.#appServer;
+    if (!server) {
+      socket.destroy();  // The app has not listened yet: there is nothing to give it to.
+      return;
+    }
     const forwarded = options.forwarded;
     const trustedPeer = !forwarded && this.#trustedPeer !== undefined && this.#trustedPeer(socket.remoteAddress);
     this.#connections.set(socket, { forwarded, trustedPeer, requests: 0, assignCookie: options.assignCookie, active: 0, idleSince: Date.now(), route: undefined });
@@ -225,16 +229,17 @@ export class WorkerRuntime {
    * forwarding headers an untrusted client sent, then the routing check for a later request on a connection.
    * Returns the version that must answer, or undefined for this worker.
    */
-  #otherVersion(req: IncomingMessage, info: ConnectionInfo | undefined): string | null | undefined {
+  #otherVersion(req: IncomingMessage, info: ConnectionInfo | undefined): { version: string | null; route: RouteCheck } | undefined {
     if (info === undefined) return undefined;
     if (info.forwarded) {
       applyForwardedClient(req);
       return undefined;
     }
     if (!info.trustedPeer && hasForwardingHeaders(req.headers)) stripForwardingHeaders(req);
-    if (info.requests++ === 0 || this.#route === undefined) return undefined;
-    const target = this.#route.versionForLater(req, info.route ??= emptyRouteMemo());
-    return target === this.env.version ? undefined : target;
+    const route = this.#route;
+    if (info.requests++ === 0 || route === undefined) return undefined;
+    const version = route.versionForLater(req, info.route ??= emptyRouteMemo());
+    return version === this.env.version ? undefined : { version, route };
   }
 
   /**
@@ -243,14 +248,10 @@ export class WorkerRuntime {
    */
   #answeredRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): boolean {
     const info = this.#connections.get(req.socket);
-    const target = this.#otherVersion(req, info);
-    if (target === null) {
-      respondUnavailable(res, 'no worker of the version this request belongs to is ready');
-      return true;
-    }
-    if (target !== undefined) {
-      const settings = this.#route!.settings;
-      this.relay.forward(req, res, this.#route!.forwardPaths(target), settings.forwardMaxPending, expectsContinue);
+    const other = this.#otherVersion(req, info);
+    if (other !== undefined) {
+      if (other.version === null) respondUnavailable(res, 'no worker of the version this request belongs to is ready');
+      else this.relay.forward(req, res, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending, expectsContinue);
       return true;
     }
     const maxInFlight = this.env.maxInFlight;
@@ -285,14 +286,14 @@ export class WorkerRuntime {
 
   /** An upgrade or CONNECT: relayed to a worker of its version when it is not this one's (true), else the app's. */
   #relayedUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): boolean {
-    const target = this.#otherVersion(req, this.#connections.get(socket));
-    if (target === undefined) return false;
-    if (target === null) {
+    const other = this.#otherVersion(req, this.#connections.get(socket));
+    if (other === undefined) return false;
+    if (other.version === null) {
       socket.on('error', () => socket.destroy());
       socket.end(unavailableText('no worker of the version this request belongs to is ready'));
       return true;
     }
-    this.forwarder.relay(req, socket, head, this.#route!.forwardPaths(target), this.#route!.settings.forwardMaxPending);
+    this.forwarder.relay(req, socket, head, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending);
     return true;
   }
 }

@@ -36,7 +36,7 @@ function onMessage(message: FeedMessage): void {
       return;
     case 'sample':
       state.points.push(message.point);
-      while (state.points.length > 0 && state.points[0]!.time < message.point.time - state.historyMs) state.points.shift();
+      state.points.splice(0, state.points.findIndex((point) => point.time >= message.point.time - state.historyMs));  // The new point at the latest.
       renderCharts();
       return;
     case 'event':

@@ -38,7 +38,8 @@ function drawChart(canvas: HTMLCanvasElement, points: ChartPoint[], historyMs: n
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
   }
-  const context = canvas.getContext('2d')!;
+  const context = canvas.getContext('2d');
+  if (!context) return;  // No 2D canvas in this browser (or it was lost): the legend still shows.
   context.setTransform(ratio, 0, 0, ratio, 0, 0);
   context.clearRect(0, 0, width, height);
   const styles = getComputedStyle(document.documentElement);

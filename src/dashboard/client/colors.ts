@@ -5,8 +5,12 @@ const palette = ['#3b5bdb', '#e8590c', '#2b8a3e', '#ae3ec9', '#c92a2a', '#1098ad
 const colors = new Map<string, string>();
 
 export function colorOf(workerId: string): string {
-  if (!colors.has(workerId)) colors.set(workerId, palette[colors.size % palette.length]!);
-  return colors.get(workerId)!;
+  let color = colors.get(workerId);
+  if (color === undefined) {
+    color = palette[colors.size % palette.length]!;  // An index modulo the palette's length is in it.
+    colors.set(workerId, color);
+  }
+  return color;
 }
 
 export function swatch(workerId: string): HTMLSpanElement {

@@ -70,7 +70,7 @@ export function wireControls(): void {
   const apply = byId<HTMLButtonElement>('apply-weights');
   apply.addEventListener('click', async () => {
     const inputs = [...document.querySelectorAll<HTMLInputElement>('input[data-weight]')];
-    const weights = Object.fromEntries(inputs.map((input) => [input.dataset.weight!, input.valueAsNumber]));
+    const weights = Object.fromEntries(inputs.flatMap((input) => (input.dataset.weight === undefined ? [] : [[input.dataset.weight, input.valueAsNumber]])));
     if (await control('/api/weights', { weights })) {
       for (const input of inputs) delete input.dataset.dirty;
       apply.disabled = true;

@@ -14,8 +14,15 @@ export function pill(text: string, kind = text): HTMLSpanElement {
   return node;
 }
 
+/** The cell of `field` in a row made by emptyRow. */
+export function cellOf(row: HTMLTableRowElement, field: string): HTMLElement {
+  const cell = row.querySelector<HTMLElement>(`[data-field="${field}"]`);
+  if (!cell) throw new Error(`the row "${row.dataset.key ?? ''}" has no "${field}" cell`);
+  return cell;
+}
+
 export function setCell(row: HTMLTableRowElement, field: string, value: string | Array<Node | string>): void {
-  const cell = row.querySelector<HTMLElement>(`[data-field="${field}"]`)!;
+  const cell = cellOf(row, field);
   if (typeof value === 'string') {
     if (cell.textContent !== value) cell.textContent = value;
   } else {
@@ -23,23 +30,32 @@ export function setCell(row: HTMLTableRowElement, field: string, value: string |
   }
 }
 
-/** Makes the body's rows match `keys`, in order, creating missing rows; answers the rows by key. */
-export function syncRows(tbody: HTMLTableSectionElement, keys: string[], create: (key: string) => HTMLTableRowElement): Map<string, HTMLTableRowElement> {
-  const rows = new Map<string, HTMLTableRowElement>();
+/**
+ * Makes the table body's rows match `items`, in order, one row per key (`keyOf`), creating missing rows;
+ * answers each item with its row.
+ */
+export function syncRows<T>(table: HTMLTableElement, items: readonly T[], keyOf: (item: T) => string, create: (key: string) => HTMLTableRowElement): Array<[T, HTMLTableRowElement]> {
+  const tbody = table.tBodies[0] ?? table.createTBody();
+  const keys = new Set(items.map(keyOf));
+  const existing = new Map<string, HTMLTableRowElement>();
   for (const row of [...tbody.rows]) {
-    if (keys.includes(row.dataset.key!)) rows.set(row.dataset.key!, row);
+    const key = row.dataset.key;
+    if (key !== undefined && keys.has(key)) existing.set(key, row);
     else row.remove();
   }
   // Move a row only when it is out of order: moving a node takes the focus (and a half-typed weight) from it.
+  const rows: Array<[T, HTMLTableRowElement]> = [];
   let previous: HTMLTableRowElement | undefined;
-  for (const key of keys) {
-    const row = rows.get(key) ?? create(key);
-    rows.set(key, row);
+  for (const item of items) {
+    const key = keyOf(item);
+    const row = existing.get(key) ?? create(key);
+    existing.set(key, row);
     const expected = previous ? previous.nextElementSibling : tbody.firstElementChild;
     if (row !== expected) {
       if (previous) previous.after(row);
       else tbody.prepend(row);
     }
+    rows.push([item, row]);
     previous = row;
   }
   return rows;
@@ -47,7 +63,7 @@ export function syncRows(tbody: HTMLTableSectionElement, keys: string[], create:
 
 /** A row with one cell per field; each cell is labelled with its column's heading, for the narrow layout. */
 export function emptyRow(table: HTMLTableElement, key: string, fields: string[]): HTMLTableRowElement {
-  const headings = [...table.tHead!.rows[0]!.cells].map((cell) => cell.textContent ?? '');
+  const headings = [...table.tHead?.rows[0]?.cells ?? []].map((cell) => cell.textContent ?? '');
   const row = make('tr');
   row.dataset.key = key;
   fields.forEach((field, index) => {

@@ -45,9 +45,8 @@ function renderGates(rollout: RolloutReport): void {
   const table = byId<HTMLTableElement>('rollout-gates');
   byId('rollout-canary').textContent = rollout.version;
   byId('rollout-baseline').textContent = rollout.baseline;
-  const rows = syncRows(table.tBodies[0]!, rollout.gates.map((gate) => gate.gate), (gate) => emptyRow(table, gate, ['gate', 'verdict', 'canary', 'baseline']));
-  for (const gate of rollout.gates) {
-    const row = rows.get(gate.gate)!;
+  const rows = syncRows(table, rollout.gates, (gate) => gate.gate, (key) => emptyRow(table, key, ['gate', 'verdict', 'canary', 'baseline']));
+  for (const [gate, row] of rows) {
     row.title = gate.reason;
     setCell(row, 'gate', gateNames[gate.gate] ?? gate.gate);
     if (row.dataset.verdict !== gate.verdict) {

@@ -3,7 +3,7 @@ import type { Rates } from '@server/dashboard/history.js';
 import type { LiveStatus, WorkerView } from '@server/dashboard/messages.js';
 import { swatch } from './colors.js';
 import { restartButton, versionButtons, weightInput } from './controls.js';
-import { byId, emptyRow, pill, setCell, syncRows } from './dom.js';
+import { byId, cellOf, emptyRow, pill, setCell, syncRows } from './dom.js';
 import { cpuPercent, duration, megabytes, milliseconds, percent, perSecond } from './format.js';
 
 function renderSummary(status: LiveStatus): void {
@@ -21,42 +21,38 @@ function renderSummary(status: LiveStatus): void {
 const versionFields = ['name', 'state', 'ready', 'weight', 'configuredShare', 'share', 'rate', 'actions'];
 
 function renderVersions(status: LiveStatus, rates: Rates | undefined): void {
-  const names = Object.keys(status.versions);
+  const versions = Object.entries(status.versions);
   const table = byId<HTMLTableElement>('versions');
-  const rows = syncRows(table.tBodies[0]!, names, (name) => {
+  const rows = syncRows(table, versions, ([name]) => name, (name) => {
     const row = emptyRow(table, name, versionFields);
-    row.querySelector('[data-field="weight"]')!.append(weightInput(name));
-    row.querySelector('[data-field="actions"]')!.append(...versionButtons(name));
+    cellOf(row, 'weight').append(weightInput(name));
+    cellOf(row, 'actions').append(...versionButtons(name));
     return row;
   });
-  const weights = names.map((name) => status.versions[name]!.weight ?? 0);
-  const total = weights.reduce((sum, weight) => sum + weight, 0);
-  names.forEach((name, index) => {
-    const version = status.versions[name]!;
-    const row = rows.get(name)!;
+  const total = versions.reduce((sum, [, version]) => sum + (version.weight ?? 0), 0);
+  for (const [[name, version], row] of rows) {
     setCell(row, 'name', name === status.routing.default ? `${name} (default)` : name);
     setCell(row, 'state', [pill(version.state)]);
     setCell(row, 'ready', `${version.ready}/${version.configured}`);
-    const input = row.querySelector<HTMLInputElement>('input[data-weight]')!;
-    if (input.dataset.dirty !== 'true' && document.activeElement !== input) input.value = String(version.weight ?? 0);
-    setCell(row, 'configuredShare', total > 0 ? percent(weights[index]! / total) : 'rules/default');
+    const input = row.querySelector('input[data-weight]');
+    if (input instanceof HTMLInputElement && input.dataset.dirty !== 'true' && document.activeElement !== input) input.value = String(version.weight ?? 0);
+    setCell(row, 'configuredShare', total > 0 ? percent((version.weight ?? 0) / total) : 'rules/default');
     setCell(row, 'share', percent(rates?.versions[name]?.share));
     setCell(row, 'rate', perSecond(rates?.versions[name]?.requestsPerSecond));
-  });
+  }
 }
 
 const workerFields = ['id', 'version', 'pid', 'cpu', 'state', 'uptime', 'restarts', 'rss', 'heapUsed', 'inFlight', 'rate', 'p50', 'p99', 'loopDelay', 'actions'];
 
 function renderWorkers(workers: WorkerView[], rates: Rates | undefined): void {
   const table = byId<HTMLTableElement>('workers');
-  const rows = syncRows(table.tBodies[0]!, workers.map((worker) => worker.id), (id) => {
+  const rows = syncRows(table, workers, (worker) => worker.id, (id) => {
     const row = emptyRow(table, id, workerFields);
     row.dataset.worker = id;
-    row.querySelector('[data-field="actions"]')!.append(restartButton(id));
+    cellOf(row, 'actions').append(restartButton(id));
     return row;
   });
-  for (const worker of workers) {
-    const row = rows.get(worker.id)!;
+  for (const [worker, row] of rows) {
     const rate = rates?.workers[worker.id];
     setCell(row, 'id', [swatch(worker.id), worker.id]);
     setCell(row, 'version', worker.version);
