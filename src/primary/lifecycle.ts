@@ -299,7 +299,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
       port: this.publicPort,
       host: this.options.publicHost,
       statsIntervalMs: server.statsIntervalMs,
-    }, version.env));
+    }, version.env), { nodeArgs: version.nodeArgs, args: version.args, cwd: version.cwd });
     slot.resetForNewProcess();
     const readyTimer = setTimeout(() => {
       this.kill(slot, { type: 'failed', message: `not ready within ${server.readyTimeoutMs} ms: killing it` });
