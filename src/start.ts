@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { primaryControls } from './control/primary.js';
+import { applyEdit, primaryControls } from './control/primary.js';
+import type { ControlResult, Controls } from './control/types.js';
+import type { Edit } from './config/edits.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { DashboardServer } from './dashboard/server.js';
 import { CanaryController } from './primary/canary.js';
@@ -10,7 +12,7 @@ import { Router } from './primary/router.js';
 import { createRunFolder, removeStaleRunFolders } from './primary/run-folder.js';
 import { removeRunState, removeStaleRunStates, writeRunState } from './primary/state-file.js';
 import { currentProcess } from './shared/process-alive.js';
-import { snapshot, workerStatuses } from './primary/status.js';
+import { snapshot, workerStatuses, type Status } from './primary/status.js';
 import { Supervisor } from './primary/supervisor.js';
 import { clusterFork } from './primary/worker-process.js';
 import type { ResolvedConfig } from './config/types.js';
@@ -24,6 +26,14 @@ export interface Running {
   stop(): Promise<void>;
   /** Kills every worker now (a second Ctrl-C). */
   kill(): void;
+  /** Resolves once routing.default has a ready worker (at once if it had at start); rejects if stopped first. */
+  ready: Promise<void>;
+  /** What GET /api/status answers, now. */
+  status(): Status;
+  /** The operator's moves, as the dashboard makes them. */
+  controls: Controls;
+  /** Writes an edit to the config file through the same locked path as the CLI, then applies it at once. */
+  edit(change: Edit): Promise<ControlResult>;
 }
 
 function urlHost(host: string): string {
@@ -60,23 +70,25 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     throw error;
   }
 
+  const status = () => snapshot({
+    supervisor,
+    routing: () => reconfigurer.current.raw.routing,
+    rollout: () => canary.report(),
+    router: () => ({ ...router.counters, pending: router.pending }),
+    server: { host: config.server.host, port: address.port },
+    configError: () => reconfigurer.configError,
+    events: () => events.recent().slice(-100),
+    startedAt,
+  });
+  const controls = primaryControls(reconfigurer, supervisor);
   const dashboard = new DashboardServer({
     ...config.dashboard,
     host: config.dashboard.host,
     port: config.dashboard.port,
     token,
-    status: () => snapshot({
-      supervisor,
-      routing: () => reconfigurer.current.raw.routing,
-      rollout: () => canary.report(),
-      router: () => ({ ...router.counters, pending: router.pending }),
-      server: { host: config.server.host, port: address.port },
-      configError: () => reconfigurer.configError,
-      events: () => events.recent().slice(-100),
-      startedAt,
-    }),
+    status,
     events,
-    controls: primaryControls(reconfigurer, supervisor),
+    controls,
   });
   let dashboardAddress;
   try {
@@ -108,8 +120,10 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     dashboard: { host: config.dashboard.host, port: dashboardAddress.port, token },
   });
 
+  const ready = defaultServing(supervisor, current, events);
   let stopping: Promise<void> | undefined;
   const stop = () => stopping ??= (async () => {
+    ready.cancel();
     events.record({ type: 'shutdown', message: `stopping: draining in-flight requests (up to ${config.server.drainTimeoutMs} ms)` });
     await canary.close();
     reconfigurer.close();
@@ -126,11 +140,37 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     dashboardPort: dashboardAddress.port,
     token,
     stop,
+    ready: ready.promise,
+    status,
+    controls,
+    edit: (change) => applyEdit(reconfigurer, change),
     kill() {
+      ready.cancel();
       void canary.close();
       supervisor.kill();
       removeRunState(config.file);
       rmSync(runDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A promise that resolves once routing.default (as it is then) has a ready worker, checked after every event. */
+function defaultServing(supervisor: Supervisor, current: () => ResolvedConfig, events: EventLog): { promise: Promise<void>; cancel(): void } {
+  let settle: { resolve(): void; reject(error: Error): void } | undefined;
+  const promise = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
+  promise.catch(() => {});  // Nobody need await it; stopping first is not an error of its own.
+  const check = () => {
+    if (!supervisor.serving(current().routing.default)) return;
+    events.off('event', check);
+    settle?.resolve();
+  };
+  events.on('event', check);
+  check();
+  return {
+    promise,
+    cancel() {
+      events.off('event', check);
+      settle?.reject(new Error('graycluster stopped before routing.default had a ready worker'));
     },
   };
 }
