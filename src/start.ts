@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { applyEdit, primaryControls } from './control/primary.js';
-import type { ControlResult, Controls } from './control/types.js';
+import type { ControlResult } from './control/types.js';
 import type { Edit } from './config/edits.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { DashboardServer } from './dashboard/server.js';
@@ -30,8 +30,6 @@ export interface Running {
   ready: Promise<void>;
   /** What GET /api/status answers, now. */
   status(): Status;
-  /** The operator's moves, as the dashboard makes them. */
-  controls: Controls;
   /** Writes an edit to the config file through the same locked path as the CLI, then applies it at once. */
   edit(change: Edit): Promise<ControlResult>;
 }
@@ -142,7 +140,6 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     stop,
     ready: ready.promise,
     status,
-    controls,
     edit: (change) => applyEdit(reconfigurer, change),
     kill() {
       ready.cancel();
