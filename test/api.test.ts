@@ -1,15 +1,16 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { ConfigError, start } from '../src/index.js';
 import { fixture, get, makeConfig, root, startProcess, temporaryFolder, token, waitFor } from './helpers/cluster.js';
 
-test('the programmatic API starts graycluster, changes weights and worker counts, reports status, and stops', async (t) => {
+/** The embedder script (test/fixtures/api-embedder.mjs) on `config`, driven over IPC; stopped at the test's end. */
+function startEmbedder(t: ExecutionContext, config: object) {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-api-'));
   t.teardown(temporaryFolder(folder));
   const configFile = path.join(folder, 'graycluster.json');
-  writeFileSync(configFile, JSON.stringify(makeConfig({ v1: {}, v2: {} }, { weights: { v1: 100, v2: 0 }, sticky: { key: 'header:x-user' } }), null, 2));
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
   const embedder = startProcess('api-embedder', process.execPath, [fixture('api-embedder.mjs'), configFile], { ipc: true, cwd: folder });
   t.teardown(() => embedder.stop());
   const outcome = (step: string, timeoutMs?: number) => embedder.waitForMessage((message) => message.step === step, timeoutMs);
@@ -18,12 +19,18 @@ test('the programmatic API starts graycluster, changes weights and worker counts
     send({ do: 'status' });
     return check((await outcome('status')).status);
   }, { what });
+  return { embedder, configFile, outcome, send, statusUntil };
+}
+
+test('the programmatic API starts graycluster, changes weights and worker counts, reports status, and stops', async (t) => {
+  const { embedder, configFile, outcome, send, statusUntil } = startEmbedder(t, makeConfig({ v1: {}, v2: {} }, { weights: { v1: 100, v2: 0 }, sticky: { key: 'header:x-user' } }));
 
   const started = await outcome('start');
   t.is(started.error, undefined);
   t.is(started.token, token);
+  send({ do: 'ready' });
   // `ready`: the default version serves; the others may still be starting.
-  t.like(started.status.versions, { v1: { ready: 1, configured: 1, weight: 100 }, v2: { configured: 1, weight: 0 } });
+  t.like((await outcome('ready')).status.versions, { v1: { ready: 1, configured: 1, weight: 100 }, v2: { configured: 1, weight: 0 } });
   await statusUntil((status) => status.versions.v2.ready === 1, 'v2 ready, in status()');
   const url = `http://127.0.0.1:${started.port}/`;
   t.is((await get(url, { 'x-user': 'someone' })).body.version, 'v1');
@@ -51,6 +58,24 @@ test('the programmatic API starts graycluster, changes weights and worker counts
   // Everything closed: the embedder's script ends by itself once its IPC channel is gone.
   t.deepEqual(await embedder.exited, { code: 0, signal: null });
   await t.throwsAsync(get(url), { code: 'ECONNREFUSED' });
+});
+
+test('ready waits for the default version: a crash-looping one, fixed by an edit of the file, resolves it', async (t) => {
+  const config = makeConfig({ v1: { entry: fixture('throws-at-load.mjs') } });
+  const { configFile, outcome, send, statusUntil } = startEmbedder(t, config);
+  const started = await outcome('start');
+  t.is(started.error, undefined);
+  let settled = false;
+  const ready = outcome('ready').finally(() => { settled = true; });
+  send({ do: 'ready' });
+  await statusUntil((status) => status.versions.v1.state === 'crashloop', 'v1 crash-looping');
+  t.false(settled);
+  config.versions.v1!.entry = fixture('app.mjs');
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  t.is((await ready).status.versions.v1.ready, 1);
+  const reply = await get(`http://127.0.0.1:${started.port}/`);
+  t.is(reply.status, 200);
+  t.is(reply.body.version, 'v1');
 });
 
 test('start() refuses a bad config or a bad option with an error that names it, before anything runs', async (t) => {
