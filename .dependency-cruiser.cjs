@@ -1,7 +1,7 @@
 // The layers of src/ point down (see README, Development): `npm run lint:deps` fails on an import that runs
 // back up, or on a circle. Bottom to top:
 //   shared ← config ← routing, ipc ← worker
-//   shared, config, routing, ipc ← primary ← control ← dashboard ← start.ts ← cli
+//   shared, config, routing, ipc ← primary ← control ← dashboard ← start.ts ← index.ts (the API) ← cli
 // The dashboard's page script (dashboard/client) is served to browsers as it compiles: it may import only
 // itself, plus types from elsewhere (`import type` vanishes from the output).
 /** `layer` may import from src/ only what is in `allowed` (folder names). */
@@ -46,6 +46,13 @@ module.exports = {
       severity: 'error',
       comment: 'src/start.ts wires the layers together; only the CLI sits above it.',
       from: { path: '^src/start\\.ts$' },
+      to: { path: '^src/cli/' },
+    },
+    {
+      name: 'index-not-up',
+      severity: 'error',
+      comment: 'src/index.ts is the programmatic API over start.ts; the CLI is built on it, not below it.',
+      from: { path: '^src/index\\.ts$' },
       to: { path: '^src/cli/' },
     },
     {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { primaryControls } from './control/primary.js';
+import { applyEdit, primaryControls } from './control/primary.js';
+import type { ControlResult } from './control/types.js';
+import type { Edit } from './config/edits.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { DashboardServer } from './dashboard/server.js';
 import { CanaryController } from './primary/canary.js';
@@ -12,7 +14,7 @@ import { Router } from './primary/router.js';
 import { createRunFolder, removeStaleRunFolders } from './primary/run-folder.js';
 import { removeRunState, removeStaleRunStates, writeRunState } from './primary/state-file.js';
 import { currentProcess } from './shared/process-alive.js';
-import { snapshot, workerStatuses } from './primary/status.js';
+import { snapshot, workerStatuses, type Status } from './primary/status.js';
 import { Supervisor } from './primary/supervisor.js';
 import { clusterFork } from './primary/worker-process.js';
 import type { ResolvedConfig } from './config/types.js';
@@ -28,6 +30,12 @@ export interface Running {
   stop(): Promise<void>;
   /** Kills every worker now (a second Ctrl-C). */
   kill(): void;
+  /** Resolves once routing.default has a ready worker (at once if it had at start); rejects if stopped first. */
+  ready: Promise<void>;
+  /** What GET /api/status answers, now. */
+  status(): Status;
+  /** Writes an edit to the config file through the same locked path as the CLI, then applies it at once. */
+  edit(change: Edit): Promise<ControlResult>;
 }
 
 function urlHost(host: string): string {
@@ -64,23 +72,25 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     throw error;
   }
 
+  const status = () => snapshot({
+    supervisor,
+    routing: () => reconfigurer.current.raw.routing,
+    rollout: () => canary.report(),
+    router: () => ({ ...router.counters, pending: router.pending }),
+    server: { host: config.server.host, port: address.port },
+    configError: () => reconfigurer.configError,
+    events: () => events.recent().slice(-100),
+    startedAt,
+  });
+  const controls = primaryControls(reconfigurer, supervisor);
   const dashboard = new DashboardServer({
     ...config.dashboard,
     host: config.dashboard.host,
     port: config.dashboard.port,
     token,
-    status: () => snapshot({
-      supervisor,
-      routing: () => reconfigurer.current.raw.routing,
-      rollout: () => canary.report(),
-      router: () => ({ ...router.counters, pending: router.pending }),
-      server: { host: config.server.host, port: address.port },
-      configError: () => reconfigurer.configError,
-      events: () => events.recent().slice(-100),
-      startedAt,
-    }),
+    status,
     events,
-    controls: primaryControls(reconfigurer, supervisor),
+    controls,
   });
   let dashboardAddress;
   try {
@@ -130,7 +140,9 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     ...(healthAddress ? { health: { host: config.health.host, port: healthAddress.port } } : {}),
   });
 
+  const ready = defaultServing(supervisor, current, events);
   const stop = () => stopping ??= (async () => {
+    ready.cancel();
     events.record({ type: 'shutdown', message: `stopping: draining in-flight requests (up to ${config.server.drainTimeoutMs} ms)` });
     await canary.close();
     reconfigurer.close();
@@ -149,11 +161,36 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     healthPort: healthAddress?.port ?? null,
     token,
     stop,
+    ready: ready.promise,
+    status,
+    edit: (change) => applyEdit(reconfigurer, change),
     kill() {
+      ready.cancel();
       void canary.close();
       supervisor.kill();
       removeRunState(config.file);
       rmSync(runDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A promise that resolves once routing.default (as it is then) has a ready worker, checked after every event. */
+function defaultServing(supervisor: Supervisor, current: () => ResolvedConfig, events: EventLog): { promise: Promise<void>; cancel(): void } {
+  let settle: { resolve(): void; reject(error: Error): void } | undefined;
+  const promise = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
+  promise.catch(() => {});  // Nobody need await it; stopping first is not an error of its own.
+  const check = () => {
+    if (!supervisor.serving(current().routing.default)) return;
+    events.off('event', check);
+    settle?.resolve();
+  };
+  events.on('event', check);
+  check();
+  return {
+    promise,
+    cancel() {
+      events.off('event', check);
+      settle?.reject(new Error('graycluster stopped before routing.default had a ready worker'));
     },
   };
 }

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import test from 'ava';
 import { resolveConfig } from '../src/config/load.js';
 import { describe, plan } from '../src/config/plan.js';
@@ -25,10 +26,13 @@ test('a routing change only switches routing', (t) => {
   t.deepEqual(steps((raw) => { raw.server = { headTimeoutMs: 500 }; }), [{ kind: 'switch-routing' }]);
 });
 
-test('a new entry, env or maxInFlight replaces the version; a worker count scales it', (t) => {
+test('a new entry, env, maxInFlight, nodeArgs, args or cwd replaces the version; a worker count scales it', (t) => {
   t.like(steps((raw) => { raw.versions.v2!.entry = './c.js'; }), [{ kind: 'replace', version: 'v2' }]);
   t.like(steps((raw) => { raw.versions.v2!.env = { A: '1' }; }), [{ kind: 'replace', version: 'v2', reason: 'env changed' }]);
   t.like(steps((raw) => { raw.versions.v1!.maxInFlight = 5; }), [{ kind: 'replace', version: 'v1' }]);
+  t.like(steps((raw) => { raw.versions.v2!.nodeArgs = ['--max-old-space-size=256']; }), [{ kind: 'replace', version: 'v2', reason: 'nodeArgs [] → ["--max-old-space-size=256"]' }]);
+  t.like(steps((raw) => { raw.versions.v2!.args = ['--port', '0']; }), [{ kind: 'replace', version: 'v2', reason: 'args [] → ["--port","0"]' }]);
+  t.like(steps((raw) => { raw.versions.v2!.cwd = os.tmpdir(); }), [{ kind: 'replace', version: 'v2', reason: `cwd (the supervisor's) → ${os.tmpdir()}` }]);
   t.deepEqual(steps((raw) => { raw.versions.v1!.workers = 4; }), [{ kind: 'scale', version: 'v1', from: 2, to: 4 }]);
   t.deepEqual(steps((raw) => { raw.versions.v1!.maxMemoryMB = 300; }), [{ kind: 'set-limit', version: 'v1', key: 'maxMemoryMB', from: null, to: 300 }]);
 });

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, type ConfigOverrides } from '../config/load.js';
-import { startPrimary } from '../start.js';
+import { start as startGraycluster } from '../index.js';
 import { UsageError } from './usage.js';
 import { configPath, parsePort } from './options.js';
 
@@ -54,7 +54,7 @@ export async function start(args: string[]): Promise<number> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   let running;
   try {
-    running = await startPrimary(configPath(values.config), overrides, log);
+    running = await startGraycluster({ config: configPath(values.config), ...overrides, log });
   } catch (error) {
     if (error instanceof ConfigError) process.stderr.write(`graycluster: invalid config: ${error.message}\n`);
     else process.stderr.write(`graycluster: cannot start: ${error instanceof Error ? error.message : String(error)}\n`);

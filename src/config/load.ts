@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Conf from 'conf';
+import { resolveLaunch } from './launch.js';
 import { resolveRollout } from './rollout.js';
 import { validate } from './schema-validator.js';
 import { parseAddressRange } from '../shared/address-range.js';
@@ -128,6 +129,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
       maxInFlight: version.maxInFlight ?? versionDefaults.maxInFlight,
       maxMemoryMB: version.maxMemoryMB ?? null,
       maxMemoryHardMB: version.maxMemoryHardMB ?? null,
+      ...resolveLaunch(`versions.${name}`, version, folder, fail),
     });
     if (version.maxMemoryHardMB !== undefined && version.maxMemoryMB !== undefined && version.maxMemoryHardMB < version.maxMemoryMB) {
       fail(`versions.${name}.maxMemoryHardMB`, `(${version.maxMemoryHardMB}) must not be below versions.${name}.maxMemoryMB (${version.maxMemoryMB})`);

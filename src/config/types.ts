@@ -12,7 +12,10 @@ export interface ConfigFile {
   server?: Partial<ServerConfig>;
   dashboard?: Partial<DashboardConfig>;
   health?: Partial<HealthConfig>;
-  versions: Record<string, { entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number; maxMemoryHardMB?: number }>;
+  versions: Record<string, {
+    entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number; maxMemoryHardMB?: number;
+    nodeArgs?: string[]; args?: string[]; cwd?: string;
+  }>;
   routing: {
     default: string;
     rules?: RuleOptions[];
@@ -140,6 +143,12 @@ export interface VersionConfig {
   maxMemoryMB: number | null;
   /** Kill a worker at once whose rss passes this many MB; null: twice maxMemoryMB (or no limit without it). */
   maxMemoryHardMB: number | null;
+  /** Node's own flags for the worker (after the supervisor's own, which it inherits). */
+  nodeArgs: string[];
+  /** The app's arguments: its `process.argv` is `node <entry> ...args`. */
+  args: string[];
+  /** Absolute path of the app's working folder; null: the supervisor's. */
+  cwd: string | null;
 }
 
 /** A rule in evaluation form: where to look, and what a match routes to. */

@@ -14,21 +14,27 @@ export const rolloutEdits: Record<RolloutAction, (now: number) => Edit> = {
 };
 
 /**
+ * Writes an edit to the config file exactly as the CLI does (locked, validated, atomic), then applies the file at
+ * once rather than when the watcher notices. 400: invalid, nothing written; 409: written, but not applied.
+ */
+export async function applyEdit(reconfigurer: Reconfigurer, change: Edit): Promise<ControlResult> {
+  try {
+    const { changes } = await updateConfigFile(reconfigurer.current.file, change);
+    await reconfigurer.reload();
+    const error = reconfigurer.configError;
+    return error ? { ok: false, status: 409, error } : { ok: true, changes };
+  } catch (error) {
+    if (error instanceof ConfigError) return { ok: false, status: 400, error: error.message };
+    throw error;
+  }
+}
+
+/**
  * The operator's moves inside a running primary (what the dashboard calls). Config changes are written to the
  * file exactly as the CLI writes them, then applied at once rather than when the watcher notices.
  */
 export function primaryControls(reconfigurer: Reconfigurer, supervisor: Supervisor): Controls {
-  const edit = async (change: Edit): Promise<ControlResult> => {
-    try {
-      const { changes } = await updateConfigFile(reconfigurer.current.file, change);
-      await reconfigurer.reload();
-      const error = reconfigurer.configError;
-      return error ? { ok: false, status: 409, error } : { ok: true, changes };
-    } catch (error) {
-      if (error instanceof ConfigError) return { ok: false, status: 400, error: error.message };
-      throw error;
-    }
-  };
+  const edit = (change: Edit) => applyEdit(reconfigurer, change);
 
   const replace = async (versions: string[], reason: string): Promise<ControlResult> => {
     const changes: string[] = [];

@@ -278,7 +278,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
   #fork(slot: WorkerSlot, owner: Owner, version: VersionConfig = this.#versionConfig(slot.version)): void {
     if (this.#closed) return;
     const { server } = this.config();
-    const process = this.fork(workerEnv(slot, version, server, { ...this.options, publicPort: this.publicPort }));
+    const process = this.fork(workerEnv(slot, version, server, { ...this.options, publicPort: this.publicPort }), { nodeArgs: version.nodeArgs, args: version.args, cwd: version.cwd });
     slot.resetForNewProcess();
     const readyTimer = setTimeout(() => {
       this.kill(slot, { type: 'failed', message: `not ready within ${server.readyTimeoutMs} ms: killing it` });

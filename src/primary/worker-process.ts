@@ -31,8 +31,18 @@ export interface WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   closeUnacknowledged(): void;
 }
 
-/** Starts one worker process with this environment. */
-export type ForkWorker = (env: Record<string, string | undefined>) => WorkerProcess;
+/** How one worker's node process is started, beside its environment (the version's `VersionLaunch`). */
+export interface WorkerLaunch {
+  /** Node flags, after the supervisor's own (which workers inherit, as under node:cluster). */
+  nodeArgs: string[];
+  /** The app's arguments. */
+  args: string[];
+  /** Null: the supervisor's working folder. */
+  cwd: string | null;
+}
+
+/** Starts one worker process with this environment, node flags, arguments and working folder. */
+export type ForkWorker = (env: Record<string, string | undefined>, launch: WorkerLaunch) => WorkerProcess;
 
 const runtimePath = fileURLToPath(new URL('../worker/runtime.js', import.meta.url));
 
@@ -71,6 +81,15 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
 
 /** Forks real workers running the graycluster runtime (which loads the version's app). */
 export function clusterFork(): ForkWorker {
-  cluster.setupPrimary({ exec: runtimePath, args: [] });
-  return (env) => new ClusterWorkerProcess(cluster.fork(env));
+  return (env, launch) => {
+    // cluster.fork takes only an env: it forks with cluster.settings, which setupPrimary sets (synchronously) for
+    // this fork. The runtime is the script; `args` follow it, and the runtime puts the entry in its place.
+    cluster.setupPrimary({
+      exec: runtimePath,
+      execArgv: [...process.execArgv, ...launch.nodeArgs],
+      args: launch.args,
+      cwd: launch.cwd ?? undefined,
+    });
+    return new ClusterWorkerProcess(cluster.fork(env));
+  };
 }

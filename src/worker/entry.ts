@@ -22,7 +22,8 @@ export function isEsModule(file: string): boolean {
 }
 
 /**
- * Runs the app's main file as `node <entry>` would: process.argv[1] is the entry, and a CommonJS app sees
+ * Runs the app's main file as `node <entry> ...args` would: process.argv[1] is the entry (the version's `args`,
+ * forked after the runtime's path, follow it), and a CommonJS app sees
  * `require.main === module`, so apps that listen only when run directly still listen.
  */
 export async function runEntry(entry: string): Promise<void> {
