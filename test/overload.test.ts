@@ -90,7 +90,8 @@ test.serial('one address holding 1,100 idle connections and 2,000 half-sent head
   t.true(report.ok >= servedBefore + 200);
   t.is(report.failed, 0, report.errors.join('; '));
   t.deepEqual(report.unexpected, {});
-  t.true((await cluster.status()).router.pending <= 128 + 4, 'the attacker holds at most maxPendingPerSource');
+  // An address may grow to half of maxPendingConnections (1024) before its own limit applies; then it is refused.
+  t.true((await cluster.status()).router.pending <= 1024 / 2 + 4, 'the attacker holds at most half the pool');
 });
 
 test.serial('many addresses filling maxPendingConnections lose their oldest connections to newcomers, who are served', async (t) => {

@@ -1,15 +1,22 @@
 import test from 'ava';
 import { PendingBook, sourceOf } from '../src/primary/pending-heads.js';
 
-test('a source at maxPendingPerSource is refused while others are still taken', (t) => {
-  const book = new PendingBook<string>({ maxPending: 100, maxPerSource: 3 });
-  for (const name of ['a1', 'a2', 'a3']) t.deepEqual(book.admit(name, 'A'), { admit: true, shed: [] });
+test('under pressure a source at maxPendingPerSource is refused while others are still taken', (t) => {
+  const book = new PendingBook<string>({ maxPending: 6, maxPerSource: 3 });
+  for (const name of ['a1', 'a2', 'a3', 'b1', 'b2', 'c1']) t.deepEqual(book.admit(name, name[0]!.toUpperCase()), { admit: true, shed: [] });
   t.deepEqual(book.admit('a4', 'A'), { admit: false, why: 'source-limit' });
-  t.deepEqual(book.admit('b1', 'B'), { admit: true, shed: [] });
+  t.deepEqual(book.admit('b3', 'B'), { admit: true, shed: ['a1'] }, 'under its limit B is taken; the full book sheds A\'s oldest');
   book.remove('a2');
   t.deepEqual(book.admit('a5', 'A'), { admit: true, shed: [] }, 'a slot freed is a slot to take');
-  t.is(book.countOf('A'), 3);
-  t.is(book.size, 4);
+  t.is(book.countOf('A'), 2);
+  t.is(book.size, 6);
+});
+
+test('below half of maxPendingConnections no source is limited: a load balancer\'s burst is taken whole', (t) => {
+  const book = new PendingBook<string>({ maxPending: 10, maxPerSource: 2 });
+  for (const name of ['a1', 'a2', 'a3', 'a4', 'a5']) t.deepEqual(book.admit(name, 'A'), { admit: true, shed: [] });
+  t.deepEqual(book.admit('a6', 'A'), { admit: false, why: 'source-limit' }, 'half full: the limit applies');
+  t.deepEqual(book.admit('b1', 'B'), { admit: true, shed: [] });
 });
 
 test('a full book takes the newcomer and sheds the oldest entry of the source holding the most', (t) => {

@@ -23,7 +23,7 @@ export function sourceOf(address: string | undefined): string {
 export interface PendingLimits {
   /** Connections waiting for their head, from all sources together. */
   maxPending: number;
-  /** Connections waiting for their head from one source. */
+  /** Connections waiting for their head from one source, once half of `maxPending` are waiting. */
   maxPerSource: number;
 }
 
@@ -32,7 +32,9 @@ export type Admission<T> = { admit: true; shed: T[] } | { admit: false; why: 'so
 
 /**
  * Who waits for their head, by source, in arrival order: the pure core of the overload policy, no sockets.
- * A source at its own limit is refused; a full book sheds the oldest entry of the source holding the most
+ * Under pressure (half of `maxPending` waiting) a source at its own limit is refused; below that, none is, so a
+ * burst of connections from one load balancer or NAT is not turned away. A full book sheds the oldest entry of
+ * the source holding the most
  * (ties: the one waiting longest), so one source can never keep others out, and a newcomer is never the
  * one refused for the crowd's sake. (nginx and Envoy's overload managers likewise close idle connections
  * under pressure rather than refusing new ones.)
@@ -58,7 +60,8 @@ export class PendingBook<T> {
   }
 
   admit(item: T, source: string): Admission<T> {
-    if (this.countOf(source) >= this.limits.maxPerSource) return { admit: false, why: 'source-limit' };
+    const underPressure = this.#entries.size >= this.limits.maxPending / 2;
+    if (underPressure && this.countOf(source) >= this.limits.maxPerSource) return { admit: false, why: 'source-limit' };
     const shed: T[] = [];
     while (this.#entries.size >= this.limits.maxPending) {
       const victim = this.#victim();
