@@ -1,6 +1,18 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import test from 'ava';
-import { fixture, get, makeConfig, startInstance, waitFor } from './helpers/cluster.js';
+import os from 'node:os';
+import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { bin, fixture, get, makeConfig, startInstance, startProcess, waitFor } from './helpers/cluster.js';
+
+/** Writes `config` to a temp folder of the test's; returns the file. */
+function configFile(t: ExecutionContext, config: object): string {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const file = path.join(folder, 'graycluster.json');
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
 
 /** A port free on 127.0.0.1 now: the test must know it before graycluster says anything. */
 async function freePort(): Promise<number> {
@@ -41,4 +53,16 @@ test('connections waiting for a first worker are bounded: past maxQueuedHandoffs
   const replies = await Promise.all(Array.from({ length: 5 }, (_, index) => get(`http://127.0.0.1:${port}/${index}`)));
   const statuses = replies.map((reply) => reply.status).sort();
   t.deepEqual(statuses, [200, 200, 503, 503, 503]);
+});
+
+test('a SIGTERM while the workers are still starting stops gracefully once they are: exit 0, no worker killed', async (t) => {
+  const port = await freePort();
+  const process = startProcess('graycluster', globalThis.process.execPath, [bin, 'start', '--config', configFile(t, makeConfig({ v1: { entry: fixture('slow-start.mjs') } })), '--port', String(port)]);
+  t.teardown(() => process.stop());
+  await process.waitForOutput(/started\s+\[v1 worker v1\.1/);
+  process.child.kill('SIGTERM');
+  const exit = await process.exited;
+  t.is(exit.code, 0, process.output());
+  t.regex(process.output(), /graycluster: stopped/);
+  t.notRegex(process.output(), /killing every worker/);
 });

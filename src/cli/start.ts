@@ -52,7 +52,33 @@ export async function start(args: string[]): Promise<number> {
   }
 
   const log = (line: string) => process.stdout.write(`${line}\n`);
-  let running;
+  let running: Awaited<ReturnType<typeof startGraycluster>> | undefined;
+  let firstSignalAt = 0;
+  let settle: (code: number) => void = () => {};
+  const stopped = new Promise<number>((resolve) => { settle = resolve; });
+  const stop = () => running?.stop().then(() => settle(0), () => settle(1));
+  const onSignal = (signal: NodeJS.Signals) => {
+    // One signal can arrive twice at once (sent to the process and to its group, as `timeout` and some
+    // service managers do); only one sent later is a second request.
+    if (firstSignalAt !== 0 && Date.now() - firstSignalAt < repeatWindowMs) return;
+    if (firstSignalAt !== 0) {
+      log(`graycluster: ${signal} again: killing every worker now`);
+      if (running) running.kill();
+      else process.exit(1);  // Still starting: the workers exit as their channel to this process closes.
+      settle(1);
+      return;
+    }
+    firstSignalAt = Date.now();
+    log(`graycluster: ${signal}: stopping gracefully (send it again to force)`);
+    void stop();  // Before the start is done, it stops as soon as it is.
+  };
+  // The primary owns these two signals from the start, while its workers are still starting too. conf's atomic
+  // writer (through when-exit) hooks them when it loads and sends the signal to this process again after its
+  // own clean-up: under load that echo arrived as a "second" SIGTERM and turned a graceful stop into a forced one.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.removeAllListeners(signal);
+    process.on(signal, onSignal);
+  }
   try {
     running = await startGraycluster({ config: configPath(values.config), ...overrides, log });
   } catch (error) {
@@ -60,28 +86,6 @@ export async function start(args: string[]): Promise<number> {
     else process.stderr.write(`graycluster: cannot start: ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
-  return new Promise((resolve) => {
-    let firstSignalAt = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      // One signal can arrive twice at once (sent to the process and to its group, as `timeout` and some
-      // service managers do); only one sent later is a second request.
-      if (firstSignalAt !== 0 && Date.now() - firstSignalAt < repeatWindowMs) return;
-      if (firstSignalAt !== 0) {
-        log(`graycluster: ${signal} again: killing every worker now`);
-        running.kill();
-        resolve(1);
-        return;
-      }
-      firstSignalAt = Date.now();
-      log(`graycluster: ${signal}: stopping gracefully (send it again to force)`);
-      running.stop().then(() => resolve(0), () => resolve(1));
-    };
-    // The primary owns these two signals. conf's atomic writer (through when-exit) hooks them at import and
-    // sends the signal to this process again after its own clean-up: under load that echo arrived as a "second"
-    // SIGTERM and turned a graceful stop into a forced one.
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.removeAllListeners(signal);
-      process.on(signal, onSignal);
-    }
-  });
+  if (firstSignalAt !== 0) void stop();
+  return stopped;
 }
