@@ -79,7 +79,7 @@ export function primaryControls(reconfigurer: Reconfigurer, supervisor: Supervis
       if (!open || !outcome.inspectorUrl) return { ok: true, changes: [`closed the inspector of ${workerId}`] };
       const url = outcome.inspectorUrl;
       const devtools = `devtools://devtools/bundled/js_app.html?experiments=true&v8only=true&ws=${url.slice('ws://'.length)}`;
-      return { ok: true, changes: [`the inspector of ${workerId} listens at ${url}`], inspector: { url, devtools } };
+      return { ok: true, changes: [`the inspector of ${workerId} listens at ${url}`, `open in Chrome: ${devtools}`], inspector: { url, devtools } };
     },
   };
 }
