@@ -85,6 +85,20 @@ test('a snapshot of a worker that dies meanwhile is answered 502 naming how it e
   await t.throwsAsync(held.answered, { message: /socket hang up|ECONNRESET/ });
 });
 
+test('a worker that does not answer within diagnostics.timeoutMs gets 504 naming the limit, and takes requests again after', async (t) => {
+  const folder = folderFor(t);
+  const cluster = await startCluster(t, { ...makeConfig({ v1: { entry: fixture('hold-loop.mjs') } }), diagnostics: { folder, timeoutMs: 1000 } });
+  const held = await holdWorker(cluster, folder);
+
+  const reply = await postApi(cluster, '/api/workers/v1.1/inspect');
+  held.release();
+  t.is(reply.status, 504);
+  t.is(reply.body.error, 'worker v1.1 did not finish opening the inspector within diagnostics.timeoutMs (1000 ms)');
+  t.is((await held.answered).status, 200);
+  const closed = await postApi(cluster, '/api/workers/v1.1/inspect', { close: true });
+  t.is(closed.status, 200, JSON.stringify(closed.body));
+});
+
 test('heap-snapshot into a folder that cannot be created fails with a message naming the folder', async (t) => {
   const folder = folderFor(t);
   const regularFile = path.join(folder, 'not-a-folder');
