@@ -83,6 +83,7 @@ test('a snapshot of a worker that dies meanwhile is answered 502 naming how it e
   t.is(reply.body.error, 'worker v1.1 exited (signal SIGKILL) before finishing a heap snapshot');
   t.deepEqual(existsSync(snapshots) ? readdirSync(snapshots) : [], []);
   await t.throwsAsync(held.answered, { message: /socket hang up|ECONNRESET/ });
+  await cluster.waitForStatus((status) => status.workers.some((worker) => worker.id === 'v1.1' && worker.state === 'ready' && worker.pid !== held.pid));
 });
 
 test('a worker that does not answer within diagnostics.timeoutMs gets 504 naming the limit, and takes requests again after', async (t) => {
