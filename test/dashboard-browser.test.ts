@@ -101,6 +101,29 @@ test('moving a weight on the page changes where new requests go', async (t) => {
   t.deepEqual(errors, []);
 });
 
+test('a worker\'s row takes a heap snapshot and opens and closes its inspector', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }));
+  const { page, errors } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
+  const row = page.locator('#workers tr[data-worker="v1.1"]');
+  const result = page.locator('#control-result');
+  const answered = async (button: string) => {
+    await row.getByRole('button', { name: button, exact: true }).click();
+    await page.locator('#control-result[data-ok]:not([data-ok=""])').waitFor();
+    t.is(await result.getAttribute('data-ok'), 'true', (await result.textContent())!);
+    return (await result.textContent())!;
+  };
+
+  const [, file] = /^wrote a heap snapshot of v1\.1 to (.+\.heapsnapshot)$/.exec(await answered('Heap snapshot')) ?? [];
+  t.truthy(file);
+  t.true(Array.isArray(JSON.parse(readFileSync(file!, 'utf8')).nodes));
+  const [, inspectorHost] = /listens at ws:\/\/(127\.0\.0\.1:\d+)\/.+; open in Chrome: devtools:\/\/devtools\/bundled\/js_app\.html\?/.exec(await answered('Inspect')) ?? [];
+  t.truthy(inspectorHost);
+  t.is((await get(`http://${inspectorHost}/json/version`)).status, 200);
+  t.is(await answered('Close inspector'), 'closed the inspector of v1.1');
+  await eventually(() => get(`http://${inspectorHost}/json/version`).then(() => false, () => true), 'the inspector port stops answering');
+  t.deepEqual(errors, []);
+});
+
 test('without a token the page asks for one, and says so when it is refused', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {} }));
   const { page } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/`, { viewport: { width: 800, height: 600 } });

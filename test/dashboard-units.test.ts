@@ -90,7 +90,8 @@ test('control requests: each endpoint calls its Controls method; bad input is a 
     calls.push(`${name}(${args.map((arg) => JSON.stringify(arg)).join(',')})`);
     return { ok: true, changes: [] };
   };
-  const controls: Controls = { setWeights: record('setWeights'), promote: record('promote'), rollback: record('rollback'), restartWorker: record('restartWorker'), reload: record('reload'), rollout: record('rollout') };
+  const controls: Controls = { setWeights: record('setWeights'), promote: record('promote'), rollback: record('rollback'), restartWorker: record('restartWorker'), reload: record('reload'), rollout: record('rollout'),
+    heapSnapshot: record('heapSnapshot'), inspect: record('inspect') };
   const call = async (path: string, body: unknown) => {
     const parsed = parseControl(path, body);
     if (typeof parsed !== 'function') return parsed;
@@ -105,7 +106,11 @@ test('control requests: each endpoint calls its Controls method; bad input is a 
   await call('/api/rollout/pause', {});
   await call('/api/rollout/resume', {});
   await call('/api/rollout/abort', {});
-  t.deepEqual(calls, ['setWeights({"v1":90,"v2":10})', 'promote("v2")', 'rollback()', 'reload()', 'reload("v2")', 'restartWorker("v1.2")', 'rollout("pause")', 'rollout("resume")', 'rollout("abort")']);
+  await call('/api/workers/v1.2/heap-snapshot', {});
+  await call('/api/workers/v1.2/inspect', {});
+  await call('/api/workers/v1.2/inspect', { close: true });
+  t.deepEqual(calls, ['setWeights({"v1":90,"v2":10})', 'promote("v2")', 'rollback()', 'reload()', 'reload("v2")', 'restartWorker("v1.2")', 'rollout("pause")', 'rollout("resume")', 'rollout("abort")',
+    'heapSnapshot("v1.2")', 'inspect("v1.2",true)', 'inspect("v1.2",false)']);
 
   t.like(await call('/api/weights', { weights: { v1: -1 } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not -1' });
   t.like(await call('/api/weights', { weights: { v1: '5' } }), { status: 400, error: 'weights.v1 must be a whole number from 0 to 1000000, not "5"' });
@@ -118,7 +123,9 @@ test('control requests: each endpoint calls its Controls method; bad input is a 
   t.like(await call('/api/shutdown', {}), { status: 404 });
   t.like(await call('/api/rollout/start', {}), { status: 404 });
   t.like(await call('/api/rollout/abort', 'now'), { status: 400, error: 'the body must be a JSON object' });
-  t.is(calls.length, 9);
+  t.like(await call('/api/workers/v1.2/inspect', { close: 'yes' }), { status: 400, error: 'close must be true or false, or left out' });
+  t.like(await call('/api/workers/v1.2/heap-dump', {}), { status: 404 });
+  t.is(calls.length, 12);
 });
 
 function status(workers: Array<Partial<WorkerStatus> & { id: string; version: string }>, rollout: Status['rollout'] = null): Status {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -323,4 +323,20 @@ test('a relay connection that fails before any answer byte gets 502; one that fa
   await t.throwsAsync(request(v1.url('/half?version=v2'), { agent: agent! }), undefined, 'a truncated answer never looks complete');
   t.is((await request(v1.url('/'))).body.version, 'v1', 'other connections are untouched');
   await until(() => v1.runtime.forwards.pending === 0, 'nothing left counted');
+});
+
+test('a diagnose request is answered with the same request id: a snapshot written, or the write error named', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-diagnose-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const { runtime, sent } = await harness(t, 'v1', (_req, res) => res.end('ok'));
+  const file = path.join(folder, 'v1.1.heapsnapshot');
+  runtime.receive({ kind: 'diagnose', requestId: 7, request: { action: 'heap-snapshot', file } });
+  t.deepEqual(sent.at(-1), { kind: 'diagnosed', requestId: 7, answer: { ok: true, file } });
+  t.true(Array.isArray(JSON.parse(readFileSync(file, 'utf8')).nodes));
+
+  const underAFile = path.join(file, 'x.heapsnapshot');
+  runtime.receive({ kind: 'diagnose', requestId: 8, request: { action: 'heap-snapshot', file: underAFile } });
+  const answer = sent.at(-1);
+  t.like(answer, { kind: 'diagnosed', requestId: 8, answer: { ok: false } });
+  t.regex((answer as { answer: { error: string } }).answer.error, /ENOTDIR/);
 });

@@ -5,16 +5,11 @@ import { deploy, promote, scale, setKey, setWeights, type Edit } from '../config
 import type { ControlResult } from '../control/types.js';
 import { readRunState } from '../primary/state-file.js';
 import { configPath } from './options.js';
-import { apiTarget, callApi } from './remote.js';
+import { apiTarget, callApi, remoteCommon, remoteOptions } from './remote.js';
 import { UsageError } from './usage.js';
 
 const common = `  -c, --config <file>   Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
   -n, --dry-run         Print what would change; write nothing
-  -h, --help            Show this help`;
-
-const remoteCommon = `  -c, --config <file>   Config file the supervisor was started with (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
-      --url <url>       Dashboard address of a supervisor elsewhere, e.g. http://127.0.0.1:9000
-      --token <token>   API token (default $GRAYCLUSTER_TOKEN)
   -h, --help            Show this help`;
 
 export const weightsUsage = `Usage: graycluster weights <version>=<weight>... [options]
@@ -98,13 +93,6 @@ ${remoteCommon}
 const editOptions = {
   config: { type: 'string', short: 'c' },
   'dry-run': { type: 'boolean', short: 'n' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-const remoteOptions = {
-  config: { type: 'string', short: 'c' },
-  url: { type: 'string' },
-  token: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 

@@ -27,6 +27,8 @@ const commands: Record<string, () => Promise<Command>> = {
   rollback: async () => { const edit = await import('./edit.js'); return { run: edit.rollback, usage: edit.rollbackUsage }; },
   reload: async () => { const edit = await import('./edit.js'); return { run: edit.reload, usage: edit.reloadUsage }; },
   restart: async () => { const edit = await import('./edit.js'); return { run: edit.restart, usage: edit.restartUsage }; },
+  'heap-snapshot': async () => { const diagnose = await import('./diagnose.js'); return { run: diagnose.heapSnapshot, usage: diagnose.heapSnapshotUsage }; },
+  inspect: async () => { const diagnose = await import('./diagnose.js'); return { run: diagnose.inspect, usage: diagnose.inspectUsage }; },
   canary: async () => { const { canary, canaryUsage } = await import('./canary.js'); return { run: canary, usage: canaryUsage }; },
 };
 

@@ -2,6 +2,20 @@ import { readRunState } from '../primary/state-file.js';
 import { processAlive } from '../shared/process-alive.js';
 import { configPath } from './options.js';
 
+/** The help lines of the options every command that calls a running supervisor's API takes. */
+export const remoteCommon = `  -c, --config <file>   Config file the supervisor was started with (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
+      --url <url>       Dashboard address of a supervisor elsewhere, e.g. http://127.0.0.1:9000
+      --token <token>   API token (default $GRAYCLUSTER_TOKEN)
+  -h, --help            Show this help`;
+
+/** The parseArgs options matching `remoteCommon`. */
+export const remoteOptions = {
+  config: { type: 'string', short: 'c' },
+  url: { type: 'string' },
+  token: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 /** Where a running supervisor's API is, and its token. */
 export interface ApiTarget {
   url: string;

@@ -26,6 +26,10 @@ Commands:
   reload     Replace a version's workers with fresh ones, rolling: graycluster reload v2
   restart    Replace one worker, rolling: graycluster restart v2.1
 
+  Diagnosing a live worker (it keeps serving):
+  heap-snapshot  Write a heap snapshot of one worker: graycluster heap-snapshot v2.1
+  inspect    Open (or --close) one worker's inspector: graycluster inspect v2.1
+
   Progressive delivery (steps judged by the canary's numbers against its baseline):
   canary     start <version> | status | pause | resume | abort: graycluster canary start v2
 

@@ -6,7 +6,7 @@ import { resolveRollout } from './rollout.js';
 import { validate } from './schema-validator.js';
 import { parseAddressRange } from '../shared/address-range.js';
 import {
-  dashboardDefaults, healthDefaults, serverDefaults, versionDefaults,
+  dashboardDefaults, diagnosticsDefaults, healthDefaults, serverDefaults, versionDefaults,
   type ConfigFile, type ResolvedConfig, type Rule, type RoutingConfig, type StickyKey, type VersionConfig,
 } from './types.js';
 
@@ -188,6 +188,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     server,
     dashboard,
     health,
+    diagnostics: { ...diagnosticsDefaults, ...raw.diagnostics, folder: path.resolve(folder, raw.diagnostics?.folder ?? diagnosticsDefaults.folder) },
     versions,
     routing,
     rollout: resolveRollout(raw, fail),

@@ -12,6 +12,7 @@ export interface ConfigFile {
   server?: Partial<ServerConfig>;
   dashboard?: Partial<DashboardConfig>;
   health?: Partial<HealthConfig>;
+  diagnostics?: Partial<DiagnosticsConfig>;
   versions: Record<string, {
     entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number; maxMemoryHardMB?: number;
     nodeArgs?: string[]; args?: string[]; cwd?: string;
@@ -132,6 +133,14 @@ export interface HealthConfig {
   maxEventLoopDelayMs: number;
 }
 
+/** Heap snapshots and inspectors taken of a live worker (`graycluster heap-snapshot`, `graycluster inspect`). */
+export interface DiagnosticsConfig {
+  /** Where heap snapshots are written; relative paths resolve against the config file's folder. */
+  folder: string;
+  /** How long the primary waits for a worker to write a snapshot or open its inspector. */
+  timeoutMs: number;
+}
+
 export interface VersionConfig {
   name: string;
   /** Absolute path of the app's main file. */
@@ -175,6 +184,8 @@ export interface ResolvedConfig {
   server: ServerConfig;
   dashboard: DashboardConfig;
   health: HealthConfig;
+  /** `folder` is absolute here. */
+  diagnostics: DiagnosticsConfig;
   versions: Map<string, VersionConfig>;
   routing: RoutingConfig;
   rollout: RolloutConfig | null;
@@ -223,6 +234,11 @@ export const healthDefaults: HealthConfig = {
   maxConnections: 16,
   timeoutMs: 2000,
   maxEventLoopDelayMs: 2000,
+};
+
+export const diagnosticsDefaults: DiagnosticsConfig = {
+  folder: 'heapsnapshots',
+  timeoutMs: 60_000,
 };
 
 export const versionDefaults = { workers: 1, maxInFlight: 1024 };

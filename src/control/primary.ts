@@ -68,5 +68,18 @@ export function primaryControls(reconfigurer: Reconfigurer, supervisor: Supervis
       }
       return replace(version === undefined ? known : [version], 'reload requested');
     },
+    async heapSnapshot(workerId) {
+      const outcome = await supervisor.diagnostics.heapSnapshot(workerId);
+      if (!outcome.ok) return outcome;
+      return { ok: true, changes: [`wrote a heap snapshot of ${workerId} to ${outcome.file}`], ...(outcome.file ? { file: outcome.file } : {}) };
+    },
+    async inspect(workerId, open) {
+      const outcome = await supervisor.diagnostics.inspector(workerId, open);
+      if (!outcome.ok) return outcome;
+      if (!open || !outcome.inspectorUrl) return { ok: true, changes: [`closed the inspector of ${workerId}`] };
+      const url = outcome.inspectorUrl;
+      const devtools = `devtools://devtools/bundled/js_app.html?experiments=true&v8only=true&ws=${url.slice('ws://'.length)}`;
+      return { ok: true, changes: [`the inspector of ${workerId} listens at ${url}`, `open in Chrome: ${devtools}`], inspector: { url, devtools } };
+    },
   };
 }

@@ -33,10 +33,12 @@ function versionField(body: Record<string, unknown>, required: boolean): string 
  *   POST /api/rollback              {}
  *   POST /api/reload                { "version": "v2" }  (or {} for every version)
  *   POST /api/workers/<id>/restart  {}
+ *   POST /api/workers/<id>/heap-snapshot  {}
+ *   POST /api/workers/<id>/inspect  {}  (or {"close": true})
  *   POST /api/rollout/pause         {}  (also resume, abort)
  */
 export function parseControl(pathname: string, body: unknown): ControlCall | Rejection {
-  const [, encodedWorkerId] = /^\/api\/workers\/([^/]+)\/restart$/.exec(pathname) ?? [];
+  const [, encodedWorkerId, workerAction] = /^\/api\/workers\/([^/]+)\/(restart|heap-snapshot|inspect)$/.exec(pathname) ?? [];
   const rollout = /^\/api\/rollout\/(pause|resume|abort)$/.exec(pathname);
   const known = encodedWorkerId !== undefined || rollout || ['/api/weights', '/api/promote', '/api/rollback', '/api/reload'].includes(pathname);
   if (!known) return { status: 404, error: `no such endpoint: POST ${pathname}` };
@@ -48,6 +50,12 @@ export function parseControl(pathname: string, body: unknown): ControlCall | Rej
       workerId = decodeURIComponent(encodedWorkerId);
     } catch {
       return { status: 400, error: 'worker id in the path is not valid percent-encoding' };
+    }
+    if (workerAction === 'heap-snapshot') return (controls) => controls.heapSnapshot(workerId);
+    if (workerAction === 'inspect') {
+      const close = body.close;
+      if (close !== undefined && typeof close !== 'boolean') return { status: 400, error: 'close must be true or false, or left out' };
+      return (controls) => controls.inspect(workerId, close !== true);
     }
     return (controls) => controls.restartWorker(workerId);
   }

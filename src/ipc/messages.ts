@@ -58,7 +58,22 @@ export type ToWorker =
   | { kind: 'connection'; bytes: string; assignCookie?: string }
   | { kind: 'settings'; settings: WorkerSettings }
   /** Stop taking connections, finish in-flight requests, close idle connections, then exit. */
-  | { kind: 'drain' };
+  | { kind: 'drain' }
+  /** An operator's diagnostic request; answered by a `diagnosed` with the same `requestId`. */
+  | { kind: 'diagnose'; requestId: number; request: DiagnoseRequest };
+
+/** What an operator may ask of a live worker. */
+export type DiagnoseRequest =
+  /** Write a heap snapshot to this file (absolute path chosen by the primary). */
+  | { action: 'heap-snapshot'; file: string }
+  /** Open the inspector on a free loopback port (or report the one open). */
+  | { action: 'inspect-open' }
+  | { action: 'inspect-close' };
+
+/** A worker's answer to a `diagnose`: the file written or the inspector's ws:// URL, or why it failed. */
+export type DiagnoseAnswer =
+  | { ok: true; file?: string; inspectorUrl?: string }
+  | { ok: false; error: string };
 
 /** Worker → primary. */
 export type ToPrimary =
@@ -71,7 +86,8 @@ export type ToPrimary =
   /** A connection the worker cannot take (it is draining, or has no server yet), handed back with its bytes. */
   | { kind: 'refused'; bytes: string; assignCookie?: string }
   /** The app failed to load; the worker exits next. */
-  | { kind: 'fatal'; message: string };
+  | { kind: 'fatal'; message: string }
+  | { kind: 'diagnosed'; requestId: number; answer: DiagnoseAnswer };
 
 /** A message as it travels: marked with the internal command (see shared/node-internals.ts). */
 export type Envelope<T> = T & { cmd: 'NODE_GRAYCLUSTER' };

@@ -1,5 +1,6 @@
 import type { ResolvedConfig, VersionConfig } from '../config/types.js';
 import type { BackoffPolicy } from './backoff.js';
+import { Diagnostics } from './diagnostics.js';
 import type { EventLog } from './events.js';
 import { Handoff } from './handoff.js';
 import { HealthMonitor } from './health.js';
@@ -28,12 +29,15 @@ export class Supervisor {
   readonly #replacements: Replacements;
   readonly #health: HealthMonitor;
   readonly handoff: Handoff;
+  /** Heap snapshots and inspectors of live workers, asked for by the operator. */
+  readonly diagnostics: Diagnostics;
 
   constructor(private readonly config: () => ResolvedConfig, events: EventLog, fork: ForkWorker, options: SupervisorOptions) {
     this.#lifecycle = new Lifecycle(config, events, fork, options);
     this.#replacements = new Replacements(this.#lifecycle, config, events);
     this.#health = new HealthMonitor(this.#lifecycle, config, (slot, reason) => this.#replacements.recycle(slot, reason));
     this.handoff = new Handoff(this.#lifecycle, config, events);
+    this.diagnostics = new Diagnostics((id) => this.#lifecycle.worker(id), () => config().diagnostics);
   }
 
   /**

@@ -150,6 +150,7 @@ export function workerProcessHandlers(context: WorkerProcessContext): WorkerProc
     refused: (slot, _process, message, socket) => {
       if (socket) context.refused(slot, socket, Buffer.from(message.bytes, 'base64'), message.assignCookie);
     },
+    diagnosed: () => {},  // Heard by the request that asked for it (diagnostics.ts).
     fatal: (slot, process, message) => {
       context.events.record({ type: 'error', version: slot.version, workerId: slot.id, pid: process.pid, message: message.message });
     },

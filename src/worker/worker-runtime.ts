@@ -9,6 +9,7 @@ import { addressMatcher, type AddressMatcher } from '../shared/address-range.js'
 import { respondUnavailable, unavailableText } from '../shared/answers.js';
 import { adoptConnection } from '../shared/node-internals.js';
 import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
+import { diagnose } from './diagnostics.js';
 import { ForwardBudget, Forwarder } from './forward.js';
 import { Relay } from './relay.js';
 import { emptyRouteMemo, RouteCheck, type RouteMemo } from './route-check.js';
@@ -150,7 +151,7 @@ export class WorkerRuntime {
     server.emit('connection', socket);
   }
 
-  /** Handles one message from the primary (a socket, new settings, drain). */
+  /** Handles one message from the primary (a socket, new settings, drain, a diagnostic request). */
   receive(message: ToWorker, socket?: Socket): void {
     switch (message.kind) {
       case 'connection':
@@ -161,6 +162,9 @@ export class WorkerRuntime {
         return;
       case 'drain':
         this.startDrain();
+        return;
+      case 'diagnose':
+        this.#hooks.send({ kind: 'diagnosed', requestId: message.requestId, answer: diagnose(message.request) });
         return;
     }
   }

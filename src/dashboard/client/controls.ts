@@ -56,13 +56,20 @@ export function versionButtons(version: string): Array<Node | string> {
   return [promote, ' ', reload];
 }
 
-/** Restart for one worker's row. */
-export function restartButton(workerId: string): HTMLButtonElement {
+/** Restart, heap snapshot and inspector (open, close) for one worker's row. */
+export function workerButtons(workerId: string): Array<Node | string> {
+  const api = `/api/workers/${encodeURIComponent(workerId)}`;
   const restart = make('button', { type: 'button', textContent: 'Restart' });
   restart.addEventListener('click', () => {
-    if (confirm(`Restart worker ${workerId}?`)) void control(`/api/workers/${encodeURIComponent(workerId)}/restart`, {});
+    if (confirm(`Restart worker ${workerId}?`)) void control(`${api}/restart`, {});
   });
-  return restart;
+  const snapshot = make('button', { type: 'button', textContent: 'Heap snapshot', title: `Write a heap snapshot of ${workerId} to diagnostics.folder; its requests wait meanwhile` });
+  snapshot.addEventListener('click', () => void control(`${api}/heap-snapshot`, {}));
+  const inspect = make('button', { type: 'button', textContent: 'Inspect', title: `Open ${workerId}'s inspector on a loopback port` });
+  inspect.addEventListener('click', () => void control(`${api}/inspect`, {}));
+  const close = make('button', { type: 'button', textContent: 'Close inspector', title: `Close ${workerId}'s inspector` });
+  close.addEventListener('click', () => void control(`${api}/inspect`, { close: true }));
+  return [restart, ' ', snapshot, ' ', inspect, ' ', close];
 }
 
 /** The buttons below the versions table: apply weights, roll back, reload all. */

@@ -2,7 +2,7 @@
 import type { Rates } from '@server/dashboard/history.js';
 import type { LiveStatus, WorkerView } from '@server/dashboard/messages.js';
 import { swatch } from './colors.js';
-import { restartButton, versionButtons, weightInput } from './controls.js';
+import { versionButtons, weightInput, workerButtons } from './controls.js';
 import { byId, cellOf, emptyRow, pill, setCell, syncRows } from './dom.js';
 import { cpuPercent, duration, megabytes, milliseconds, percent, perSecond } from './format.js';
 
@@ -49,7 +49,7 @@ function renderWorkers(workers: WorkerView[], rates: Rates | undefined): void {
   const rows = syncRows(table, workers, (worker) => worker.id, (id) => {
     const row = emptyRow(table, id, workerFields);
     row.dataset.worker = id;
-    cellOf(row, 'actions').append(restartButton(id));
+    cellOf(row, 'actions').append(...workerButtons(id));
     return row;
   });
   for (const [worker, row] of rows) {
