@@ -62,12 +62,15 @@ function readOwner(file: string): { text: string; pid: number; alive: boolean } 
   } catch {
     return undefined;
   }
-  let owner: ProcessIdentity = { pid: NaN, start: null };
+  let owner: ProcessIdentity | undefined;
   try {
     const parsed = JSON.parse(text) as unknown;
     // A bare number: a lock written by an older graycluster, with no start time.
     owner = typeof parsed === 'number' ? { pid: parsed, start: null } : { pid: Number((parsed as ProcessIdentity).pid), start: (parsed as ProcessIdentity).start ?? null };
   } catch {}
+  // Empty or cut short: a lock being written this instant (creating the file and writing it are two steps). It
+  // counts as held until it is older than staleLockMs, or its writer would lose it to a reader that came between.
+  if (owner === undefined || !Number.isInteger(owner.pid)) return { text, pid: NaN, alive: age <= staleLockMs };
   return { text, pid: owner.pid, alive: identityAlive(owner) && (owner.start !== null || age <= staleLockMs) };
 }
 
