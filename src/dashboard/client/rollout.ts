@@ -7,18 +7,21 @@ import { duration, milliseconds, percent } from './format.js';
 
 const gateNames: Record<string, string> = { errors: '5xx rate', latency: 'Latency', restarts: 'Restarts', memory: 'Memory', eventLoop: 'Event loop' };
 
-/** One figure as it reads: `errorRate 0.004` → `5xx 0.4%`. */
+/** The label of each named figure, and how its value reads: `errorRate 0.004` → `5xx 0.4%`. */
+const figureFormats: Record<string, { label: string; value: (value: number) => string }> = {
+  errorRate: { label: '5xx', value: percent },
+  p50Ms: { label: 'p50', value: milliseconds },
+  p99Ms: { label: 'p99', value: milliseconds },
+  maxDelayMs: { label: 'delay', value: milliseconds },
+  maxRssMB: { label: 'rss', value: (value) => `${value.toFixed(0)} MB` },
+};
+
+/** One figure as it reads; one not known yet (no requests in the window) keeps its label, with a dash. */
 function figure(key: string, value: number | null): string {
-  if (value === null) return key === 'growthMBPerMinute' ? 'growth not judged yet' : `${key} –`;
-  switch (key) {
-    case 'errorRate': return `5xx ${percent(value)}`;
-    case 'p50Ms': return `p50 ${milliseconds(value)}`;
-    case 'p99Ms': return `p99 ${milliseconds(value)}`;
-    case 'maxDelayMs': return `delay ${milliseconds(value)}`;
-    case 'maxRssMB': return `rss ${value.toFixed(0)} MB`;
-    case 'growthMBPerMinute': return `+${value.toFixed(1)} MB/min`;
-    default: return `${value.toLocaleString('en-US')} ${key}`;
-  }
+  if (key === 'growthMBPerMinute') return value === null ? 'growth not judged yet' : `+${value.toFixed(1)} MB/min`;
+  const format = figureFormats[key];
+  if (format) return `${format.label} ${value === null ? '–' : format.value(value)}`;
+  return value === null ? `${key} –` : `${value.toLocaleString('en-US')} ${key}`;
 }
 
 const figures = (values: Record<string, number | null>) => Object.entries(values).map(([key, value]) => figure(key, value)).join(', ');
