@@ -103,7 +103,7 @@ export async function startInstance(config: object, { name = 'graycluster', args
   const waitForStatus = (check: (status: Status) => boolean, statusTimeoutMs = 15_000) => waitFor(async () => {
     last = await status();
     return check(last) ? last : undefined;
-  }, { timeoutMs: statusTimeoutMs, what: `${name}: the expected status`, describe: () => `last: ${JSON.stringify(last?.versions)}\noutput:\n${child.output()}` });
+  }, { timeoutMs: statusTimeoutMs, what: `${name}: the expected status`, describe: () => `last: ${JSON.stringify(last?.versions)} router ${JSON.stringify(last?.router)}\noutput:\n${child.output()}` });
   return {
     name, process: child, configFile, state, port, dashboardPort, token,
     url: (urlPath = '/') => `http://${urlHost(state.server.host)}:${port}${urlPath}`,
