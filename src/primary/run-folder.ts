@@ -20,25 +20,44 @@ export function createRunFolder(): string {
  * prefix, owned by this user, that name their owner, and whose owner is not running. Returns what it removed.
  */
 export function removeStaleRunFolders(): string[] {
+  return removeLeftovers({
+    matches: (name) => name.startsWith(prefix),
+    isDirectory: true,
+    ownerOf: (folder) => {
+      const owner = JSON.parse(readFileSync(path.join(folder, ownerFile), 'utf8')) as Partial<ProcessIdentity>;
+      return { pid: Number(owner.pid), start: owner.start ?? null };
+    },
+  });
+}
+
+/**
+ * Removes what primaries that are gone left in the temp folder: entries whose name `matches`, of the kind
+ * given, owned by this user, whose recorded owner (`ownerOf`, which may throw: then it is not provably
+ * stale) is not running. Returns what it removed.
+ */
+export function removeLeftovers({ matches, isDirectory, ownerOf }: {
+  matches: (name: string) => boolean;
+  isDirectory: boolean;
+  ownerOf: (entry: string) => ProcessIdentity;
+}): string[] {
   const removed: string[] = [];
   for (const name of safeList(os.tmpdir())) {
-    if (!name.startsWith(prefix)) continue;
-    const folder = path.join(os.tmpdir(), name);
+    if (!matches(name)) continue;
+    const entry = path.join(os.tmpdir(), name);
     try {
-      const stat = lstatSync(folder);
-      if (!stat.isDirectory() || stat.uid !== process.getuid?.()) continue;
-      const owner = JSON.parse(readFileSync(path.join(folder, ownerFile), 'utf8')) as ProcessIdentity;
-      if (identityAlive({ pid: Number(owner.pid), start: owner.start ?? null })) continue;
+      const stat = lstatSync(entry);
+      if ((isDirectory ? !stat.isDirectory() : !stat.isFile()) || stat.uid !== process.getuid?.()) continue;
+      if (identityAlive(ownerOf(entry))) continue;
     } catch {
       continue;  // No owner recorded (yet, or not one of ours): not provably stale.
     }
-    rmSync(folder, { recursive: true, force: true });
-    removed.push(folder);
+    rmSync(entry, { recursive: isDirectory, force: true });
+    removed.push(entry);
   }
   return removed;
 }
 
-export function safeList(folder: string): string[] {
+function safeList(folder: string): string[] {
   try {
     return readdirSync(folder);
   } catch {

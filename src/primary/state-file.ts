@@ -1,9 +1,8 @@
 import { hash } from 'node:crypto';
-import { lstatSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { identityAlive } from '../shared/process-alive.js';
-import { safeList } from './run-folder.js';
+import { removeLeftovers } from './run-folder.js';
 
 /** Where a running supervisor can be reached: written at start so `graycluster status` finds it. */
 export interface RunState {
@@ -31,22 +30,14 @@ export function stateFilePath(configFile: string, tmp = os.tmpdir()): string {
 
 /** Removes state files (and the token in them) left by primaries that are gone; returns what it removed. */
 export function removeStaleRunStates(): string[] {
-  const removed: string[] = [];
-  for (const name of safeList(os.tmpdir())) {
-    if (!stateFileName.test(name)) continue;
-    const file = path.join(os.tmpdir(), name);
-    try {
-      const stat = lstatSync(file);
-      if (!stat.isFile() || stat.uid !== process.getuid?.()) continue;
+  return removeLeftovers({
+    matches: (name) => stateFileName.test(name),
+    isDirectory: false,
+    ownerOf: (file) => {
       const state = JSON.parse(readFileSync(file, 'utf8')) as Partial<RunState>;
-      if (identityAlive({ pid: Number(state.pid), start: state.pidStart ?? null })) continue;
-    } catch {
-      continue;
-    }
-    rmSync(file, { force: true });
-    removed.push(file);
-  }
-  return removed;
+      return { pid: Number(state.pid), start: state.pidStart ?? null };
+    },
+  });
 }
 
 export function writeRunState(state: RunState): string {
