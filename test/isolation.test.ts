@@ -53,7 +53,7 @@ test.serial('a stopped canary worker (SIGSTOP) costs stable traffic nothing: its
   t.is(await cluster.stop(), 0);
   t.regex(cluster.output(), /graycluster: stopped/);
   t.false(existsSync(runFolder), 'the run folder is removed');
-  t.false(existsSync(stateFilePath(cluster.configFile)), 'the state file is removed');
+  t.false(existsSync(stateFilePath(cluster.configFile, cluster.state.pid)), 'the state file is removed');
 });
 
 test.serial('connections on their way to a worker killed with SIGKILL fall back to the default: none gets 503', async (t) => {

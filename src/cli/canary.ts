@@ -83,8 +83,9 @@ and each gate's figures for the canary and its baseline.
 Options:
   -c, --config <file>   Config file the supervisor was started with (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
       --json            Print the rollout as GET /api/status reports it (null without one)
-      --url <url>       Dashboard address of a supervisor elsewhere, e.g. http://127.0.0.1:9000
-      --token <token>   API token (default $GRAYCLUSTER_TOKEN)
+      --url <url>       Dashboard address of a supervisor elsewhere, or of one of several running
+                        the config file, e.g. http://127.0.0.1:9000
+      --token <token>   API token (default $GRAYCLUSTER_TOKEN, else the run-state file's)
   -h, --help            Show this help
 `;
 

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { updateConfigFile } from '../config/update.js';
 import { deploy, promote, scale, setKey, setWeights, type Edit } from '../config/edits.js';
 import type { ControlResult } from '../control/types.js';
-import { readRunState } from '../primary/state-file.js';
+import { readRunStates } from '../primary/state-file.js';
 import { configPath } from './options.js';
 import { apiTarget, callApi, remoteCommon, remoteOptions } from './remote.js';
 import { UsageError } from './usage.js';
@@ -105,10 +105,12 @@ export async function applyEdit(file: string, edit: Edit, dryRun: boolean): Prom
   }
   process.stdout.write(`${dryRun ? 'would change' : 'changes'}:\n${changes.map((line) => `  - ${line}\n`).join('')}`);
   if (dryRun) return 0;
-  const running = readRunState(file);
-  process.stdout.write(running
-    ? `wrote ${file}; the running supervisor (pid ${running.pid}) applies it within a second\n`
-    : `wrote ${file}; no supervisor is running with it: it applies at the next start\n`);
+  const pids = readRunStates(file).map((state) => state.pid);
+  process.stdout.write(pids.length === 0
+    ? `wrote ${file}; no supervisor is running with it: it applies at the next start\n`
+    : pids.length === 1
+      ? `wrote ${file}; the running supervisor (pid ${pids[0]}) applies it within a second\n`
+      : `wrote ${file}; the ${pids.length} supervisors running with it (pids ${pids.join(', ')}) apply it within a second\n`);
   return 0;
 }
 

@@ -1,11 +1,11 @@
-import { readRunState } from '../primary/state-file.js';
-import { processAlive } from '../shared/process-alive.js';
+import { readRunStates, type RunState } from '../primary/state-file.js';
 import { configPath } from './options.js';
 
 /** The help lines of the options every command that calls a running supervisor's API takes. */
 export const remoteCommon = `  -c, --config <file>   Config file the supervisor was started with (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
-      --url <url>       Dashboard address of a supervisor elsewhere, e.g. http://127.0.0.1:9000
-      --token <token>   API token (default $GRAYCLUSTER_TOKEN)
+      --url <url>       Dashboard address of a supervisor elsewhere, or of one of several running
+                        the config file, e.g. http://127.0.0.1:9000
+      --token <token>   API token (default $GRAYCLUSTER_TOKEN, else the run-state file's)
   -h, --help            Show this help`;
 
 /** The parseArgs options matching `remoteCommon`. */
@@ -26,15 +26,34 @@ export class NotRunningError extends Error {
   override name = 'NotRunningError';
 }
 
-/** The supervisor started with the config file (found by its run-state file), or the one --url names. */
+/** The dashboard address of a supervisor, as this machine reaches it. */
+function dashboardUrl(state: RunState): string {
+  const host = state.dashboard.host === '0.0.0.0' ? '127.0.0.1' : state.dashboard.host === '::' ? '::1' : state.dashboard.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${state.dashboard.port}`;
+}
+
+/**
+ * The supervisor started with the config file (found by its run-state file), or the one --url names. Several
+ * supervisors may run one config file (a fleet on one host): then --url picks one, and its token is taken from
+ * its run-state file when neither --token nor $GRAYCLUSTER_TOKEN gives one.
+ */
 export function apiTarget(values: { config?: string; url?: string; token?: string }): ApiTarget {
   const token = values.token ?? process.env.GRAYCLUSTER_TOKEN;
-  if (values.url !== undefined) return { url: values.url, token };
   const file = configPath(values.config);
-  const state = readRunState(file);
-  if (!state || !processAlive(state.pid)) throw new NotRunningError(`no supervisor is running with ${file} (start one with: graycluster start --config ${file})`);
-  const host = state.dashboard.host === '0.0.0.0' ? '127.0.0.1' : state.dashboard.host === '::' ? '::1' : state.dashboard.host;
-  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${state.dashboard.port}`, token: token ?? state.dashboard.token };
+  if (values.url !== undefined) {
+    if (!URL.canParse(values.url)) throw new NotRunningError(`--url must be a dashboard address such as http://127.0.0.1:9000, not "${values.url}"`);
+    if (token !== undefined) return { url: values.url, token };
+    const named = new URL(values.url).host;
+    return { url: values.url, token: readRunStates(file).find((state) => new URL(dashboardUrl(state)).host === named)?.dashboard.token };
+  }
+  const running = readRunStates(file);
+  const [state] = running;
+  if (!state) throw new NotRunningError(`no supervisor is running with ${file} (start one with: graycluster start --config ${file})`);
+  if (running.length > 1) {
+    const choices = running.map((each) => `  --url ${dashboardUrl(each)}   (pid ${each.pid})`).join('\n');
+    throw new NotRunningError(`${running.length} supervisors are running with ${file}: name one with --url\n${choices}`);
+  }
+  return { url: dashboardUrl(state), token: token ?? state.dashboard.token };
 }
 
 /** Calls the API; resolves with the parsed JSON body, or throws with the server's message. */

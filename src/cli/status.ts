@@ -4,7 +4,7 @@ import { duration, megabytes, table } from './format.js';
 import { apiTarget, callApi } from './remote.js';
 import { UsageError } from './usage.js';
 
-export const statusUsage = `Usage: graycluster status [--config <file>] [--json] [--watch [--interval <ms>]] [--url <url> --token <token>]
+export const statusUsage = `Usage: graycluster status [--config <file>] [--json] [--watch [--interval <ms>]] [--url <url> [--token <token>]]
 
 Shows every version and worker of a running supervisor: CPU (% of one core over the
 last stats interval), state, memory, requests in flight, restarts. Finds the supervisor started with the same config file; --url and
@@ -15,8 +15,9 @@ Options:
       --json            Print the raw status JSON (as GET /api/status returns it)
   -w, --watch           Redraw every second until Ctrl-C
       --interval <ms>   Redraw interval for --watch (default 1000)
-      --url <url>       Dashboard address, e.g. http://127.0.0.1:9000
-      --token <token>   API token (default $GRAYCLUSTER_TOKEN)
+      --url <url>       Dashboard address of a supervisor elsewhere, or of one of several running
+                        the config file, e.g. http://127.0.0.1:9000
+      --token <token>   API token (default $GRAYCLUSTER_TOKEN, else the run-state file's)
   -h, --help            Show this help
 `;
 

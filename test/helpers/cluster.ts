@@ -28,9 +28,12 @@ export interface Cluster {
   stop(): Promise<number | null>;
 }
 
-/** Writes `config` to a temp folder and runs the real bin on it. Cleans up at the end of the test. */
-export async function startCluster(t: ExecutionContext, config: object, options: { waitReady?: boolean; args?: string[]; nodeArgs?: string[]; env?: Record<string, string>; user?: { uid: number; gid: number } } = {}): Promise<Cluster> {
-  const instance = await startInstance(config, { args: options.args, nodeArgs: options.nodeArgs, env: options.env, user: options.user });
+/**
+ * Writes `config` to a temp folder and runs the real bin on it, or runs it on the config file `config` names
+ * (several may share one: see startInstance). Cleans up at the end of the test.
+ */
+export async function startCluster(t: ExecutionContext, config: object | string, options: { name?: string; waitReady?: boolean; args?: string[]; nodeArgs?: string[]; env?: Record<string, string>; user?: { uid: number; gid: number } } = {}): Promise<Cluster> {
+  const instance = await startInstance(config, { name: options.name, args: options.args, nodeArgs: options.nodeArgs, env: options.env, user: options.user });
   t.teardown(async () => {
     await instance.stop();
   });

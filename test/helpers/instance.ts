@@ -12,7 +12,7 @@ import { waitFor } from './wait.js';
 export interface Instance {
   name: string;
   process: StartedProcess;
-  /** The config file, in a temp folder of its own (the process's working folder too). */
+  /** The config file: in a temp folder of its own (the process's working folder too), or the one it was given. */
   configFile: string;
   /** Where it serves and its dashboard listens, and the dashboard's token: from its run-state file. */
   state: RunState;
@@ -56,27 +56,31 @@ function urlHost(host: string): string {
 }
 
 /**
- * Waits until the run-state file of `configFile` exists and names `pid` (a file left by an earlier run names
- * another); rejects if `alive()` turns false first, or after `timeoutMs`.
+ * Waits until primary `pid` has written its run-state file for `configFile` (each primary writes its own, so
+ * several may share a config file); rejects if `alive()` turns false first, or after `timeoutMs`.
  */
 export function waitForRunState(configFile: string, pid: number, { alive = () => true, timeoutMs = 20_000, describe, tmp }: { alive?: () => boolean; timeoutMs?: number; describe?: () => string; tmp?: string } = {}): Promise<RunState> {
   return waitFor(() => {
-    const state = readRunState(configFile, tmp);
+    const state = readRunState(configFile, pid, tmp);
     if (state?.pid === pid) return state;
     if (!alive()) throw new Error(`pid ${pid} exited before writing its run state${describe ? `\n${describe()}` : ''}`);
     return undefined;
   }, { timeoutMs, intervalMs: 25, what: `the run state of pid ${pid}`, describe });
 }
 
-/** Writes `config` to a temp folder and runs the real bin on it; resolves once it listens. */
-export async function startInstance(config: object, { name = 'graycluster', args = [], nodeArgs = [], bin = defaultBin, timeoutMs, env: extraEnv = {}, user }: InstanceOptions = {}): Promise<Instance> {
+/**
+ * Runs the real bin on `config`, written to a temp folder of its own, or on the config file `config` names (one
+ * that several instances share, say: left as it is, the caller owns it); resolves once it listens. Its temp
+ * folder is its working folder either way.
+ */
+export async function startInstance(config: object | string, { name = 'graycluster', args = [], nodeArgs = [], bin = defaultBin, timeoutMs, env: extraEnv = {}, user }: InstanceOptions = {}): Promise<Instance> {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-toolkit-'));
   const removeFolder = temporaryFolder(folder);
-  const configFile = path.join(folder, 'graycluster.json');
-  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const configFile = typeof config === 'string' ? path.resolve(config) : path.join(folder, 'graycluster.json');
+  if (typeof config !== 'string') writeFileSync(configFile, JSON.stringify(config, null, 2));
   // The config and the arguments alone decide ports and token: nothing from the caller's environment.
   const env: Record<string, string | undefined> = { GRAYCLUSTER_TOKEN: undefined, GRAYCLUSTER_PORT: undefined, GRAYCLUSTER_DASHBOARD_PORT: undefined, ...extraEnv };
-  if (user) for (const owned of [folder, configFile]) chownSync(owned, user.uid, user.gid);
+  if (user) for (const owned of typeof config === 'string' ? [folder] : [folder, configFile]) chownSync(owned, user.uid, user.gid);
   const child = startProcess(name, process.execPath, [...nodeArgs, bin, 'start', '--config', configFile, ...args], { env, cwd: folder, user });
   let stopped: Promise<number | null> | undefined;
   const stop = () => stopped ??= child.stop().finally(removeFolder);
