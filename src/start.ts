@@ -79,6 +79,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     router: () => ({ ...router.counters, pending: router.pending }),
     server: { host: config.server.host, port: address.port },
     configError: () => reconfigurer.configError,
+    configAppliedAt: () => reconfigurer.appliedAt,
     events: () => events.recent().slice(-100),
     startedAt,
   });

@@ -63,3 +63,18 @@ test('a config file that goes missing, becomes a folder or cannot be read is rep
   chmodSync(cluster.configFile, 0o000);
   await reported(/EACCES/);
 });
+
+test('configAppliedAt in the status moves when a change of the file is applied, not when a bad file is rejected', async (t) => {
+  const config = makeConfig({ v1: {}, v2: {} }, { weights: { v1: 90, v2: 10 } });
+  const cluster = await startCluster(t, config);
+  const { configAppliedAt: atStart } = await cluster.status();
+
+  writeFileSync(cluster.configFile, '{ "versions": ');
+  const rejected = await cluster.waitForStatus((status) => status.configError !== null);
+  t.is(rejected.configAppliedAt, atStart, 'a rejected file applied nothing');
+
+  writeFileSync(cluster.configFile, JSON.stringify({ ...config, routing: { ...config.routing, weights: { v1: 80, v2: 20 } } }));
+  const writtenAt = statSync(cluster.configFile).mtimeMs;
+  const applied = await cluster.waitForStatus((status) => status.routing.weights?.v2 === 20 && status.configError === null);
+  t.true(applied.configAppliedAt >= writtenAt, `applied at ${applied.configAppliedAt}, after the file was written at ${writtenAt}`);
+});

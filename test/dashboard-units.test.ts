@@ -147,6 +147,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
     rollout,
     router: { handedOff: 7, fallbacks: 0, refused: { 503: 2 }, pendingShed: 4, pendingSourceRefused: 5, pending: 0 },
     configError: null,
+    configAppliedAt: 1764230066157,
     events: [],
   };
 }

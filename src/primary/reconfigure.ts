@@ -21,6 +21,7 @@ const historyLimit = 20;
 export class Reconfigurer {
   #current: ResolvedConfig;
   #configError: string | null = null;
+  #appliedAt = Date.now();
   readonly #history: ConfigFile[] = [];
   readonly #watcher: ConfigWatcher;
   #running: Promise<void> | undefined;
@@ -42,6 +43,11 @@ export class Reconfigurer {
 
   get configError(): string | null {
     return this.#configError;
+  }
+
+  /** When the config now running was applied (ms since the epoch): at start, then after each file it applied. */
+  get appliedAt(): number {
+    return this.#appliedAt;
   }
 
   /** The config applied before the current one, for rollback. */
@@ -99,6 +105,7 @@ export class Reconfigurer {
     if (steps.length === 0) {
       this.#current = next;
       this.#configError = null;
+      this.#appliedAt = Date.now();
       return;
     }
     this.events.record({ type: 'config', message: `applying: ${steps.map((step) => describe(step, before, next)).join('; ')}` });
@@ -162,6 +169,7 @@ export class Reconfigurer {
     if (this.#history.length > historyLimit) this.#history.shift();
     this.#current = { ...next, versions: running };
     this.#configError = failures.length > 0 ? failures.join('; ') : null;
+    this.#appliedAt = Date.now();
     this.events.record({ type: 'config', message: failures.length > 0 ? `applied, except: ${this.#configError}` : 'applied' });
   }
 }

@@ -53,6 +53,8 @@ export interface Status {
   rollout: RolloutReport | null;
   router: RouterCounters & { pending: number };
   configError: string | null;
+  /** When the config now running was applied (ms since the epoch): at start, then after each change of the file. */
+  configAppliedAt: number;
   events: LifecycleEvent[];
 }
 
@@ -63,6 +65,7 @@ export interface StatusSources {
   router: () => RouterCounters & { pending: number };
   server: { host: string; port: number };
   configError: () => string | null;
+  configAppliedAt: () => number;
   events: () => LifecycleEvent[];
   startedAt: number;
 }
@@ -120,6 +123,7 @@ export function snapshot(sources: StatusSources): Status {
     rollout: sources.rollout(),
     router: sources.router(),
     configError: sources.configError(),
+    configAppliedAt: sources.configAppliedAt(),
     events: sources.events(),
   };
 }
