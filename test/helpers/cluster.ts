@@ -1,6 +1,6 @@
 // The toolkit's processes bound to one ava test (startCluster: a graycluster; startNginxFor: nginx in front of
-// one), each stopped at the test's end. The whole toolkit is re-exported here, so a test can import everything it
-// needs from this one file. (The toolkit itself does not import ava: the bench loads it outside ava.)
+// one or several), each stopped at the test's end. The whole toolkit is re-exported here, so a test can import
+// everything it needs from this one file. (The toolkit itself does not import ava: the bench loads it outside ava.)
 import type { ChildProcess } from 'node:child_process';
 import test, { type ExecutionContext, type TestFn } from 'ava';
 import type { RunState } from '../../src/primary/state-file.js';
@@ -64,11 +64,14 @@ export function testWithNginx(file: string): TestFn {
 }
 
 /**
- * nginx in front of graycluster's `port` (one listener; request bodies up to `maxBodyMegabytes`, default 64,
- * buffered in its temp folder as nginx does by default; WebSocket upgrades passed on), stopped at the test's end.
+ * nginx in front of graycluster's `port`, or of several graycluster instances' `ports` as one round-robin upstream
+ * (nginx's default balancing: each request to the next server, whichever client connection it came on). One
+ * listener; request bodies up to `maxBodyMegabytes`, default 64, buffered in its temp folder as nginx does by
+ * default; WebSocket upgrades passed on. Stopped at the test's end.
  */
-export async function startNginxFor(t: ExecutionContext, port: number, { maxBodyMegabytes = 64 }: { maxBodyMegabytes?: number } = {}): Promise<Nginx> {
-  const nginx = await startNginx({ upstreams: { graycluster: [port] }, servers: [{ key: 'graycluster', pass: 'graycluster' }], maxBodyMegabytes, upgrades: true });
+export async function startNginxFor(t: ExecutionContext, port: number | number[], { maxBodyMegabytes = 64 }: { maxBodyMegabytes?: number } = {}): Promise<Nginx> {
+  const ports = typeof port === 'number' ? [port] : port;
+  const nginx = await startNginx({ upstreams: { graycluster: ports }, servers: [{ key: 'graycluster', pass: 'graycluster' }], maxBodyMegabytes, upgrades: true });
   t.teardown(nginx.stop);
   return nginx;
 }
