@@ -6,7 +6,7 @@
  * and 90/10; rounds interleave the rows and every ratio is to node:cluster's run of the same round. Also the
  * primaries' memory: node:cluster's and graycluster's VmRSS idle and after each run.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { fetchOnce } from '../lib/load.js';
 import { nginxMissing, nginxPath, residentBytes, startNginx, startProcess, upstreamKeepalive } from '../lib/toolkit.js';
@@ -71,17 +71,33 @@ async function startPlainProcess(version) {
   }
 }
 
-/** Rewrites graycluster's config with `weighting` and sticky users, and waits until the primary runs it. */
-async function applyWeights(graycluster, versions, weighting) {
+/**
+ * Rewrites the routing of graycluster's config file with `weighting` and sticky users (nothing else in the file
+ * changes, so its workers keep running: a changed version would be replaced by new processes whose CPU the run
+ * would not count), and waits until the primary runs it.
+ */
+async function applyWeights(graycluster, weighting) {
   const routing = { default: 'v1', weights: { v1: weighting.v1, v2: weighting.v2 }, sticky: { key: 'header:x-user' } };
-  // graycluster.config names the entries relative to the repository, for the report; the file needs them absolute.
-  writeFileSync(graycluster.configFile, JSON.stringify({ ...graycluster.config, versions, routing }, null, 2));
+  const file = JSON.parse(readFileSync(graycluster.configFile, 'utf8'));
+  writeFileSync(graycluster.configFile, JSON.stringify({ ...file, routing }, null, 2));
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const { routing: running } = await graycluster.status();
-    if (running.weights?.v1 === weighting.v1 && running.weights?.v2 === weighting.v2 && running.sticky?.key === 'header:x-user') return routing;
+    const { routing: running, workers } = await graycluster.status();
+    if (running.weights?.v1 === weighting.v1 && running.weights?.v2 === weighting.v2 && running.sticky?.key === 'header:x-user') {
+      assertSameWorkers(graycluster, workers);
+      return routing;
+    }
     if (Date.now() > deadline) throw new Error(`graycluster did not take weights ${weighting.name} within 10 s: ${JSON.stringify(running)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The CPU per request counts the worker processes graycluster started with: a run after they changed would not. */
+function assertSameWorkers(graycluster, workers) {
+  const now = workers.map((worker) => worker.pid).sort();
+  const measured = [...graycluster.workerPids].sort();
+  if (String(now) !== String(measured)) {
+    throw new Error(`graycluster's workers changed during the scenario (pids ${measured.join(', ')} → ${now.join(', ')}): their CPU would go unmeasured`);
   }
 }
 
@@ -131,6 +147,7 @@ export async function run({ settings: overrides, log }) {
         ? await runWrk({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds, randomUser: true })
         : await runAutocannon({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds });
       const serverSeconds = cpu().reduce((sum, value) => sum + value, 0);
+      if (row === 'graycluster') assertSameWorkers(started.graycluster, (await started.graycluster.status()).workers);
       // wrk has exited by now, so its CPU shows as other processes': take it out.
       const otherSeconds = Math.max(0, others() - (client === 'wrk' ? load.clientCpu : 0));
       const front = row === 'split' ? undefined : started[row].pid;
@@ -147,7 +164,7 @@ export async function run({ settings: overrides, log }) {
     };
     let loadCommand;
     for (const weighting of weightings) {
-      routings[weighting.name] = await applyWeights(started.graycluster, versions, weighting);
+      routings[weighting.name] = await applyWeights(started.graycluster, weighting);
       for (const row of rows) {
         const { status } = await fetchOnce(urlOf(row.key, weighting), 5000);
         if (status !== 200) throw new Error(`${row.label} answered ${status} through nginx`);
