@@ -6,7 +6,7 @@
  * and 90/10; rounds interleave the rows and every ratio is to node:cluster's run of the same round. Also the
  * primaries' memory: node:cluster's and graycluster's VmRSS idle and after each run.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { fetchOnce } from '../lib/load.js';
 import { nginxMissing, nginxPath, residentBytes, startNginx, startProcess, upstreamKeepalive } from '../lib/toolkit.js';
@@ -71,17 +71,50 @@ async function startPlainProcess(version) {
   }
 }
 
-/** Rewrites graycluster's config with `weighting` and sticky users, and waits until the primary runs it. */
-async function applyWeights(graycluster, versions, weighting) {
+/**
+ * Rewrites the routing of graycluster's config file with `weighting` and sticky users (nothing else in the file
+ * changes, so its workers keep running: a changed version would be replaced by new processes whose CPU the run
+ * would not count), and waits until the primary runs it.
+ */
+async function applyWeights(graycluster, weighting) {
   const routing = { default: 'v1', weights: { v1: weighting.v1, v2: weighting.v2 }, sticky: { key: 'header:x-user' } };
-  // graycluster.config names the entries relative to the repository, for the report; the file needs them absolute.
-  writeFileSync(graycluster.configFile, JSON.stringify({ ...graycluster.config, versions, routing }, null, 2));
+  const file = JSON.parse(readFileSync(graycluster.configFile, 'utf8'));
+  writeFileSync(graycluster.configFile, JSON.stringify({ ...file, routing }, null, 2));
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const { routing: running } = await graycluster.status();
-    if (running.weights?.v1 === weighting.v1 && running.weights?.v2 === weighting.v2 && running.sticky?.key === 'header:x-user') return routing;
+    const { routing: running, workers } = await graycluster.status();
+    if (running.weights?.v1 === weighting.v1 && running.weights?.v2 === weighting.v2 && running.sticky?.key === 'header:x-user') {
+      assertSameWorkers(graycluster, workers);
+      return routing;
+    }
     if (Date.now() > deadline) throw new Error(`graycluster did not take weights ${weighting.name} within 10 s: ${JSON.stringify(running)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Samples graycluster's router every 100 ms until `stop()`, which resolves with the most connections it held at
+ * once (waiting for their head, or queued for a worker to take them): nginx opens new upstream connections in
+ * bursts, and each one's first request waits in the primary until a worker of its version has taken it.
+ */
+function samplePendingPeak(graycluster) {
+  let peak = 0;
+  let sampling = true;
+  const done = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, (await graycluster.status()).router.pending);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  return { stop: async () => { sampling = false; await done; return peak; } };
+}
+
+/** The CPU per request counts the worker processes graycluster started with: a run after they changed would not. */
+function assertSameWorkers(graycluster, workers) {
+  const now = workers.map((worker) => worker.pid).sort();
+  const measured = [...graycluster.workerPids].sort();
+  if (String(now) !== String(measured)) {
+    throw new Error(`graycluster's workers changed during the scenario (pids ${measured.join(', ')} → ${now.join(', ')}): their CPU would go unmeasured`);
   }
 }
 
@@ -127,10 +160,20 @@ export async function run({ settings: overrides, log }) {
       const pids = pidsOf(row);
       const cpu = cpuMeter(pids);
       const others = otherCpuMeter([process.pid, ...pids]);
+      const graycluster = row === 'graycluster' ? started.graycluster : undefined;
+      const handedOffBefore = graycluster && (await graycluster.status()).router.handedOff;
+      const pendingPeak = graycluster && samplePendingPeak(graycluster);
       const load = client === 'wrk'
         ? await runWrk({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds, randomUser: true })
         : await runAutocannon({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds });
       const serverSeconds = cpu().reduce((sum, value) => sum + value, 0);
+      let connections;
+      if (graycluster) {
+        const peak = await pendingPeak.stop();
+        const { workers, router } = await graycluster.status();
+        assertSameWorkers(graycluster, workers);
+        connections = { perSecond: (router.handedOff - handedOffBefore) / load.seconds, pendingPeak: peak };
+      }
       // wrk has exited by now, so its CPU shows as other processes': take it out.
       const otherSeconds = Math.max(0, others() - (client === 'wrk' ? load.clientCpu : 0));
       const front = row === 'split' ? undefined : started[row].pid;
@@ -142,12 +185,13 @@ export async function run({ settings: overrides, log }) {
         clientCpu: load.clientCpu / load.seconds,
         otherCpu: otherSeconds / load.seconds,
         primaryRssKb: front === undefined ? undefined : rssKb(front),
+        connections,
         command: load.command,
       };
     };
     let loadCommand;
     for (const weighting of weightings) {
-      routings[weighting.name] = await applyWeights(started.graycluster, versions, weighting);
+      routings[weighting.name] = await applyWeights(started.graycluster, weighting);
       for (const row of rows) {
         const { status } = await fetchOnce(urlOf(row.key, weighting), 5000);
         if (status !== 200) throw new Error(`${row.label} answered ${status} through nginx`);
@@ -216,10 +260,11 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
 
   const disturbance = disturbanceNote(runs, { thresholdCores: disturbedAbove });
   const perRun = table(
-    [{ title: 'weights' }, { title: 'round' }, { title: 'target', align: 'left' }, { title: 'req/s' }, { title: 'p99' }, { title: 'server CPU/req' }, { title: 'primary RSS' }, { title: 'client CPU' }, { title: 'other CPU' }, { title: 'failed' }],
+    [{ title: 'weights' }, { title: 'round' }, { title: 'target', align: 'left' }, { title: 'req/s' }, { title: 'p99' }, { title: 'server CPU/req' }, { title: 'primary RSS' }, { title: 'new conn/s' }, { title: 'pending peak' }, { title: 'client CPU' }, { title: 'other CPU' }, { title: 'failed' }],
     runs.map((entry) => [
       entry.weighting, entry.round, entry.row, format.integer(entry.requestsPerSecond), format.ms(entry.p99), `${format.integer(entry.serverMicrosPerRequest)} µs`,
-      format.mb(entry.primaryRssKb), `${format.fixed(entry.clientCpu * 100, 0)}%`, `${format.fixed(entry.otherCpu * 100, 0)}%${entry.otherCpu > disturbedAbove ? ' ⚠' : ''}`, format.integer(entry.failed),
+      format.mb(entry.primaryRssKb), entry.connections ? format.integer(entry.connections.perSecond) : '–', entry.connections ? format.integer(entry.connections.pendingPeak) : '–',
+      `${format.fixed(entry.clientCpu * 100, 0)}%`, `${format.fixed(entry.otherCpu * 100, 0)}%${entry.otherCpu > disturbedAbove ? ' ⚠' : ''}`, format.integer(entry.failed),
     ]),
   );
   const clientText = client === 'wrk'
@@ -230,7 +275,7 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     '',
     `Table produced by **${client}**. A hello-world handler ([bench/apps/hello.js](apps/hello.js)) behind a real nginx (1 worker; every upstream \`keepalive ${upstreamKeepalive}\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection ""\`), as graycluster runs in production behind a TLS-terminating proxy: nginx's pooled connections carry requests of many users, so of both versions. ${clientText}. Weights ${weightings.map((weighting) => weighting.name).join(' and ')}; ${settings.runs} rounds per weighting, each running the rows in turn (after a ${settings.warmupSeconds} s warm-up of each), the machine quiet before each run.`,
     '',
-    'Rows: nginx → plain node:cluster (2 workers, round-robin; cannot route by version: the baseline); nginx → graycluster (v1 ×1, v2 ×1, `routing.sticky.key: "header:x-user"`, the weights); nginx `split_clients "${http_x_user}"` → one plain process per version (nginx splits users itself, as ingress-nginx canaries do: the anchor). Figures are medians; "× cluster" is the median of the per-round ratios to the node:cluster row of the same round. Server CPU/req: nginx (master and worker) plus the target\'s processes (primary and workers, or the two plain processes), from /proc/<pid>/stat, per answered request. Client CPU: the load generator, for context. Failed: non-2xx answers, timeouts and connection errors over all runs.',
+    'Rows: nginx → plain node:cluster (2 workers, round-robin; cannot route by version: the baseline); nginx → graycluster (v1 ×1, v2 ×1, `routing.sticky.key: "header:x-user"`, the weights); nginx `split_clients "${http_x_user}"` → one plain process per version (nginx splits users itself, as ingress-nginx canaries do: the anchor). Figures are medians; "× cluster" is the median of the per-round ratios to the node:cluster row of the same round. Server CPU/req: nginx (master and worker) plus the target\'s processes (primary and workers, or the two plain processes), from /proc/<pid>/stat, per answered request. Client CPU: the load generator, for context. Failed: non-2xx answers, timeouts and connection errors over all runs. Under "Every run", for graycluster: new conn/s, the connections its primary handed to a worker per second (nginx\'s upstream pool opens one whenever more than its `keepalive` connections are busy and closes the surplus when they come back idle), and pending peak, the most connections the primary held at once (waiting for their head or for a worker to take them), from `/api/status` sampled every 100 ms.',
     '',
     ...markdowns.flatMap((entry) => [entry, '']),
     '### Primary memory',
