@@ -70,10 +70,11 @@ export function formatStatus(status: Status): string {
     ]),
   ]);
   const workers = table([
-    ['WORKER', 'PID', 'CPU', 'STATE', 'RSS', 'HEAP', 'IN-FLIGHT', 'CONNS', 'REQUESTS', 'SHED', 'RESTARTS', 'UPTIME'],
+    ['WORKER', 'PID', 'CPU', 'STATE', 'RSS', 'HEAP', 'IN-FLIGHT', 'CONNS', 'REQUESTS', 'SHED', 'RESTARTS', 'UPTIME', 'LOG-DROPS'],
     ...status.workers.map((worker) => [
       worker.id, worker.pid ?? '-', worker.cpuPercent === null ? '-' : `${worker.cpuPercent.toFixed(1)}%`, worker.state, megabytes(worker.rss), megabytes(worker.heapUsed), worker.inFlight,
       worker.connections, worker.requests, worker.shed, worker.restarts, duration(worker.uptimeMs),
+      worker.logLinesDropped,
     ]),
   ]);
   const lines = [

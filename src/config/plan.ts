@@ -48,6 +48,9 @@ export function plan(current: ResolvedConfig, next: ResolvedConfig): Step[] {
   for (const key of Object.keys(current.health) as Array<keyof ResolvedConfig['health']>) {
     if (current.health[key] !== next.health[key]) steps.push({ kind: 'needs-restart', key: `health.${key}` });
   }
+  for (const key of Object.keys(current.logs) as Array<keyof ResolvedConfig['logs']>) {
+    if (current.logs[key] !== next.logs[key]) steps.push({ kind: 'needs-restart', key: `logs.${key}` });
+  }
   return steps;
 }
 
