@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { fixture, get, makeConfig, rssOf, sampleRss, startCluster, waitFor } from './helpers/cluster.js';
+import { fixture, get, makeConfig, rssOf, runCli, sampleRss, startCluster, temporaryFolder, waitFor } from './helpers/cluster.js';
 
 const writer = fixture('log-writer.mjs');
 const base64 = (bytes: Buffer | string) => encodeURIComponent(Buffer.from(bytes).toString('base64'));
@@ -103,4 +104,30 @@ test('a version\'s log file is rotated by size: no file exceeds maxBytes, at mos
   const numbers = lines.map((line) => Number(/rotation (\d+)/.exec(line)![1]));
   t.deepEqual(numbers, Array.from({ length: numbers.length }, (_, index) => 401 - numbers.length + index), 'the newest lines, in order, none missing');
   t.true(numbers.length > 150);
+});
+
+test('a bad --log-format is a usage error; a bad logs or logFile key is refused at start, naming it', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-logs-'));
+  t.teardown(temporaryFolder(folder));
+  const file = path.join(folder, 'graycluster.json');
+  const start = () => runCli(['start', '--config', file, '--port', '0', '--dashboard-port', '0']);
+  writeFileSync(file, JSON.stringify(makeConfig({ v1: { entry: writer } })));
+  const usage = await runCli(['start', '--config', file, '--log-format', 'xml']);
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /--log-format must be "text" or "json", not "xml"/);
+
+  const cases: Array<[object, RegExp]> = [
+    [{ logs: { format: 'xml' } }, /logs\.format must be equal to one of the allowed values/],
+    [{ logs: { maxStdoutBacklogBytes: -1 } }, /logs\.maxStdoutBacklogBytes must be >= 0/],
+    [{ logs: { ringLines: 0 } }, /logs\.ringLines must be >= 1/],
+    [{ versions: { v1: { entry: writer, logFile: 5 } } }, /versions\.v1\.logFile must be string/],
+    [{ versions: { v1: { entry: writer, logFile: { path: 'a.log', keep: 101 } } } }, /versions\.v1\.logFile\.keep must be <= 100/],
+    [{ versions: { v1: { entry: writer, logFile: { path: 'a.log', maxBytes: 8192 } } } }, /versions\.v1\.logFile\.maxBytes \(8192\) must be at least logs\.maxLineBytes \(16384\)/],
+  ];
+  for (const [change, message] of cases) {
+    writeFileSync(file, JSON.stringify({ ...makeConfig({ v1: { entry: writer } }), ...change }));
+    const result = await start();
+    t.is(result.code, 1, JSON.stringify(change));
+    t.regex(result.stderr, message);
+  }
 });

@@ -7,7 +7,8 @@ import { UsageError } from './usage.js';
 export const statusUsage = `Usage: graycluster status [--config <file>] [--json] [--watch [--interval <ms>]] [--url <url> --token <token>]
 
 Shows every version and worker of a running supervisor: CPU (% of one core over the
-last stats interval), state, memory, requests in flight, restarts. Finds the supervisor started with the same config file; --url and
+last stats interval), state, memory, requests in flight, restarts, and LOG-DROPS (lines of
+its output that missed the primary's stdout or its log file because they could not keep up). Finds the supervisor started with the same config file; --url and
 --token (or $GRAYCLUSTER_TOKEN) reach one anywhere else.
 
 Options:
