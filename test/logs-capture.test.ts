@@ -131,3 +131,29 @@ test('a bad --log-format is a usage error; a bad logs or logFile key is refused 
     t.regex(result.stderr, message);
   }
 });
+
+test('a logFile changed while running takes the next lines, without restarting the workers', async (t) => {
+  const config = makeConfig({ v1: { entry: writer } });
+  Object.assign(config.versions.v1!, { logFile: 'logs/first.log' });
+  const cluster = await startCluster(t, config);
+  const folder = path.join(path.dirname(cluster.configFile), 'logs');
+  const read = (name: string) => {
+    try {
+      return readFileSync(path.join(folder, name), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const pid = (await cluster.status()).workers[0]!.pid;
+  t.is((await get(`${cluster.url('/lines')}?count=3&tag=first`)).status, 200);
+  await waitFor(() => read('first.log').includes('v1.1 | first 3 of 3\n'), { what: 'the first lines in first.log' });
+
+  const set = await runCli(['set', 'versions.v1.logFile', '"logs/second.log"', '--config', cluster.configFile]);
+  t.is(set.code, 0, set.stderr);
+  await cluster.waitForOutput(/set v1's logFile from .*first\.log .* to .*second\.log .*\(no restart\)/);
+  await cluster.waitForOutput(/config\s+applied/);
+  t.is((await get(`${cluster.url('/lines')}?count=3&tag=second`)).status, 200);
+  await waitFor(() => read('second.log').includes('v1.1 | second 3 of 3\n'), { what: 'the next lines in second.log' });
+  t.false(read('first.log').includes('second'));
+  t.is((await cluster.status()).workers[0]!.pid, pid, 'the worker was not restarted');
+});

@@ -124,6 +124,11 @@ test('logFile: a path or { path, maxBytes, keep }, resolved against the config f
   });
 });
 
+test('two versions may not share a log file', (t) => {
+  const raw: ConfigFile = { versions: { v1: { entry: './a.js', logFile: 'logs/app.log' }, v2: { entry: './b.js', logFile: { path: './logs/../logs/app.log' } } }, routing: { default: 'v1' } };
+  t.throws(() => resolveConfig(file, raw), { instanceOf: ConfigError, message: /versions\.v2\.logFile \(.*app\.log\) is versions\.v1\.logFile too: each version needs a file of its own/ });
+});
+
 test('--log-format wins over logs.format', (t) => {
   t.is(resolveConfig(file, withLogFile(undefined, { format: 'json' })).logs.format, 'json');
   t.is(resolveConfig(file, withLogFile(undefined, { format: 'json' }), { logFormat: 'text' }).logs.format, 'text');

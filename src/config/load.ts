@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Conf from 'conf';
 import { resolveLaunch } from './launch.js';
-import { resolveLogFile, resolveLogs } from './logs.js';
+import { checkLogFilesDistinct, resolveLogFile, resolveLogs } from './logs.js';
 import { resolveRollout } from './rollout.js';
 import { validate } from './schema-validator.js';
 import { parseAddressRange } from '../shared/address-range.js';
@@ -140,6 +140,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
       fail(`versions.${name}.maxMemoryHardMB`, `(${version.maxMemoryHardMB}) must not be below versions.${name}.maxMemoryMB (${version.maxMemoryMB})`);
     }
   }
+  checkLogFilesDistinct(versions.values(), fail);
   const known = (key: string, version: string) => {
     if (!versions.has(version)) fail(key, `names unknown version "${version}" (known: ${[...versions.keys()].join(', ')})`);
   };

@@ -25,3 +25,14 @@ export function resolveLogFile(
   }
   return resolved;
 }
+
+/** Two versions writing one file would rotate it under each other: each file has one version. */
+export function checkLogFilesDistinct(versions: Iterable<{ name: string; logFile: LogFileConfig | null }>, fail: (key: string, message: string) => never): void {
+  const owners = new Map<string, string>();
+  for (const { name, logFile } of versions) {
+    if (!logFile) continue;
+    const owner = owners.get(logFile.path);
+    if (owner !== undefined) fail(`versions.${name}.logFile`, `(${logFile.path}) is versions.${owner}.logFile too: each version needs a file of its own`);
+    owners.set(logFile.path, name);
+  }
+}
