@@ -157,3 +157,16 @@ test('a logFile changed while running takes the next lines, without restarting t
   t.false(read('first.log').includes('second'));
   t.is((await cluster.status()).workers[0]!.pid, pid, 'the worker was not restarted');
 });
+
+test('a log file that cannot keep up with a flood misses lines past logs.maxFileBacklogBytes, counted and announced', async (t) => {
+  const config = { ...makeConfig({ v1: { entry: writer } }), logs: { maxFileBacklogBytes: 4096 } };
+  Object.assign(config.versions.v1!, { logFile: { path: 'logs/flood.log', maxBytes: 1024 * 1024, keep: 1 } });
+  const cluster = await startCluster(t, config);
+  const written = Number((await get(`${cluster.url('/flood')}?ms=1000&lineBytes=200`)).body);
+  // (The test reading the primary's stdout may fall behind too: then the notice names both.)
+  await cluster.waitForOutput(/^graycluster: dropped \d+ lines of v1\.1: \S*\/logs\/flood\.log (and stdout )?could not keep up$/m);
+  const status = await cluster.waitForStatus((current) => current.workers[0]!.logLinesDropped > 0);
+  t.true(status.workers[0]!.logLinesDropped < written, `dropped ${status.workers[0]!.logLinesDropped} of ${written}`);
+  const folder = path.join(path.dirname(cluster.configFile), 'logs');
+  for (const name of readdirSync(folder)) t.true(statSync(path.join(folder, name)).size <= 1024 * 1024, name);
+});

@@ -66,12 +66,15 @@ export function startProcess(name: string, command: string, args: string[], { en
   let output = '';
   let stdout = '';
   const waiters = new Set<() => void>();
-  const onOutput = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-outputCap);
+  const onOutput = (chunk: string) => {
+    output = (output + chunk).slice(-outputCap);
     for (const check of waiters) check();
   };
-  child.stdout!.on('data', (chunk: Buffer) => {
-    stdout = (stdout + chunk.toString()).slice(-outputCap);
+  // Decoded per stream, so a character split between two reads is not garbled.
+  child.stdout!.setEncoding('utf8');
+  child.stderr!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    stdout = (stdout + chunk).slice(-outputCap);
     onOutput(chunk);
   });
   child.stderr!.on('data', onOutput);

@@ -87,16 +87,14 @@ export class LogCapture {
     const { logs, terminal } = this.options;
     for (const line of lines) this.store.add(line);
     const worker = lines[0]!.worker;
-    if (terminal.writableLength > logs.maxStdoutBacklogBytes) {
-      this.#dropped(worker, lines.length, 'stdout');
-    } else {
-      terminal.write(lines.map((line) => `${formatWorkerLine(line, logs.format)}\n`).join(''));
-    }
+    // A line missed by both the terminal and the file is one line dropped, counted once.
+    const terminalBehind = terminal.writableLength > logs.maxStdoutBacklogBytes;
+    if (!terminalBehind) terminal.write(lines.map((line) => `${formatWorkerLine(line, logs.format)}\n`).join(''));
     const file = this.#fileOf(lines[0]!.version);
-    if (!file) return;
-    let refused = 0;
-    for (const line of lines) if (!file.write(`${formatFileLine(line, logs.format)}\n`, worker)) refused++;
-    if (refused > 0) this.#dropped(worker, refused, file.config.path);
+    let refusedByFile = 0;
+    if (file) for (const line of lines) if (!file.write(`${formatFileLine(line, logs.format)}\n`, worker, terminalBehind)) refusedByFile++;
+    const where = [terminalBehind ? 'stdout' : '', refusedByFile > 0 ? file!.config.path : ''].filter(Boolean);
+    if (where.length > 0) this.#dropped(worker, terminalBehind ? lines.length : refusedByFile, where);
   }
 
   /** The version's log file as the config says now: opened on its first line, replaced when its settings change. */
@@ -110,7 +108,7 @@ export class LogCapture {
     }
     if (!wanted) return undefined;
     const file = new RotatingLogFile(wanted, this.options.logs.maxFileBacklogBytes, (worker, count, error) => {
-      this.#dropped(worker, count, `${wanted.path} (${error.message})`);
+      this.#dropped(worker, count, [`${wanted.path} (${error.message})`]);
     });
     this.#files.set(version, file);
     return file;
@@ -129,11 +127,11 @@ export class LogCapture {
     void file?.close();  // Opened again if the version gets workers again.
   }
 
-  #dropped(worker: string, count: number, where: string): void {
+  #dropped(worker: string, count: number, where: string[]): void {
     this.store.countDropped(worker, count);
     const entry = this.#unannounced.get(worker) ?? { count: 0, where: new Set<string>() };
     entry.count += count;
-    entry.where.add(where);
+    for (const destination of where) entry.where.add(destination);
     this.#unannounced.set(worker, entry);
     if (this.#noticeTimer === undefined) this.#announce();
   }

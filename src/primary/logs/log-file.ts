@@ -5,6 +5,8 @@ import type { LogFileConfig } from '../../config/types.js';
 interface Pending {
   bytes: Buffer;
   worker: string;
+  /** Already counted as dropped (it missed another destination): a failed write does not count it again. */
+  counted: boolean;
 }
 
 /** Bytes written with one write call at most. */
@@ -30,11 +32,15 @@ export class RotatingLogFile {
     private readonly lost: (worker: string, count: number, error: Error) => void,
   ) {}
 
-  /** Queues one line (with its newline) of `worker`; false: dropped, the backlog is full (or it could never fit). */
-  write(line: string, worker: string): boolean {
+  /**
+   * Queues one line (with its newline) of `worker`; false: dropped, the backlog is full (or it could never fit).
+   * `counted`: the line is already counted as dropped elsewhere, so losing it in a failed write is not reported.
+   */
+  write(line: string, worker: string, counted = false): boolean {
+    if (this.#closed || this.#backlogBytes >= this.maxBacklogBytes) return false;
     const bytes = Buffer.from(line, 'utf8');
-    if (this.#closed || bytes.length > this.config.maxBytes || this.#backlogBytes + bytes.length > this.maxBacklogBytes) return false;
-    this.#queue.push({ bytes, worker });
+    if (bytes.length > this.config.maxBytes || this.#backlogBytes + bytes.length > this.maxBacklogBytes) return false;
+    this.#queue.push({ bytes, worker, counted });
     this.#backlogBytes += bytes.length;
     this.#writing ??= this.#drain().finally(() => { this.#writing = undefined; });
     return true;
@@ -115,6 +121,6 @@ async function renameIfThere(from: string, to: string): Promise<void> {
 
 function countByWorker(lines: Pending[]): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const line of lines) counts.set(line.worker, (counts.get(line.worker) ?? 0) + 1);
+  for (const line of lines) if (!line.counted) counts.set(line.worker, (counts.get(line.worker) ?? 0) + 1);
   return counts;
 }
