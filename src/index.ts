@@ -24,8 +24,13 @@ export interface StartOptions {
   dashboardPort?: number;
   /** The dashboard and API token (at least 16 characters), overriding `dashboard.token`. */
   token?: string;
-  /** Where graycluster's own lines go (lifecycle events, "serving …"). Default: standard output. */
+  /**
+   * Where graycluster's own lines go (lifecycle events, "serving …"), formatted as `logFormat` says (in "json",
+   * one JSON object per line). Default: standard output. Workers' lines always go to standard output.
+   */
   log?: (line: string) => void;
+  /** How lines are printed, overriding `logs.format`: "text" (`v2.1 | message`) or "json" (one object per line). */
+  logFormat?: 'text' | 'json';
 }
 
 /** A running graycluster. */
@@ -36,6 +41,8 @@ export interface Graycluster {
   readonly dashboardPort: number;
   /** The dashboard and API token (generated when neither the config nor `token` gave one). */
   readonly token: string;
+  /** How lines are printed: `logFormat`, else the config's `logs.format`. */
+  readonly logFormat: 'text' | 'json';
   /**
    * Resolves once `routing.default` has a ready worker (already when `start` resolved, unless that version was
    * crash-looping or slower than `server.readyTimeoutMs`); rejects if `stop` or `kill` comes first.
@@ -87,16 +94,21 @@ export async function start(options: StartOptions): Promise<Graycluster> {
   if (options.token !== undefined && (typeof options.token !== 'string' || options.token.length < 16)) {
     throw new RangeError('start(): token must be a string of at least 16 characters');
   }
+  if (options.logFormat !== undefined && options.logFormat !== 'text' && options.logFormat !== 'json') {
+    throw new RangeError(`start(): logFormat must be "text" or "json", not ${JSON.stringify(options.logFormat)}`);
+  }
   const overrides: ConfigOverrides = {};
   if (options.port !== undefined) overrides.port = options.port;
   if (options.dashboardPort !== undefined) overrides.dashboardPort = options.dashboardPort;
   if (options.token !== undefined) overrides.token = options.token;
+  if (options.logFormat !== undefined) overrides.logFormat = options.logFormat;
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const running = await startPrimary(options.config, overrides, log);
   return {
     port: running.port,
     dashboardPort: running.dashboardPort,
     token: running.token,
+    logFormat: running.logFormat,
     ready: running.ready,
     status: running.status,
     update: async (edit) => changesOf(await running.edit(edit)),

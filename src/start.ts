@@ -7,6 +7,8 @@ import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { DashboardServer } from './dashboard/server.js';
 import { CanaryController } from './primary/canary.js';
 import { EventLog, formatEvent } from './primary/events.js';
+import { formatOwnLine } from './primary/logs/format.js';
+import type { WorkerLogs } from './primary/logs/types.js';
 import { Reconfigurer } from './primary/reconfigure.js';
 import { ProbeServer } from './primary/probe-server.js';
 import { EventLoopWatch, liveness, readiness } from './primary/probes.js';
@@ -17,7 +19,7 @@ import { currentProcess } from './shared/process-alive.js';
 import { snapshot, workerStatuses, type Status } from './primary/status.js';
 import { Supervisor } from './primary/supervisor.js';
 import { clusterFork } from './primary/worker-process.js';
-import type { ResolvedConfig } from './config/types.js';
+import type { LogFormat, ResolvedConfig } from './config/types.js';
 
 /** A running graycluster: what tests and embedders can hold on to. */
 export interface Running {
@@ -36,6 +38,10 @@ export interface Running {
   status(): Status;
   /** Writes an edit to the config file through the same locked path as the CLI, then applies it at once. */
   edit(change: Edit): Promise<ControlResult>;
+  /** Every worker's recent output, live followers and dropped-line counts. */
+  logs: WorkerLogs;
+  /** How lines are printed (`logs.format`, or `--log-format`): `log` is given graycluster's own lines in it. */
+  logFormat: LogFormat;
 }
 
 function urlHost(host: string): string {
@@ -44,11 +50,13 @@ function urlHost(host: string): string {
 }
 
 /**
- * Starts the primary: router on the public port, one pool per version, the status API.
+ * Starts the primary: router on the public port, one pool per version, the status API. `write` is given each of
+ * graycluster's own lines, formatted (a JSON object with `logs.format` "json"); workers' lines go to stdout.
  * Throws ConfigError (bad config) or a listen error (port taken) before anything runs.
  */
-export async function startPrimary(configFile: string, overrides: ConfigOverrides, log: (line: string) => void): Promise<Running> {
+export async function startPrimary(configFile: string, overrides: ConfigOverrides, write: (line: string) => void): Promise<Running> {
   const config = loadConfig(configFile, overrides);
+  const log = (line: string) => write(formatOwnLine(line, config.logs.format));
   const tokenSource = overrides.token !== undefined ? 'GRAYCLUSTER_TOKEN' : config.dashboard.token !== null ? 'dashboard.token' : null;
   const token = config.dashboard.token ?? randomBytes(24).toString('base64url');
   const startedAt = Date.now();
@@ -60,7 +68,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   // The applied config has one owner, the reconfigurer; everything else reads it through this getter.
   const current = (): ResolvedConfig => reconfigurer.current;
   const runDir = createRunFolder();
-  const supervisor = new Supervisor(current, events, clusterFork(), { publicHost: config.server.host, runDir });
+  const supervisor = new Supervisor(current, events, clusterFork(), { publicHost: config.server.host, runDir, logs: config.logs, terminal: process.stdout, log });
   const reconfigurer = new Reconfigurer(config, overrides, supervisor, events);
   const router = new Router(current, supervisor.handoff);
   const canary = new CanaryController(reconfigurer, () => workerStatuses(supervisor), events);
@@ -165,6 +173,8 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     ready: ready.promise,
     status,
     edit: (change) => applyEdit(reconfigurer, change),
+    logs: supervisor.logs,
+    logFormat: config.logs.format,
     kill() {
       ready.cancel();
       void canary.close();

@@ -140,7 +140,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
     workers: workers.map((worker) => ({
       pid: 10, state: 'ready', rss: 50e6, cpuPercent: 12.5, cpuSeconds: 3.25, heapUsed: 5e6, inFlight: 2, connections: 3, requests: 7, restarts: 0, uptimeMs: 4000,
       shed: 0, forwarded: 1, forwardShed: 0, eventLoopDelayMs: 1.5, statusClasses: { '1xx': 0, '2xx': 6, '3xx': 0, '4xx': 1, '5xx': 0 },
-      unresponsive: false, latencyBuckets: [], latencySumMs: 0,
+      unresponsive: false, latencyBuckets: [], latencySumMs: 0, logLinesDropped: 0,
       ...worker,
     }) as WorkerStatus),
     routing: { default: 'v1', weights: { v1: 90, v2: 10 } },
@@ -156,7 +156,7 @@ test('metrics render as Prometheus text: per worker, per version, a cumulative l
   const buckets = [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4];
   const text = renderMetrics({
     status: status([
-      { id: 'v1.1', version: 'v1', latencyBuckets: buckets, latencySumMs: 9000 },
+      { id: 'v1.1', version: 'v1', latencyBuckets: buckets, latencySumMs: 9000, logLinesDropped: 12 },
       { id: 'v2.1', version: 'v2', state: 'crashloop', restarts: 5, pid: null, cpuPercent: null, cpuSeconds: null },
     ]),
     feed: { clients: 1, framesSkipped: 3, clientsTerminated: 0, clientsRefused: 0 },
@@ -173,6 +173,8 @@ test('metrics render as Prometheus text: per worker, per version, a cumulative l
   // A worker not measured (no process) has no CPU sample rather than a zero.
   t.is(value('graycluster_worker_cpu_seconds_total', { worker: 'v2.1' }), undefined);
   t.is(value('graycluster_worker_restarts_total', { worker: 'v2.1' }), 5);
+  t.is(families.get('graycluster_worker_log_lines_dropped_total')!.type, 'counter');
+  t.is(value('graycluster_worker_log_lines_dropped_total', { worker: 'v1.1', version: 'v1' }), 12);
   t.is(value('graycluster_version_state', { version: 'v2', state: 'crashloop' }), 1);
   t.is(value('graycluster_version_weight', { version: 'v2' }), 10);
   t.is(value('graycluster_router_refused_total', { status: '503' }), 2);

@@ -92,3 +92,12 @@ test('edits name what is wrong', (t) => {
   t.throws(() => setKey('routing.default.x', 1)(base()), { message: 'routing.default.x: default is not an object' });
   t.throws(() => setKey('__proto__.polluted', 1)(base()), { message: '"__proto__.polluted" is not a usable key' });
 });
+
+test('a version\'s logFile changes without a restart; a logs setting takes effect at the next start', (t) => {
+  const changed = steps((raw) => { raw.versions.v1!.logFile = 'logs/v1.log'; });
+  t.deepEqual(changed, [{ kind: 'set-log-file', version: 'v1', from: null, to: { path: '/srv/logs/v1.log', maxBytes: 10 * 1024 * 1024, keep: 5 } }]);
+  const next = base();
+  next.versions.v1!.logFile = 'logs/v1.log';
+  t.is(describe(changed[0]!, resolve(base()), resolve(next)), 'set v1\'s logFile from none to /srv/logs/v1.log (rotated at 10485760 bytes, 5 kept) (no restart)');
+  t.deepEqual(steps((raw) => { raw.logs = { format: 'json' }; }), [{ kind: 'needs-restart', key: 'logs.format' }]);
+});

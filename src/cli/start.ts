@@ -1,20 +1,26 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, type ConfigOverrides } from '../config/load.js';
 import { start as startGraycluster } from '../index.js';
+import { formatOwnLine } from '../primary/logs/format.js';
 import { UsageError } from './usage.js';
 import { configPath, parsePort } from './options.js';
 
-export const startUsage = `Usage: graycluster start [--config <file>] [--port <n>] [--dashboard-port <n>]
+export const startUsage = `Usage: graycluster start [--config <file>] [--port <n>] [--dashboard-port <n>] [--log-format text|json]
 
 Runs the supervisor in the foreground: one worker pool per version, the router on the
 public port, and the dashboard/status API; with health.port set, also GET /livez and
 /readyz for a kubelet or load balancer (no token). Logs one line per lifecycle event.
+Every worker's stdout and stderr come out on this stdout, one line each, prefixed with
+the worker: "v2.1 | listening" (stdout), "v2.1 ! warning" (stderr).
 Ctrl-C or SIGTERM stops gracefully (in-flight requests finish); a second one forces.
 
 Options:
   -c, --config <file>        Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
   -p, --port <n>             Public port, overrides server.port ($GRAYCLUSTER_PORT); 0 picks a free one
       --dashboard-port <n>   Dashboard/API port, overrides dashboard.port ($GRAYCLUSTER_DASHBOARD_PORT)
+      --log-format <f>       "text" (default) or "json": one JSON object per line, workers' lines
+                             ({time, worker, version, stream, message}) and graycluster's own
+                             (worker null, stream "graycluster"); overrides logs.format
   -h, --help                 Show this help
 
 Environment:
@@ -30,6 +36,7 @@ export async function start(args: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       port: { type: 'string', short: 'p' },
       'dashboard-port': { type: 'string' },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -46,13 +53,20 @@ export async function start(args: string[]): Promise<number> {
   if (dashboardPort !== undefined) {
     overrides.dashboardPort = parsePort(dashboardPort, values['dashboard-port'] !== undefined ? '--dashboard-port' : 'GRAYCLUSTER_DASHBOARD_PORT', startUsage);
   }
+  const logFormat = values['log-format'];
+  if (logFormat !== undefined) {
+    if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format must be "text" or "json", not "${logFormat}"`, startUsage);
+    overrides.logFormat = logFormat;
+  }
   if (process.env.GRAYCLUSTER_TOKEN) {
     if (process.env.GRAYCLUSTER_TOKEN.length < 16) throw new UsageError('GRAYCLUSTER_TOKEN must be at least 16 characters', startUsage);
     overrides.token = process.env.GRAYCLUSTER_TOKEN;
   }
 
-  const log = (line: string) => process.stdout.write(`${line}\n`);
+  const write = (line: string) => process.stdout.write(`${line}\n`);
   let running: Awaited<ReturnType<typeof startGraycluster>> | undefined;
+  // Its own lines in the format the primary settles on (a signal while starting: the flag's, or text).
+  const log = (line: string) => write(formatOwnLine(line, running?.logFormat ?? overrides.logFormat ?? 'text'));
   let firstSignalAt = 0;
   let settle: (code: number) => void = () => {};
   const stopped = new Promise<number>((resolve) => { settle = resolve; });
@@ -80,7 +94,7 @@ export async function start(args: string[]): Promise<number> {
     process.on(signal, onSignal);
   }
   try {
-    running = await startGraycluster({ config: configPath(values.config), ...overrides, log });
+    running = await startGraycluster({ config: configPath(values.config), ...overrides, log: write });
   } catch (error) {
     if (error instanceof ConfigError) process.stderr.write(`graycluster: invalid config: ${error.message}\n`);
     else process.stderr.write(`graycluster: cannot start: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -7,7 +7,8 @@ import { UsageError } from './usage.js';
 export const statusUsage = `Usage: graycluster status [--config <file>] [--json] [--watch [--interval <ms>]] [--url <url> [--token <token>]]
 
 Shows every version and worker of a running supervisor: CPU (% of one core over the
-last stats interval), state, memory, requests in flight, restarts. Finds the supervisor started with the same config file; --url and
+last stats interval), state, memory, requests in flight, restarts, and LOG-DROPS (lines of
+its output that missed the primary's stdout or its log file because they could not keep up). Finds the supervisor started with the same config file; --url and
 --token (or $GRAYCLUSTER_TOKEN) reach one anywhere else.
 
 Options:
@@ -71,10 +72,11 @@ export function formatStatus(status: Status): string {
     ]),
   ]);
   const workers = table([
-    ['WORKER', 'PID', 'CPU', 'STATE', 'RSS', 'HEAP', 'IN-FLIGHT', 'CONNS', 'REQUESTS', 'SHED', 'RESTARTS', 'UPTIME'],
+    ['WORKER', 'PID', 'CPU', 'STATE', 'RSS', 'HEAP', 'IN-FLIGHT', 'CONNS', 'REQUESTS', 'SHED', 'RESTARTS', 'UPTIME', 'LOG-DROPS'],
     ...status.workers.map((worker) => [
       worker.id, worker.pid ?? '-', worker.cpuPercent === null ? '-' : `${worker.cpuPercent.toFixed(1)}%`, worker.state, megabytes(worker.rss), megabytes(worker.heapUsed), worker.inFlight,
       worker.connections, worker.requests, worker.shed, worker.restarts, duration(worker.uptimeMs),
+      worker.logLinesDropped,
     ]),
   ]);
   const lines = [

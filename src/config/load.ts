@@ -2,12 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Conf from 'conf';
 import { resolveLaunch } from './launch.js';
+import { checkLogFilesDistinct, resolveLogFile, resolveLogs } from './logs.js';
 import { resolveRollout } from './rollout.js';
 import { validate } from './schema-validator.js';
 import { parseAddressRange } from '../shared/address-range.js';
 import {
   dashboardDefaults, diagnosticsDefaults, healthDefaults, serverDefaults, versionDefaults,
-  type ConfigFile, type ResolvedConfig, type Rule, type RoutingConfig, type StickyKey, type VersionConfig,
+  type ConfigFile, type LogFormat, type ResolvedConfig, type Rule, type RoutingConfig, type StickyKey, type VersionConfig,
 } from './types.js';
 
 /** The JSON Schema of the config file, shipped beside it so editors can autocomplete. */
@@ -32,6 +33,8 @@ export interface ConfigOverrides {
   port?: number;
   dashboardPort?: number;
   token?: string;
+  /** `--log-format`: wins over `logs.format`. */
+  logFormat?: LogFormat;
 }
 
 /**
@@ -119,6 +122,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     throw new ConfigError(`${file}: ${key} ${message}`);
   };
   const folder = path.dirname(file);
+  const logs = resolveLogs(raw.logs, overrides.logFormat);
   const versions = new Map<string, VersionConfig>();
   for (const [name, version] of Object.entries(raw.versions)) {
     versions.set(name, {
@@ -130,11 +134,13 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
       maxMemoryMB: version.maxMemoryMB ?? null,
       maxMemoryHardMB: version.maxMemoryHardMB ?? null,
       ...resolveLaunch(`versions.${name}`, version, folder, fail),
+      logFile: resolveLogFile(`versions.${name}`, version.logFile, folder, logs, fail),
     });
     if (version.maxMemoryHardMB !== undefined && version.maxMemoryMB !== undefined && version.maxMemoryHardMB < version.maxMemoryMB) {
       fail(`versions.${name}.maxMemoryHardMB`, `(${version.maxMemoryHardMB}) must not be below versions.${name}.maxMemoryMB (${version.maxMemoryMB})`);
     }
   }
+  checkLogFilesDistinct(versions.values(), fail);
   const known = (key: string, version: string) => {
     if (!versions.has(version)) fail(key, `names unknown version "${version}" (known: ${[...versions.keys()].join(', ')})`);
   };
@@ -189,6 +195,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     dashboard,
     health,
     diagnostics: { ...diagnosticsDefaults, ...raw.diagnostics, folder: path.resolve(folder, raw.diagnostics?.folder ?? diagnosticsDefaults.folder) },
+    logs,
     versions,
     routing,
     rollout: resolveRollout(raw, fail),

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { ResolvedConfig, VersionConfig } from './types.js';
+import type { LogFileConfig, ResolvedConfig, VersionConfig } from './types.js';
 
 /** One thing to do to move a running supervisor from one config to the next. */
 export type Step =
@@ -10,6 +10,8 @@ export type Step =
   | { kind: 'remove-version'; version: string }
   /** A limit that applies to running workers as it is (no restart). */
   | { kind: 'set-limit'; version: string; key: 'maxMemoryMB' | 'maxMemoryHardMB'; from: number | null; to: number | null }
+  /** Where a version's lines are written: the next line goes to the new file, the workers stay. */
+  | { kind: 'set-log-file'; version: string; from: LogFileConfig | null; to: LogFileConfig | null }
   /** A setting that cannot change while running (the addresses listened on). */
   | { kind: 'needs-restart'; key: string };
 
@@ -36,6 +38,7 @@ export function plan(current: ResolvedConfig, next: ResolvedConfig): Step[] {
     for (const key of ['maxMemoryMB', 'maxMemoryHardMB'] as const) {
       if (before[key] !== version[key]) steps.push({ kind: 'set-limit', version: name, key, from: before[key], to: version[key] });
     }
+    if (!isDeepStrictEqual(before.logFile, version.logFile)) steps.push({ kind: 'set-log-file', version: name, from: before.logFile, to: version.logFile });
   }
   for (const name of current.versions.keys()) {
     if (!next.versions.has(name)) steps.push({ kind: 'remove-version', version: name });
@@ -47,6 +50,9 @@ export function plan(current: ResolvedConfig, next: ResolvedConfig): Step[] {
   if (current.dashboard.token !== next.dashboard.token) steps.push({ kind: 'needs-restart', key: 'dashboard.token' });
   for (const key of Object.keys(current.health) as Array<keyof ResolvedConfig['health']>) {
     if (current.health[key] !== next.health[key]) steps.push({ kind: 'needs-restart', key: `health.${key}` });
+  }
+  for (const key of Object.keys(current.logs) as Array<keyof ResolvedConfig['logs']>) {
+    if (current.logs[key] !== next.logs[key]) steps.push({ kind: 'needs-restart', key: `logs.${key}` });
   }
   return steps;
 }
@@ -93,7 +99,13 @@ export function describe(step: Step, current: ResolvedConfig, next: ResolvedConf
       return `${step.key} changed: takes effect after a restart`;
     case 'set-limit':
       return `set ${step.version}'s ${step.key} from ${step.from ?? 'none'} to ${step.to ?? 'none'} (no restart)`;
+    case 'set-log-file':
+      return `set ${step.version}'s logFile from ${describeLogFile(step.from)} to ${describeLogFile(step.to)} (no restart)`;
   }
+}
+
+function describeLogFile(logFile: LogFileConfig | null): string {
+  return logFile ? `${logFile.path} (rotated at ${logFile.maxBytes} bytes, ${logFile.keep} kept)` : 'none';
 }
 
 function describeRouting(config: ResolvedConfig): string {

@@ -13,9 +13,11 @@ export interface ConfigFile {
   dashboard?: Partial<DashboardConfig>;
   health?: Partial<HealthConfig>;
   diagnostics?: Partial<DiagnosticsConfig>;
+  logs?: Partial<LogsConfig>;
   versions: Record<string, {
     entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number; maxMemoryHardMB?: number;
     nodeArgs?: string[]; args?: string[]; cwd?: string;
+    logFile?: string | { path: string; maxBytes?: number; keep?: number };
   }>;
   routing: {
     default: string;
@@ -141,6 +143,38 @@ export interface DiagnosticsConfig {
   timeoutMs: number;
 }
 
+/** How the primary captures, prints and keeps its workers' stdout and stderr (src/primary/logs/). */
+export interface LogsConfig {
+  /** How lines are printed on the primary's stdout: `v2.1 | message`, or one JSON object per line. */
+  format: LogFormat;
+  /** A worker's line longer than this (in bytes) is cut into pieces of this size. */
+  maxLineBytes: number;
+  /** Per worker: the recent lines kept for `graycluster logs` and the API, at most this many... */
+  ringLines: number;
+  /** ...and at most this many bytes of messages. */
+  ringBytes: number;
+  /** Workers gone for good (replaced, scaled down, removed) whose recent lines are still kept; the oldest go first. */
+  keepExitedWorkers: number;
+  /** Lines waiting to be written to the primary's stdout, in bytes; past it, workers' lines are dropped and counted. */
+  maxStdoutBacklogBytes: number;
+  /** Per log file: bytes waiting to be written; past it, lines are dropped and counted. */
+  maxFileBacklogBytes: number;
+  /** Dropped lines are announced at most once per this interval, per worker. */
+  dropNoticeIntervalMs: number;
+}
+
+export type LogFormat = 'text' | 'json';
+
+/** A version's own log file, rotated by size: `app.log`, then `app.log.1` (newest) … `app.log.<keep>`. */
+export interface LogFileConfig {
+  /** Absolute. */
+  path: string;
+  /** The size no file exceeds: a line that would take it past this rotates first. */
+  maxBytes: number;
+  /** Rotated files kept beside the current one; 0 keeps none. */
+  keep: number;
+}
+
 export interface VersionConfig {
   name: string;
   /** Absolute path of the app's main file. */
@@ -158,6 +192,8 @@ export interface VersionConfig {
   args: string[];
   /** Absolute path of the app's working folder; null: the supervisor's. */
   cwd: string | null;
+  /** Where this version's workers' lines are written too, beside the primary's stdout; null: nowhere else. */
+  logFile: LogFileConfig | null;
 }
 
 /** A rule in evaluation form: where to look, and what a match routes to. */
@@ -186,6 +222,7 @@ export interface ResolvedConfig {
   health: HealthConfig;
   /** `folder` is absolute here. */
   diagnostics: DiagnosticsConfig;
+  logs: LogsConfig;
   versions: Map<string, VersionConfig>;
   routing: RoutingConfig;
   rollout: RolloutConfig | null;
@@ -240,5 +277,18 @@ export const diagnosticsDefaults: DiagnosticsConfig = {
   folder: 'heapsnapshots',
   timeoutMs: 60_000,
 };
+
+export const logsDefaults: LogsConfig = {
+  format: 'text',
+  maxLineBytes: 16 * 1024,
+  ringLines: 1000,
+  ringBytes: 1024 * 1024,
+  keepExitedWorkers: 16,
+  maxStdoutBacklogBytes: 1024 * 1024,
+  maxFileBacklogBytes: 1024 * 1024,
+  dropNoticeIntervalMs: 5000,
+};
+
+export const logFileDefaults = { maxBytes: 10 * 1024 * 1024, keep: 5 };
 
 export const versionDefaults = { workers: 1, maxInFlight: 1024 };

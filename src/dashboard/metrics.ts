@@ -105,6 +105,8 @@ export function renderMetrics({ status, feed, primary }: MetricsSources): string
   family('graycluster_worker_restarts_total', 'counter', 'Times the worker was restarted after a crash or a failed start.', perWorker((worker) => worker.restarts));
   family('graycluster_worker_shed_total', 'counter', 'Requests answered 503 because the worker was at maxInFlight.', perWorker((worker) => worker.shed));
   family('graycluster_worker_forwarded_total', 'counter', 'Requests on a shared keep-alive connection that belonged to another version and were forwarded to it.', perWorker((worker) => worker.forwarded));
+  family('graycluster_worker_log_lines_dropped_total', 'counter', 'Lines of the worker\'s output that missed the primary\'s stdout or the version\'s log file because they could not keep up.',
+    perWorker((worker) => worker.logLinesDropped));
   family('graycluster_worker_forward_shed_total', 'counter', 'Forwards refused with 503 because forwardMaxPending were under way.', perWorker((worker) => worker.forwardShed));
 
   const histogram: Point[] = [];

@@ -6,7 +6,7 @@ import { displayPath } from '../shared/display-path.js';
 import { backoffDefaults, type BackoffPolicy } from './backoff.js';
 import type { EventLog } from './events.js';
 import { sendSettings, workerEnv, workerProcessHandlers, workerSettings, type Happening, type WorkerProcessHandlers } from './worker-contract.js';
-import type { ForkWorker } from './worker-process.js';
+import type { ForkWorker, WorkerProcess } from './worker-process.js';
 import { WorkerSlot, setSlotState } from './worker-slot.js';
 import {
   canTransition, clearStateTimers, poolOwner, processOf, type Owner, type VersionState, type WorkerState,
@@ -21,6 +21,8 @@ export interface LifecycleOptions {
 }
 
 export interface LifecycleEvents {
+  /** A process was just forked for the slot (before any of its output can be read). */
+  forked: [slot: WorkerSlot, process: WorkerProcess];
   /** Every state change of every slot, after it happened. */
   transition: [slot: WorkerSlot, from: WorkerState, to: WorkerState];
   /** A connection a worker handed back (it is draining, or has no server yet). */
@@ -280,6 +282,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     const { server } = this.config();
     const process = this.fork(workerEnv(slot, version, server, { ...this.options, publicPort: this.publicPort }), { nodeArgs: version.nodeArgs, args: version.args, cwd: version.cwd });
     slot.resetForNewProcess();
+    this.emit('forked', slot, process);
     const readyTimer = setTimeout(() => {
       this.kill(slot, { type: 'failed', message: `not ready within ${server.readyTimeoutMs} ms: killing it` });
     }, server.readyTimeoutMs);

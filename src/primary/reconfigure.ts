@@ -160,6 +160,9 @@ export class Reconfigurer {
         case 'set-limit':
           changeVersion(step.version, { [step.key]: step.to });
           break;
+        case 'set-log-file':
+          changeVersion(step.version, { logFile: step.to });
+          break;
         case 'needs-restart':
           this.events.record({ type: 'config', message: describe(step, before, next) });
           break;

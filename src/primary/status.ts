@@ -31,6 +31,8 @@ export interface WorkerStatus {
   /** Cumulative latency histogram: counts per bound of `latencyBoundsMs`, +Inf last. */
   latencyBuckets: number[];
   latencySumMs: number;
+  /** Lines of its output that missed the primary's stdout or its log file because they could not keep up. */
+  logLinesDropped: number;
 }
 
 export interface VersionStatus {
@@ -72,6 +74,7 @@ export interface StatusSources {
 
 /** Every live worker's figures now: the `workers` of the status, and what the rollout controller judges. */
 export function workerStatuses(supervisor: Supervisor, now = Date.now()): WorkerStatus[] {
+  const dropped = supervisor.logs.dropped();
   return supervisor.workers.map((worker) => ({
     id: worker.id,
     pid: worker.pid ?? null,
@@ -94,6 +97,7 @@ export function workerStatuses(supervisor: Supervisor, now = Date.now()): Worker
     statusClasses: worker.stats.statusClasses,
     latencyBuckets: worker.stats.latencyBuckets,
     latencySumMs: worker.stats.latencySumMs,
+    logLinesDropped: dropped[worker.id] ?? 0,
   }));
 }
 

@@ -1,10 +1,12 @@
-import type { ResolvedConfig, VersionConfig } from '../config/types.js';
+import type { LogsConfig, ResolvedConfig, VersionConfig } from '../config/types.js';
 import type { BackoffPolicy } from './backoff.js';
 import { Diagnostics } from './diagnostics.js';
 import type { EventLog } from './events.js';
 import { Handoff } from './handoff.js';
 import { HealthMonitor } from './health.js';
 import { Lifecycle } from './lifecycle.js';
+import { LogCapture, type Terminal } from './logs/capture.js';
+import type { WorkerLogs } from './logs/types.js';
 import { Replacements } from './replacement.js';
 import type { ForkWorker } from './worker-process.js';
 import type { VersionState, WorkerView } from './worker-state.js';
@@ -17,6 +19,12 @@ export interface SupervisorOptions {
   /** Where the primary really listens: what the app sees as its address. */
   publicHost: string;
   backoff?: Partial<BackoffPolicy>;
+  /** How workers' output is captured; fixed for the primary's life (a change of `logs` needs a restart). */
+  logs: LogsConfig;
+  /** Where workers' lines are printed (the primary's stdout). */
+  terminal: Terminal;
+  /** Prints one of graycluster's own lines (drop notices). */
+  log: (line: string) => void;
 }
 
 /**
@@ -31,6 +39,9 @@ export class Supervisor {
   readonly handoff: Handoff;
   /** Heap snapshots and inspectors of live workers, asked for by the operator. */
   readonly diagnostics: Diagnostics;
+  /** Every worker's recent output, live followers and dropped-line counts (GET /api/logs, `graycluster logs`). */
+  readonly logs: WorkerLogs;
+  readonly #capture: LogCapture;
 
   constructor(private readonly config: () => ResolvedConfig, events: EventLog, fork: ForkWorker, options: SupervisorOptions) {
     this.#lifecycle = new Lifecycle(config, events, fork, options);
@@ -38,6 +49,14 @@ export class Supervisor {
     this.#health = new HealthMonitor(this.#lifecycle, config, (slot, reason) => this.#replacements.recycle(slot, reason));
     this.handoff = new Handoff(this.#lifecycle, config, events);
     this.diagnostics = new Diagnostics((id) => this.#lifecycle.worker(id), () => config().diagnostics);
+    this.#capture = new LogCapture({
+      logs: options.logs,
+      logFileOf: (version) => config().versions.get(version)?.logFile ?? null,
+      terminal: options.terminal,
+      say: options.log,
+    });
+    this.logs = this.#capture.store;
+    this.#lifecycle.on('forked', (slot, process) => this.#capture.attach(slot.id, slot.version, process));
   }
 
   /**
@@ -104,6 +123,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.#health.stop();
     await this.#lifecycle.stop();
+    await this.#capture.close();
   }
 
   /** Kills every worker now. */

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { onWorkerMessage, sendToWorker } from '../ipc/channel.js';
 import type { ToPrimary, ToWorker } from '../ipc/messages.js';
@@ -23,6 +24,9 @@ export interface WorkerProcessEvents {
  */
 export interface WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   readonly pid: number | undefined;
+  /** The app's output, piped to the primary (primary/logs/capture.ts reads it); absent for a fake. */
+  readonly stdout?: Readable | null;
+  readonly stderr?: Readable | null;
   isConnected(): boolean;
   /** `done` hears whether the message (and socket) left this process. */
   send(message: ToWorker, socket?: Socket, done?: (error: Error | null) => void): void;
@@ -62,6 +66,14 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     return this.worker.process.pid;
   }
 
+  get stdout(): Readable | null {
+    return this.worker.process.stdout;
+  }
+
+  get stderr(): Readable | null {
+    return this.worker.process.stderr;
+  }
+
   isConnected(): boolean {
     return this.worker.isConnected();
   }
@@ -84,7 +96,10 @@ export function clusterFork(): ForkWorker {
   return (env, launch) => {
     // cluster.fork takes only an env: it forks with cluster.settings, which setupPrimary sets (synchronously) for
     // this fork. The runtime is the script; `args` follow it, and the runtime puts the entry in its place.
+    // stdout and stderr come to the primary through pipes, to be prefixed, kept and rotated (primary/logs/);
+    // stdin stays the supervisor's, as before.
     cluster.setupPrimary({
+      stdio: ['inherit', 'pipe', 'pipe', 'ipc'],
       exec: runtimePath,
       execArgv: [...process.execArgv, ...launch.nodeArgs],
       args: launch.args,

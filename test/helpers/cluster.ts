@@ -21,6 +21,8 @@ export interface Cluster {
   status(): Promise<Status>;
   /** Everything the supervisor printed so far. */
   output(): string;
+  /** What it printed on its stdout alone. */
+  stdout(): string;
   /** Resolves with the first text matching `pattern` in the output (rejects if the process exits without it). */
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<string>;
   waitForStatus(check: (status: Status) => boolean, timeoutMs?: number): Promise<Status>;
@@ -47,6 +49,7 @@ export async function startCluster(t: ExecutionContext, config: object | string,
     url: instance.url,
     status: instance.status,
     output: instance.process.output,
+    stdout: instance.process.stdout,
     waitForOutput: async (pattern, timeoutMs = 15_000) => (await instance.process.waitForOutput(pattern, timeoutMs))[0],
     waitForStatus: instance.waitForStatus,
     stop: instance.stop,

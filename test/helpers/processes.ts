@@ -27,6 +27,8 @@ export interface StartedProcess {
   spawnFailed: Promise<never>;
   /** Everything it printed so far (the last MiB). */
   output(): string;
+  /** What it printed on its stdout alone (the last MiB). */
+  stdout(): string;
   /** Resolves with the first match of `pattern` in the output; rejects on exit without one, or after `timeoutMs`. */
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
   /** Resolves with the first IPC message `accept` returns true for (start it with `ipc: true`). */
@@ -62,12 +64,19 @@ export function startProcess(name: string, command: string, args: string[], { en
   });
   const pid = child.pid ?? -1;
   let output = '';
+  let stdout = '';
   const waiters = new Set<() => void>();
-  const onOutput = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-outputCap);
+  const onOutput = (chunk: string) => {
+    output = (output + chunk).slice(-outputCap);
     for (const check of waiters) check();
   };
-  child.stdout!.on('data', onOutput);
+  // Decoded per stream, so a character split between two reads is not garbled.
+  child.stdout!.setEncoding('utf8');
+  child.stderr!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    stdout = (stdout + chunk).slice(-outputCap);
+    onOutput(chunk);
+  });
   child.stderr!.on('data', onOutput);
   if (pid > 0) live.add(pid);
   const exited = new Promise<ProcessExit>((resolve) => child.once('exit', (code, signal) => {
@@ -125,7 +134,7 @@ export function startProcess(name: string, command: string, args: string[], { en
     return (await exited).code;
   })();
 
-  return { name, pid, child, exited, spawnFailed, output: () => output, waitForOutput, waitForMessage, stop };
+  return { name, pid, child, exited, spawnFailed, output: () => output, stdout: () => stdout, waitForOutput, waitForMessage, stop };
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
