@@ -100,6 +100,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     status,
     events,
     controls,
+    logs: supervisor.logs,
   });
   let dashboardAddress;
   try {

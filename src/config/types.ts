@@ -119,6 +119,10 @@ export interface DashboardConfig {
   pingIntervalMs: number;
   /** How far back the memory and in-flight charts go (sampled once a second). */
   historyMs: number;
+  /** Readers following workers' output at once (`GET /api/logs?follow=1`); more are answered 503. */
+  maxLogFollowers: number;
+  /** A log follower with more than this many bytes still unsent misses lines (and is told how many). */
+  maxLogBufferedBytes: number;
 }
 
 /** The probe listener for kubelets and load balancers: GET /livez and /readyz, no token, nothing else. */
@@ -263,6 +267,8 @@ export const dashboardDefaults: DashboardConfig = {
   maxBufferedBytes: 1024 * 1024,
   pingIntervalMs: 10_000,
   historyMs: 5 * 60_000,
+  maxLogFollowers: 16,
+  maxLogBufferedBytes: 1024 * 1024,
 };
 
 export const healthDefaults: HealthConfig = {

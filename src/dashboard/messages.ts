@@ -1,4 +1,5 @@
 import type { LifecycleEvent } from '../primary/events.js';
+import type { LogLine } from '../primary/logs/types.js';
 import type { Status, WorkerStatus } from '../primary/status.js';
 import type { ChartPoint, Rates } from './history.js';
 
@@ -24,3 +25,20 @@ export type FeedMessage =
   | { type: 'sample'; point: ChartPoint }
   /** As it happens. */
   | { type: 'event'; event: LifecycleEvent };
+
+/** `GET /api/logs` (without `follow=1`): the selected workers' recent lines, oldest first. */
+export interface LogsAnswer {
+  lines: LogLine[];
+}
+
+/**
+ * `GET /api/logs?follow=1` answers newline-delimited JSON (`application/x-ndjson`), one of these per line: the
+ * recent lines first, then every new line as the primary reads it, until the client goes away or graycluster
+ * stops. A line has `message`; the two others are told apart by their key.
+ */
+export type LogStreamItem =
+  | LogLine
+  /** This reader was more than `dashboard.maxLogBufferedBytes` behind: this many lines were not sent to it. */
+  | { time: number; missed: number }
+  /** The last item: graycluster is stopping. */
+  | { time: number; end: string };

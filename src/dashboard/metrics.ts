@@ -3,6 +3,7 @@ import { publicWorkerStates, versionStates } from '../primary/worker-state.js';
 import type { Status, VersionStatus } from '../primary/status.js';
 import { rolloutStates } from '../config/rollout.js';
 import type { FeedCounters } from './feed.js';
+import type { LogFollowCounters } from './logs.js';
 import type { WorkerView } from './messages.js';
 
 /** The content type of the Prometheus text exposition format. */
@@ -38,13 +39,15 @@ export interface MetricsSources {
   feed: FeedCounters & { clients: number };
   /** The primary's own memory. */
   primary?: NodeJS.MemoryUsage;
+  /** Readers of GET /api/logs?follow=1. */
+  logFollowers?: LogFollowCounters & { followers: number };
 }
 
 /**
  * Everything the status shows, as Prometheus text: per worker (labels `worker` and `version`, so
  * `sum by (version)` gives a version's figure) and per version, plus the router's and the feed's counters.
  */
-export function renderMetrics({ status, feed, primary }: MetricsSources): string {
+export function renderMetrics({ status, feed, primary, logFollowers }: MetricsSources): string {
   const lines: string[] = [];
   const family = (name: string, type: 'gauge' | 'counter' | 'histogram', help: string, points: Point[]) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -137,5 +140,10 @@ export function renderMetrics({ status, feed, primary }: MetricsSources): string
   family('graycluster_dashboard_frames_skipped_total', 'counter', 'Feed frames not sent to a client that had more than maxBufferedBytes unsent.', [{ value: feed.framesSkipped }]);
   family('graycluster_dashboard_clients_terminated_total', 'counter', 'Feed clients cut off for not answering a ping.', [{ value: feed.clientsTerminated }]);
   family('graycluster_dashboard_clients_refused_total', 'counter', 'Feed connections refused because maxClients were connected.', [{ value: feed.clientsRefused }]);
+  if (logFollowers) {
+    family('graycluster_dashboard_log_followers', 'gauge', 'Readers following the workers\' output (GET /api/logs?follow=1).', [{ value: logFollowers.followers }]);
+    family('graycluster_dashboard_log_followers_refused_total', 'counter', 'Log follow requests refused (503) because maxLogFollowers were following.', [{ value: logFollowers.followersRefused }]);
+    family('graycluster_dashboard_log_lines_missed_total', 'counter', 'Lines not sent to a log follower that had more than maxLogBufferedBytes unsent.', [{ value: logFollowers.linesMissed }]);
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -4,12 +4,14 @@ import type { Duplex } from 'node:stream';
 import { dashboardDefaults, type DashboardConfig } from '../config/types.js';
 import type { Controls } from '../control/types.js';
 import type { EventLog, LifecycleEvent } from '../primary/events.js';
+import type { WorkerLogs } from '../primary/logs/types.js';
 import type { Status } from '../primary/status.js';
 import { maxBodyBytes, parseControl } from './api.js';
 import { hasToken, isForeignOrigin, upgradeHasToken } from './auth.js';
 import { Feed } from './feed.js';
 import { chartPoint, History, sampleOf, type Sample } from './history.js';
-import type { FeedMessage, LiveStatus } from './messages.js';
+import { LogFollowers, parseLogQuery } from './logs.js';
+import type { FeedMessage, LiveStatus, LogsAnswer } from './messages.js';
 import { metricsContentType, renderMetrics } from './metrics.js';
 import { clientModule, clientPrefix, css, html, icon } from './page.js';
 
@@ -25,6 +27,8 @@ export interface DashboardOptions extends Partial<Limits> {
   events: EventLog;
   /** The operator's moves: the same code path as the CLI. */
   controls: Controls;
+  /** The workers' output, for GET /api/logs. */
+  logs: WorkerLogs;
 }
 
 /** How often a point is added to the charts' history. */
@@ -104,6 +108,7 @@ export class DashboardServer {
   readonly #options: DashboardOptions & Limits;
   readonly #history: History;
   readonly #feed: Feed;
+  readonly #logFollowers: LogFollowers;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #onEvent = (event: LifecycleEvent) => this.#feed.broadcast(JSON.stringify({ type: 'event', event } satisfies FeedMessage));
 
@@ -112,6 +117,7 @@ export class DashboardServer {
     this.#options = { ...limits, ...options };
     this.#history = new History(this.#options.historyMs, sampleIntervalMs);
     this.#feed = new Feed(this.#options, () => JSON.stringify(this.#snapshotMessage()));
+    this.#logFollowers = new LogFollowers(this.#options.logs, this.#options);
     this.#server.headersTimeout = 10_000;
     this.#server.requestTimeout = 30_000;
     this.#server.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
@@ -132,12 +138,15 @@ export class DashboardServer {
     });
   }
 
-  close(): Promise<void> {
+  /** Ends the live feed and every log follower (each told graycluster is stopping), then closes the server. */
+  async close(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     this.#options.events.off('event', this.#onEvent);
     this.#feed.close();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await this.#logFollowers.close();
     this.#server.closeAllConnections();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
+    return closed;
   }
 
   #now(): { status: Status; sample: Sample } {
@@ -206,6 +215,7 @@ export class DashboardServer {
       const metrics = renderMetrics({
         status: this.#options.status(),
         feed: { ...this.#feed.counters, clients: this.#feed.size },
+        logFollowers: { ...this.#logFollowers.counters, followers: this.#logFollowers.size },
         primary: process.memoryUsage(),
       });
       return send(res, 200, metrics, { 'content-type': metricsContentType });
@@ -217,6 +227,10 @@ export class DashboardServer {
     if (url.pathname === '/api/status') {
       if (!readOnly) return send(res, 405, `${req.method} not allowed on ${url.pathname}\n`, { allow: 'GET, HEAD' });
       return sendJson(res, 200, this.#options.status());
+    }
+    if (url.pathname === '/api/logs') {
+      if (!readOnly) return send(res, 405, `${req.method} not allowed on ${url.pathname}\n`, { allow: 'GET, HEAD' });
+      return this.#logs(res, url.searchParams, req.method === 'GET');
     }
     if (req.method !== 'POST') return send(res, 405, `${req.method} not allowed on ${url.pathname}\n`, { allow: 'POST' });
     const read = await readJson(req);
@@ -232,6 +246,21 @@ export class DashboardServer {
     } catch (error) {
       sendJson(res, 500, { ok: false, status: 500, error: (error as Error).message });
     }
+  }
+
+  /** GET /api/logs: the recent lines as JSON, or with follow=1 a stream of them (see LogFollowers). */
+  #logs(res: ServerResponse, query: URLSearchParams, mayFollow: boolean): void {
+    const logs = this.#options.logs;
+    const parsed = parseLogQuery(query, (target) => logs.knows(target));
+    if ('error' in parsed) return sendJson(res, parsed.status, { ok: false, ...parsed });
+    if (!parsed.follow || !mayFollow) return sendJson(res, 200, { lines: logs.recent(parsed.target, parsed.lines) } satisfies LogsAnswer);
+    if (this.#logFollowers.full) {
+      this.#logFollowers.refused();
+      return send(res, 503, JSON.stringify({ ok: false, status: 503, error: `the dashboard has its maximum of ${this.#options.maxLogFollowers} log followers (dashboard.maxLogFollowers)` }), {
+        'content-type': 'application/json; charset=utf-8', 'retry-after': '10',
+      });
+    }
+    this.#logFollowers.follow(res, parsed, securityHeaders);
   }
 
   #unauthorized(res: ServerResponse): void {
