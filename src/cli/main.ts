@@ -28,6 +28,7 @@ const commands: Record<string, () => Promise<Command>> = {
   reload: async () => { const edit = await import('./edit.js'); return { run: edit.reload, usage: edit.reloadUsage }; },
   restart: async () => { const edit = await import('./edit.js'); return { run: edit.restart, usage: edit.restartUsage }; },
   'heap-snapshot': async () => { const diagnose = await import('./diagnose.js'); return { run: diagnose.heapSnapshot, usage: diagnose.heapSnapshotUsage }; },
+  logs: async () => { const { logs, logsUsage } = await import('./logs.js'); return { run: logs, usage: logsUsage }; },
   inspect: async () => { const diagnose = await import('./diagnose.js'); return { run: diagnose.inspect, usage: diagnose.inspectUsage }; },
   canary: async () => { const { canary, canaryUsage } = await import('./canary.js'); return { run: canary, usage: canaryUsage }; },
 };

@@ -56,27 +56,47 @@ export function apiTarget(values: { config?: string; url?: string; token?: strin
   return { url: dashboardUrl(state), token: token ?? state.dashboard.token };
 }
 
-/** Calls the API; resolves with the parsed JSON body, or throws with the server's message. */
-export async function callApi<T>(target: ApiTarget, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  let response: Response;
+async function send(target: ApiTarget, method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal): Promise<Response> {
   try {
-    response = await fetch(new URL(path, target.url), {
+    return await fetch(new URL(path, target.url), {
       method,
       headers: { authorization: `Bearer ${target.token ?? ''}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(120_000),
+      signal,
     });
   } catch (error) {
     throw new NotRunningError(`cannot reach ${target.url}: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const text = await response.text();
-  let parsed: unknown = text;
+}
+
+/** The error for an answer that is not 2xx, with the server's message (its JSON `error`, or its text). */
+function refusal(target: ApiTarget, path: string, status: number, text: string): NotRunningError {
+  let message = text.trim();
   try {
-    parsed = JSON.parse(text);
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) message = String((parsed as { error: unknown }).error);
   } catch {}
-  if (!response.ok) {
-    const message = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? String((parsed as { error: unknown }).error) : text.trim();
-    throw new NotRunningError(`${target.url}${path} answered ${response.status}: ${message}`);
+  return new NotRunningError(`${target.url}${path} answered ${status}: ${message}`);
+}
+
+/** Calls the API; resolves with the parsed JSON body, or throws with the server's message. */
+export async function callApi<T>(target: ApiTarget, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const response = await send(target, method, path, body, AbortSignal.timeout(120_000));
+  const text = await response.text();
+  if (!response.ok) throw refusal(target, path, response.status, text);
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return text as T;
   }
-  return parsed as T;
+}
+
+/**
+ * GETs an endpoint that streams (`/api/logs?follow=1`); resolves with its body once the answer's head is in,
+ * throws as callApi does when it is refused. It streams until the server ends it or `signal` aborts.
+ */
+export async function streamApi(target: ApiTarget, path: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  const response = await send(target, 'GET', path, undefined, signal);
+  if (!response.ok || !response.body) throw refusal(target, path, response.status, await response.text());
+  return response.body;
 }

@@ -13,6 +13,7 @@ Usage: graycluster <command> [options]
 Commands:
   start      Run the supervisor in the foreground: worker pools, router, dashboard
   status     Show every version and worker of a running supervisor (--watch, --json)
+  logs       Show what the workers wrote (--lines, --follow, --json): graycluster logs v2 -f
   init       Write a starter config file
 
   Changing a running canary (each validates, prints what changes, and writes the
