@@ -68,11 +68,20 @@ export const html = `<!doctype html>
     <h2>Workers</h2>
     <div class="scroll">
       <table id="workers">
-        <thead><tr><th>Worker</th><th>Version</th><th>PID</th><th>CPU</th><th>State</th><th>Uptime</th><th>Restarts</th><th>RSS</th><th>Heap</th><th>In flight</th><th>Req/s</th><th>p50</th><th>p99</th><th>Loop delay</th><th></th></tr></thead>
+        <thead><tr><th>Worker</th><th>Version</th><th>PID</th><th>CPU</th><th>State</th><th>Uptime</th><th>Restarts</th><th>RSS</th><th>Heap</th><th>In flight</th><th>Req/s</th><th>p50</th><th>p99</th><th>Loop delay</th><th>Log drops</th><th></th></tr></thead>
         <tbody></tbody>
       </table>
     </div>
-    <p class="hint">CPU is the percent of one core over the last stats interval; req/s and latency percentiles over the last 10 s; loop delay is the event loop's p99.</p>
+    <p class="hint">CPU is the percent of one core over the last stats interval; req/s and latency percentiles over the last 10 s; loop delay is the event loop's p99; log drops are lines of its output that the terminal or log file could not take in time.</p>
+  </section>
+  <section id="logs-section" hidden>
+    <h2>Logs of <span id="logs-target"></span> <span id="logs-state"></span></h2>
+    <ol id="log-lines" class="log" aria-label="the worker's latest lines, oldest first"></ol>
+    <div class="actions">
+      <button id="logs-close" type="button">Close</button>
+      <output id="logs-error" class="error" role="status"></output>
+    </div>
+    <p class="hint">What the worker writes to stdout and stderr (in red), live; the last lines only (<code>graycluster logs</code> reads further back).</p>
   </section>
   <section id="charts">
     <div class="chart-grid">
@@ -118,7 +127,7 @@ h2 { font-size: 1rem; margin: 0 0 .5rem; }
 main { display: grid; gap: 1rem; padding: 1rem; grid-template-columns: minmax(0, 1fr); max-width: 1600px; margin: 0 auto; }
 @media (min-width: 1100px) {
   main { grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); }
-  #versions-section, #rollout-section, #workers-section, #charts, .banner { grid-column: 1 / -1; }
+  #versions-section, #rollout-section, #workers-section, #logs-section, #charts, .banner { grid-column: 1 / -1; }
 }
 section, form { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: .75rem 1rem; }
 form { max-width: 32rem; margin: 2rem auto; }
@@ -155,6 +164,11 @@ canvas { width: 100%; height: 180px; display: block; }
 #events [data-type=crashed] .type, #events [data-type=crashloop] .type, #events [data-type=failed] .type, #events [data-type=error] .type { color: var(--bad); }
 #events [data-type=ready] .type, #events [data-type=recovered] .type { color: var(--ok); }
 pre { margin: 0; overflow-x: auto; font-size: .85rem; }
+.log { list-style: none; margin: 0; padding: 0; max-height: 24rem; overflow-y: auto; font: .8rem/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.log li { display: grid; grid-template-columns: 5rem minmax(0, 1fr); gap: .5rem; white-space: pre-wrap; overflow-wrap: anywhere; }
+.log time { color: var(--muted); }
+.log li[data-stream=stderr] .message { color: var(--bad); }
+.log li.note { display: block; color: var(--warn); font-style: italic; }
 .steps { display: flex; list-style: none; margin: .25rem 0 .5rem; padding: 0; gap: 2px; }
 .steps li { flex: 1; text-align: center; padding: .25rem 0; background: var(--line); color: var(--muted); font-size: .85rem; }
 .steps li:first-child { border-radius: 6px 0 0 6px; }

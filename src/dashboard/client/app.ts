@@ -6,6 +6,7 @@ import { wireControls } from './controls.js';
 import { byId } from './dom.js';
 import { addEvent, renderEvents } from './event-log.js';
 import { connectFeed, showConnection } from './feed.js';
+import { wireLogs } from './logs.js';
 import { renderRollout, wireRolloutControls } from './rollout.js';
 import { forgetToken, keepToken, takeToken } from './session.js';
 import { maxEvents, state } from './state.js';
@@ -61,6 +62,7 @@ function open(): void {
 const token = takeToken();
 wireControls();
 wireRolloutControls();
+wireLogs();
 byId('login').addEventListener('submit', (event) => {
   event.preventDefault();
   keepToken(byId<HTMLInputElement>('token-input').value.trim());

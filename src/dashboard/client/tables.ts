@@ -5,6 +5,7 @@ import { swatch } from './colors.js';
 import { versionButtons, weightInput, workerButtons } from './controls.js';
 import { byId, cellOf, emptyRow, pill, setCell, syncRows } from './dom.js';
 import { cpuPercent, duration, megabytes, milliseconds, percent, perSecond } from './format.js';
+import { logsButton } from './logs.js';
 
 function renderSummary(status: LiveStatus): void {
   const workers = status.workers.length;
@@ -42,14 +43,14 @@ function renderVersions(status: LiveStatus, rates: Rates | undefined): void {
   }
 }
 
-const workerFields = ['id', 'version', 'pid', 'cpu', 'state', 'uptime', 'restarts', 'rss', 'heapUsed', 'inFlight', 'rate', 'p50', 'p99', 'loopDelay', 'actions'];
+const workerFields = ['id', 'version', 'pid', 'cpu', 'state', 'uptime', 'restarts', 'rss', 'heapUsed', 'inFlight', 'rate', 'p50', 'p99', 'loopDelay', 'logDrops', 'actions'];
 
 function renderWorkers(workers: WorkerView[], rates: Rates | undefined): void {
   const table = byId<HTMLTableElement>('workers');
   const rows = syncRows(table, workers, (worker) => worker.id, (id) => {
     const row = emptyRow(table, id, workerFields);
     row.dataset.worker = id;
-    cellOf(row, 'actions').append(...workerButtons(id));
+    cellOf(row, 'actions').append(logsButton(id), ' ', ...workerButtons(id));
     return row;
   });
   for (const [worker, row] of rows) {
@@ -68,6 +69,7 @@ function renderWorkers(workers: WorkerView[], rates: Rates | undefined): void {
     setCell(row, 'p50', milliseconds(rate?.p50Ms ?? null));
     setCell(row, 'p99', milliseconds(rate?.p99Ms ?? null));
     setCell(row, 'loopDelay', `${worker.eventLoopDelayMs.toFixed(1)} ms`);
+    setCell(row, 'logDrops', String(worker.logLinesDropped));
   }
 }
 
