@@ -7,12 +7,15 @@ import { ConfigError, type ConfigOverrides } from './config/load.js';
 import { promote, setWeights, type Edit } from './config/edits.js';
 import { startPrimary } from './start.js';
 import type { ControlResult } from './control/types.js';
+import { defaultLogLines, maxLogLines } from './dashboard/logs.js';
+import type { LogLine } from './primary/logs/types.js';
 import type { Status } from './primary/status.js';
 
 export { ConfigError } from './config/load.js';
 export type { ConfigFile } from './config/types.js';
 export type { Edit } from './config/edits.js';
 export type { Status, VersionStatus, WorkerStatus } from './primary/status.js';
+export type { LogLine, LogStream } from './primary/logs/types.js';
 
 /** What to start; everything but `config` is optional. */
 export interface StartOptions {
@@ -50,6 +53,12 @@ export interface Graycluster {
   readonly ready: Promise<void>;
   /** Versions, workers, routing, rollout and recent events, now: what `GET /api/status` answers. */
   status(): Status;
+  /**
+   * The last `lines` lines (default 100, at most 10000) the workers wrote to stdout and stderr, oldest first: of
+   * the worker (`"v2.1"`) or the version (`"v2"`) `selector` names, or of every worker. What `graycluster logs`
+   * prints. Throws a RangeError for a selector with no lines kept, or a bad count.
+   */
+  logs(selector?: string, lines?: number): LogLine[];
   /**
    * Changes the config file the way `graycluster set` and the dashboard do (under the file's lock, validated,
    * written atomically), then applies it before resolving with what changed (one line per step; empty when
@@ -111,6 +120,13 @@ export async function start(options: StartOptions): Promise<Graycluster> {
     logFormat: running.logFormat,
     ready: running.ready,
     status: running.status,
+    logs(selector, lines = defaultLogLines) {
+      if (selector !== undefined && (typeof selector !== 'string' || !running.logs.knows(selector))) {
+        throw new RangeError(`logs(): no version or worker ${JSON.stringify(selector)} (ids as status() shows them, e.g. "v2" or "v2.1")`);
+      }
+      if (!Number.isInteger(lines) || lines < 0 || lines > maxLogLines) throw new RangeError(`logs(): lines must be a whole number from 0 to ${maxLogLines}, not ${JSON.stringify(lines)}`);
+      return running.logs.recent(selector, lines);
+    },
     update: async (edit) => changesOf(await running.edit(edit)),
     setWeights: async (weights) => changesOf(await running.edit(setWeights(weights))),
     promote: async (version) => changesOf(await running.edit(promote(version))),

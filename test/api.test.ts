@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { ConfigError, start } from '../src/index.js';
+import { ConfigError, start, type LogLine } from '../src/index.js';
 import { fixture, get, makeConfig, root, startProcess, temporaryFolder, token, waitFor } from './helpers/cluster.js';
 
 /** The embedder script (test/fixtures/api-embedder.mjs) on `config`, driven over IPC; stopped at the test's end. */
@@ -58,6 +58,31 @@ test('the programmatic API starts graycluster, changes weights and worker counts
   // Everything closed: the embedder's script ends by itself once its IPC channel is gone.
   t.deepEqual(await embedder.exited, { code: 0, signal: null });
   await t.throwsAsync(get(url), { code: 'ECONNREFUSED' });
+});
+
+test('logs() gives the lines the workers wrote, of a worker, a version or every worker; an unknown one or a bad count is refused', async (t) => {
+  const { outcome, send } = startEmbedder(t, makeConfig({ v1: { entry: fixture('log-writer.mjs'), workers: 2 } }));
+  t.is((await outcome('start')).error, undefined);
+  const logs = (...args: unknown[]) => {
+    send({ do: 'logs', args });
+    return outcome('logs');
+  };
+  // Each worker writes a line on stdout and one on stderr as it starts.
+  const all = await waitFor(async () => {
+    const { lines } = await logs();
+    return lines.length === 4 ? lines as LogLine[] : undefined;
+  }, { what: 'the start-up lines of both workers' });
+  t.deepEqual(all.map((line) => `${line.worker} ${line.version} ${line.stream} ${line.message}`).sort(), [
+    'v1.1 v1 stderr v1 warming up on stderr', 'v1.1 v1 stdout v1 listening',
+    'v1.2 v1 stderr v1 warming up on stderr', 'v1.2 v1 stdout v1 listening',
+  ]);
+  t.deepEqual((await logs('v1.2')).lines, all.filter((line) => line.worker === 'v1.2'));
+  t.deepEqual((await logs('v1', 1)).lines, all.slice(-1));
+  t.deepEqual((await logs('v1', 0)).lines, []);
+  t.deepEqual((await logs('v9')).error, { name: 'RangeError', message: 'logs(): no version or worker "v9" (ids as status() shows them, e.g. "v2" or "v2.1")' });
+  for (const lines of [-1, 1.5, 10_001, '5']) {
+    t.deepEqual((await logs('v1', lines)).error, { name: 'RangeError', message: `logs(): lines must be a whole number from 0 to 10000, not ${JSON.stringify(lines)}` });
+  }
 });
 
 test('ready waits for the default version: a crash-looping one, fixed by an edit of the file, resolves it', async (t) => {
