@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { applyEdit, primaryControls } from './control/primary.js';
 import type { ControlResult } from './control/types.js';
 import type { Edit } from './config/edits.js';
@@ -10,8 +11,7 @@ import { EventLog, formatEvent } from './primary/events.js';
 import { formatOwnLine } from './primary/logs/format.js';
 import type { WorkerLogs } from './primary/logs/types.js';
 import { Reconfigurer } from './primary/reconfigure.js';
-import { ProbeServer } from './primary/probe-server.js';
-import { EventLoopWatch, liveness, readiness } from './primary/probes.js';
+import type { ReadinessFacts } from './primary/probes.js';
 import { Router } from './primary/router.js';
 import { createRunFolder, removeStaleRunFolders } from './primary/run-folder.js';
 import { removeRunState, removeStaleRunStates, writeRunState } from './primary/state-file.js';
@@ -19,7 +19,7 @@ import { currentProcess } from './shared/process-alive.js';
 import { snapshot, workerStatuses, type Status } from './primary/status.js';
 import { Supervisor } from './primary/supervisor.js';
 import { clusterFork } from './primary/worker-process.js';
-import type { LogFormat, ResolvedConfig } from './config/types.js';
+import type { HealthConfig, LogFormat, ResolvedConfig } from './config/types.js';
 
 /** A running graycluster: what tests and embedders can hold on to. */
 export interface Running {
@@ -112,20 +112,17 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   }
 
   let stopping: Promise<void> | undefined;
-  const loop = new EventLoopWatch();
-  const probes = config.health.port === null ? undefined : new ProbeServer(config.health, {
-    live: () => liveness(loop.recentMaxMs, config.health.maxEventLoopDelayMs),
-    ready: () => readiness({ stopping: stopping !== undefined, defaultState: supervisor.versionState(current().routing.default), configError: reconfigurer.configError }),
-  });
-  let healthAddress;
+  let probes;
   try {
-    healthAddress = await probes?.listen();
+    probes = config.health.port === null ? undefined : await openProbes(config.health, () => ({
+      stopping: stopping !== undefined, defaultState: supervisor.versionState(current().routing.default), configError: reconfigurer.configError,
+    }));
   } catch (error) {
     await Promise.all([router.close(), dashboard.close()]);
     rmSync(runDir, { recursive: true, force: true });
     throw error;
   }
-  if (probes) loop.start();
+  const healthAddress = probes?.address;
 
   // Connections that come before a worker is ready wait for it (bounded): "serving" is said once one is.
   const defaultReady = await supervisor.start(address.port);
@@ -159,7 +156,6 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
     const closed = router.close();
     await supervisor.stop();
     await Promise.all([closed, dashboard.close(), probes?.close()]);
-    loop.stop();
     removeRunState(config.file);
     rmSync(runDir, { recursive: true, force: true });
     log('graycluster: stopped');
@@ -182,6 +178,28 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
       supervisor.kill();
       removeRunState(config.file);
       rmSync(runDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The probe listener (/livez, /readyz) and the event-loop watch behind /livez. Loaded only when health.port is set:
+ * a primary without probes needs neither their modules nor the event-loop delay histogram.
+ */
+async function openProbes(health: HealthConfig, readinessFacts: () => ReadinessFacts): Promise<{ address: AddressInfo; close(): Promise<void> }> {
+  const [{ ProbeServer }, { EventLoopWatch, liveness, readiness }] = await Promise.all([import('./primary/probe-server.js'), import('./primary/probes.js')]);
+  const loop = new EventLoopWatch();
+  const server = new ProbeServer(health, {
+    live: () => liveness(loop.recentMaxMs, health.maxEventLoopDelayMs),
+    ready: () => readiness(readinessFacts()),
+  });
+  const address = await server.listen();
+  loop.start();
+  return {
+    address,
+    async close() {
+      await server.close();
+      loop.stop();
     },
   };
 }

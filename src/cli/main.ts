@@ -13,8 +13,9 @@ interface Command {
 const commands: Record<string, () => Promise<Command>> = {
   start: async () => {
     // Before the supervisor's modules load: loading them is what first grows the young generation.
-    (await import('../shared/heap-policy.js')).keepYoungGenerationSmall();
-    const { start, startUsage } = await import('./start.js');
+    const { keepYoungGenerationSmall, loadWithoutOptimizing } = await import('../shared/heap-policy.js');
+    keepYoungGenerationSmall();
+    const { start, startUsage } = await loadWithoutOptimizing(() => import('./start.js'));
     return { run: start, usage: startUsage };
   },
   status: async () => { const { status, statusUsage } = await import('./status.js'); return { run: status, usage: statusUsage }; },

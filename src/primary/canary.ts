@@ -1,7 +1,7 @@
 import { updateConfigFile } from '../config/update.js';
 import type { RolloutConfig } from '../config/types.js';
 import { manualRoutingChange, resolveRollout } from '../config/rollout.js';
-import { tick, type ControllerMemory, type TickResult } from '../rollout/controller.js';
+import type { ControllerMemory, TickResult } from '../rollout/controller.js';
 import { RolloutError, type RolloutEdit } from '../rollout/edits.js';
 import { rolloutReport, type RolloutReport } from '../rollout/report.js';
 import type { WorkerSample } from '../rollout/window.js';
@@ -70,11 +70,18 @@ export class CanaryController {
   async #tick(): Promise<void> {
     const config = this.reconfigurer.current;
     this.#noticeTransition(config.rollout);
+    if (!config.rollout) {
+      this.#memory = null;
+      this.#last = null;
+      return;
+    }
+    // The controller and its statistics load with the first rollout: most supervisors never run one.
+    const { tick } = await import('../rollout/controller.js');
     const result = tick({ rollout: config.rollout, routing: config.raw.routing, snapshot: { at: Date.now(), workers: this.workers() }, memory: this.#memory });
     this.#memory = result.memory;
     this.#last = result;
     this.#lastFor = statusKey(config.rollout);
-    if (!result.edit || !config.rollout) return;  // tick edits only a rollout there is.
+    if (!result.edit) return;
     const { version } = config.rollout;
     try {
       const { after } = await updateConfigFile(config.file, guarded(result.edit, result));
