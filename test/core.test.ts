@@ -121,6 +121,21 @@ test.serial('a 10 MB random binary POST is echoed byte-exact', async (t) => {
   t.is(createHash('sha256').update(echoed).digest('hex'), digest);
 });
 
+test.serial('bytes read with the head, every byte value among them, reach the app exactly as the client sent them', async (t) => {
+  const cluster = await startCluster(t, twoVersions());
+  // One write: the primary reads the body's first bytes with the head, and they travel to the worker with it.
+  const body = Buffer.from(Array.from({ length: 1024 }, (_, index) => index % 256));
+  const socket = net.connect(cluster.port, '127.0.0.1');
+  socket.end(Buffer.concat([
+    Buffer.from(`POST /sha256?version=v2 HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`, 'latin1'),
+    body,
+  ]));
+  let text = '';
+  for await (const chunk of socket) text += (chunk as Buffer).toString('latin1');
+  const reply = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
+  t.deepEqual([reply.version, reply.length, reply.sha256], ['v2', body.length, createHash('sha256').update(body).digest('hex')]);
+});
+
 test.serial('a WebSocket upgrade is routed by the same rules and works end to end', async (t) => {
   const cluster = await startCluster(t, twoVersions());
   for (const version of ['v2', 'v1']) {

@@ -13,5 +13,5 @@ try {
 
 export const {
   findExecutable, installCleanup, killAll, makeConfig, nginxMissing, nginxPath, residentBytes, sampleRss, sleep, startInstance, startNginx,
-  startProcess, temporaryFolder, upstreamKeepalive, waitFor,
+  startProcess, temporaryFolder, upstreamKeepalive, waitFor, waitForRunState,
 } = toolkit;
