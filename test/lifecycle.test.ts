@@ -125,15 +125,18 @@ test('a worker that misses its heartbeat is unresponsive, gets no connections, r
 test('a handoff not acknowledged in time stops new connections to that worker and moves its queue to the default', async (t) => {
   const p = primary(t, { handoffTimeoutMs: 30 });
   const [v1, v2] = p.readyVersions('v1', 'v2');
-  const { server } = await socketPairs(t, 4);
+  const { server, handles } = await socketPairs(t, 4);
+  const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
   const head = Buffer.from('GET / HTTP/1.1\r\n\r\n');
-  for (const socket of server.slice(0, 3)) p.handoff.place(socket, head, 'v2', undefined);
-  t.deepEqual(p.workerOf(v2!).connections, [server[0]], 'one socket in flight, the others wait behind it');
+  for (const connection of server.slice(0, 3)) p.handoff.place(connection, head, 'v2', undefined);
+  t.deepEqual(sentTo(v2!), [0], 'one connection in flight, the others wait behind it');
   t.is(p.handoff.waiting, 3);
   await new Promise<void>((resolve) => p.events.on('event', (event) => event.type === 'unresponsive' && resolve()));
-  t.deepEqual(p.workerOf(v1!).connections, [server[1]], 'the queued ones went to the default (one at a time)');
+  t.deepEqual(sentTo(v1!), [1], 'the queued ones went to the default (one at a time)');
+  t.true(server[1]!.open, 'the primary keeps its copy of a connection until the worker acknowledges it');
   p.workerOf(v1!).acknowledge();
-  t.deepEqual(p.workerOf(v1!).connections, [server[1], server[2]]);
+  t.false(server[1]!.open, 'and closes it then');
+  t.deepEqual(sentTo(v1!), [1, 2]);
   p.workerOf(v1!).acknowledge();
   p.handoff.place(server[3]!, head, 'v2', undefined);
   t.is(p.workerOf(v1!).connections.length, 3, 'new ones too');
@@ -142,17 +145,20 @@ test('a handoff not acknowledged in time stops new connections to that worker an
   t.is(p.handoff.waiting, 1, 'only v1 has a socket unacknowledged now');
 });
 
-test('when a worker dies mid-handoff, its unacknowledged socket is closed and the queued ones are placed again without it', async (t) => {
+test('when a worker dies mid-handoff, its unacknowledged connection is closed and the queued ones are placed again without it', async (t) => {
   const p = primary(t);
   const [v1, v2] = p.readyVersions('v1', 'v2');
-  const { server } = await socketPairs(t, 3);
-  for (const socket of server) p.handoff.place(socket, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v2', undefined);
+  const { server, handles, client } = await socketPairs(t, 3);
+  const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
+  for (const connection of server) p.handoff.place(connection, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v2', undefined);
+  const clientClosed = new Promise<void>((resolve) => client[0]!.once('close', () => resolve()).resume());
   const dead = p.workerOf(v2!);
   dead.exit(null, 'SIGKILL');
-  t.is(dead.closedUnacknowledged, 1);
-  t.deepEqual(p.workerOf(v1!).connections, [server[1]], 'one goes to v1 at once; the next waits for its acknowledgement');
+  t.false(server[0]!.open, 'the connection it was sent and never acknowledged is closed');
+  await clientClosed;
+  t.deepEqual(sentTo(v1!), [1], 'one goes to v1 at once; the next waits for its acknowledgement');
   p.workerOf(v1!).acknowledge();
-  t.deepEqual(p.workerOf(v1!).connections, [server[1], server[2]]);
+  t.deepEqual(sentTo(v1!), [1, 2]);
   t.is(p.handoff.counters.unavailable, 0);
 });
 
@@ -160,7 +166,7 @@ test('past maxQueuedHandoffs on every worker of a version, a connection gets 503
   const p = primary(t, { maxQueuedHandoffs: 1 }, { v1: { entry: 'a.js' } });
   p.readyVersions('v1');
   const { server, client } = await socketPairs(t, 3);
-  for (const socket of server) p.handoff.place(socket, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v1', undefined);
+  for (const connection of server) p.handoff.place(connection, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v1', undefined);
   t.is(p.handoff.waiting, 2);
   const answer = await new Promise<string>((resolve) => {
     let text = '';

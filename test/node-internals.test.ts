@@ -7,9 +7,9 @@ import http from 'node:http';
 import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import {
-  adoptConnection, adoptResponseHead, closeUnacknowledgedHandle, internalCommand, internalMessageEvent, onHandleAcknowledged, ownsHandle,
-  responseMayKeepAlive,
-  stopReading,
+  acceptBareHandles, adoptConnection, adoptResponseHead, bareHandlePeerAddress, bareHandleToSend, closeBareHandle, internalCommand,
+  internalMessageEvent, onHandleAcknowledged, readBareHandle, responseMayKeepAlive, setBareHandleNoDelay, socketOverBareHandle,
+  stopReadingBareHandle, type TcpHandle,
 } from '../src/shared/node-internals.js';
 import { fixture } from './helpers/cluster.js';
 
@@ -69,52 +69,87 @@ test(`"${internalCommand}" messages arrive as '${internalMessageEvent}' in both 
   t.true(appMessages.includes('a message of the app'), 'the app\'s own messages still arrive on \'message\'');
 });
 
-test('socket._handle.readStop stops the handle reading, so bytes sent after it belong to the process the socket goes to', async (t) => {
-  const { process: forked, next } = await child(t);
-  const { accepted, client } = await socketPair(t);
-  const handle = (accepted as unknown as { _handle?: { readStop?: unknown } })._handle;
-  t.is(typeof handle?.readStop, 'function', 'Node internal changed: net.Socket._handle.readStop is gone (used by stopReading)');
-  stopReading(accepted);
-  await new Promise<void>((resolve) => client.write('bytes sent before the handoff', () => resolve()));
-  forked.send({ cmd: internalCommand, kind: 'read', length: 28 }, accepted);
-  const read = await next('read');
-  t.is(read.data, 'bytes sent before the handoff', 'Node internal changed: _handle.readStop did not leave the bytes to the receiver');
-  t.is(accepted.readableLength, 0);
-});
+/** A server on loopback whose connections arrive as bare handles (acceptBareHandles), and a client connected to it. */
+async function bareConnection(t: ExecutionContext): Promise<{ handle: TcpHandle; client: net.Socket; server: net.Server; connections: () => number }> {
+  const server = net.createServer();
+  let connectionEvents = 0;
+  server.on('connection', () => connectionEvents++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise<TcpHandle>((resolve) => acceptBareHandles(server, resolve));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => {});
+  const handle = await accepted;
+  t.teardown(() => {
+    client.destroy();
+    server.close();
+  });
+  return { handle, client, server, connections: () => connectionEvents };
+}
 
-test('socket._handle is set while a socket is owned here and cleared once it is sent away or destroyed', async (t) => {
-  const { process: forked } = await child(t);
-  const { accepted } = await socketPair(t);
-  t.true(ownsHandle(accepted), 'Node internal changed: an open net.Socket has no _handle (used by ownsHandle)');
-  await new Promise<void>((resolve, reject) => forked.send({ cmd: internalCommand, kind: 'keep' }, accepted, { keepOpen: false }, (error) => (error ? reject(error) : resolve())));
-  t.false(ownsHandle(accepted), 'Node internal changed: a net.Socket sent to a child still has its _handle');
-  const other = await socketPair(t);
-  other.accepted.destroy();
-  t.false(ownsHandle(other.accepted), 'Node internal changed: a destroyed net.Socket still has its _handle');
-});
-
-test('child._pendingMessage holds a handle the child has not acknowledged, and closing it frees the client when the child dies', async (t) => {
-  const { process: forked } = await child(t);
-  const { accepted, client } = await socketPair(t);
-  forked.kill('SIGSTOP');  // A stopped child never acknowledges.
-  forked.send({ cmd: internalCommand, kind: 'keep' }, accepted);
-  const pending = (forked as unknown as { _pendingMessage?: { handle?: { close?: unknown } } | null })._pendingMessage;
-  t.is(typeof pending?.handle?.close, 'function', 'Node internal changed: ChildProcess._pendingMessage.handle is not the unacknowledged handle (used by closeUnacknowledgedHandle)');
-  const clientClosed = closed(client, 'Node internal changed: closing _pendingMessage.handle did not close the connection of a child that died before acknowledging it');
-  forked.kill('SIGKILL');
-  await new Promise((resolve) => forked.once('exit', resolve));
-  closeUnacknowledgedHandle(forked);
-  await clientClosed;
+test('server._handle.onconnection, replaced, gives each new connection as a bare TCP handle, with no net.Socket', async (t) => {
+  const { handle, client, connections } = await bareConnection(t);
+  t.is((handle as unknown as object).constructor.name, 'TCP', 'Node internal changed: server._handle.onconnection no longer gets a tcp_wrap TCP handle (used by acceptBareHandles)');
+  t.is(connections(), 0, "Node internal changed: net.Server still emitted 'connection' with its onconnection replaced");
+  t.is(bareHandlePeerAddress(handle), '127.0.0.1', 'Node internal changed: handle.getpeername no longer fills in the address (used by bareHandlePeerAddress)');
+  t.is(typeof (handle as unknown as { setNoDelay?: unknown }).setNoDelay, 'function', 'Node internal changed: a TCP handle has no setNoDelay (used by setBareHandleNoDelay)');
+  setBareHandleNoDelay(handle);
+  closeBareHandle(handle);
+  await closed(client, 'Node internal changed: handle.close() did not close the connection (used by closeBareHandle)');
   t.pass();
 });
 
-test("NODE_HANDLE_ACK arrives as an internal message once the child holds a sent socket, and not before", async (t) => {
+test("a bare handle's onread with streamBaseState gives each chunk read and then the end, as lib/net.js reads them", async (t) => {
+  const { handle, client } = await bareConnection(t);
+  const chunks: string[] = [];
+  const ended = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Node internal changed: no end through handle.onread after the client closed; read ${JSON.stringify(chunks)} (used by readBareHandle)`)), 10_000);
+    t.true(readBareHandle(handle, (chunk) => chunks.push(chunk.toString('latin1')), () => {
+      clearTimeout(timer);
+      resolve();
+    }), 'Node internal changed: handle.readStart() failed on an open connection');
+  });
+  client.end('GET / HTTP/1.1\r\n\r\n');
+  await ended;
+  t.is(chunks.join(''), 'GET / HTTP/1.1\r\n\r\n', "Node internal changed: streamBaseState's kReadBytesOrError / kArrayBufferOffset no longer locate the bytes handle.onread got (used by readBareHandle)");
+  closeBareHandle(handle);
+});
+
+test('a bare handle sent to a child arrives bare (net.Native) with the bytes left by readStop, and the sender keeps its copy until it closes it', async (t) => {
+  const { process: forked, next } = await child(t);
+  const { handle, client } = await bareConnection(t);
+  readBareHandle(handle, () => t.fail('read here after stopReadingBareHandle'), () => {});
+  stopReadingBareHandle(handle);
+  await new Promise<void>((resolve) => client.write('bytes sent before the handoff', () => resolve()));
+  const acknowledged = new Promise<void>((resolve) => onHandleAcknowledged(forked, resolve));
+  const answered = new Promise<string>((resolve) => client.once('data', (chunk) => resolve(chunk.toString())));
+  forked.send({ cmd: internalCommand, kind: 'read-bare', length: 28 }, bareHandleToSend(handle));
+  const read = await next('read');
+  t.is(read.received, 'TCP', 'Node internal changed: a TCP handle sent with send() no longer arrives bare (net.Native) (used by bareHandleToSend)');
+  t.is(read.data, 'bytes sent before the handoff', 'Node internal changed: handle.readStop did not leave the bytes to the receiver (used by stopReadingBareHandle)');
+  await acknowledged;
+  t.is(bareHandlePeerAddress(handle), '127.0.0.1', "Node internal changed: the sender's copy of a bare handle was closed when sent (the handoff closes it itself, on the child's acknowledgement)");
+  closeBareHandle(handle);
+  t.is(await answered, 'answered by the child', 'the child answers on the connection after the sender closed its copy');
+});
+
+test("net.Socket's handle option builds a working socket around a bare handle", async (t) => {
+  const { handle, client } = await bareConnection(t);
+  const socket = socketOverBareHandle(handle);
+  t.teardown(() => socket.destroy());
+  const echoed = new Promise<string>((resolve) => client.once('data', (chunk) => resolve(chunk.toString())));
+  socket.once('data', (chunk) => socket.write(`echo: ${chunk.toString()}`));
+  client.write('hello');
+  t.is(await echoed, 'echo: hello', 'Node internal changed: new net.Socket({ handle }) does not read and write through the handle (used by socketOverBareHandle)');
+  t.is(socket.remoteAddress, '127.0.0.1');
+});
+
+test("NODE_HANDLE_ACK arrives as an internal message once the child holds a sent bare handle, and not before", async (t) => {
   const { process: forked } = await child(t);
-  const { accepted } = await socketPair(t);
+  const { handle } = await bareConnection(t);
   let acknowledged = 0;
   onHandleAcknowledged(forked, () => acknowledged++);
   forked.kill('SIGSTOP');
-  forked.send({ cmd: internalCommand, kind: 'keep' }, accepted);
+  forked.send({ cmd: internalCommand, kind: 'keep' }, bareHandleToSend(handle));
   await new Promise((resolve) => setTimeout(resolve, 200));  // A stopped child cannot answer, however long we wait.
   t.is(acknowledged, 0, 'Node internal changed: NODE_HANDLE_ACK came from a child that cannot have taken the socket');
   const heard = new Promise<void>((resolve, reject) => {

@@ -1,8 +1,7 @@
-import type { Socket } from 'node:net';
 import type { ResolvedConfig } from '../config/types.js';
 import { retryAfterSeconds } from '../shared/answers.js';
-import { ownsHandle, stopReading } from '../shared/node-internals.js';
 import { pickWorker, type Candidate } from './balancer.js';
+import type { ClientConnection } from './client-connection.js';
 import type { EventLog } from './events.js';
 import type { Lifecycle } from './lifecycle.js';
 import { refuse } from './respond.js';
@@ -12,8 +11,9 @@ import { processOf, type WorkerState } from './worker-state.js';
 
 /** A connection whose version is decided, on its way to a worker. */
 interface Connection {
-  socket: Socket;
-  /** Everything read of it so far: it goes to the worker with the socket. */
+  /** Held open here until the worker it is sent to acknowledges it. */
+  client: ClientConnection;
+  /** Everything read of it so far: it goes to the worker with the handle. */
   bytes: Buffer;
   version: string;
   assignCookie: string | undefined;
@@ -23,13 +23,13 @@ interface Connection {
   waitUntil?: number;
 }
 
-/** One worker process's side of the handoff: at most one socket unacknowledged, and a short queue behind it. */
+/** One worker process's side of the handoff: at most one connection unacknowledged, and a short queue behind it. */
 interface Lane {
   slot: WorkerSlot;
   process: WorkerProcess;
   inFlight: { connection: Connection; timer: NodeJS.Timeout } | undefined;
   queue: Connection[];
-  /** Its in-flight socket was not acknowledged within handoffTimeoutMs: it gets nothing new until it is. */
+  /** Its in-flight connection was not acknowledged within handoffTimeoutMs: it gets nothing new until it is. */
   overdue: boolean;
 }
 
@@ -45,9 +45,11 @@ export interface HandoffCounters {
 /**
  * Owns every connection from the moment its version is decided until a worker holds it: pick → send →
  * acknowledged, or refused / failed / timed out → placed elsewhere, falling back to routing.default, or
- * answered 503. Node sends a worker one socket at a time and queues the rest itself, forgetting them when the
- * worker dies; here each worker has at most one socket unacknowledged and a bounded queue we control
- * (`server.maxQueuedHandoffs`), so nothing of one worker's trouble spills onto another version.
+ * answered 503. Node sends a worker one handle at a time and queues the rest itself, forgetting them when the
+ * worker dies; here each worker has at most one connection unacknowledged and a bounded queue we control
+ * (`server.maxQueuedHandoffs`), so nothing of one worker's trouble spills onto another version. A connection goes
+ * as its bare handle, and the primary's copy stays open until the worker acknowledges it (Node closes a bare
+ * handle's copy for no one), so one that never arrives can still be placed elsewhere or closed.
  */
 export class Handoff {
   readonly #lanes = new Map<WorkerProcess, Lane>();
@@ -66,8 +68,8 @@ export class Handoff {
     private readonly events: EventLog,
   ) {
     lifecycle.on('transition', (_slot, from, to) => this.#onTransition(from, to));
-    lifecycle.on('refused', (slot, socket, bytes, assignCookie) => {
-      this.place(socket, bytes, slot.version, assignCookie, slot);
+    lifecycle.on('refused', (slot, client, bytes, assignCookie) => {
+      this.place(client, bytes, slot.version, assignCookie, slot);
     });
   }
 
@@ -82,12 +84,12 @@ export class Handoff {
    * Hands a connection to the least-loaded worker of `version` able to take it, or of routing.default when
    * `version` has none; answers 503 when neither can.
    */
-  place(socket: Socket, bytes: Buffer, version: string, assignCookie: string | undefined, exclude?: WorkerSlot): void {
-    this.#place({ socket, bytes, version, assignCookie, excluded: new Set(exclude ? [exclude] : []) });
+  place(client: ClientConnection, bytes: Buffer, version: string, assignCookie: string | undefined, exclude?: WorkerSlot): void {
+    this.#place({ client, bytes, version, assignCookie, excluded: new Set(exclude ? [exclude] : []) });
   }
 
   #place(connection: Connection): void {
-    if (!ownsHandle(connection.socket)) return;  // The client left while it waited.
+    if (!connection.client.open) return;  // The client left while it waited.
     const fallback = this.config().routing.default;
     let target = connection.version;
     let pick = this.#pick(target, connection.excluded);
@@ -103,11 +105,10 @@ export class Handoff {
     if (!pick.lane) {
       this.counters.unavailable++;
       const reason = pick.why === 'saturated' ? `every worker of "${target}" is at its in-flight limit` : `no worker of "${target}" is ready`;
-      refuse(connection.socket, 503, reason, { 'retry-after': String(retryAfterSeconds) });
+      refuse(connection.client, 503, reason, { 'retry-after': String(retryAfterSeconds) });
       return;
     }
     if (pick.lane.inFlight) {
-      stopReading(connection.socket);  // Whatever it sends while it waits belongs to the worker.
       pick.lane.queue.push(connection);
     } else {
       this.#send(pick.lane, connection);
@@ -161,7 +162,7 @@ export class Handoff {
     const message = connection.assignCookie === undefined
       ? { kind: 'connection' as const, bytes: connection.bytes.toString('base64') }
       : { kind: 'connection' as const, bytes: connection.bytes.toString('base64'), assignCookie: connection.assignCookie };
-    process.send(message, connection.socket, (error) => {
+    process.send(message, connection.client.handle, (error) => {
       if (!error || lane.inFlight?.connection !== connection) return;
       // It never left (the channel closed): try another worker, then go on with this one's queue.
       clearTimeout(timer);
@@ -175,6 +176,7 @@ export class Handoff {
   #acknowledged(lane: Lane): void {
     if (!lane.inFlight) return;
     clearTimeout(lane.inFlight.timer);
+    lane.inFlight.connection.client.close();  // The worker holds its own copy now.
     lane.inFlight = undefined;
     if (lane.overdue) {
       lane.overdue = false;
@@ -187,11 +189,11 @@ export class Handoff {
     while (!lane.inFlight && this.#lanes.get(lane.process) === lane) {
       const next = lane.queue.shift();
       if (next === undefined) return;
-      if (ownsHandle(next.socket)) this.#send(lane, next);
+      if (next.client.open) this.#send(lane, next);
     }
   }
 
-  /** Its socket was sent but not taken in time: no new connections until it is, and its queue goes elsewhere. */
+  /** Its connection was sent but not taken in time: no new connections until it is, and its queue goes elsewhere. */
   #overdue(lane: Lane, timeoutMs: number): void {
     lane.overdue = true;
     this.events.record({
@@ -219,7 +221,6 @@ export class Handoff {
     connection.waitUntil ??= Date.now() + headTimeoutMs;
     const leftMs = connection.waitUntil - Date.now();
     if (leftMs <= 0 || this.#waitingForReady.length >= maxQueuedHandoffs) return false;
-    stopReading(connection.socket);  // Whatever it sends while it waits belongs to the worker.
     const entry = {
       connection,
       timer: setTimeout(() => {
@@ -247,13 +248,13 @@ export class Handoff {
     const lane = process && this.#lanes.get(process);
     if (!lane || (to.kind === 'ready' && processOf(to) === process)) return;
     if (processOf(to) !== process) {
-      // The worker died. The socket it was sent and never acknowledged may have reached it: close it rather
+      // The worker died. The connection it was sent and never acknowledged may have reached it: close it rather
       // than serve it twice. The queued ones never left: they go elsewhere.
       this.#lanes.delete(process);
       if (lane.inFlight) {
         clearTimeout(lane.inFlight.timer);
+        lane.inFlight.connection.client.close();
         lane.inFlight = undefined;
-        process.closeUnacknowledged();
       }
     }
     this.#replaceQueue(lane);  // Draining or unresponsive: it takes nothing new.

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import type { ResolvedConfig, VersionConfig } from '../config/types.js';
 import type { WorkerSettings } from '../ipc/messages.js';
 import { displayPath } from '../shared/display-path.js';
 import { backoffDefaults, type BackoffPolicy } from './backoff.js';
+import type { ClientConnection } from './client-connection.js';
 import type { EventLog } from './events.js';
 import { sendSettings, workerEnv, workerProcessHandlers, workerSettings, type Happening, type WorkerProcessHandlers } from './worker-contract.js';
 import type { ForkWorker, WorkerProcess } from './worker-process.js';
@@ -26,7 +26,7 @@ export interface LifecycleEvents {
   /** Every state change of every slot, after it happened. */
   transition: [slot: WorkerSlot, from: WorkerState, to: WorkerState];
   /** A connection a worker handed back (it is draining, or has no server yet). */
-  refused: [slot: WorkerSlot, socket: Socket, bytes: Buffer, assignCookie: string | undefined];
+  refused: [slot: WorkerSlot, client: ClientConnection, bytes: Buffer, assignCookie: string | undefined];
 }
 
 /**
@@ -61,7 +61,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
       closed: () => this.#closed,
       transition: (slot, next, happening) => this.transition(slot, next, happening),
       restart: (slot) => this.#fork(slot, poolOwner),
-      refused: (slot, socket, bytes, assignCookie) => this.emit('refused', slot, socket, bytes, assignCookie),
+      refused: (slot, client, bytes, assignCookie) => this.emit('refused', slot, client, bytes, assignCookie),
     });
   }
 
@@ -290,8 +290,8 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
       { type: 'started', message: `started ${displayPath(version.entry)}` });
     process.on('app-ready', () => this.#handlers.ready(slot, process));
     process.on('exit', (code, signal) => this.#handlers.exit(slot, process, code, signal));
-    process.on('message', (message, socket) => {
-      if (processOf(slot.state) === process) this.#handlers.messages[message.kind](slot, process, message as never, socket);
+    process.on('message', (message, handle) => {
+      if (processOf(slot.state) === process) this.#handlers.messages[message.kind](slot, process, message as never, handle);
     });
   }
 }

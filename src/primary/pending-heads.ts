@@ -1,7 +1,7 @@
-import type { Socket } from 'node:net';
 import type { ServerConfig } from '../config/types.js';
 import { retryAfterSeconds } from '../shared/answers.js';
 import type { RequestHead } from '../routing/head.js';
+import type { ClientConnection } from './client-connection.js';
 import { parseHead } from './head.js';
 
 /**
@@ -109,9 +109,9 @@ export interface PendingCounters {
 
 export interface HeadHandlers {
   /** The head is complete: route it. `bytes` is everything read, to hand over untouched. */
-  onHead(socket: Socket, bytes: Buffer, head: Omit<RequestHead, 'remoteAddress'>): void;
+  onHead(connection: ClientConnection, bytes: Buffer, head: Omit<RequestHead, 'remoteAddress'>): void;
   /** Answer with `status` and close (status 0: close without an answer, it is not HTTP). */
-  turnAway(socket: Socket, status: number, reason: string, headers?: Record<string, string>): void;
+  turnAway(connection: ClientConnection, status: number, reason: string, headers?: Record<string, string>): void;
 }
 
 const empty: Buffer = Buffer.alloc(0);
@@ -121,9 +121,9 @@ const empty: Buffer = Buffer.alloc(0);
  * and keeps how many wait, from whom, within `maxPendingConnections` and `maxPendingPerSource`.
  */
 export class PendingHeads {
-  readonly #book: PendingBook<Socket>;
-  /** How to stop waiting on each socket (timer and listeners). */
-  readonly #stops = new Map<Socket, () => void>();
+  readonly #book: PendingBook<ClientConnection>;
+  /** How to stop waiting on each connection (its timer, and reading). */
+  readonly #stops = new Map<ClientConnection, () => void>();
 
   constructor(private readonly server: () => ServerConfig, private readonly counters: PendingCounters, private readonly handlers: HeadHandlers) {
     this.#book = new PendingBook(limitsOf(server()));
@@ -134,13 +134,13 @@ export class PendingHeads {
   }
 
   /** Starts reading a new connection's head, or turns it away when its source has too many waiting. */
-  admit(socket: Socket): void {
+  admit(connection: ClientConnection): void {
     const server = this.server();
     this.#book.setLimits(limitsOf(server));
-    const admission = this.#book.admit(socket, sourceOf(socket.remoteAddress));
+    const admission = this.#book.admit(connection, sourceOf(connection.remoteAddress));
     if (!admission.admit) {
       this.counters.pendingSourceRefused++;
-      this.handlers.turnAway(socket, 503, `more than ${server.maxPendingPerSource} connections from one address waiting`, { 'retry-after': String(retryAfterSeconds) });
+      this.handlers.turnAway(connection, 503, `more than ${server.maxPendingPerSource} connections from one address waiting`, { 'retry-after': String(retryAfterSeconds) });
       return;
     }
     for (const victim of admission.shed) {
@@ -148,18 +148,18 @@ export class PendingHeads {
       this.counters.pendingShed++;
       this.handlers.turnAway(victim, 408, `closed to make room: ${server.maxPendingConnections} connections were waiting for their head`);
     }
-    this.#read(socket, server);
+    this.#read(connection, server);
   }
 
   /** Closes every connection still waiting. */
   close(): void {
-    for (const socket of [...this.#stops.keys()]) {
-      this.#stopWaiting(socket);
-      socket.destroy();
+    for (const connection of [...this.#stops.keys()]) {
+      this.#stopWaiting(connection);
+      connection.close();
     }
   }
 
-  #read(socket: Socket, server: ServerConfig): void {
+  #read(connection: ClientConnection, server: ServerConfig): void {
     let bytes: Buffer = empty;
     let scanned = 0;
     const onData = (chunk: Buffer) => {
@@ -167,28 +167,25 @@ export class PendingHeads {
       const result = parseHead(bytes, server.maxHeadBytes, scanned);
       scanned = result.scanned;
       if (!result.done) return;
-      this.#stopWaiting(socket);
-      if ('failure' in result) this.handlers.turnAway(socket, result.failure.status, result.failure.reason);
-      else this.handlers.onHead(socket, bytes, result.head);  // Nothing more is read here: the rest is the worker's.
+      this.#stopWaiting(connection);
+      if ('failure' in result) this.handlers.turnAway(connection, result.failure.status, result.failure.reason);
+      else this.handlers.onHead(connection, bytes, result.head);  // Nothing more is read here: the rest is the worker's.
     };
-    const onClose = () => this.#stopWaiting(socket);
     const timer = setTimeout(() => {
-      this.#stopWaiting(socket);
-      this.handlers.turnAway(socket, 408, `no complete request head within ${server.headTimeoutMs} ms`);
+      this.#stopWaiting(connection);
+      this.handlers.turnAway(connection, 408, `no complete request head within ${server.headTimeoutMs} ms`);
     }, server.headTimeoutMs);
-    this.#stops.set(socket, () => {
+    this.#stops.set(connection, () => {
       clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
+      connection.stopReading();
     });
-    socket.on('data', onData);
-    socket.on('close', onClose);
+    connection.read(onData, () => this.#stopWaiting(connection));
   }
 
-  #stopWaiting(socket: Socket): void {
-    this.#stops.get(socket)?.();
-    this.#stops.delete(socket);
-    this.#book.remove(socket);
+  #stopWaiting(connection: ClientConnection): void {
+    this.#stops.get(connection)?.();
+    this.#stops.delete(connection);
+    this.#book.remove(connection);
   }
 }
 

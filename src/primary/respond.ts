@@ -1,21 +1,19 @@
-import type { Socket } from 'node:net';
-import { answerBody, statusText } from '../shared/answers.js';
+import { answerText } from '../shared/answers.js';
+import type { ClientConnection } from './client-connection.js';
 
 /** How long a refused connection may take to read our answer before it is destroyed. */
 const lingerMs = 2000;
 
 /**
- * Answers a connection the primary will not hand to a worker, then closes it. Anything more the client sends
- * is read and dropped until it closes, so the answer is not lost to a reset.
+ * Answers a connection the primary will not hand to a worker, then closes it. Only here does the primary build a
+ * net.Socket for a connection. Anything more the client sends is read and dropped until it closes, so the answer
+ * is not lost to a reset.
  */
-export function refuse(socket: Socket, status: number, reason: string, headers: Record<string, string> = {}): void {
-  const body = answerBody(status, reason);
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+export function refuse(connection: ClientConnection, status: number, reason: string, headers: Record<string, string> = {}): void {
+  const socket = connection.toSocket();
+  if (socket === undefined) return;  // The client is gone already.
   socket.on('error', () => {});
   socket.resume();
-  socket.end(
-    `HTTP/1.1 ${status} ${statusText[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
-    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n${extra}\r\n${body}`,
-  );
+  socket.end(answerText(status, reason, headers));
   setTimeout(() => socket.destroy(), lingerMs).unref();
 }

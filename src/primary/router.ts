@@ -1,8 +1,10 @@
-import net, { type AddressInfo, type Socket } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { ResolvedConfig } from '../config/types.js';
 import { clientAddress } from '../routing/client-address.js';
 import { decide } from '../routing/decide.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
+import { acceptBareHandles } from '../shared/node-internals.js';
+import { ClientConnection } from './client-connection.js';
 import type { Handoff } from './handoff.js';
 import { PendingHeads, type PendingCounters } from './pending-heads.js';
 import { refuse } from './respond.js';
@@ -18,11 +20,12 @@ export interface RouterCounters extends PendingCounters {
 
 /**
  * Accepts client connections, waits for the head of each one's first request (pending-heads.ts: bounded per
- * address and in all), picks the version and gives the socket with the bytes read so far to the handoff, which
- * places it with a worker. It never proxies.
+ * address and in all), picks the version and gives the connection with the bytes read so far to the handoff,
+ * which places it with a worker. It never proxies. Connections are taken as bare TCP handles
+ * (client-connection.ts), as node:cluster's round-robin primary takes them, not as net.Sockets.
  */
 export class Router {
-  readonly #server = net.createServer({ noDelay: true }, (socket) => this.#accept(socket));
+  readonly #server = net.createServer();
   readonly #refused: Record<string, number> = {};
   readonly #pendingCounters: PendingCounters = { pendingShed: 0, pendingSourceRefused: 0 };
   readonly #heads: PendingHeads;
@@ -31,16 +34,16 @@ export class Router {
 
   constructor(private readonly config: () => ResolvedConfig, private readonly handoff: Handoff) {
     this.#heads = new PendingHeads(() => this.config().server, this.#pendingCounters, {
-      onHead: (socket, bytes, head) => {
+      onHead: (connection, bytes, head) => {
         const { config, names, trusted } = this.#derivedConfig();
-        const remoteAddress = clientAddress(socket.remoteAddress ?? '', head.headers['x-forwarded-for'], trusted);
+        const remoteAddress = clientAddress(connection.remoteAddress ?? '', head.headers['x-forwarded-for'], trusted);
         const decision = decide({ ...head, remoteAddress }, config.routing, names);
-        this.handoff.place(socket, bytes, decision.version, decision.assignCookie);
+        this.handoff.place(connection, bytes, decision.version, decision.assignCookie);
       },
-      turnAway: (socket, status, reason, headers) => {
-        if (status !== 0) return this.#refuse(socket, status, reason, headers);
+      turnAway: (connection, status, reason, headers) => {
+        if (status !== 0) return this.#refuse(connection, status, reason, headers);
         this.#count(0);
-        socket.destroy();
+        connection.close();
       },
     });
   }
@@ -72,30 +75,28 @@ export class Router {
       this.#server.once('error', reject);
       this.#server.listen({ host, port }, () => {
         this.#server.off('error', reject);
+        try {
+          acceptBareHandles(this.#server, (handle) => this.#heads.admit(ClientConnection.accepted(handle)));
+        } catch (error) {
+          this.#server.close();
+          reject(error as Error);
+          return;
+        }
         resolve(this.#server.address() as AddressInfo);
       });
     });
   }
 
-  /**
-   * Stops accepting; connections still sending their head are closed. Resolves once the port is released: not
-   * when net.Server's 'close' comes, which also waits for every worker ever sent a socket to report its sockets
-   * closed (NODE_SOCKET_ALL_CLOSED), a wait that a stopped or dying worker can leave unsettled forever.
-   */
+  /** Stops accepting; connections still sending their head are closed. Resolves once the port is released. */
   close(): Promise<void> {
     this.#heads.close();
     if (this.#server.listening) this.#server.close();
     return Promise.resolve();
   }
 
-  #accept(socket: Socket): void {
-    socket.on('error', () => {});  // A reset before the handoff is the client's business; 'close' cleans up.
-    this.#heads.admit(socket);
-  }
-
-  #refuse(socket: Socket, status: number, reason: string, headers?: Record<string, string>): void {
+  #refuse(connection: ClientConnection, status: number, reason: string, headers?: Record<string, string>): void {
     this.#count(status);
-    refuse(socket, status, reason, headers);
+    refuse(connection, status, reason, headers);
   }
 
   #count(status: number): void {

@@ -5,12 +5,13 @@
  * still happens only in `Lifecycle.transition`.
  */
 import { rmSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import path from 'node:path';
 import type { ResolvedConfig, VersionConfig } from '../config/types.js';
 import type { ToPrimary, WorkerSettings } from '../ipc/messages.js';
 import { encodeWorkerEnv } from '../ipc/worker-env.js';
+import type { TcpHandle } from '../shared/node-internals.js';
 import type { BackoffPolicy } from './backoff.js';
+import { ClientConnection } from './client-connection.js';
 import type { EventLog, LifecycleEvent } from './events.js';
 import type { WorkerProcess } from './worker-process.js';
 import type { WorkerSlot } from './worker-slot.js';
@@ -77,12 +78,12 @@ export interface WorkerProcessContext {
   transition(slot: WorkerSlot, next: WorkerState, happening?: Happening): void;
   /** Forks a crashed pool member's slot again. */
   restart(slot: WorkerSlot): void;
-  refused(slot: WorkerSlot, socket: Socket, bytes: Buffer, assignCookie: string | undefined): void;
+  refused(slot: WorkerSlot, client: ClientConnection, bytes: Buffer, assignCookie: string | undefined): void;
 }
 
 /** One handler per message kind, called with the process that sent it while that process is the slot's. */
 export type WorkerMessageHandlers = {
-  [K in ToPrimary['kind']]: (slot: WorkerSlot, process: WorkerProcess, message: Extract<ToPrimary, { kind: K }>, socket?: Socket) => void
+  [K in ToPrimary['kind']]: (slot: WorkerSlot, process: WorkerProcess, message: Extract<ToPrimary, { kind: K }>, handle?: TcpHandle) => void
 };
 
 /** How the primary answers what a worker process does: its messages, its app listening, its exit. */
@@ -147,8 +148,8 @@ export function workerProcessHandlers(context: WorkerProcessContext): WorkerProc
     load: (slot, _process, message) => {
       slot.stats.inFlight = message.inFlight;
     },
-    refused: (slot, _process, message, socket) => {
-      if (socket) context.refused(slot, socket, Buffer.from(message.bytes, 'base64'), message.assignCookie);
+    refused: (slot, _process, message, handle) => {
+      if (handle) context.refused(slot, new ClientConnection(handle), Buffer.from(message.bytes, 'base64'), message.assignCookie);
     },
     diagnosed: () => {},  // Heard by the request that asked for it (diagnostics.ts).
     fatal: (slot, process, message) => {

@@ -1,19 +1,18 @@
 import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { onWorkerMessage, sendToWorker } from '../ipc/channel.js';
 import type { ToPrimary, ToWorker } from '../ipc/messages.js';
-import { closeUnacknowledgedHandle, onHandleAcknowledged } from '../shared/node-internals.js';
+import { onHandleAcknowledged, type TcpHandle } from '../shared/node-internals.js';
 
 /** What a worker process tells the primary. */
 export interface WorkerProcessEvents {
-  /** One of graycluster's own messages, with the socket it carries (a connection handed back). */
-  message: [message: ToPrimary, socket: Socket | undefined];
+  /** One of graycluster's own messages, with the handle it carries (a connection handed back). */
+  message: [message: ToPrimary, handle: TcpHandle | undefined];
   /** The app's own `process.send('ready')`, as in the seed's child.js. */
   'app-ready': [];
-  /** The process now holds the last socket it was sent. */
+  /** The process now holds the last connection it was sent. */
   acknowledged: [];
   exit: [code: number | null, signal: string | null];
 }
@@ -28,11 +27,9 @@ export interface WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   readonly stdout?: Readable | null;
   readonly stderr?: Readable | null;
   isConnected(): boolean;
-  /** `done` hears whether the message (and socket) left this process. */
-  send(message: ToWorker, socket?: Socket, done?: (error: Error | null) => void): void;
+  /** `done` hears whether the message (and handle) left this process; this process's copy of the handle stays open. */
+  send(message: ToWorker, handle?: TcpHandle, done?: (error: Error | null) => void): void;
   kill(signal?: NodeJS.Signals): void;
-  /** Closes the socket it was sent and has not acknowledged (after it died: nobody else will). */
-  closeUnacknowledged(): void;
 }
 
 /** How one worker's node process is started, beside its environment (the version's `VersionLaunch`). */
@@ -58,7 +55,7 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     });
     worker.on('error', () => {});  // The channel broke; 'exit' follows and says what happened.
     worker.on('exit', (code, signal) => this.emit('exit', code, signal));
-    onWorkerMessage(worker, (message, socket) => this.emit('message', message, socket));
+    onWorkerMessage(worker, (message, handle) => this.emit('message', message, handle));
     onHandleAcknowledged(worker.process, () => this.emit('acknowledged'));
   }
 
@@ -78,16 +75,12 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     return this.worker.isConnected();
   }
 
-  send(message: ToWorker, socket?: Socket, done?: (error: Error | null) => void): void {
-    sendToWorker(this.worker, message, socket, done);
+  send(message: ToWorker, handle?: TcpHandle, done?: (error: Error | null) => void): void {
+    sendToWorker(this.worker, message, handle, done);
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.worker.process.kill(signal);
-  }
-
-  closeUnacknowledged(): void {
-    closeUnacknowledgedHandle(this.worker.process);
   }
 }
 

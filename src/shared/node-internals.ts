@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { ServerResponse } from 'node:http';
-import type { Server, Socket } from 'node:net';
+import net, { type Server, type Socket } from 'node:net';
 
 /**
  * Messages whose `cmd` starts with "NODE_" are delivered as 'internalMessage' instead of 'message'
@@ -14,32 +14,101 @@ import type { Server, Socket } from 'node:net';
 export const internalMessageEvent = 'internalMessage';
 export const internalCommand = 'NODE_GRAYCLUSTER';
 
-interface HandleOwner {
-  _handle?: { readStop?: () => void } | null;
+/**
+ * A connected TCP socket's handle (Node's tcp_wrap `TCP`) with no net.Socket around it, as node:cluster's
+ * round-robin primary holds and passes connections. Opaque outside this module.
+ */
+export type TcpHandle = { readonly tcpHandleBrand: never };
+
+interface TcpHandleInternals {
+  onread: (arrayBuffer: ArrayBuffer) => void;
+  readStart(): number;
+  readStop(): number;
+  getpeername(out: { address?: string }): number;
+  setNoDelay(enable: boolean): number;
+  close(callback?: () => void): void;
+}
+
+interface StreamWrapBinding {
+  streamBaseState: Int32Array;
+  kReadBytesOrError: number;
+  kArrayBufferOffset: number;
+}
+
+let streamWrap: StreamWrapBinding | undefined;
+const ignoreRead = () => {};
+
+/**
+ * Replaces a listening server's accept callback (`server._handle.onconnection`, which net.Server sets to build a
+ * net.Socket): `accept` gets each new connection's bare handle instead, and net.Server keeps no count of it.
+ * Accept errors (EMFILE, say) are dropped, as the kernel keeps the connection queued for the next try.
+ */
+export function acceptBareHandles(server: Server, accept: (handle: TcpHandle) => void): void {
+  const listening = (server as unknown as { _handle?: { onconnection?: unknown } | null })._handle;
+  if (typeof listening?.onconnection !== 'function') throw new Error('Node internal changed: a listening net.Server has no _handle.onconnection');
+  listening.onconnection = (status: number, handle: TcpHandle | undefined) => {
+    if (status === 0 && handle !== undefined) accept(handle);
+  };
 }
 
 /**
- * Stops a socket's handle reading, not just the stream: once a socket is sent to another process, whatever
- * its handle still reads here is dropped, and those bytes belong to the receiver. `pause()` alone leaves the
- * handle reading into the stream's buffer.
+ * Starts a bare handle reading: `onData` gets each chunk, `onEnd` the end of the stream (EOF or an error), as
+ * lib/net.js's onStreamRead reads them (the byte count and offset come in the `streamBaseState` array of the
+ * stream_wrap binding, reached through `process.binding`, which Node still allows for it). Returns false when
+ * reading could not start (the connection is already gone).
  */
-export function stopReading(socket: Socket): void {
-  socket.pause();
-  (socket as unknown as HandleOwner)._handle?.readStop?.();
-}
-
-/** True while the socket still holds its handle here (it was neither sent away nor closed). */
-export function ownsHandle(socket: Socket): boolean {
-  return Boolean((socket as unknown as HandleOwner)._handle);
+export function readBareHandle(handle: TcpHandle, onData: (chunk: Buffer) => void, onEnd: () => void): boolean {
+  const internals = handle as unknown as TcpHandleInternals;
+  const { streamBaseState, kReadBytesOrError, kArrayBufferOffset } = streamWrap ??= (process as unknown as { binding(name: string): StreamWrapBinding }).binding('stream_wrap');
+  internals.onread = (arrayBuffer) => {
+    const read = streamBaseState[kReadBytesOrError]!;
+    if (read > 0) onData(Buffer.from(arrayBuffer, streamBaseState[kArrayBufferOffset], read));
+    else if (read < 0) onEnd();
+  };
+  return internals.readStart() === 0;
 }
 
 /**
- * Closes the handle a child process has not yet acknowledged. Node sends one handle at a time and keeps the
- * one in flight in `_pendingMessage` until the child's ack; when the child dies first, nothing closes it and
- * its client hangs (lib/internal/child_process.js).
+ * Stops a bare handle reading: whatever the client sends next stays in the kernel for the process the handle
+ * goes to.
  */
-export function closeUnacknowledgedHandle(child: ChildProcess): void {
-  (child as unknown as { _pendingMessage?: { handle?: { close?: () => void } } | null })._pendingMessage?.handle?.close?.();
+export function stopReadingBareHandle(handle: TcpHandle): void {
+  const internals = handle as unknown as TcpHandleInternals;
+  internals.readStop();
+  internals.onread = ignoreRead;  // Node asserts a function (child_process sets a no-op too).
+}
+
+/** The peer's address of a bare handle (getpeername), undefined when it is gone. */
+export function bareHandlePeerAddress(handle: TcpHandle): string | undefined {
+  const out: { address?: string } = {};
+  return (handle as unknown as TcpHandleInternals).getpeername(out) === 0 ? out.address : undefined;
+}
+
+/** Turns Nagle's algorithm off on a bare handle (what net.Server's `noDelay` does); it stays off where it is sent. */
+export function setBareHandleNoDelay(handle: TcpHandle): void {
+  (handle as unknown as TcpHandleInternals).setNoDelay(true);
+}
+
+/** Closes this process's copy of a bare handle (a process it was sent to keeps its own). */
+export function closeBareHandle(handle: TcpHandle): void {
+  (handle as unknown as TcpHandleInternals).close();
+}
+
+/**
+ * A net.Socket around a bare handle (the undocumented `handle` option), reading, as child_process builds one for
+ * a received socket; the socket owns the handle from then on.
+ */
+export function socketOverBareHandle(handle: TcpHandle): Socket {
+  return new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
+}
+
+/**
+ * A bare handle as `send` accepts it: child_process passes a `TCP` handle as "net.Native" (as node:cluster's
+ * round-robin sends connections), and the receiver's 'internalMessage' listener gets the bare handle. Unlike a
+ * net.Socket, the sender's copy stays open (it is not kept in `_pendingMessage`): the sender closes it.
+ */
+export function bareHandleToSend(handle: TcpHandle): Socket {
+  return handle as unknown as Socket;
 }
 
 /**

@@ -24,7 +24,7 @@ interceptListen({
   },
 });
 
-onPrimaryMessage((message, socket) => runtime.receive(message, socket));
+onPrimaryMessage((message, handle) => runtime.receive(message, handle));
 
 // Ctrl-C reaches every process in the group; the primary decides when workers stop. SIGTERM sent to this
 // worker alone drains it like the primary would.

@@ -7,7 +7,7 @@ import type { ToPrimary, ToWorker, WorkerSettings, WorkerStats } from '../ipc/me
 import type { WorkerEnv } from '../ipc/worker-env.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
 import { respondUnavailable, unavailableText } from '../shared/answers.js';
-import { adoptConnection } from '../shared/node-internals.js';
+import { adoptConnection, closeBareHandle, socketOverBareHandle, type TcpHandle } from '../shared/node-internals.js';
 import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
 import { diagnose } from './diagnostics.js';
 import { ForwardBudget, Forwarder } from './forward.js';
@@ -34,8 +34,8 @@ export interface ConnectionInfo {
 
 /** How the runtime reaches the world outside its process; a unit test passes fakes. */
 export interface RuntimeHooks {
-  /** Sends to the primary; false when the channel is gone. `done` hears when a socket sent along has left. */
-  send(message: ToPrimary, socket?: Socket, done?: (error: Error | null) => void): boolean;
+  /** Sends to the primary; false when the channel is gone. `done` hears when a handle sent along has left. */
+  send(message: ToPrimary, handle?: TcpHandle, done?: (error: Error | null) => void): boolean;
   /** Ends the process (once drained). */
   exit(code: number): void;
 }
@@ -151,11 +151,11 @@ export class WorkerRuntime {
     server.emit('connection', socket);
   }
 
-  /** Handles one message from the primary (a socket, new settings, drain, a diagnostic request). */
-  receive(message: ToWorker, socket?: Socket): void {
+  /** Handles one message from the primary (a connection's handle, new settings, drain, a diagnostic request). */
+  receive(message: ToWorker, handle?: TcpHandle): void {
     switch (message.kind) {
       case 'connection':
-        this.#takeConnection(message, socket);
+        this.#takeConnection(message, handle);
         return;
       case 'settings':
         this.applySettings(message.settings);
@@ -209,21 +209,28 @@ export class WorkerRuntime {
     this.#hooks.exit(0);
   }
 
-  #takeConnection(message: Extract<ToWorker, { kind: 'connection' }>, socket: Socket | undefined): void {
-    if (!socket) return;  // The client went away while its socket was on the way.
+  /**
+   * A connection from the primary, as its bare handle: the net.Socket is built here, as net.Server's
+   * onconnection would. One this worker cannot take goes back still bare; once it has left (or failed to), this
+   * process's copy is closed, which leaves the primary's open.
+   */
+  #takeConnection(message: Extract<ToWorker, { kind: 'connection' }>, handle: TcpHandle | undefined): void {
+    if (!handle) return;  // The handle did not come through.
     if (!this.#appServer || this.#draining) {
       this.#handingBack++;
       const refused = { kind: 'refused' as const, bytes: message.bytes, ...(message.assignCookie ? { assignCookie: message.assignCookie } : {}) };
-      const sent = this.#hooks.send(refused, socket, () => {
+      const sent = this.#hooks.send(refused, handle, () => {
+        closeBareHandle(handle);
         this.#handingBack--;
         this.#finishDrainIfIdle();
       });
       if (!sent) {
         this.#handingBack--;
-        socket.destroy();
+        closeBareHandle(handle);
       }
       return;
     }
+    const socket = socketOverBareHandle(handle);
     socket.unshift(Buffer.from(message.bytes, 'base64'));
     this.admit(socket, { forwarded: false, assignCookie: message.assignCookie });
   }

@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
 import type { ExecutionContext } from 'ava';
 import type { ToWorker } from '../../src/ipc/messages.js';
+import { ClientConnection } from '../../src/primary/client-connection.js';
 import type { ForkWorker, WorkerProcess, WorkerProcessEvents } from '../../src/primary/worker-process.js';
+import { acceptBareHandles, type TcpHandle } from '../../src/shared/node-internals.js';
 
 let nextPid = 100_000;
 
@@ -10,9 +12,8 @@ let nextPid = 100_000;
 export class FakeWorker extends EventEmitter<WorkerProcessEvents> implements WorkerProcess {
   readonly pid = nextPid++;
   connected = true;
-  readonly sent: Array<{ message: ToWorker; socket: Socket | undefined }> = [];
+  readonly sent: Array<{ message: ToWorker; handle: TcpHandle | undefined }> = [];
   readonly signals: string[] = [];
-  closedUnacknowledged = 0;
 
   constructor(readonly env: Record<string, string | undefined>) {
     super();
@@ -22,27 +23,23 @@ export class FakeWorker extends EventEmitter<WorkerProcessEvents> implements Wor
     return this.connected;
   }
 
-  send(message: ToWorker, socket?: Socket, done?: (error: Error | null) => void): void {
+  send(message: ToWorker, handle?: TcpHandle, done?: (error: Error | null) => void): void {
     if (!this.connected) {
       done?.(new Error('worker is disconnected'));
       return;
     }
-    this.sent.push({ message, socket });
+    this.sent.push({ message, handle });
     done?.(null);
   }
 
-  /** Connections it was sent, in order. */
-  get connections(): Socket[] {
-    return this.sent.filter((entry) => entry.message.kind === 'connection').map((entry) => entry.socket!);
+  /** Handles of the connections it was sent, in order. */
+  get connections(): TcpHandle[] {
+    return this.sent.filter((entry) => entry.message.kind === 'connection').map((entry) => entry.handle!);
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.signals.push(signal);
     if (signal === 'SIGKILL') setImmediate(() => this.exit(null, 'SIGKILL'));
-  }
-
-  closeUnacknowledged(): void {
-    this.closedUnacknowledged++;
   }
 
   listening(forwardPath: string): void {
@@ -74,11 +71,19 @@ export function fakeFork(): { fork: ForkWorker; workers: FakeWorker[]; last(): F
   };
 }
 
-/** Real loopback sockets (the server side of each), for the handoff to hold; closed at the end of the test. */
-export async function socketPairs(t: ExecutionContext, count: number): Promise<{ server: Socket[]; client: Socket[] }> {
-  const accepted: Socket[] = [];
-  const server = net.createServer((socket) => accepted.push(socket));
+/**
+ * Real loopback connections, accepted as the router accepts them (bare handles, for the handoff to hold), with
+ * each one's handle (`handles[i]`, to compare with what a worker was sent) and client socket; closed at the end.
+ */
+export async function socketPairs(t: ExecutionContext, count: number): Promise<{ server: ClientConnection[]; handles: TcpHandle[]; client: Socket[] }> {
+  const accepted: ClientConnection[] = [];
+  const handles: TcpHandle[] = [];
+  const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  acceptBareHandles(server, (handle) => {
+    handles.push(handle);
+    accepted.push(ClientConnection.accepted(handle));
+  });
   const port = (server.address() as net.AddressInfo).port;
   const client = await Promise.all(Array.from({ length: count }, () => new Promise<Socket>((resolve) => {
     const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
@@ -86,8 +91,9 @@ export async function socketPairs(t: ExecutionContext, count: number): Promise<{
   })));
   while (accepted.length < count) await new Promise((resolve) => setImmediate(resolve));
   t.teardown(() => {
-    for (const socket of [...accepted, ...client]) socket.destroy();
+    for (const connection of accepted) connection.close();
+    for (const socket of client) socket.destroy();
     server.close();
   });
-  return { server: accepted, client };
+  return { server: accepted, handles, client };
 }
