@@ -25,6 +25,8 @@ export interface StartOptions {
   port?: number;
   /** The dashboard and API port, overriding `dashboard.port`; 0 picks a free one. */
   dashboardPort?: number;
+  /** The health probes' port (/livez, /readyz), overriding `health.port` and so turning them on; 0 picks a free one. */
+  healthPort?: number;
   /** The dashboard and API token (at least 16 characters), overriding `dashboard.token`. */
   token?: string;
   /**
@@ -42,6 +44,8 @@ export interface Graycluster {
   readonly port: number;
   /** The port of its dashboard and status API. */
   readonly dashboardPort: number;
+  /** The port of its health probes (/livez, /readyz); null when they are off (no `health.port`, no `healthPort`). */
+  readonly healthPort: number | null;
   /** The dashboard and API token (generated when neither the config nor `token` gave one). */
   readonly token: string;
   /** How lines are printed: `logFormat`, else the config's `logs.format`. */
@@ -100,6 +104,7 @@ export async function start(options: StartOptions): Promise<Graycluster> {
   if (typeof options?.config !== 'string' || options.config === '') throw new TypeError('start(): config must be the path of a config file');
   checkPort('port', options.port);
   checkPort('dashboardPort', options.dashboardPort);
+  checkPort('healthPort', options.healthPort);
   if (options.token !== undefined && (typeof options.token !== 'string' || options.token.length < 16)) {
     throw new RangeError('start(): token must be a string of at least 16 characters');
   }
@@ -109,6 +114,7 @@ export async function start(options: StartOptions): Promise<Graycluster> {
   const overrides: ConfigOverrides = {};
   if (options.port !== undefined) overrides.port = options.port;
   if (options.dashboardPort !== undefined) overrides.dashboardPort = options.dashboardPort;
+  if (options.healthPort !== undefined) overrides.healthPort = options.healthPort;
   if (options.token !== undefined) overrides.token = options.token;
   if (options.logFormat !== undefined) overrides.logFormat = options.logFormat;
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
@@ -116,6 +122,7 @@ export async function start(options: StartOptions): Promise<Graycluster> {
   return {
     port: running.port,
     dashboardPort: running.dashboardPort,
+    healthPort: running.healthPort,
     token: running.token,
     logFormat: running.logFormat,
     ready: running.ready,

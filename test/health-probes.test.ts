@@ -155,3 +155,20 @@ test('past health.maxConnections a probe connection is closed unanswered; an idl
   const answer = await get(`http://127.0.0.1:${port}/livez`);
   t.is(answer.status, 200);
 });
+
+test('--health-port turns the probes on for a file without health.port (instances sharing one file), and a bad one is refused naming the flag', async (t) => {
+  const cluster = await startCluster(t, { ...makeConfig({ v1: {} }), health: { host: '127.0.0.1' } }, { args: ['--health-port', '0'] });
+  const port = cluster.state.health?.port;
+  if (port === undefined) return t.fail('no health port in the run-state file');
+  t.is((await get(`http://127.0.0.1:${port}/readyz`)).status, 200);
+
+  for (const [args, env, named] of [
+    [['--health-port', 'x'], {}, /--health-port/],
+    [['--health-port', '70000'], {}, /--health-port/],
+    [[], { GRAYCLUSTER_HEALTH_PORT: 'nine' }, /GRAYCLUSTER_HEALTH_PORT/],
+  ] as const) {
+    const result = await runCli(['start', '--config', cluster.configFile, ...args], { env: { ...env } });
+    t.is(result.code, 2, `${args.join(' ')} ${JSON.stringify(env)}: ${result.stderr}`);
+    t.regex(result.stderr, named);
+  }
+});

@@ -5,7 +5,8 @@ import { formatOwnLine } from '../primary/logs/format.js';
 import { UsageError } from './usage.js';
 import { configPath, parsePort } from './options.js';
 
-export const startUsage = `Usage: graycluster start [--config <file>] [--port <n>] [--dashboard-port <n>] [--log-format text|json]
+export const startUsage = `Usage: graycluster start [--config <file>] [--port <n>] [--dashboard-port <n>] [--health-port <n>]
+                         [--log-format text|json]
 
 Runs the supervisor in the foreground: one worker pool per version, the router on the
 public port, and the dashboard/status API; with health.port set, also GET /livez and
@@ -18,6 +19,8 @@ Options:
   -c, --config <file>        Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
   -p, --port <n>             Public port, overrides server.port ($GRAYCLUSTER_PORT); 0 picks a free one
       --dashboard-port <n>   Dashboard/API port, overrides dashboard.port ($GRAYCLUSTER_DASHBOARD_PORT)
+      --health-port <n>      Health probes' port, overrides health.port and turns the probes on
+                             ($GRAYCLUSTER_HEALTH_PORT)
       --log-format <f>       "text" (default) or "json": one JSON object per line, workers' lines
                              ({time, worker, version, stream, message}) and graycluster's own
                              (worker null, stream "graycluster"); overrides logs.format
@@ -36,6 +39,7 @@ export async function start(args: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       port: { type: 'string', short: 'p' },
       'dashboard-port': { type: 'string' },
+      'health-port': { type: 'string' },
       'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -52,6 +56,10 @@ export async function start(args: string[]): Promise<number> {
   if (port !== undefined) overrides.port = parsePort(port, values.port !== undefined ? '--port' : 'GRAYCLUSTER_PORT', startUsage);
   if (dashboardPort !== undefined) {
     overrides.dashboardPort = parsePort(dashboardPort, values['dashboard-port'] !== undefined ? '--dashboard-port' : 'GRAYCLUSTER_DASHBOARD_PORT', startUsage);
+  }
+  const healthPort = values['health-port'] ?? process.env.GRAYCLUSTER_HEALTH_PORT;
+  if (healthPort !== undefined) {
+    overrides.healthPort = parsePort(healthPort, values['health-port'] !== undefined ? '--health-port' : 'GRAYCLUSTER_HEALTH_PORT', startUsage);
   }
   const logFormat = values['log-format'];
   if (logFormat !== undefined) {

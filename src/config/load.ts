@@ -32,6 +32,8 @@ export class ConfigError extends Error {
 export interface ConfigOverrides {
   port?: number;
   dashboardPort?: number;
+  /** Overrides health.port (and so turns the probes on). */
+  healthPort?: number;
   token?: string;
   /** `--log-format`: wins over `logs.format`. */
   logFormat?: LogFormat;
@@ -184,7 +186,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     ...(overrides.dashboardPort === undefined ? {} : { port: overrides.dashboardPort }),
     ...(overrides.token === undefined ? {} : { token: overrides.token }),
   };
-  const health = { ...healthDefaults, ...raw.health };
+  const health = { ...healthDefaults, ...raw.health, ...(overrides.healthPort === undefined ? {} : { port: overrides.healthPort }) };
   for (const [key, taken] of [['server.port', server.port], ['dashboard.port', dashboard.port]] as const) {
     if (health.port !== null && health.port !== 0 && health.port === taken) fail('health.port', `(${health.port}) must differ from ${key}`);
   }

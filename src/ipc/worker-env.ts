@@ -32,7 +32,7 @@ const names = {
  * The supervisor's own settings and secrets, inherited from its environment: never passed on to the app.
  * (cluster.fork merges process.env into the worker's; an undefined value leaves the name out.)
  */
-const supervisorOnly = ['GRAYCLUSTER_TOKEN', 'GRAYCLUSTER_PORT', 'GRAYCLUSTER_DASHBOARD_PORT', 'GRAYCLUSTER_CONFIG'] as const;
+const supervisorOnly = ['GRAYCLUSTER_TOKEN', 'GRAYCLUSTER_PORT', 'GRAYCLUSTER_DASHBOARD_PORT', 'GRAYCLUSTER_HEALTH_PORT', 'GRAYCLUSTER_CONFIG'] as const;
 
 /** The env to fork a worker with: the version's own env, $PORT, and the runtime's settings. */
 export function encodeWorkerEnv(worker: WorkerEnv, appEnv: Record<string, string>): Record<string, string | undefined> {
