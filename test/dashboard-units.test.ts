@@ -181,6 +181,7 @@ test('metrics render as Prometheus text: per worker, per version, a cumulative l
   t.is(value('graycluster_router_pending_shed_total'), 4);
   t.is(value('graycluster_router_pending_source_refused_total'), 5);
   t.is(value('graycluster_dashboard_frames_skipped_total'), 3);
+  t.is(value('graycluster_config_applied_timestamp_seconds'), 1764230066.157);
   const histogram = families.get('graycluster_worker_request_duration_seconds')!;
   t.is(histogram.type, 'histogram');
   t.deepEqual(histogram.samples.filter((sample) => sample.name.endsWith('_bucket')).map((sample) => [sample.labels.le, sample.value]).slice(0, 3), [['0.005', 1], ['0.01', 3], ['0.025', 3]]);
