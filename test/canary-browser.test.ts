@@ -1,25 +1,18 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import type { Browser } from 'playwright-core';
 import { root, startCluster, token } from './helpers/cluster.js';
 import { canaryConfig, fileOf, usersLoad, versionsOfUsers } from './helpers/canary.js';
-import { eventually, launchBrowser, openPage } from './dashboard-helpers.js';
+import { eventually, openPage, sharedBrowser } from './dashboard-helpers.js';
 
-let browser: Browser;
-test.before(async () => {
-  browser = await launchBrowser();
-});
-test.after.always(async () => {
-  await browser?.close();
-});
+const browser = sharedBrowser();
 
 test('the rollout panel shows the steps live, each gate\'s figures, and its abort button rolls back to the baseline', async (t) => {
   const config = canaryConfig({}, { steps: [10, 30, 60, 100], stepMs: 2000 });
   const cluster = await startCluster(t, { ...config, dashboard: { ...config.dashboard, feedIntervalMs: 200 } });
   const load = usersLoad(cluster);
   t.teardown(() => load.stop());
-  const { page, errors } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`, { acceptDialogs: true });
+  const { page, errors } = await openPage(browser(), t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`, { acceptDialogs: true });
 
   const panel = page.locator('#rollout-section');
   await panel.waitFor();

@@ -1,20 +1,14 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { get, makeConfig, root, startCluster, token } from './helpers/cluster.js';
-import { eventually, launchBrowser, openPage } from './dashboard-helpers.js';
+import { eventually, openPage, sharedBrowser } from './dashboard-helpers.js';
 
 /** Where the screenshots go (docs/dashboard.png is a copy of one). */
 const screenshots = path.join(root, 'test-results');
 
-let browser: Browser;
-test.before(async () => {
-  browser = await launchBrowser();
-});
-test.after.always(async () => {
-  await browser?.close();
-});
+const browser = sharedBrowser();
 
 const cell = (page: Page, workerId: string, field: string) => page.locator(`#workers tr[data-worker="${workerId}"] [data-field="${field}"]`);
 
@@ -30,7 +24,7 @@ test('the page shows each worker\'s memory, in-flight requests rising and fallin
     { statsIntervalMs: 100 },
     { feedIntervalMs: 200 },
   ));
-  const { page, errors } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
+  const { page, errors } = await openPage(browser(), t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
 
   // The token left the address bar for this tab's session storage.
   await page.waitForFunction("!location.search.includes('token')");
@@ -84,7 +78,7 @@ test('moving a weight on the page changes where new requests go', async (t) => {
   const versions = async () => new Set((await Promise.all(users.map((user) => get(cluster.url('/who'), { 'x-user': user })))).map((answer) => answer.body.version));
   t.deepEqual([...await versions()], ['v1']);
 
-  const { page, errors } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
+  const { page, errors } = await openPage(browser(), t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
   await page.locator('input[data-weight="v2"]').waitFor();
   await page.fill('input[data-weight="v1"]', '0');
   await page.fill('input[data-weight="v2"]', '100');
@@ -103,7 +97,7 @@ test('moving a weight on the page changes where new requests go', async (t) => {
 
 test('a worker\'s row takes a heap snapshot and opens and closes its inspector', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {} }));
-  const { page, errors } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
+  const { page, errors } = await openPage(browser(), t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
   const row = page.locator('#workers tr[data-worker="v1.1"]');
   const result = page.locator('#control-result');
   const answered = async (button: string) => {
@@ -126,7 +120,7 @@ test('a worker\'s row takes a heap snapshot and opens and closes its inspector',
 
 test('without a token the page asks for one, and says so when it is refused', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {} }));
-  const { page } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/`, { viewport: { width: 800, height: 600 } });
+  const { page } = await openPage(browser(), t, `http://127.0.0.1:${cluster.dashboardPort}/`, { viewport: { width: 800, height: 600 } });
   await page.locator('#login').waitFor();
   t.true(await page.locator('#dashboard').isHidden());
   await page.fill('#token-input', 'not-the-token-0123456789');

@@ -1,4 +1,5 @@
 // Helpers for the dashboard tests: a strict reader of Prometheus text, feed clients, the browser.
+import test from 'ava';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import WebSocket from 'ws';
 import type { FeedMessage } from '../src/dashboard/messages.js';
@@ -160,6 +161,21 @@ export function eventually<T>(check: () => T | Promise<T>, what: string, timeout
 }
 
 /** Debian's Chromium, driven by playwright-core; .ci/run installs it. */
+/** One Chromium for the whole test file: launched before its first test, closed after its last; call it in a test. */
+export function sharedBrowser(): () => Browser {
+  let browser: Browser | undefined;
+  test.before(async () => {
+    browser = await launchBrowser();
+  });
+  test.after.always(async () => {
+    await browser?.close();
+  });
+  return () => {
+    if (!browser) throw new Error('the shared browser is not launched: call it inside a test');
+    return browser;
+  };
+}
+
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',

@@ -1,19 +1,12 @@
 import test from 'ava';
-import type { Browser } from 'playwright-core';
 import { fixture, get, makeConfig, startCluster, token } from './helpers/cluster.js';
-import { eventually, launchBrowser, openPage } from './dashboard-helpers.js';
+import { eventually, openPage, sharedBrowser } from './dashboard-helpers.js';
 
-let browser: Browser;
-test.before(async () => {
-  browser = await launchBrowser();
-});
-test.after.always(async () => {
-  await browser?.close();
-});
+const browser = sharedBrowser();
 
 test('a worker\'s Logs button shows its recent lines, then new ones live, stderr apart, at most maxLogRows of them', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: { entry: fixture('log-writer.mjs') }, v2: { entry: fixture('log-writer.mjs') } }, { rules: [{ header: 'x-version' }] }));
-  const { page, errors } = await openPage(browser, t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
+  const { page, errors } = await openPage(browser(), t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
   const lines = page.locator('#log-lines li');
   const messages = () => page.locator('#log-lines .message').allTextContents();
 
