@@ -7,7 +7,7 @@ import { ConfigError, type ConfigOverrides } from './config/load.js';
 import { promote, setWeights, type Edit } from './config/edits.js';
 import { startPrimary } from './start.js';
 import type { ControlResult } from './control/types.js';
-import { defaultLogLines, maxLogLines } from './dashboard/logs.js';
+import { defaultLogLines, isLogLineCount, logLinesRule } from './dashboard/logs.js';
 import type { LogLine } from './primary/logs/types.js';
 import type { Status } from './primary/status.js';
 
@@ -131,7 +131,7 @@ export async function start(options: StartOptions): Promise<Graycluster> {
       if (selector !== undefined && (typeof selector !== 'string' || !running.logs.knows(selector))) {
         throw new RangeError(`logs(): no version or worker ${JSON.stringify(selector)} (ids as status() shows them, e.g. "v2" or "v2.1")`);
       }
-      if (!Number.isInteger(lines) || lines < 0 || lines > maxLogLines) throw new RangeError(`logs(): lines must be a whole number from 0 to ${maxLogLines}, not ${JSON.stringify(lines)}`);
+      if (!isLogLineCount(lines)) throw new RangeError(`logs(): lines must be ${logLinesRule}, not ${JSON.stringify(lines)}`);
       return running.logs.recent(selector, lines);
     },
     update: async (edit) => changesOf(await running.edit(edit)),

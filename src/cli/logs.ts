@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { maxLogLines } from '../dashboard/logs.js';
+import { defaultLogLines, logLinesRule, maxLogLines, parseLogLines } from '../dashboard/logs.js';
 import type { LogsAnswer, LogStreamItem } from '../dashboard/messages.js';
 import { formatWorkerLine } from '../primary/logs/format.js';
 import { apiTarget, callApi, NotRunningError, remoteCommon, remoteOptions, streamApi, type ApiTarget } from './remote.js';
@@ -14,7 +14,7 @@ prints them ("v2.1 | listening"). --follow then prints every new line until Ctrl
 until the supervisor stops.
 
 Options:
-  -n, --lines <n>       How many of the recent lines (default 100, at most ${maxLogLines}; 0 with --follow: only new ones)
+  -n, --lines <n>       How many of the recent lines (default ${defaultLogLines}, at most ${maxLogLines}; 0 with --follow: only new ones)
   -f, --follow          Keep printing new lines
       --json            One JSON object per line: time, worker, version, stream, message
 ${remoteCommon}
@@ -44,8 +44,9 @@ export async function logs(args: string[]): Promise<number> {
 }
 
 function parseLines(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) > maxLogLines) throw new UsageError(`--lines must be a whole number from 0 to ${maxLogLines}, not "${value}"`, logsUsage);
-  return Number(value);
+  const lines = parseLogLines(value);
+  if (lines === undefined) throw new UsageError(`--lines must be ${logLinesRule}, not "${value}"`, logsUsage);
+  return lines;
 }
 
 /** A worker's line as the supervisor prints it (`v2.1 | …`, `v2.1 ! …` from stderr); a count of missed lines goes to stderr. */

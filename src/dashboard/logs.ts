@@ -6,6 +6,18 @@ import type { LogStreamItem } from './messages.js';
 export const defaultLogLines = 100;
 /** Most lines one request may ask for (`lines=`). */
 export const maxLogLines = 10_000;
+/** What a count of lines must be, as error messages say it. */
+export const logLinesRule = `a whole number from 0 to ${maxLogLines}`;
+
+/** Whether `lines` is a count of lines one may ask for (`logLinesRule`). */
+export function isLogLineCount(lines: number): boolean {
+  return Number.isInteger(lines) && lines >= 0 && lines <= maxLogLines;
+}
+
+/** A count of lines written as text (`lines=`, `--lines`), or undefined when it is not one (`logLinesRule`). */
+export function parseLogLines(text: string): number | undefined {
+  return /^\d+$/.test(text) && isLogLineCount(Number(text)) ? Number(text) : undefined;
+}
 /** How long a stop waits for each follower's last bytes to leave before its connection is cut. */
 const endGraceMs = 1000;
 
@@ -33,14 +45,13 @@ export function parseLogQuery(query: URLSearchParams, knows: (target: string) =>
   }
   const target = query.get('target') ?? undefined;
   if (target === '') return { status: 400, error: 'target must be a version name or a worker id (such as v2 or v2.1), or left out for every worker' };
-  const lines = query.get('lines') ?? String(defaultLogLines);
-  if (!/^\d+$/.test(lines) || Number(lines) > maxLogLines) {
-    return { status: 400, error: `lines must be a whole number from 0 to ${maxLogLines}, not "${lines}"` };
-  }
+  const linesText = query.get('lines') ?? String(defaultLogLines);
+  const lines = parseLogLines(linesText);
+  if (lines === undefined) return { status: 400, error: `lines must be ${logLinesRule}, not "${linesText}"` };
   const follow = query.get('follow') ?? '0';
   if (!['0', '1', 'true', 'false'].includes(follow)) return { status: 400, error: `follow must be 1 or 0 (or true or false), not "${follow}"` };
   if (target !== undefined && !knows(target)) return { status: 404, error: `no version or worker "${target}" (ids as graycluster status shows them, e.g. v2 or v2.1)` };
-  return { target, lines: Number(lines), follow: follow === '1' || follow === 'true' };
+  return { target, lines, follow: follow === '1' || follow === 'true' };
 }
 
 export interface LogFollowLimits {
