@@ -3,7 +3,9 @@ import type { ResolvedConfig } from '../config/types.js';
 import { clientAddress } from '../routing/client-address.js';
 import { decide } from '../routing/decide.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
+import { collectionAfterBursts } from '../shared/heap-policy.js';
 import { acceptBareHandles } from '../shared/node-internals.js';
+import { AfterBurst } from './after-burst.js';
 import { ClientConnection } from './client-connection.js';
 import type { Handoff } from './handoff.js';
 import { PendingHeads, type PendingCounters } from './pending-heads.js';
@@ -29,10 +31,13 @@ export class Router {
   readonly #refused: Record<string, number> = {};
   readonly #pendingCounters: PendingCounters = { pendingShed: 0, pendingSourceRefused: 0 };
   readonly #heads: PendingHeads;
+  /** A compacting collection once connections stop coming after a burst, when this process opted in (heap-policy.ts). */
+  readonly #afterBurst: AfterBurst | undefined;
   /** What `decide` needs of the config last seen: its version names as a set, its trusted proxies. */
   #derived: { of: ResolvedConfig; names: ReadonlySet<string>; trusted: AddressMatcher | undefined } | undefined;
 
-  constructor(private readonly config: () => ResolvedConfig, private readonly handoff: Handoff) {
+  constructor(private readonly config: () => ResolvedConfig, private readonly handoff: Handoff, collectAfterBurst = collectionAfterBursts()) {
+    this.#afterBurst = collectAfterBurst && new AfterBurst(collectAfterBurst);
     this.#heads = new PendingHeads(() => this.config().server, this.#pendingCounters, {
       onHead: (connection, bytes, head) => {
         const { config, names, trusted } = this.#derivedConfig();
@@ -76,7 +81,10 @@ export class Router {
       this.#server.listen({ host, port }, () => {
         this.#server.off('error', reject);
         try {
-          acceptBareHandles(this.#server, (handle) => this.#heads.admit(ClientConnection.accepted(handle)));
+          acceptBareHandles(this.#server, (handle) => {
+            this.#afterBurst?.connection();
+            this.#heads.admit(ClientConnection.accepted(handle));
+          });
         } catch (error) {
           this.#server.close();
           reject(error as Error);
@@ -89,6 +97,7 @@ export class Router {
 
   /** Stops accepting; connections still sending their head are closed. Resolves once the port is released. */
   close(): Promise<void> {
+    this.#afterBurst?.close();
     this.#heads.close();
     if (this.#server.listening) this.#server.close();
     return Promise.resolve();
