@@ -24,6 +24,11 @@ const disturbedAbove = 0.1;
 export const targets = { '50/50': 0.7, '90/10': 0.85 };
 /** Most the graycluster primary's RSS may exceed node:cluster's, idle and after load. */
 export const primaryRssTargetKb = 10 * 1024;
+/**
+ * The primaries' RSS is read right after each run and again this long after it, the same for both: graycluster's
+ * primary runs a compacting collection once connections stop coming after a burst (src/primary/after-burst.ts).
+ */
+export const settleMs = 2000;
 
 const weightings = [
   { name: '50/50', v1: 50, v2: 50 },
@@ -177,6 +182,8 @@ export async function run({ settings: overrides, log }) {
       // wrk has exited by now, so its CPU shows as other processes': take it out.
       const otherSeconds = Math.max(0, others() - (client === 'wrk' ? load.clientCpu : 0));
       const front = row === 'split' ? undefined : started[row].pid;
+      const primaryRssKb = front === undefined ? undefined : rssKb(front);
+      if (front !== undefined) await new Promise((resolve) => setTimeout(resolve, settleMs));
       return {
         requestsPerSecond: load.requestsPerSecond,
         p99: load.latency.p99,
@@ -184,7 +191,8 @@ export async function run({ settings: overrides, log }) {
         serverMicrosPerRequest: (serverSeconds * 1e6) / Math.max(1, load.completed),
         clientCpu: load.clientCpu / load.seconds,
         otherCpu: otherSeconds / load.seconds,
-        primaryRssKb: front === undefined ? undefined : rssKb(front),
+        primaryRssKb,
+        settledRssKb: front === undefined ? undefined : rssKb(front),
         connections,
         command: load.command,
       };
@@ -244,26 +252,38 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     markdowns.push(`### Weights ${weighting.name}\n\n${markdown}`);
   }
 
-  const afterLoadKb = (row) => median(runs.filter((entry) => entry.row === row).map((entry) => entry.primaryRssKb));
+  const medianOf = (field) => (row) => median(runs.filter((entry) => entry.row === row).map((entry) => entry[field]));
+  const afterLoadKb = medianOf('primaryRssKb');
+  const settledKb = medianOf('settledRssKb');
   const memoryRows = ['cluster', 'graycluster'].map((row) => [
     row === 'cluster' ? 'node:cluster primary' : 'graycluster primary',
-    format.mb(idleRssKb[row]), row === 'cluster' ? '–' : format.signedMb(idleRssKb[row] - idleRssKb.cluster),
-    format.mb(afterLoadKb(row)), row === 'cluster' ? '–' : format.signedMb(afterLoadKb(row) - afterLoadKb('cluster')),
+    ...[idleRssKb, afterLoadKb, settledKb].flatMap((of) => {
+      const kb = (name) => (typeof of === 'function' ? of(name) : of[name]);
+      return [format.mb(kb(row)), row === 'cluster' ? '–' : format.signedMb(kb(row) - kb('cluster'))];
+    }),
   ]);
   const memory = table(
-    [{ title: 'process', align: 'left' }, { title: 'RSS idle' }, { title: 'vs node:cluster' }, { title: 'RSS after each run (median)' }, { title: 'vs node:cluster' }],
+    [
+      { title: 'process', align: 'left' }, { title: 'RSS idle' }, { title: 'vs node:cluster' },
+      { title: 'RSS right after each run (median)' }, { title: 'vs node:cluster' },
+      { title: `RSS ${settleMs / 1000} s after each run (median)` }, { title: 'vs node:cluster' },
+    ],
     memoryRows,
   );
-  for (const [label, over] of [['idle', idleRssKb.graycluster - idleRssKb.cluster], ['after load', afterLoadKb('graycluster') - afterLoadKb('cluster')]]) {
+  for (const [label, over] of [
+    ['idle', idleRssKb.graycluster - idleRssKb.cluster],
+    ['right after load', afterLoadKb('graycluster') - afterLoadKb('cluster')],
+    [`${settleMs / 1000} s after load`, settledKb('graycluster') - settledKb('cluster')],
+  ]) {
     verdicts.push(`- ${over <= primaryRssTargetKb ? 'met' : '**missed**'}: primary RSS ${label} within ${primaryRssTargetKb / 1024} MB of node:cluster's (${format.signedMb(over)})`);
   }
 
   const disturbance = disturbanceNote(runs, { thresholdCores: disturbedAbove });
   const perRun = table(
-    [{ title: 'weights' }, { title: 'round' }, { title: 'target', align: 'left' }, { title: 'req/s' }, { title: 'p99' }, { title: 'server CPU/req' }, { title: 'primary RSS' }, { title: 'new conn/s' }, { title: 'pending peak' }, { title: 'client CPU' }, { title: 'other CPU' }, { title: 'failed' }],
+    [{ title: 'weights' }, { title: 'round' }, { title: 'target', align: 'left' }, { title: 'req/s' }, { title: 'p99' }, { title: 'server CPU/req' }, { title: 'primary RSS' }, { title: `+${settleMs / 1000} s` }, { title: 'new conn/s' }, { title: 'pending peak' }, { title: 'client CPU' }, { title: 'other CPU' }, { title: 'failed' }],
     runs.map((entry) => [
       entry.weighting, entry.round, entry.row, format.integer(entry.requestsPerSecond), format.ms(entry.p99), `${format.integer(entry.serverMicrosPerRequest)} µs`,
-      format.mb(entry.primaryRssKb), entry.connections ? format.integer(entry.connections.perSecond) : '–', entry.connections ? format.integer(entry.connections.pendingPeak) : '–',
+      format.mb(entry.primaryRssKb), format.mb(entry.settledRssKb), entry.connections ? format.integer(entry.connections.perSecond) : '–', entry.connections ? format.integer(entry.connections.pendingPeak) : '–',
       `${format.fixed(entry.clientCpu * 100, 0)}%`, `${format.fixed(entry.otherCpu * 100, 0)}%${entry.otherCpu > disturbedAbove ? ' ⚠' : ''}`, format.integer(entry.failed),
     ]),
   );
@@ -280,7 +300,7 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     ...markdowns.flatMap((entry) => [entry, '']),
     '### Primary memory',
     '',
-    'VmRSS of the process in front of the workers (node:cluster\'s primary, graycluster\'s primary): idle after start (workers ready, one request per version), and after each run of that row (the median over all its runs of both weightings).',
+    `VmRSS of the process in front of the workers (node:cluster\'s primary, graycluster\'s primary): idle after start (workers ready, one request per version), and after each run of that row (the median over all its runs of both weightings), read right after the run and again ${settleMs / 1000} s later, both primaries alike. graycluster\'s primary runs a compacting garbage collection once new connections stop for a moment after a burst, so its second reading shows what it keeps once that has run.`,
     '',
     memory.markdown,
     '',
