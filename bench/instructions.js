@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * Instructions per new connection, in the process in front and in the worker, counted by valgrind's callgrind:
- * `node bench/instructions.js [--base <another build's bin/graycluster.js>] [options]`.
+ * Instructions per new connection (or, with `--mode alternating`, per request on keep-alive connections whose
+ * requests ask for v1 or v2 at random), in the process in front and in the workers, counted by valgrind's
+ * callgrind: `node bench/instructions.js [--base <another build's bin/graycluster.js>] [options]`.
  *
  * CPU time per connection from /proc swings by a factor of two between identical runs when the machine is shared
  * (an A/A pair of the same build measured 0.5× to 1.6×), so a patch worth 20% cannot be seen that way. An
@@ -24,9 +25,13 @@ import { runWrk, wrkPath } from './lib/wrk.js';
 const usage = `Usage: node bench/instructions.js [options]
 
 Counts instructions per new connection (wrk, connection: close, bench/apps/hello.js, 1 worker) in the process in
-front and in the worker, under valgrind's callgrind: node:cluster, this build, and --base if given.
+front and in the worker, under valgrind's callgrind: node:cluster, this build, and --base if given. With --mode
+alternating: per request, wrk keeping its connections open and asking for /?version=v1 or /?version=v2 at random
+(graycluster v1 ×1 and v2 ×1 routed by that query, node:cluster 2 workers), the workers' counts summed.
 
 Options:
+  --mode <mode>        connection (default), keep-alive (one worker, every request /?version=v1 on kept
+                       connections, graycluster routing by that query) or alternating
   --base <bin>         another build's bin/graycluster.js, measured too (main, say, to compare a patch with)
   --seconds <s>        seconds of load, and of the idle stretch subtracted (default 15)
   --connections <n>    wrk connections (default 1: no batching, the same work per connection in every target)
@@ -36,7 +41,7 @@ Options:
 
 const { values } = parseArgs({
   options: {
-    base: { type: 'string' }, seconds: { type: 'string', default: '15' }, connections: { type: 'string', default: '1' },
+    base: { type: 'string' }, mode: { type: 'string', default: 'connection' }, seconds: { type: 'string', default: '15' }, connections: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '1' }, help: { type: 'boolean', short: 'h' },
   },
 });
@@ -44,6 +49,9 @@ if (values.help) {
   process.stdout.write(usage);
   process.exit(0);
 }
+if (!['connection', 'keep-alive', 'alternating'].includes(values.mode)) throw new Error(`--mode must be connection, keep-alive or alternating, not "${values.mode}"`);
+const alternating = values.mode === 'alternating';
+const keepAlive = values.mode === 'keep-alive';
 for (const option of ['seconds', 'connections', 'rounds']) {
   if (!(Number(values[option]) > 0)) throw new Error(`--${option} must be a positive number, not "${values[option]}"`);
 }
@@ -64,17 +72,18 @@ const slowServer = { readyTimeoutMs: 120_000, heartbeatTimeoutMs: 60_000, unresp
 async function start(target, folder) {
   const callgrind = [valgrind, '--tool=callgrind', '--smc-check=all-non-file', '--trace-children=yes', `--callgrind-out-file=${folder}/callgrind.%p`];
   if (target.bin === undefined) {
-    const child = startProcess('node:cluster', callgrind[0], [...callgrind.slice(1), process.execPath, path.join(repoDir, 'bench/servers/plain-cluster.js')], { ipc: true, env: { APP: hello, WORKERS: '1' } });
+    const child = startProcess('node:cluster', callgrind[0], [...callgrind.slice(1), process.execPath, path.join(repoDir, 'bench/servers/plain-cluster.js')], { ipc: true, env: { APP: hello, WORKERS: alternating ? '2' : '1' } });
     const ready = await child.waitForMessage((message) => message.kind === 'ready', 180_000);
-    return { child, url: `http://127.0.0.1:${ready.port}/`, workerPid: ready.workerPids[0] };
+    return { child, url: `http://127.0.0.1:${ready.port}/`, workerPids: ready.workerPids };
   }
   const configFile = path.join(folder, 'graycluster.json');
-  writeFileSync(configFile, JSON.stringify(makeConfig({ v1: { entry: hello, workers: 1 } }, {}, slowServer)));
+  const versions = alternating ? { v1: { entry: hello, workers: 1 }, v2: { entry: hello, workers: 1 } } : { v1: { entry: hello, workers: 1 } };
+  writeFileSync(configFile, JSON.stringify(makeConfig(versions, alternating || keepAlive ? { rules: [{ query: 'version' }] } : {}, slowServer)));
   const child = startProcess(target.name, callgrind[0], [...callgrind.slice(1), process.execPath, target.bin, 'start', '--config', configFile], { cwd: folder, env: { GRAYCLUSTER_TOKEN: undefined } });
   const state = await waitForRunState(configFile, child.pid, { timeoutMs: 180_000, describe: child.output });
   const url = `http://127.0.0.1:${state.server.port}/`;
   await waitFor(async () => (await fetch(url, { headers: { connection: 'close' } }).then((reply) => reply.status, () => 0)) === 200, { timeoutMs: 180_000, intervalMs: 500, what: `${target.name}: a first answer` });
-  return { child, url, workerPid: childPids(child.pid)[0] };
+  return { child, url, workerPids: childPids(child.pid) };
 }
 
 /** Instructions counted since the last zeroing, per process: callgrind_control dumps, the file names the pid. */
@@ -95,8 +104,10 @@ async function measure(target) {
   let started;
   try {
     started = await start(target, folder);
-    const pids = [started.child.pid, started.workerPid];
-    const load = () => runWrk({ url: started.url, connections, durationSeconds: seconds, headers: { connection: 'close' } });
+    const pids = [started.child.pid, ...started.workerPids];
+    const load = () => alternating || keepAlive
+      ? runWrk({ url: started.url, paths: alternating ? ['/?version=v1', '/?version=v2'] : ['/?version=v1'], connections, durationSeconds: seconds })
+      : runWrk({ url: started.url, connections, durationSeconds: seconds, headers: { connection: 'close' } });
     await load();  // Warm-up: the JIT settles.
     zero(pids);
     await sleep(seconds * 1000);
@@ -107,7 +118,7 @@ async function measure(target) {
     const loaded = dump(folder, pids, 'load');
     const failed = result.completed - result.ok + result.timeouts + result.connectionErrors;
     const perConnection = loaded.map((count, index) => (count - idle[index] * result.seconds / seconds) / result.completed / 1000);
-    return { connections: result.completed, failed, front: perConnection[0], worker: perConnection[1] };
+    return { connections: result.completed, failed, front: perConnection[0], worker: perConnection.slice(1).reduce((sum, count) => sum + count, 0) };
   } finally {
     await started?.child.stop(0);
     removeFolder();
@@ -119,8 +130,10 @@ const targets = [
   { name: 'graycluster (this build)', bin: path.join(repoDir, 'bin/graycluster.js') },
   ...(values.base ? [{ name: `graycluster (${values.base})`, bin: path.resolve(values.base) }] : []),
 ];
-console.log(`k instructions per connection (callgrind; wrk -c ${connections}, connection: close; ${seconds} s of load less ${seconds} s idle)\n`);
-console.log('| target | round | connections | failed | in front | worker |\n| :-- | --: | --: | --: | --: | --: |');
+const unit = alternating || keepAlive ? 'request' : 'connection';
+const how = alternating ? 'keep-alive, v1 or v2 at random per request' : keepAlive ? 'keep-alive, every request for v1' : 'connection: close';
+console.log(`k instructions per ${unit} (callgrind; wrk -c ${connections}, ${how}; ${seconds} s of load less ${seconds} s idle)\n`);
+console.log(`| target | round | ${unit}s | failed | in front | worker${alternating ? 's' : ''} |\n| :-- | --: | --: | --: | --: | --: |`);
 for (let round = 1; round <= Number(values.rounds); round++) {
   for (const target of targets) {
     const row = await measure(target);

@@ -78,14 +78,14 @@ export function reportForwardedClient(socket: Socket): ForwardedClient {
  */
 export function applyForwardedClient(req: IncomingMessage): void {
   const raw = req.rawHeaders;
+  // The forwarder writes ours last: look there first, then from the end.
+  let index = raw.length - 2;
+  while (index >= 0 && raw[index] !== clientHeader) index -= 2;
   let value = '';
-  // The forwarder writes ours after the request's own headers: look from the end.
-  for (const [name, headerValue, index] of [...rawHeaderPairs(raw)].reverse()) {
-    if (name !== clientHeader) continue;
-    value = headerValue;
-    delete materializedHeaders(req)[clientHeader];
+  if (index >= 0) {
+    value = raw[index + 1]!;
+    delete materializedHeaders(req)[clientHeader];  // Built from rawHeaders first: see materializedHeaders.
     raw.splice(index, 2);
-    break;
   }
   const socket = req.socket as Socket & { [forwardedClient]?: ForwardedClient };
   const client = socket[forwardedClient] ?? reportForwardedClient(socket);

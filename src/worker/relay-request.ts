@@ -1,7 +1,6 @@
 /** The request side of the relay (relay.ts): what is written to the target worker before the request's body. */
 import type { IncomingMessage } from 'node:http';
 import { clientHeader, clientHeaderValue } from './client-address.js';
-import { rawHeaderPairs } from './raw-headers.js';
 
 // Headers of one connection (RFC 9110 §7.6.1), and the private header as a client may have sent it.
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', clientHeader]);
@@ -16,7 +15,10 @@ export function requestHead(req: IncomingMessage): { head: string; body: 'none' 
   let chunked = false;
   let length = false;
   let named: string[] | undefined;
-  for (const [name, value] of rawHeaderPairs(req.rawHeaders)) {
+  const raw = req.rawHeaders;
+  for (let index = 0; index < raw.length; index += 2) {
+    const name = raw[index]!;
+    const value = raw[index + 1]!;
     if (hopByHopLengths.has(name.length)) {
       const lower = name.toLowerCase();
       if (hopByHop.has(lower)) {
