@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import test from 'ava';
 import { stateFilePath } from '../src/primary/state-file.js';
@@ -85,7 +86,11 @@ test.serial('a worker past its hard memory limit is killed at once and restarted
   (config.versions.v1 as Record<string, unknown>).maxMemoryHardMB = 150;
   const cluster = await startCluster(t, config);
   const leaker = (await cluster.status()).workers[0]!;
-  await get(cluster.url('/leak'));
+  // The connection stays open, so the drain its soft limit begins cannot finish (and the worker exit 0 by itself)
+  // before the hard limit kills it: that drain waits a second for an idle connection.
+  const agent = new http.Agent({ keepAlive: true });
+  t.teardown(() => agent.destroy());
+  await request(cluster.url('/leak'), { agent });
   await cluster.waitForOutput(new RegExp(`failed\\s+\\[v1 worker v1\\.1 pid ${leaker.pid}\\] memory \\d+ MB over the hard limit of 150 MB: killing it`));
   await cluster.waitForOutput(new RegExp(`crashed\\s+\\[v1 worker v1\\.1 pid ${leaker.pid}\\] crashed \\(signal SIGKILL\\)`));
   // Its slot restarts at once; the rolling replacement that its soft limit began may then take its place.
