@@ -15,6 +15,11 @@ export function keepYoungGenerationSmall(): void {
   v8.setFlagsFromString('--semi-space-growth-factor=1');
 }
 
+/** The node flags the user started this process with (command line and NODE_OPTIONS), as one string. */
+function userNodeFlags(): string {
+  return [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
+}
+
 /** Node flags under which the optimizing compiler is off or capped: then it is left as the user set it. */
 const optimizerFlag = /--(no[-_]opt|no[-_]turbofan|jitless|max[-_]opt)\b/;
 
@@ -27,7 +32,7 @@ const optimizerFlag = /--(no[-_]opt|no[-_]turbofan|jitless|max[-_]opt)\b/;
  * test/heap-policy.test.ts fails if a Node upgrade stops honouring the flag at run time.
  */
 export async function loadWithoutOptimizing<T>(load: () => Promise<T>): Promise<T> {
-  if (optimizerFlag.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))) return load();
+  if (optimizerFlag.test(userNodeFlags())) return load();
   v8.setFlagsFromString('--no-turbofan');
   try {
     return await load();
@@ -51,13 +56,12 @@ const compactFlag = /--compact[-_]on[-_]every[-_]full[-_]gc\b/;
  * honouring either.
  */
 export function compactingCollection(): () => void {
-  const userFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
   const exposed = typeof (globalThis as { gc?: unknown }).gc === 'function';
   v8.setFlagsFromString('--expose-gc');
   const gc: unknown = vm.runInNewContext('gc');
   if (!exposed) v8.setFlagsFromString('--no-expose-gc');
   if (typeof gc !== 'function') throw new Error('V8 changed: a vm context made under --expose-gc has no gc function');
-  const compactsAlways = compactFlag.test(userFlags);
+  const compactsAlways = compactFlag.test(userNodeFlags());
   return () => {
     v8.setFlagsFromString('--compact-on-every-full-gc');
     try {
