@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { fetchOnce } from '../lib/load.js';
-import { nginxMissing, nginxPath, residentBytes, startNginx, startProcess, upstreamKeepalive } from '../lib/toolkit.js';
+import { nginxMissing, nginxPath, residentBytes, sleep, startNginx, startProcess, upstreamKeepalive } from '../lib/toolkit.js';
 import { childPids, cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
 import { disturbanceNote, format, median, sectionEnd, table } from '../lib/report.js';
 import { app, startGraycluster, startPlainCluster } from '../lib/targets.js';
@@ -93,7 +93,7 @@ async function applyWeights(graycluster, weighting) {
       return routing;
     }
     if (Date.now() > deadline) throw new Error(`graycluster did not take weights ${weighting.name} within 10 s: ${JSON.stringify(running)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 
@@ -108,7 +108,7 @@ function samplePendingPeak(graycluster) {
   const done = (async () => {
     while (sampling) {
       peak = Math.max(peak, (await graycluster.status()).router.pending);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   })();
   return { stop: async () => { sampling = false; await done; return peak; } };
@@ -183,7 +183,7 @@ export async function run({ settings: overrides, log }) {
       const otherSeconds = Math.max(0, others() - (client === 'wrk' ? load.clientCpu : 0));
       const front = row === 'split' ? undefined : started[row].pid;
       const primaryRssKb = front === undefined ? undefined : rssKb(front);
-      if (front !== undefined) await new Promise((resolve) => setTimeout(resolve, settleMs));
+      if (front !== undefined) await sleep(settleMs);
       return {
         requestsPerSecond: load.requestsPerSecond,
         p99: load.latency.p99,
@@ -253,14 +253,14 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
   }
 
   const medianOf = (field) => (row) => median(runs.filter((entry) => entry.row === row).map((entry) => entry[field]));
-  const afterLoadKb = medianOf('primaryRssKb');
-  const settledKb = medianOf('settledRssKb');
+  const readings = [
+    { label: 'idle', kb: (row) => idleRssKb[row] },
+    { label: 'right after load', kb: medianOf('primaryRssKb') },
+    { label: `${settleMs / 1000} s after load`, kb: medianOf('settledRssKb') },
+  ];
   const memoryRows = ['cluster', 'graycluster'].map((row) => [
     row === 'cluster' ? 'node:cluster primary' : 'graycluster primary',
-    ...[idleRssKb, afterLoadKb, settledKb].flatMap((of) => {
-      const kb = (name) => (typeof of === 'function' ? of(name) : of[name]);
-      return [format.mb(kb(row)), row === 'cluster' ? '–' : format.signedMb(kb(row) - kb('cluster'))];
-    }),
+    ...readings.flatMap(({ kb }) => [format.mb(kb(row)), row === 'cluster' ? '–' : format.signedMb(kb(row) - kb('cluster'))]),
   ]);
   const memory = table(
     [
@@ -270,11 +270,8 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     ],
     memoryRows,
   );
-  for (const [label, over] of [
-    ['idle', idleRssKb.graycluster - idleRssKb.cluster],
-    ['right after load', afterLoadKb('graycluster') - afterLoadKb('cluster')],
-    [`${settleMs / 1000} s after load`, settledKb('graycluster') - settledKb('cluster')],
-  ]) {
+  for (const { label, kb } of readings) {
+    const over = kb('graycluster') - kb('cluster');
     verdicts.push(`- ${over <= primaryRssTargetKb ? 'met' : '**missed**'}: primary RSS ${label} within ${primaryRssTargetKb / 1024} MB of node:cluster's (${format.signedMb(over)})`);
   }
 
