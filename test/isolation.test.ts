@@ -3,7 +3,7 @@ import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import test from 'ava';
 import { stateFilePath } from '../src/primary/state-file.js';
-import { fixture, get, makeConfig, request, startCluster, token, type Reply } from './helpers/cluster.js';
+import { fixture, get, makeConfig, request, startCluster, token, waitFor, type Reply } from './helpers/cluster.js';
 import { steadyLoad } from './helpers/load.js';
 
 const twoVersions = (server: Record<string, unknown> = {}) => makeConfig({ v1: {}, v2: {} }, { rules: [{ query: 'version' }] }, server);
@@ -131,4 +131,29 @@ test.serial('one SIGTERM still stops gracefully after a dashboard edit loaded th
   t.is(await cluster.stop(), 0);
   t.false(cluster.output().includes('again: killing every worker'), cluster.output());
   t.regex(cluster.output(), /graycluster: stopped/);
+});
+
+test.serial('a worker with no file descriptor free: connections sent to it go to another worker at once, and it takes them again once it has some', async (t) => {
+  // Every process of this graycluster may hold 256 descriptors; the app uses up its own on request.
+  const cluster = await startCluster(t, makeConfig({ v1: { workers: 2 } }, {}, { handoffTimeoutMs: 200, statsIntervalMs: 100 }), { maxFiles: 256 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  // The connection this request came on stays open, so the worker has no descriptor left at all.
+  const exhausted = await request(cluster.url('/exhaust-files'), { agent });
+  t.is(exhausted.body.code, 'EMFILE');
+  const full = exhausted.body.pid as number;
+  // Its stats report, read at its next interval, counts that request: reading its memory needs a descriptor too.
+  await cluster.waitForStatus((status) => (status.workers.find((worker) => worker.pid === full)?.requests ?? 0) >= 1);
+  const answers = await Promise.all(Array.from({ length: 20 }, () => get(cluster.url('/who'))));
+  t.deepEqual(answers.map((answer) => answer.status), Array(20).fill(200), 'every connection is answered, none waits for the full worker');
+  t.false(answers.some((answer) => answer.body.pid === full), 'all by the other worker');
+  const refused = (await cluster.status()).events.find((event) => event.type === 'unresponsive' && event.pid === full);
+  t.regex(refused?.message ?? '', /could not receive a connection/);
+  const released = await request(cluster.url('/release-files'), { agent });
+  t.is(released.body.pid, full);
+  await waitFor(async () => ((await get(cluster.url('/who'))).body.pid === full ? true : undefined), { timeoutMs: 10_000, what: 'a connection answered by the worker that had no descriptor free' });
+  const status = await cluster.status();
+  t.true(status.events.some((event) => event.type === 'recovered' && event.pid === full), 'it is back');
+  t.is(status.router.refused[503] ?? 0, 0);
+  t.true(status.workers.every((worker) => worker.state === 'ready' && worker.restarts === 0), 'no worker crashed on the way (its stats need a descriptor to read its memory)');
 });

@@ -145,6 +145,39 @@ test('a handoff not acknowledged in time stops new connections to that worker an
   t.is(p.handoff.waiting, 1, 'only v1 has a socket unacknowledged now');
 });
 
+test('a connection that reaches a worker without its socket (NODE_HANDLE_NACK: no descriptor free) goes elsewhere at once, and that worker is tried again after handoffTimeoutMs', async (t) => {
+  const p = primary(t, { handoffTimeoutMs: 40 }, { v1: { entry: 'a.js', workers: 2 } });
+  void p.lifecycle.addVersion('v1');
+  const [first, second] = [...p.lifecycle.pool('v1')];
+  p.ready(first!);
+  p.ready(second!);
+  const { server, handles } = await socketPairs(t, 4);
+  const head = Buffer.from('GET / HTTP/1.1\r\n\r\n');
+  const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
+  p.handoff.place(server[0]!, head, 'v1', undefined);
+  p.handoff.place(server[1]!, head, 'v1', undefined);
+  const [refusing, taking] = sentTo(first!).includes(0) ? [first!, second!] : [second!, first!];
+  t.deepEqual([sentTo(refusing), sentTo(taking)], [[0], [1]]);
+  p.workerOf(taking).acknowledge();
+  p.workerOf(refusing).notReceived();
+  t.deepEqual(sentTo(taking), [1, 0], 'the refused connection went to the other worker at once');
+  t.true(server[0]!.open, 'with the copy the primary kept');
+  t.true(p.messages().at(-1)!.startsWith('unresponsive could not receive a connection'));
+  p.workerOf(taking).acknowledge();
+  p.handoff.place(server[2]!, head, 'v1', undefined);
+  t.deepEqual(sentTo(refusing), [0], 'it gets nothing new for handoffTimeoutMs');
+  t.deepEqual(sentTo(taking), [1, 0, 2]);
+  p.workerOf(taking).acknowledge();
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  p.handoff.place(server[3]!, head, 'v1', undefined);
+  t.deepEqual(sentTo(refusing), [0, 3], 'then it is tried again');
+  p.workerOf(refusing).acknowledge();
+  t.false(server[3]!.open, 'and once it takes one');
+  t.is(p.types().at(-1), 'recovered', 'it is back');
+  t.is(p.handoff.waiting, 0);
+  t.is(p.handoff.counters.unavailable, 0);
+});
+
 test('when a worker dies mid-handoff, its unacknowledged connection is closed and the queued ones are placed again without it', async (t) => {
   const p = primary(t);
   const [v1, v2] = p.readyVersions('v1', 'v2');

@@ -8,7 +8,7 @@ import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import {
   acceptBareHandles, adoptConnection, adoptResponseHead, bareHandlePeerAddress, bareHandleToSend, closeBareHandle, internalCommand,
-  internalMessageEvent, onHandleAcknowledged, readBareHandle, responseMayKeepAlive, setBareHandleNoDelay, socketOverBareHandle,
+  internalMessageEvent, onHandleAnswer, readBareHandle, responseMayKeepAlive, setBareHandleNoDelay, socketOverBareHandle,
   stopReadingBareHandle, type TcpHandle,
 } from '../src/shared/node-internals.js';
 import { fixture } from './helpers/cluster.js';
@@ -16,8 +16,10 @@ import { fixture } from './helpers/cluster.js';
 type Message = { cmd?: string; kind?: string; [key: string]: unknown };
 
 /** Forks the bare fixture child and resolves once it said it is ready (on the internal channel). */
-async function child(t: ExecutionContext): Promise<{ process: ChildProcess; next(kind: string): Promise<Message>; appMessages: unknown[] }> {
-  const forked = fork(fixture('internals-child.cjs'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function child(t: ExecutionContext, maxFiles?: number): Promise<{ process: ChildProcess; next(kind: string): Promise<Message>; appMessages: unknown[] }> {
+  // util-linux's prlimit runs node with a low file descriptor limit, so that the child can use all of them up.
+  const limit = maxFiles === undefined ? {} : { execPath: 'prlimit', execArgv: [`--nofile=${maxFiles}:${maxFiles}`, process.execPath] };
+  const forked = fork(fixture('internals-child.cjs'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...limit });
   t.teardown(() => forked.kill('SIGKILL'));
   const appMessages: unknown[] = [];
   forked.on('message', (message) => appMessages.push(message));
@@ -120,13 +122,13 @@ test('a bare handle sent to a child arrives bare (net.Native) with the bytes lef
   readBareHandle(handle, () => t.fail('read here after stopReadingBareHandle'), () => {});
   stopReadingBareHandle(handle);
   await new Promise<void>((resolve) => client.write('bytes sent before the handoff', () => resolve()));
-  const acknowledged = new Promise<void>((resolve) => onHandleAcknowledged(forked, resolve));
+  const acknowledged = new Promise<boolean>((resolve) => onHandleAnswer(forked, resolve));
   const answered = new Promise<string>((resolve) => client.once('data', (chunk) => resolve(chunk.toString())));
   forked.send({ cmd: internalCommand, kind: 'read-bare', length: 28 }, bareHandleToSend(handle));
   const read = await next('read');
   t.is(read.received, 'TCP', 'Node internal changed: a TCP handle sent with send() no longer arrives bare (net.Native) (used by bareHandleToSend)');
   t.is(read.data, 'bytes sent before the handoff', 'Node internal changed: handle.readStop did not leave the bytes to the receiver (used by stopReadingBareHandle)');
-  await acknowledged;
+  t.true(await acknowledged);
   t.is(bareHandlePeerAddress(handle), '127.0.0.1', "Node internal changed: the sender's copy of a bare handle was closed when sent (the handoff closes it itself, on the child's acknowledgement)");
   closeBareHandle(handle);
   t.is(await answered, 'answered by the child', 'the child answers on the connection after the sender closed its copy');
@@ -147,14 +149,16 @@ test("NODE_HANDLE_ACK arrives as an internal message once the child holds a sent
   const { process: forked } = await child(t);
   const { handle } = await bareConnection(t);
   let acknowledged = 0;
-  onHandleAcknowledged(forked, () => acknowledged++);
+  onHandleAnswer(forked, (received) => {
+    if (received) acknowledged++;
+  });
   forked.kill('SIGSTOP');
   forked.send({ cmd: internalCommand, kind: 'keep' }, bareHandleToSend(handle));
   await new Promise((resolve) => setTimeout(resolve, 200));  // A stopped child cannot answer, however long we wait.
   t.is(acknowledged, 0, 'Node internal changed: NODE_HANDLE_ACK came from a child that cannot have taken the socket');
   const heard = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("Node internal changed: no NODE_HANDLE_ACK 'internalMessage' after the child took a socket (used by onHandleAcknowledged)")), 10_000);
-    onHandleAcknowledged(forked, () => {
+    const timer = setTimeout(() => reject(new Error("Node internal changed: no NODE_HANDLE_ACK 'internalMessage' after the child took a socket (used by onHandleAnswer)")), 10_000);
+    onHandleAnswer(forked, () => {
       clearTimeout(timer);
       resolve();
     });
@@ -162,6 +166,31 @@ test("NODE_HANDLE_ACK arrives as an internal message once the child holds a sent
   forked.kill('SIGCONT');
   await heard;
   t.is(acknowledged, 1);
+});
+
+test('NODE_HANDLE_NACK arrives as an internal message when the child cannot receive a sent bare handle, whose copy stays open here', async (t) => {
+  const { process: forked, next } = await child(t, 64);
+  const { handle } = await bareConnection(t);
+  forked.send({ cmd: internalCommand, kind: 'exhaust' });
+  const exhausted = await next('exhausted');
+  t.is(exhausted.code, 'EMFILE');
+  const answer = () => new Promise<boolean>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("Node internal changed: no NODE_HANDLE_ACK or NODE_HANDLE_NACK 'internalMessage' within 10 s (used by onHandleAnswer)")), 10_000);
+    onHandleAnswer(forked, (received) => {
+      clearTimeout(timer);
+      resolve(received);
+    });
+  });
+  const refused = answer();
+  forked.send({ cmd: internalCommand, kind: 'keep' }, bareHandleToSend(handle));
+  t.false(await refused, 'Node internal changed: a child with no file descriptor free no longer answers NODE_HANDLE_NACK');
+  t.is(bareHandlePeerAddress(handle), '127.0.0.1', "Node internal changed: the sender's copy of a bare handle was closed after a NACK (the handoff places the connection elsewhere)");
+  forked.send({ cmd: internalCommand, kind: 'release' });
+  await next('released');
+  const taken = answer();
+  forked.send({ cmd: internalCommand, kind: 'keep' }, bareHandleToSend(handle));
+  t.true(await taken, 'Node internal changed: after a NACK the channel no longer carries handles (Node flushes its handle queue on NACK as on ACK)');
+  closeBareHandle(handle);
 });
 
 test('net.Server._connections and socket.server/_server let an adopted connection hold server.close() until it ends', async (t) => {

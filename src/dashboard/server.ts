@@ -14,6 +14,7 @@ import { LogFollowers, parseLogQuery } from './logs.js';
 import type { FeedMessage, LiveStatus, LogsAnswer } from './messages.js';
 import { metricsContentType, renderMetrics } from './metrics.js';
 import { clientModule, clientPrefix, css, html, icon } from './page.js';
+import { ownMemoryUsage } from '../shared/procfs.js';
 
 type Limits = Omit<DashboardConfig, 'host' | 'port' | 'token'>;
 
@@ -216,7 +217,7 @@ export class DashboardServer {
         status: this.#options.status(),
         feed: { ...this.#feed.counters, clients: this.#feed.size },
         logFollowers: { ...this.#logFollowers.counters, followers: this.#logFollowers.size },
-        primary: process.memoryUsage(),
+        primary: ownMemoryUsage(),
       });
       return send(res, 200, metrics, { 'content-type': metricsContentType });
     }

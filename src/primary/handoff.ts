@@ -31,6 +31,11 @@ interface Lane {
   queue: Connection[];
   /** Its in-flight connection was not acknowledged within handoffTimeoutMs: it gets nothing new until it is. */
   overdue: boolean;
+  /**
+   * Until when it gets nothing new because the last connection sent reached it without its socket (it has no
+   * file descriptor free); 0 when it takes connections. After that time the next connection tries it again.
+   */
+  refusingUntil: number;
 }
 
 export interface HandoffCounters {
@@ -119,11 +124,12 @@ export class Handoff {
     const pool = this.lifecycle.pool(version);
     const { maxQueuedHandoffs } = this.config().server;
     const lanes = pool.map((slot) => this.#laneOf(slot));
+    const now = lanes.some((lane) => lane !== undefined && lane.refusingUntil > 0) ? Date.now() : 0;
     const candidates: Candidate[] = pool.map((slot, index) => {
       const lane = lanes[index];
       const waiting = lane ? lane.queue.length + (lane.inFlight ? 1 : 0) : 0;
       return {
-        pickable: lane !== undefined && !lane.overdue && !excluded.has(slot) && lane.process.isConnected(),
+        pickable: lane !== undefined && !lane.overdue && lane.refusingUntil <= now && !excluded.has(slot) && lane.process.isConnected(),
         inFlight: slot.stats.inFlight,
         load: slot.load + waiting,
         hasRoom: !lane?.inFlight || lane.queue.length < maxQueuedHandoffs,
@@ -144,9 +150,10 @@ export class Handoff {
     if (state.kind !== 'ready') return undefined;
     let lane = this.#lanes.get(state.process);
     if (!lane) {
-      lane = { slot, process: state.process, inFlight: undefined, queue: [], overdue: false };
+      lane = { slot, process: state.process, inFlight: undefined, queue: [], overdue: false, refusingUntil: 0 };
       const created = lane;
       state.process.on('acknowledged', () => this.#acknowledged(created));
+      state.process.on('not-received', () => this.#notReceived(created));
       this.#lanes.set(state.process, lane);
     }
     return lane;
@@ -178,11 +185,35 @@ export class Handoff {
     clearTimeout(lane.inFlight.timer);
     lane.inFlight.connection.client.close();  // The worker holds its own copy now.
     lane.inFlight = undefined;
-    if (lane.overdue) {
+    if (lane.overdue || lane.refusingUntil > 0) {
       lane.overdue = false;
+      lane.refusingUntil = 0;
       this.events.record({ type: 'recovered', version: lane.slot.version, workerId: lane.slot.id, pid: lane.process.pid, message: 'took its connection: it gets new ones again' });
     }
     this.#sendNext(lane);
+  }
+
+  /**
+   * The connection in flight reached the worker without its socket: the worker is out of file descriptors. It
+   * goes to another worker at once (the copy here is still open), and the worker gets nothing new for
+   * handoffTimeoutMs, after which a connection tries it again.
+   */
+  #notReceived(lane: Lane): void {
+    if (!lane.inFlight) return;
+    const { connection, timer } = lane.inFlight;
+    clearTimeout(timer);
+    lane.inFlight = undefined;
+    const { handoffTimeoutMs } = this.config().server;
+    if (lane.refusingUntil === 0) {
+      this.events.record({
+        type: 'unresponsive', version: lane.slot.version, workerId: lane.slot.id, pid: lane.process.pid,
+        message: `could not receive a connection (no file descriptor free?): it gets no new connections for ${handoffTimeoutMs} ms at a time until it takes one`,
+      });
+    }
+    lane.refusingUntil = Date.now() + handoffTimeoutMs;
+    connection.excluded.add(lane.slot);
+    this.#place(connection);
+    this.#replaceQueue(lane);
   }
 
   #sendNext(lane: Lane): void {

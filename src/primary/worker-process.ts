@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { onWorkerMessage, sendToWorker } from '../ipc/channel.js';
 import type { ToPrimary, ToWorker } from '../ipc/messages.js';
-import { onHandleAcknowledged, type TcpHandle } from '../shared/node-internals.js';
+import { onHandleAnswer, type TcpHandle } from '../shared/node-internals.js';
 
 /** What a worker process tells the primary. */
 export interface WorkerProcessEvents {
@@ -14,6 +14,8 @@ export interface WorkerProcessEvents {
   'app-ready': [];
   /** The process now holds the last connection it was sent. */
   acknowledged: [];
+  /** The last connection it was sent reached it without its socket (it has no file descriptor free): it does not hold it. */
+  'not-received': [];
   exit: [code: number | null, signal: string | null];
 }
 
@@ -56,7 +58,7 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     worker.on('error', () => {});  // The channel broke; 'exit' follows and says what happened.
     worker.on('exit', (code, signal) => this.emit('exit', code, signal));
     onWorkerMessage(worker, (message, handle) => this.emit('message', message, handle));
-    onHandleAcknowledged(worker.process, () => this.emit('acknowledged'));
+    onHandleAnswer(worker.process, (received) => this.emit(received ? 'acknowledged' : 'not-received'));
   }
 
   get pid(): number | undefined {

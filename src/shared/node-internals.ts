@@ -112,13 +112,17 @@ export function bareHandleToSend(handle: TcpHandle): Socket {
 }
 
 /**
- * Calls `listener` each time a child process acknowledges a handle it was sent (Node's NODE_HANDLE_ACK, which
- * arrives as an 'internalMessage' after Node's own listener has closed our copy of the handle). A send's callback
- * only says the message was written; this says the child holds the socket.
+ * Calls `listener` each time a child process answers a handle it was sent: true when it holds the socket (Node's
+ * NODE_HANDLE_ACK), false when the message came without its handle (NODE_HANDLE_NACK: the child could not receive
+ * the descriptor, typically because it has used up its own). Both arrive as an 'internalMessage' after Node's own
+ * listener has acted on them; for a bare handle Node neither resends after a NACK nor closes our copy. A send's
+ * callback only says the message was written; this says whether the child got the socket.
  */
-export function onHandleAcknowledged(child: ChildProcess, listener: () => void): void {
+export function onHandleAnswer(child: ChildProcess, listener: (received: boolean) => void): void {
   child.on(internalMessageEvent as 'message', (message: unknown) => {
-    if ((message as { cmd?: unknown } | null)?.cmd === 'NODE_HANDLE_ACK') listener();
+    const command = (message as { cmd?: unknown } | null)?.cmd;
+    if (command === 'NODE_HANDLE_ACK') listener(true);
+    else if (command === 'NODE_HANDLE_NACK') listener(false);
   });
 }
 

@@ -11,6 +11,19 @@ export function residentBytes(pid: number): number | undefined {
   }
 }
 
+/**
+ * This process's memory as `process.memoryUsage()` reports it, or undefined when that fails: it reads
+ * /proc/self/statm through a new file descriptor, so it throws EMFILE once the process has used up its descriptors,
+ * which an app may well do; a reading is never worth a crash.
+ */
+export function ownMemoryUsage(): NodeJS.MemoryUsage | undefined {
+  try {
+    return process.memoryUsage();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Linux's USER_HZ: the unit of /proc's CPU times, 100 on every architecture Node runs on. */
 const fallbackClockTicks = 100;
 let clockTicks: number | undefined;

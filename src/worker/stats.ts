@@ -1,5 +1,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import { latencyBoundsMs, statusClasses, type WorkerStats } from '../ipc/messages.js';
+import { ownMemoryUsage } from '../shared/procfs.js';
 
 /** The event-loop delay histogram samples every this many ms; what it records includes this interval. */
 const loopDelayResolutionMs = 20;
@@ -27,6 +29,8 @@ export class RequestStats {
   readonly #latencyBuckets = new Array<number>(latencyBoundsMs.length + 1).fill(0);
   #latencySumMs = 0;
   #loopDelay: IntervalHistogram | undefined;
+  /** The last RSS read, reported again while it cannot be read (no file descriptor left: see ownMemoryUsage). */
+  #rss = 0;
 
   /** Starts sampling the event-loop delay (a worker process does; a unit test need not). */
   watchEventLoop(): void {
@@ -45,7 +49,7 @@ export class RequestStats {
 
   /** Everything counted so far, with the process's memory and the event-loop delay since the last snapshot. */
   snapshot(load: { inFlight: number; connections: number }): WorkerStats {
-    const memory = process.memoryUsage();
+    const memory = this.#memory();
     const loopDelay = this.#loopDelay;
     const delay = loopDelay && loopDelay.count > 0 ? Math.max(0, loopDelay.percentile(99) / 1e6 - loopDelayResolutionMs) : 0;
     loopDelay?.reset();
@@ -56,5 +60,15 @@ export class RequestStats {
       latencyBuckets: [...this.#latencyBuckets], latencySumMs: this.#latencySumMs,
       eventLoopDelayMs: Math.round(delay * 10) / 10,
     };
+  }
+
+  #memory(): { rss: number; heapUsed: number; heapTotal: number } {
+    const usage = ownMemoryUsage();
+    if (usage) {
+      this.#rss = usage.rss;
+      return usage;
+    }
+    const heap = v8.getHeapStatistics();
+    return { rss: this.#rss, heapUsed: heap.used_heap_size, heapTotal: heap.total_heap_size };
   }
 }

@@ -34,8 +34,9 @@ export interface Cluster {
  * Writes `config` to a temp folder and runs the real bin on it, or runs it on the config file `config` names
  * (several may share one: see startInstance). Cleans up at the end of the test.
  */
-export async function startCluster(t: ExecutionContext, config: object | string, options: { name?: string; waitReady?: boolean; args?: string[]; nodeArgs?: string[]; env?: Record<string, string>; user?: { uid: number; gid: number } } = {}): Promise<Cluster> {
-  const instance = await startInstance(config, { name: options.name, args: options.args, nodeArgs: options.nodeArgs, env: options.env, user: options.user });
+export async function startCluster(t: ExecutionContext, config: object | string, options: { name?: string; waitReady?: boolean; args?: string[]; nodeArgs?: string[]; env?: Record<string, string>; user?: { uid: number; gid: number }; maxFiles?: number } = {}): Promise<Cluster> {
+  const { name, args, nodeArgs, env, user, maxFiles } = options;
+  const instance = await startInstance(config, { name, args, nodeArgs, env, user, maxFiles });
   t.teardown(async () => {
     await instance.stop();
   });

@@ -50,6 +50,11 @@ export class FakeWorker extends EventEmitter<WorkerProcessEvents> implements Wor
     this.emit('acknowledged');
   }
 
+  /** Answers the last connection as Node's NODE_HANDLE_NACK does: it came without its socket. */
+  notReceived(): void {
+    this.emit('not-received');
+  }
+
   exit(code: number | null, signal: string | null = null): void {
     if (!this.connected) return;
     this.connected = false;

@@ -46,6 +46,8 @@ export interface InstanceOptions {
   env?: Record<string, string | undefined>;
   /** Run it as this user; its folder and config file are given to that user. */
   user?: { uid: number; gid: number };
+  /** Its file descriptor limit (RLIMIT_NOFILE, soft and hard), set by util-linux's prlimit; workers inherit it. */
+  maxFiles?: number;
 }
 
 /** How to reach a listener on `host` from this machine. */
@@ -73,7 +75,7 @@ export function waitForRunState(configFile: string, pid: number, { alive = () =>
  * that several instances share, say: left as it is, the caller owns it); resolves once it listens. Its temp
  * folder is its working folder either way.
  */
-export async function startInstance(config: object | string, { name = 'graycluster', args = [], nodeArgs = [], bin = defaultBin, timeoutMs, env: extraEnv = {}, user }: InstanceOptions = {}): Promise<Instance> {
+export async function startInstance(config: object | string, { name = 'graycluster', args = [], nodeArgs = [], bin = defaultBin, timeoutMs, env: extraEnv = {}, user, maxFiles }: InstanceOptions = {}): Promise<Instance> {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-toolkit-'));
   const removeFolder = temporaryFolder(folder);
   const configFile = typeof config === 'string' ? path.resolve(config) : path.join(folder, 'graycluster.json');
@@ -81,7 +83,10 @@ export async function startInstance(config: object | string, { name = 'grayclust
   // The config and the arguments alone decide ports and token: nothing from the caller's environment.
   const env: Record<string, string | undefined> = { GRAYCLUSTER_TOKEN: undefined, GRAYCLUSTER_PORT: undefined, GRAYCLUSTER_DASHBOARD_PORT: undefined, ...extraEnv };
   if (user) for (const owned of typeof config === 'string' ? [folder] : [folder, configFile]) chownSync(owned, user.uid, user.gid);
-  const child = startProcess(name, process.execPath, [...nodeArgs, bin, 'start', '--config', configFile, ...args], { env, cwd: folder, user });
+  const nodeCommand = [...nodeArgs, bin, 'start', '--config', configFile, ...args];
+  // prlimit sets the limit and execs node in its place: same pid.
+  const [command, commandArgs] = maxFiles === undefined ? [process.execPath, nodeCommand] : ['prlimit', [`--nofile=${maxFiles}:${maxFiles}`, process.execPath, ...nodeCommand]];
+  const child = startProcess(name, command, commandArgs, { env, cwd: folder, user });
   let stopped: Promise<number | null> | undefined;
   const stop = () => stopped ??= child.stop().finally(removeFolder);
   let state: RunState;
