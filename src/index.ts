@@ -36,6 +36,11 @@ export interface StartOptions {
   log?: (line: string) => void;
   /** How lines are printed, overriding `logs.format`: "text" (`v2.1 | message`) or "json" (one object per line). */
   logFormat?: 'text' | 'json';
+  /**
+   * Aborting it while `start` waits for `routing.default`'s first ready worker ends that wait: `start` resolves
+   * at once, without the "serving" line, for the caller to `stop` (a SIGTERM during start-up, say).
+   */
+  signal?: AbortSignal;
 }
 
 /** A running graycluster. */
@@ -111,6 +116,7 @@ export async function start(options: StartOptions): Promise<Graycluster> {
   if (options.logFormat !== undefined && options.logFormat !== 'text' && options.logFormat !== 'json') {
     throw new RangeError(`start(): logFormat must be "text" or "json", not ${JSON.stringify(options.logFormat)}`);
   }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('start(): signal must be an AbortSignal');
   const overrides: ConfigOverrides = {};
   if (options.port !== undefined) overrides.port = options.port;
   if (options.dashboardPort !== undefined) overrides.dashboardPort = options.dashboardPort;
@@ -118,7 +124,7 @@ export async function start(options: StartOptions): Promise<Graycluster> {
   if (options.token !== undefined) overrides.token = options.token;
   if (options.logFormat !== undefined) overrides.logFormat = options.logFormat;
   const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const running = await startPrimary(options.config, overrides, log);
+  const running = await startPrimary(options.config, overrides, log, options.signal);
   return {
     port: running.port,
     dashboardPort: running.dashboardPort,

@@ -52,9 +52,10 @@ function urlHost(host: string): string {
 /**
  * Starts the primary: router on the public port, one pool per version, the status API. `write` is given each of
  * graycluster's own lines, formatted (a JSON object with `logs.format` "json"); workers' lines go to stdout.
- * Throws ConfigError (bad config) or a listen error (port taken) before anything runs.
+ * Throws ConfigError (bad config) or a listen error (port taken) before anything runs. Aborting `signal` ends
+ * the wait for routing.default's first ready worker, for the caller to stop at once.
  */
-export async function startPrimary(configFile: string, overrides: ConfigOverrides, write: (line: string) => void): Promise<Running> {
+export async function startPrimary(configFile: string, overrides: ConfigOverrides, write: (line: string) => void, signal?: AbortSignal): Promise<Running> {
   const config = loadConfig(configFile, overrides);
   const log = (line: string) => write(formatOwnLine(line, config.logs.format));
   const tokenSource = overrides.token !== undefined ? 'GRAYCLUSTER_TOKEN' : config.dashboard.token !== null ? 'dashboard.token' : null;
@@ -125,18 +126,20 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   const healthAddress = probes?.address;
 
   // Connections that come before a worker is ready wait for it (bounded): "serving" is said once one is.
-  const defaultReady = await supervisor.start(address.port);
+  const defaultReady = await untilAborted(supervisor.start(address.port), signal);
   reconfigurer.watch();
   canary.start();
-  const versions = [...config.versions.values()].map((version) => `${version.name} ×${version.workers}`).join(', ');
-  const notYet = defaultReady ? '' : `; no worker of the default "${config.routing.default}" is ready yet`;
-  log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions}${notYet})`);
-  // The token is printed once, and only when it was generated (this line ends up in journald and container logs).
-  const dashboardUrl = `http://${urlHost(config.dashboard.host)}:${dashboardAddress.port}/`;
-  log(tokenSource
-    ? `graycluster: dashboard and API at ${dashboardUrl} (token from ${tokenSource})`
-    : `graycluster: dashboard and API at ${dashboardUrl}?token=${token} (token generated for this run: set dashboard.token or GRAYCLUSTER_TOKEN to keep one)`);
-  if (healthAddress) log(`graycluster: health probes at http://${urlHost(config.health.host)}:${healthAddress.port}/livez and /readyz`);
+  if (!signal?.aborted) {
+    const versions = [...config.versions.values()].map((version) => `${version.name} ×${version.workers}`).join(', ');
+    const notYet = defaultReady ? '' : `; no worker of the default "${config.routing.default}" is ready yet`;
+    log(`graycluster: serving http://${urlHost(config.server.host)}:${address.port}/ (${versions}${notYet})`);
+    // The token is printed once, and only when it was generated (this line ends up in journald and container logs).
+    const dashboardUrl = `http://${urlHost(config.dashboard.host)}:${dashboardAddress.port}/`;
+    log(tokenSource
+      ? `graycluster: dashboard and API at ${dashboardUrl} (token from ${tokenSource})`
+      : `graycluster: dashboard and API at ${dashboardUrl}?token=${token} (token generated for this run: set dashboard.token or GRAYCLUSTER_TOKEN to keep one)`);
+    if (healthAddress) log(`graycluster: health probes at http://${urlHost(config.health.host)}:${healthAddress.port}/livez and /readyz`);
+  }
   writeRunState({
     pid: process.pid,
     pidStart: currentProcess().start,
@@ -202,6 +205,17 @@ async function openProbes(health: HealthConfig, readinessFacts: () => ReadinessF
       loop.stop();
     },
   };
+}
+
+/** What `waiting` resolves with, or false as soon as `signal` is aborted (at once if it already is). */
+function untilAborted(waiting: Promise<boolean>, signal: AbortSignal | undefined): Promise<boolean> {
+  if (!signal) return waiting;
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve, reject) => {
+    const abort = () => resolve(false);
+    signal.addEventListener('abort', abort, { once: true });
+    waiting.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
 }
 
 /** A promise that resolves once routing.default (as it is then) has a ready worker, checked after every event. */

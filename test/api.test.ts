@@ -108,4 +108,5 @@ test('start() refuses a bad config or a bad option with an error that names it, 
   await t.throwsAsync(start({ config: path.join(root, 'config/graycluster.json'), port: 70_000 }), { instanceOf: RangeError, message: 'start(): port must be a whole number from 0 to 65535, not 70000' });
   await t.throwsAsync(start({ config: path.join(root, 'config/graycluster.json'), token: 'short' }), { instanceOf: RangeError, message: 'start(): token must be a string of at least 16 characters' });
   await t.throwsAsync(start({} as never), { instanceOf: TypeError, message: 'start(): config must be the path of a config file' });
+  await t.throwsAsync(start({ config: path.join(root, 'config/graycluster.json'), signal: 'stop' as never }), { instanceOf: TypeError, message: 'start(): signal must be an AbortSignal' });
 });

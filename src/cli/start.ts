@@ -13,7 +13,8 @@ public port, and the dashboard/status API; with health.port set, also GET /livez
 /readyz for a kubelet or load balancer (no token). Logs one line per lifecycle event.
 Every worker's stdout and stderr come out on this stdout, one line each, prefixed with
 the worker: "v2.1 | listening" (stdout), "v2.1 ! warning" (stderr).
-Ctrl-C or SIGTERM stops gracefully (in-flight requests finish); a second one forces.
+Ctrl-C or SIGTERM stops gracefully (in-flight requests finish), also while workers are still starting; a
+second one forces.
 
 Options:
   -c, --config <file>        Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
@@ -76,6 +77,8 @@ export async function start(args: string[]): Promise<number> {
   // Its own lines in the format the primary settles on (a signal while starting: the flag's, or text).
   const log = (line: string) => write(formatOwnLine(line, running?.logFormat ?? overrides.logFormat ?? 'text'));
   let firstSignalAt = 0;
+  // A signal while starting ends the wait for workers to be ready: the stop begins at once.
+  const starting = new AbortController();
   let settle: (code: number) => void = () => {};
   const stopped = new Promise<number>((resolve) => { settle = resolve; });
   const stop = () => running?.stop().then(() => settle(0), () => settle(1));
@@ -92,7 +95,8 @@ export async function start(args: string[]): Promise<number> {
     }
     firstSignalAt = Date.now();
     log(`graycluster: ${signal}: stopping gracefully (send it again to force)`);
-    void stop();  // Before the start is done, it stops as soon as it is.
+    if (running) void stop();
+    else starting.abort();  // Start-up returns at once, and the stop begins below.
   };
   // The primary owns these two signals from the start, while its workers are still starting too. conf's atomic
   // writer (through when-exit) hooks them when it loads and sends the signal to this process again after its
@@ -102,7 +106,7 @@ export async function start(args: string[]): Promise<number> {
     process.on(signal, onSignal);
   }
   try {
-    running = await startGraycluster({ config: configPath(values.config), ...overrides, log: write });
+    running = await startGraycluster({ config: configPath(values.config), ...overrides, log: write, signal: starting.signal });
   } catch (error) {
     if (error instanceof ConfigError) process.stderr.write(`graycluster: invalid config: ${error.message}\n`);
     else process.stderr.write(`graycluster: cannot start: ${error instanceof Error ? error.message : String(error)}\n`);

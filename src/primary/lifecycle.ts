@@ -131,7 +131,8 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     this.#pools.set(version, pool);
     for (const slot of pool) this.#fork(slot, poolOwner);
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), this.config().server.readyTimeoutMs); });
+    // Unref'd: a primary that stops while this version is still starting must not wait for it to exit.
+    const deadline = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), this.config().server.readyTimeoutMs).unref(); });
     const settled = this.until(() => this.serving(version) || this.versionState(version) === 'crashloop' ? true : undefined);
     return Promise.race([settled.then(() => this.serving(version)), deadline]).finally(() => clearTimeout(timer));
   }
@@ -234,8 +235,13 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     if (state.kind !== 'draining') {
       const { drainTimeoutMs } = this.config().server;
       const killTimer = setTimeout(() => this.kill(slot, { type: 'stopped', message: `still busy after ${drainTimeoutMs} ms: killing it` }), drainTimeoutMs);
-      this.transition(slot, { kind: 'draining', process, startedAt: state.startedAt, killTimer }, { type: 'draining', message: 'draining: finishing in-flight requests' });
-      process.send({ kind: 'drain' });
+      const starting = state.kind === 'starting';
+      this.transition(slot, { kind: 'draining', process, startedAt: state.startedAt, killTimer }, { type: 'draining', message: starting ? 'stopping before it was ready' : 'draining: finishing in-flight requests' });
+      // A starting worker has nothing in flight, and its runtime may still be loading, with no one yet to hear a
+      // message (it would be lost, and the worker killed only after drainTimeoutMs): a signal reaches it either
+      // way, and the runtime, once loaded, drains on SIGTERM as on the message.
+      if (starting) process.kill('SIGTERM');
+      else process.send({ kind: 'drain' });
     }
     return this.until(() => (slot.state.kind === 'stopped' ? true : undefined)).then(() => {});
   }
