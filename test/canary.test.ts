@@ -163,3 +163,24 @@ test.serial('a bad rollout config is rejected with a message naming the key, and
   t.is(fileOf(cluster).rollout, undefined);
   t.is((await cluster.status()).rollout, null);
 });
+
+test.serial('two supervisors sharing one config file run one rollout: each step is taken once, neither takes the other\'s write for a manual edit, both end promoted', async (t) => {
+  const first = await startCluster(t, canaryConfig({}, null), { name: 'first' });
+  const second = await startCluster(t, first.configFile, { name: 'second' });
+  const loads = [usersLoad(first, 2), usersLoad(second, 2)];
+  try {
+    const started = await cli(['canary', 'start', 'v2', '--steps', '10,50,100', '--interval', '2s', '--check-every', '250ms', '--min-requests', '30',
+      '--event-loop', 'maxDelayMs=5000', '--config', first.configFile]);
+    t.is(started.code, 0, started.stderr);
+    t.regex(started.stdout, /the 2 supervisors running with it/);
+    for (const cluster of [first, second]) t.like(await waitForRollout(cluster, (rollout) => rollout.state !== 'running', 45_000), { state: 'promoted', weight: 100 });
+  } finally {
+    await Promise.all(loads.map((load) => load.stop()));
+  }
+  const events = [...await rolloutEvents(first), ...await rolloutEvents(second)];
+  t.false(events.some((message) => /paused|rolled back|aborted/.test(message)), events.join('\n'));
+  // Whichever judged first wrote each transition; the other one adopted it from the file ("running at step 2 …").
+  t.is(events.filter((message) => message.startsWith('rollout of v2 advances to step 2 of 3')).length, 1, events.join('\n'));
+  t.is(events.filter((message) => message.startsWith('v2 promoted to routing.default')).length, 1, events.join('\n'));
+  t.like(fileOf(first), { routing: { default: 'v2', weights: { v1: 0, v2: 100 } }, rollout: { status: { state: 'promoted', step: 1 } } });
+});
