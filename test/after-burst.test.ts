@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import test from 'ava';
 import { AfterBurst, afterBurstDefaults, type AfterBurstPolicy } from '../src/primary/after-burst.js';
 import { makeConfig, request, sleep, startInstance, waitFor } from './helpers/toolkit.js';
@@ -65,22 +66,50 @@ test('after close, a burst starts no check', async (t) => {
   t.is(collections.length, 0);
 });
 
-test('graycluster\'s primary runs one compacting collection once a burst of new connections stops', async (t) => {
-  // --trace-gc prints V8's collections; the one the primary asks for is traced with the reason "testing".
-  const instance = await startInstance(makeConfig({ v1: {} }), { nodeArgs: ['--trace-gc'] });
-  try {
-    await instance.waitUntilReady();
-    const primaryCollections = () => instance.process.output().split('\n').filter((line) => line.startsWith(`[${instance.state.pid}:`) && / Mark-Compact .* testing;/.test(line)).length;
-    t.is(primaryCollections(), 0);
+/** A graycluster under --trace-gc, which prints V8's collections: the one the primary asks for has the reason "testing". */
+async function tracedInstance(server: Record<string, unknown> = {}) {
+  const instance = await startInstance(makeConfig({ v1: {} }, {}, server), { nodeArgs: ['--trace-gc'] });
+  const collections = () => instance.process.output().split('\n').filter((line) => line.startsWith(`[${instance.state.pid}:`) && / Mark-Compact .* testing;/.test(line)).length;
+  // A new connection per request (no agent), 16 at a time, past afterBurstDefaults.minConnections.
+  const burst = async () => {
     let sent = 0;
-    // A new connection per request (no agent), 16 at a time, past afterBurstDefaults.minConnections.
+    const statuses = new Set<number>();
     await Promise.all(Array.from({ length: 16 }, async () => {
       while (sent < afterBurstDefaults.minConnections + 20) {
         sent++;
-        t.is((await request(instance.url('/'))).status, 200);
+        statuses.add((await request(instance.url('/'))).status);
       }
     }));
-    await waitFor(() => primaryCollections() === 1, { what: 'the primary\'s collection after the burst', describe: () => instance.process.output().slice(-2000) });
+    return [...statuses];
+  };
+  return { instance, collections, burst };
+}
+
+test('graycluster\'s primary runs one compacting collection once a burst of new connections stops', async (t) => {
+  const { instance, collections, burst } = await tracedInstance();
+  try {
+    await instance.waitUntilReady();
+    t.is(collections(), 0);
+    t.deepEqual(await burst(), [200]);
+    await waitFor(() => collections() === 1, { what: 'the primary\'s collection after the burst', describe: () => instance.process.output().slice(-2000) });
+  } finally {
+    await instance.stop();
+  }
+});
+
+test('with server.compactAfterBursts false the primary never collects after a burst, and turning it on in the file takes effect live', async (t) => {
+  const { instance, collections, burst } = await tracedInstance({ compactAfterBursts: false });
+  try {
+    await instance.waitUntilReady();
+    t.deepEqual(await burst(), [200]);
+    await sleep(afterBurstDefaults.quietMs * 4);  // Past the quiet that would have triggered it.
+    t.is(collections(), 0);
+    const config = JSON.parse(readFileSync(instance.configFile, 'utf8'));
+    const appliedBefore = (await instance.status()).configAppliedAt;
+    writeFileSync(instance.configFile, JSON.stringify({ ...config, server: { ...config.server, compactAfterBursts: true } }));
+    await instance.waitForStatus((status) => status.configAppliedAt !== appliedBefore);
+    t.deepEqual(await burst(), [200]);
+    await waitFor(() => collections() === 1, { what: 'the primary\'s collection after the burst', describe: () => instance.process.output().slice(-2000) });
   } finally {
     await instance.stop();
   }

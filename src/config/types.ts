@@ -100,6 +100,11 @@ export interface ServerConfig {
   handoffTimeoutMs: number;
   /** Per worker: connections that may wait behind the one it has not yet taken; past that, another worker. */
   maxQueuedHandoffs: number;
+  /**
+   * The primary runs one compacting garbage collection once new connections stop for a moment after a burst, to
+   * give the memory the burst used back (a pause of tens of ms for the next new connection, at most every 5 s).
+   */
+  compactAfterBursts: boolean;
 }
 
 export interface DashboardConfig {
@@ -255,6 +260,7 @@ export const serverDefaults: ServerConfig = {
   trustProxy: false,
   handoffTimeoutMs: 1000,
   maxQueuedHandoffs: 1024,
+  compactAfterBursts: true,
 };
 
 export const dashboardDefaults: DashboardConfig = {

@@ -37,7 +37,9 @@ export class Router {
   #derived: { of: ResolvedConfig; names: ReadonlySet<string>; trusted: AddressMatcher | undefined } | undefined;
 
   constructor(private readonly config: () => ResolvedConfig, private readonly handoff: Handoff, collectAfterBurst = collectionAfterBursts()) {
-    this.#afterBurst = collectAfterBurst && new AfterBurst(collectAfterBurst);
+    this.#afterBurst = collectAfterBurst && new AfterBurst(() => {
+      if (this.config().server.compactAfterBursts) collectAfterBurst();
+    });
     this.#heads = new PendingHeads(() => this.config().server, this.#pendingCounters, {
       onHead: (connection, bytes, head) => {
         const { config, names, trusted } = this.#derivedConfig();
