@@ -48,6 +48,13 @@ export class LineSplitter {
     let start = 0;
     while (start <= chunk.length) {
       const end = chunk.indexOf(newline, start);
+      if (end !== -1 && this.#heldBytes === 0 && end - start <= this.maxLineBytes) {
+        // A whole line within the chunk (the usual case): read where it is, with no copy to hold it.
+        const text = end > start && chunk[end - 1] === 0x0d ? chunk.subarray(start, end - 1) : chunk.subarray(start, end);  // CRLF
+        lines.push({ message: toSafeText(text), cut: false });
+        start = end + 1;
+        continue;
+      }
       this.#hold(chunk.subarray(start, end === -1 ? chunk.length : end), lines);
       if (end === -1) break;
       lines.push(this.#take(false, true));
