@@ -93,7 +93,8 @@ test.serial('a worker past its hard memory limit is killed at once and restarted
   await request(cluster.url('/leak'), { agent });
   await cluster.waitForOutput(new RegExp(`failed\\s+\\[v1 worker v1\\.1 pid ${leaker.pid}\\] memory \\d+ MB over the hard limit of 150 MB: killing it`));
   // Its exit reads "crashed", and its slot restarts at once; or, when the replacement that its soft limit began is
-  // ready before the kill has taken effect, the replacement drains it first and its exit reads "stopped".
+  // ready before the kill has taken effect, the replacement takes it out of the pool first ("stopping: it is being
+  // killed already") and its exit reads "stopped".
   await cluster.waitForOutput(new RegExp(`(crashed|stopped)\\s+\\[v1 worker v1\\.1 pid ${leaker.pid}\\] (crashed|stopped) \\(signal SIGKILL\\)`));
   await cluster.waitForStatus((current) => current.workers.some((worker) => worker.version === 'v1' && worker.state === 'ready' && worker.pid !== leaker.pid));
   t.is((await get(cluster.url('/'))).status, 200);

@@ -221,6 +221,27 @@ test('drain sends drain, and kills a worker still busy after drainTimeoutMs', as
   t.true(p.messages().includes('stopped still busy after 30 ms: killing it'));
 });
 
+test('a starting worker is stopped with SIGTERM (its runtime may not hear a message yet); one being killed is only waited for', async (t) => {
+  const p = primary(t, { drainTimeoutMs: 10_000 });
+  void p.lifecycle.addVersion('v1');
+  const [starting] = p.lifecycle.pool('v1');
+  const stopping = p.lifecycle.drain(starting!);
+  t.deepEqual(p.workerOf(starting!).signals, ['SIGTERM']);
+  t.false(p.workerOf(starting!).sent.some((entry) => entry.message.kind === 'drain'));
+  t.is(p.messages().at(-1), 'draining stopping before it was ready');
+  p.workerOf(starting!).exit(null, 'SIGTERM');
+  await stopping;
+
+  const [ready] = p.readyVersions('v2');
+  p.lifecycle.kill(ready!, { type: 'failed', message: 'memory over the hard limit: killing it' });
+  const drained = p.lifecycle.drain(ready!);  // A replacement taking its place before the kill has landed.
+  t.is(p.messages().at(-1), 'draining stopping: it is being killed already');
+  t.false(p.workerOf(ready!).sent.some((entry) => entry.message.kind === 'drain'), 'nothing to drain in it');
+  await drained;
+  t.is(ready!.state.kind, 'stopped');
+  t.true(p.messages().includes('stopped stopped (signal SIGKILL)'));
+});
+
 test('two rolling replacements of one version at once (a memory recycle during a reload) never take each other\'s workers', async (t) => {
   const p = primary(t, {}, { v1: { entry: 'a.js', workers: 2 } });
   void p.lifecycle.addVersion('v1');

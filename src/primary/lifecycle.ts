@@ -42,6 +42,8 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
   /** Versions announced as crash-looping, so their recovery is announced once too. */
   readonly #crashlooping = new Set<string>();
   readonly #handlers: WorkerProcessHandlers;
+  /** Processes sent SIGKILL and not yet seen to exit: nothing is left to drain in them. */
+  readonly #killed = new WeakSet<WorkerProcess>();
   #closed = false;
   /** The port the primary listens on (known once it does): what the app sees as its port. */
   publicPort = 0;
@@ -218,6 +220,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     const process = processOf(slot.state);
     if (!process) return;
     if (happening) this.events.record({ ...happening, version: slot.version, workerId: slot.id, pid: process.pid });
+    this.#killed.add(process);
     process.kill('SIGKILL');
   }
 
@@ -236,12 +239,14 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
       const { drainTimeoutMs } = this.config().server;
       const killTimer = setTimeout(() => this.kill(slot, { type: 'stopped', message: `still busy after ${drainTimeoutMs} ms: killing it` }), drainTimeoutMs);
       const starting = state.kind === 'starting';
-      this.transition(slot, { kind: 'draining', process, startedAt: state.startedAt, killTimer }, { type: 'draining', message: starting ? 'stopping before it was ready' : 'draining: finishing in-flight requests' });
+      const killed = this.#killed.has(process);
+      const message = killed ? 'stopping: it is being killed already' : starting ? 'stopping before it was ready' : 'draining: finishing in-flight requests';
+      this.transition(slot, { kind: 'draining', process, startedAt: state.startedAt, killTimer }, { type: 'draining', message });
       // A starting worker has nothing in flight, and its runtime may still be loading, with no one yet to hear a
       // message (it would be lost, and the worker killed only after drainTimeoutMs): a signal reaches it either
-      // way, and the runtime, once loaded, drains on SIGTERM as on the message.
-      if (starting) process.kill('SIGTERM');
-      else process.send({ kind: 'drain' });
+      // way, and the runtime, once loaded, drains on SIGTERM as on the message. A killed one only has to exit.
+      if (starting && !killed) process.kill('SIGTERM');
+      else if (!killed) process.send({ kind: 'drain' });
     }
     return this.until(() => (slot.state.kind === 'stopped' ? true : undefined)).then(() => {});
   }
