@@ -144,6 +144,13 @@ test('past dashboard.maxLogFollowers a follower gets a clear refusal; one that s
   t.is(written, 40_000);
   socket.resume();
   await waitFor(() => received.includes('"missed"'), { what: 'the count of missed lines', timeoutMs: 20_000 });
+  // The first count can come while the primary is still reading the flood from the worker's pipe, and a line
+  // written now could be missed too: first wait until every line of the flood is received or counted.
+  const accounted = () => received.split('\n').filter((part) => part.startsWith('{') && part.endsWith('}')).reduce((sum, part) => {
+    const item = JSON.parse(part) as LogStreamItem;
+    return sum + ('missed' in item ? item.missed : 'message' in item && item.message.startsWith('flood ') ? 1 : 0);
+  }, 0);
+  await waitFor(() => accounted() === written, { what: 'every line of the flood received or counted as missed', timeoutMs: 20_000 });
   await writeLines(cluster, 'v2', 'after', 1);
   await waitFor(() => received.includes('"after 1 of 1"'), { what: 'the line after the flood', timeoutMs: 20_000 });
 

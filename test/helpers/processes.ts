@@ -79,10 +79,19 @@ export function startProcess(name: string, command: string, args: string[], { en
   });
   child.stderr!.on('data', onOutput);
   if (pid > 0) live.add(pid);
+  // 'exit' can come before the last of its output has been read; 'close' comes once its pipes are closed too. It
+  // counts as exited once both came, or 2 s after 'exit' if something it left behind holds its pipes open.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let finished = false;
   const exited = new Promise<ProcessExit>((resolve) => child.once('exit', (code, signal) => {
     live.delete(pid);
-    for (const check of waiters) check();
-    resolve({ code, signal });
+    let timer: NodeJS.Timeout | undefined;
+    void Promise.race([closed, new Promise((late) => { timer = setTimeout(late, 2000); })]).then(() => {
+      clearTimeout(timer);
+      finished = true;
+      for (const check of waiters) check();
+      resolve({ code, signal });
+    });
   }));
   const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
   spawnFailed.catch(() => {});
@@ -99,7 +108,7 @@ export function startProcess(name: string, command: string, args: string[], { en
     const check = () => {
       const match = pattern.exec(output);
       if (match) finish(null, match);
-      else if (gone()) finish(new Error(`${name} exited before printing ${pattern}; output:\n${output}`));
+      else if (finished) finish(new Error(`${name} exited before printing ${pattern}; output:\n${output}`));
     };
     waiters.add(check);
     check();
