@@ -178,6 +178,23 @@ test('a connection that reaches a worker without its socket (NODE_HANDLE_NACK: n
   t.is(p.handoff.counters.unavailable, 0);
 });
 
+test('when the only worker of a version cannot receive its connection, that one and those queued behind it fall back to the default at once', async (t) => {
+  const p = primary(t, { handoffTimeoutMs: 10_000 });
+  const [v1, v2] = p.readyVersions('v1', 'v2');
+  const { server, handles } = await socketPairs(t, 3);
+  const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
+  for (const connection of server) p.handoff.place(connection, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v2', undefined);
+  t.deepEqual(sentTo(v2!), [0], 'one in flight, two queued behind it');
+  p.workerOf(v2!).notReceived();
+  t.deepEqual(sentTo(v1!), [0], 'the refused one went to the default at once, the queued ones wait their turn there');
+  p.workerOf(v1!).acknowledge();
+  p.workerOf(v1!).acknowledge();
+  t.deepEqual(sentTo(v1!), [0, 1, 2]);
+  t.deepEqual(sentTo(v2!), [0], 'nothing more went to the worker that could not receive');
+  t.is(p.handoff.counters.fallbacks, 3);
+  t.is(p.handoff.counters.unavailable, 0);
+});
+
 test('when a worker dies mid-handoff, its unacknowledged connection is closed and the queued ones are placed again without it', async (t) => {
   const p = primary(t);
   const [v1, v2] = p.readyVersions('v1', 'v2');
