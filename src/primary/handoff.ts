@@ -124,7 +124,7 @@ export class Handoff {
     const pool = this.lifecycle.pool(version);
     const { maxQueuedHandoffs } = this.config().server;
     const lanes = pool.map((slot) => this.#laneOf(slot));
-    const now = lanes.some((lane) => lane !== undefined && lane.refusingUntil > 0) ? Date.now() : 0;
+    const now = Date.now();
     const candidates: Candidate[] = pool.map((slot, index) => {
       const lane = lanes[index];
       const waiting = lane ? lane.queue.length + (lane.inFlight ? 1 : 0) : 0;
@@ -172,12 +172,19 @@ export class Handoff {
     process.send(message, connection.client.handle, (error) => {
       if (!error || lane.inFlight?.connection !== connection) return;
       // It never left (the channel closed): try another worker, then go on with this one's queue.
-      clearTimeout(timer);
-      lane.inFlight = undefined;
-      connection.excluded.add(slot);
-      this.#place(connection);
+      this.#placeInFlightElsewhere(lane);
       this.#sendNext(lane);
     });
+  }
+
+  /** The connection in flight never reached the worker: another one takes it, with the copy this process kept. */
+  #placeInFlightElsewhere(lane: Lane): void {
+    const inFlight = lane.inFlight;
+    if (!inFlight) return;
+    clearTimeout(inFlight.timer);
+    lane.inFlight = undefined;
+    inFlight.connection.excluded.add(lane.slot);
+    this.#place(inFlight.connection);
   }
 
   #acknowledged(lane: Lane): void {
@@ -188,7 +195,7 @@ export class Handoff {
     if (lane.overdue || lane.refusingUntil > 0) {
       lane.overdue = false;
       lane.refusingUntil = 0;
-      this.events.record({ type: 'recovered', version: lane.slot.version, workerId: lane.slot.id, pid: lane.process.pid, message: 'took its connection: it gets new ones again' });
+      this.#record(lane, 'recovered', 'took its connection: it gets new ones again');
     }
     this.#sendNext(lane);
   }
@@ -200,19 +207,12 @@ export class Handoff {
    */
   #notReceived(lane: Lane): void {
     if (!lane.inFlight) return;
-    const { connection, timer } = lane.inFlight;
-    clearTimeout(timer);
-    lane.inFlight = undefined;
     const { handoffTimeoutMs } = this.config().server;
     if (lane.refusingUntil === 0) {
-      this.events.record({
-        type: 'unresponsive', version: lane.slot.version, workerId: lane.slot.id, pid: lane.process.pid,
-        message: `could not receive a connection (no file descriptor free?): it gets no new connections for ${handoffTimeoutMs} ms at a time until it takes one`,
-      });
+      this.#record(lane, 'unresponsive', `could not receive a connection (no file descriptor free?): it gets no new connections for ${handoffTimeoutMs} ms at a time until it takes one`);
     }
     lane.refusingUntil = Date.now() + handoffTimeoutMs;
-    connection.excluded.add(lane.slot);
-    this.#place(connection);
+    this.#placeInFlightElsewhere(lane);
     this.#replaceQueue(lane);
   }
 
@@ -227,11 +227,12 @@ export class Handoff {
   /** Its connection was sent but not taken in time: no new connections until it is, and its queue goes elsewhere. */
   #overdue(lane: Lane, timeoutMs: number): void {
     lane.overdue = true;
-    this.events.record({
-      type: 'unresponsive', version: lane.slot.version, workerId: lane.slot.id, pid: lane.process.pid,
-      message: `did not take a connection within ${timeoutMs} ms: no new connections until it does`,
-    });
+    this.#record(lane, 'unresponsive', `did not take a connection within ${timeoutMs} ms: no new connections until it does`);
     this.#replaceQueue(lane);
+  }
+
+  #record(lane: Lane, type: 'unresponsive' | 'recovered', message: string): void {
+    this.events.record({ type, version: lane.slot.version, workerId: lane.slot.id, pid: lane.process.pid, message });
   }
 
   #replaceQueue(lane: Lane): void {
