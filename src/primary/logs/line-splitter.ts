@@ -29,6 +29,11 @@ function characterBoundary(bytes: Uint8Array, limit: number): number {
   return end === 0 ? limit : end;
 }
 
+/** A line's bytes without the CR of a CRLF line end. */
+function withoutCarriageReturn(bytes: Buffer): Buffer {
+  return bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.subarray(0, -1) : bytes;
+}
+
 /**
  * Splits one stream of bytes into lines. A line without its newline yet is held (at most `maxLineBytes`) until
  * its newline or `end()`; a longer line is cut into pieces of `maxLineBytes`, each but the last marked `cut`.
@@ -50,8 +55,7 @@ export class LineSplitter {
       const end = chunk.indexOf(newline, start);
       if (end !== -1 && this.#heldBytes === 0 && end - start <= this.maxLineBytes) {
         // A whole line within the chunk (the usual case): read where it is, with no copy to hold it.
-        const text = end > start && chunk[end - 1] === 0x0d ? chunk.subarray(start, end - 1) : chunk.subarray(start, end);  // CRLF
-        lines.push({ message: toSafeText(text), cut: false });
+        lines.push({ message: toSafeText(withoutCarriageReturn(chunk.subarray(start, end))), cut: false });
         start = end + 1;
         continue;
       }
@@ -86,7 +90,7 @@ export class LineSplitter {
 
   #take(cut: boolean, atNewline: boolean): SplitLine {
     let bytes = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held, this.#heldBytes);
-    if (atNewline && bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, -1);  // CRLF
+    if (atNewline) bytes = withoutCarriageReturn(bytes);
     this.#held = [];
     this.#heldBytes = 0;
     return { message: cut ? `${toSafeText(bytes)}${cutMark}` : toSafeText(bytes), cut };
