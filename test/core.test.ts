@@ -136,6 +136,27 @@ test.serial('bytes read with the head, every byte value among them, reach the ap
   t.deepEqual([reply.version, reply.length, reply.sha256], ['v2', body.length, createHash('sha256').update(body).digest('hex')]);
 });
 
+test.serial('connections arriving together, with heads of every size and body bytes read with them, each reach their version with their own bytes', async (t) => {
+  // Many connections at once are on their way to each worker together (ipc/handle-window.ts); a large head goes alone.
+  const cluster = await startCluster(t, twoVersions());
+  const replies = await Promise.all(Array.from({ length: 200 }, async (_, index) => {
+    const version = index % 3 === 0 ? 'v2' : 'v1';
+    const body = randomBytes((index * 389) % 3000);
+    const padding = 'p'.repeat((index * 1543) % 15_000);
+    const socket = net.connect(cluster.port, '127.0.0.1');
+    socket.end(Buffer.concat([
+      Buffer.from(`POST /sha256?version=${version} HTTP/1.1\r\nHost: a\r\nX-Padding: ${padding}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`, 'latin1'),
+      body,
+    ]));
+    let text = '';
+    for await (const chunk of socket) text += (chunk as Buffer).toString('latin1');
+    const reply = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
+    const expected = [version, body.length, createHash('sha256').update(body).digest('hex')];
+    return { index, same: JSON.stringify([reply.version, reply.length, reply.sha256]) === JSON.stringify(expected) };
+  }));
+  t.deepEqual(replies.filter((reply) => !reply.same).map((reply) => reply.index), []);
+});
+
 test.serial('a WebSocket upgrade is routed by the same rules and works end to end', async (t) => {
   const cluster = await startCluster(t, twoVersions());
   for (const version of ['v2', 'v1']) {

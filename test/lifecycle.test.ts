@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { resolveConfig } from '../src/config/load.js';
+import { handleWindowLimits } from '../src/ipc/handle-window.js';
 import type { ConfigFile, ResolvedConfig } from '../src/config/types.js';
 import { EventLog } from '../src/primary/events.js';
 import { Handoff } from '../src/primary/handoff.js';
@@ -12,6 +13,10 @@ import { Replacements } from '../src/primary/replacement.js';
 import type { WorkerSlot } from '../src/primary/worker-slot.js';
 import { canTransition } from '../src/primary/worker-state.js';
 import { fakeFork, socketPairs, type FakeWorker } from './helpers/fake-worker.js';
+
+const { maxHandles } = handleWindowLimits;
+const head = Buffer.from('GET / HTTP/1.1\r\n\r\n');
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, index) => from + index);
 
 /** The primary's worker side, wired as start.ts wires it, with fake worker processes. */
 function primary(t: ExecutionContext, server: ConfigFile['server'] = {}, versions: ConfigFile['versions'] = { v1: { entry: 'a.js' }, v2: { entry: 'b.js' } }) {
@@ -112,7 +117,7 @@ test('a worker that misses its heartbeat is unresponsive, gets no connections, r
   t.is(v2!.view().state, 'ready', 'the status API still says ready, with unresponsive set');
   t.true(v2!.view().unresponsive);
   const { server } = await socketPairs(t, 1);
-  p.handoff.place(server[0]!, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v2', undefined);
+  p.handoff.place(server[0]!, head, 'v2', undefined);
   t.is(p.workerOf(v1!).connections.length, 1, 'v2 has no responsive worker: its connection falls back to v1');
   t.is(p.handoff.counters.fallbacks, 1);
   p.workerOf(v2!).emit('message', { kind: 'stats', stats: v2!.stats }, undefined);
@@ -122,27 +127,42 @@ test('a worker that misses its heartbeat is unresponsive, gets no connections, r
   t.deepEqual(p.workerOf(v2!).signals, ['SIGKILL']);
 });
 
+test('a worker takes up to its window of connections unacknowledged; the next ones queue until it answers, in order', async (t) => {
+  const p = primary(t);
+  const [v1] = p.readyVersions('v1');
+  const { server, handles } = await socketPairs(t, maxHandles + 2);
+  const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
+  for (const connection of server) p.handoff.place(connection, head, 'v1', undefined);
+  t.deepEqual(sentTo(v1!), range(0, maxHandles), 'a window of connections in flight at once');
+  t.is(p.handoff.waiting, maxHandles + 2, 'and two queued behind them');
+  t.true(server[0]!.open, 'the primary keeps its copy of a connection until the worker acknowledges it');
+  p.workerOf(v1!).acknowledge();
+  t.false(server[0]!.open, 'and closes it then (answers come in the order sent)');
+  t.true(server[1]!.open);
+  t.deepEqual(sentTo(v1!), range(0, maxHandles + 1), 'an answer lets the next queued one go');
+  for (let answer = 0; answer < maxHandles + 1; answer++) p.workerOf(v1!).acknowledge();
+  t.deepEqual(sentTo(v1!), range(0, maxHandles + 2));
+  t.is(p.handoff.waiting, 0);
+  t.true(server.every((connection) => !connection.open));
+});
+
 test('a handoff not acknowledged in time stops new connections to that worker and moves its queue to the default', async (t) => {
   const p = primary(t, { handoffTimeoutMs: 30 });
   const [v1, v2] = p.readyVersions('v1', 'v2');
-  const { server, handles } = await socketPairs(t, 4);
+  const { server, handles } = await socketPairs(t, maxHandles + 3);
   const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
-  const head = Buffer.from('GET / HTTP/1.1\r\n\r\n');
-  for (const connection of server.slice(0, 3)) p.handoff.place(connection, head, 'v2', undefined);
-  t.deepEqual(sentTo(v2!), [0], 'one connection in flight, the others wait behind it');
-  t.is(p.handoff.waiting, 3);
+  for (const connection of server.slice(0, maxHandles + 2)) p.handoff.place(connection, head, 'v2', undefined);
+  t.deepEqual(sentTo(v2!), range(0, maxHandles), 'a window in flight, two waiting behind it');
   await new Promise<void>((resolve) => p.events.on('event', (event) => event.type === 'unresponsive' && resolve()));
-  t.deepEqual(sentTo(v1!), [1], 'the queued ones went to the default (one at a time)');
-  t.true(server[1]!.open, 'the primary keeps its copy of a connection until the worker acknowledges it');
+  t.deepEqual(sentTo(v1!), [maxHandles, maxHandles + 1], 'the queued ones went to the default');
+  t.is(p.types().filter((type) => type === 'unresponsive').length, 1, 'one event, however many connections it holds');
   p.workerOf(v1!).acknowledge();
-  t.false(server[1]!.open, 'and closes it then');
-  t.deepEqual(sentTo(v1!), [1, 2]);
-  p.workerOf(v1!).acknowledge();
-  p.handoff.place(server[3]!, head, 'v2', undefined);
-  t.is(p.workerOf(v1!).connections.length, 3, 'new ones too');
+  t.false(server[maxHandles]!.open);
+  p.handoff.place(server[maxHandles + 2]!, head, 'v2', undefined);
+  t.deepEqual(sentTo(v1!), [maxHandles, maxHandles + 1, maxHandles + 2], 'new ones too');
   p.workerOf(v2!).acknowledge();
   t.is(p.events.recent().at(-1)!.type, 'recovered');
-  t.is(p.handoff.waiting, 1, 'only v1 has a socket unacknowledged now');
+  t.is(p.handoff.waiting, maxHandles - 1 + 2, 'v2 has the rest of its window unacknowledged, v1 two');
 });
 
 test('a connection that reaches a worker without its socket (NODE_HANDLE_NACK: no descriptor free) goes elsewhere at once, and that worker is tried again after handoffTimeoutMs', async (t) => {
@@ -152,7 +172,6 @@ test('a connection that reaches a worker without its socket (NODE_HANDLE_NACK: n
   p.ready(first!);
   p.ready(second!);
   const { server, handles } = await socketPairs(t, 4);
-  const head = Buffer.from('GET / HTTP/1.1\r\n\r\n');
   const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
   p.handoff.place(server[0]!, head, 'v1', undefined);
   p.handoff.place(server[1]!, head, 'v1', undefined);
@@ -181,49 +200,64 @@ test('a connection that reaches a worker without its socket (NODE_HANDLE_NACK: n
 test('when the only worker of a version cannot receive its connection, that one and those queued behind it fall back to the default at once', async (t) => {
   const p = primary(t, { handoffTimeoutMs: 10_000 });
   const [v1, v2] = p.readyVersions('v1', 'v2');
-  const { server, handles } = await socketPairs(t, 3);
+  const { server, handles } = await socketPairs(t, maxHandles + 2);
   const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
-  for (const connection of server) p.handoff.place(connection, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v2', undefined);
-  t.deepEqual(sentTo(v2!), [0], 'one in flight, two queued behind it');
+  for (const connection of server) p.handoff.place(connection, head, 'v2', undefined);
+  t.deepEqual(sentTo(v2!), range(0, maxHandles), 'a window in flight, two queued behind it');
   p.workerOf(v2!).notReceived();
-  t.deepEqual(sentTo(v1!), [0], 'the refused one went to the default at once, the queued ones wait their turn there');
+  t.deepEqual(sentTo(v1!), [0, maxHandles, maxHandles + 1], 'the refused one went to the default at once, and the queued ones after it');
+  for (let answer = 1; answer < maxHandles; answer++) p.workerOf(v2!).notReceived();
   p.workerOf(v1!).acknowledge();
   p.workerOf(v1!).acknowledge();
-  t.deepEqual(sentTo(v1!), [0, 1, 2]);
-  t.deepEqual(sentTo(v2!), [0], 'nothing more went to the worker that could not receive');
-  t.is(p.handoff.counters.fallbacks, 3);
+  t.deepEqual(sentTo(v1!), [0, maxHandles, maxHandles + 1, ...range(1, maxHandles)], 'the others follow as their refusals come (v1 has its own window)');
+  t.deepEqual(sentTo(v2!), range(0, maxHandles), 'nothing more went to the worker that could not receive');
+  t.is(p.types().filter((type) => type === 'unresponsive').length, 1);
+  t.is(p.handoff.counters.fallbacks, maxHandles + 2);
   t.is(p.handoff.counters.unavailable, 0);
 });
 
-test('when a worker dies mid-handoff, its unacknowledged connection is closed and the queued ones are placed again without it', async (t) => {
+test('when a worker dies mid-handoff, its unacknowledged connections are closed and the queued ones are placed again without it', async (t) => {
   const p = primary(t);
   const [v1, v2] = p.readyVersions('v1', 'v2');
-  const { server, handles, client } = await socketPairs(t, 3);
+  const { server, handles, client } = await socketPairs(t, maxHandles + 2);
   const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
-  for (const connection of server) p.handoff.place(connection, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v2', undefined);
+  for (const connection of server) p.handoff.place(connection, head, 'v2', undefined);
   const clientClosed = new Promise<void>((resolve) => client[0]!.once('close', () => resolve()).resume());
-  const dead = p.workerOf(v2!);
-  dead.exit(null, 'SIGKILL');
-  t.false(server[0]!.open, 'the connection it was sent and never acknowledged is closed');
+  p.workerOf(v2!).exit(null, 'SIGKILL');
+  t.deepEqual(server.map((connection) => connection.open), range(0, maxHandles + 2).map((index) => index >= maxHandles),
+    'the connections it was sent and never acknowledged are closed');
   await clientClosed;
-  t.deepEqual(sentTo(v1!), [1], 'one goes to v1 at once; the next waits for its acknowledgement');
-  p.workerOf(v1!).acknowledge();
-  t.deepEqual(sentTo(v1!), [1, 2]);
+  t.deepEqual(sentTo(v1!), [maxHandles, maxHandles + 1], 'the queued ones go to v1');
   t.is(p.handoff.counters.unavailable, 0);
 });
 
 test('past maxQueuedHandoffs on every worker of a version, a connection gets 503 with Retry-After', async (t) => {
   const p = primary(t, { maxQueuedHandoffs: 1 }, { v1: { entry: 'a.js' } });
   p.readyVersions('v1');
-  const { server, client } = await socketPairs(t, 3);
-  for (const connection of server) p.handoff.place(connection, Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'v1', undefined);
-  t.is(p.handoff.waiting, 2);
+  const { server, client } = await socketPairs(t, maxHandles + 2);
+  for (const connection of server) p.handoff.place(connection, head, 'v1', undefined);
+  t.is(p.handoff.waiting, maxHandles + 1, 'a window in flight and one queued');
   const answer = await new Promise<string>((resolve) => {
     let text = '';
-    client[2]!.on('data', (chunk) => { text += chunk; });
-    client[2]!.on('end', () => resolve(text));
+    client[maxHandles + 1]!.on('data', (chunk) => { text += chunk; });
+    client[maxHandles + 1]!.on('end', () => resolve(text));
   });
   t.regex(answer, /^HTTP\/1\.1 503 [^]*retry-after: 1\r\n[^]*every worker of "v1" is at its in-flight limit/);
+});
+
+test('with maxQueuedHandoffs 0 a worker still takes its window of connections; the one past it gets 503', async (t) => {
+  const p = primary(t, { maxQueuedHandoffs: 0 }, { v1: { entry: 'a.js' } });
+  const [v1] = p.readyVersions('v1');
+  const { server, client } = await socketPairs(t, maxHandles + 1);
+  for (const connection of server) p.handoff.place(connection, head, 'v1', undefined);
+  t.is(p.workerOf(v1!).connections.length, maxHandles);
+  t.is(p.handoff.counters.unavailable, 1);
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    client[maxHandles]!.on('data', (chunk) => { text += chunk; });
+    client[maxHandles]!.on('end', () => resolve(text));
+  });
+  t.regex(answer, /^HTTP\/1\.1 503 /);
 });
 
 test('drain sends drain, and kills a worker still busy after drainTimeoutMs', async (t) => {

@@ -11,6 +11,8 @@ import {
   internalMessageEvent, onHandleAnswer, readBareHandle, responseMayKeepAlive, setBareHandleNoDelay, socketOverBareHandle,
   stopReadingBareHandle, type TcpHandle,
 } from '../src/shared/node-internals.js';
+import { HandleWindow } from '../src/ipc/handle-window.js';
+import { answerHandlesUngated, releaseHandleGate } from '../src/shared/node-internals.js';
 import { fixture } from './helpers/cluster.js';
 
 type Message = { cmd?: string; kind?: string; [key: string]: unknown };
@@ -191,6 +193,71 @@ test('NODE_HANDLE_NACK arrives as an internal message when the child cannot rece
   forked.send({ cmd: internalCommand, kind: 'keep' }, bareHandleToSend(handle));
   t.true(await taken, 'Node internal changed: after a NACK the channel no longer carries handles (Node flushes its handle queue on NACK as on ACK)');
   closeBareHandle(handle);
+});
+
+test("with Node's handle gate lifted within the handle window, many connections in flight at once each reach the child with their own message", async (t) => {
+  const { process: forked } = await child(t);
+  answerHandlesUngated(forked);
+  const window = new HandleWindow();
+  let acknowledged = 0;
+  onHandleAnswer(forked, (received) => {
+    window.answered();
+    if (received) acknowledged++;
+  });
+  const count = 150;
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const handles: TcpHandle[] = [];
+  acceptBareHandles(server, (handle) => handles.push(handle));
+  const clients = await Promise.all(Array.from({ length: count }, () => new Promise<net.Socket>((resolve) => {
+    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1', () => resolve(socket));
+  })));
+  t.teardown(() => {
+    for (const socket of clients) socket.destroy();
+    server.close();
+  });
+  while (handles.length < count) await new Promise((resolve) => setImmediate(resolve));
+  const ports = new Map<number, number>();
+  const replies = new Map<number, unknown>();
+  const allAnswered = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${replies.size} of ${count} connections answered within 20 s`)), 20_000);
+    forked.on(internalMessageEvent, (message: Message) => {
+      if (message?.kind !== 'peer') return;
+      replies.set(message.id as number, message.port);
+      if (replies.size === count) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  // Mostly small messages, as a connection's head is; every 20th is larger than the window's bytes (it goes alone),
+  // and every 30th message carries no handle but 63 KB, as a large settings message would.
+  const sizeOf = (message: object, handle: boolean) => Buffer.byteLength(JSON.stringify(handle ? { cmd: 'NODE_HANDLE', type: 'net.Native', msg: message } : message)) + 1;
+  let mostInFlight = 0;
+  for (let id = 0; id < count; id++) {
+    const message = { cmd: internalCommand, kind: 'peer', id, padding: 'x'.repeat(id % 20 === 19 ? 24_000 : (id * 137) % 2000) };
+    while (!window.admits(sizeOf(message, true))) await new Promise((resolve) => setImmediate(resolve));
+    if (id % 30 === 29) {
+      const noise = { cmd: internalCommand, kind: 'noise', padding: 'y'.repeat(63_000) };
+      forked.send(noise);
+      window.wrote(sizeOf(noise, false), false);
+      while (!window.admits(sizeOf(message, true))) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const peer: { port?: number } = {};  // The connection's client port, as the child will read it.
+    (handles[id] as unknown as { getpeername(out: { port?: number }): number }).getpeername(peer);
+    ports.set(id, peer.port!);
+    forked.send(message, bareHandleToSend(handles[id]!));
+    window.wrote(sizeOf(message, true), true);
+    releaseHandleGate(forked);
+    t.is((forked as unknown as { _handleQueue: unknown })._handleQueue, null, "Node internal changed: the child process's _handleQueue is not an empty array after a send with a handle (used by releaseHandleGate)");
+    mostInFlight = Math.max(mostInFlight, window.unanswered);
+  }
+  await allAnswered;
+  for (const handle of handles) closeBareHandle(handle);
+  t.true(mostInFlight > 1, 'several connections were in flight at once');
+  t.deepEqual([...replies.entries()].filter(([id, port]) => port !== ports.get(id)), [], 'every message came with its own connection');
+  t.is(acknowledged, count, 'each one acknowledged, none refused');
+  t.is(window.unanswered, 0);
 });
 
 test('net.Server._connections and socket.server/_server let an adopted connection hold server.close() until it ends', async (t) => {

@@ -94,11 +94,11 @@ export interface ServerConfig {
    */
   trustProxy: false | string[];
   /**
-   * A worker that has not taken the connection it was sent within this time gets no new connections until it
+   * A worker that has not taken a connection it was sent within this time gets no new connections until it
    * does, and those queued for it go elsewhere.
    */
   handoffTimeoutMs: number;
-  /** Per worker: connections that may wait behind the one it has not yet taken; past that, another worker. */
+  /** Per worker: connections that may wait behind those sent and not yet taken (ipc/handle-window.ts); past that, another worker. */
   maxQueuedHandoffs: number;
   /**
    * The primary runs one compacting garbage collection once new connections stop for a moment after a burst, to

@@ -1,5 +1,5 @@
 import type { Worker } from 'node:cluster';
-import { bareHandleToSend, internalCommand, internalMessageEvent, type TcpHandle } from '../shared/node-internals.js';
+import { bareHandleToSend, internalCommand, internalMessageEvent, releaseHandleGate, type TcpHandle } from '../shared/node-internals.js';
 import type { Envelope, ToPrimary, ToWorker } from './messages.js';
 
 /**
@@ -23,6 +23,25 @@ export function sendToWorker(worker: Worker, message: ToWorker, handle?: TcpHand
     return;
   }
   worker.send(envelope, handle && bareHandleToSend(handle), undefined, callback);
+  if (handle) releaseHandleGate(worker.process);  // The handoff keeps within ipc/handle-window.ts's window.
+}
+
+/** What Node wraps a message that carries a handle in (lib/internal/child_process.js), a bare TCP handle's type. */
+const handleEnvelope = (msg: object) => ({ cmd: 'NODE_HANDLE', type: 'net.Native', msg });
+const connectionOverhead = Buffer.byteLength(JSON.stringify(handleEnvelope({ cmd: internalCommand, kind: 'connection', bytes: '' }))) + 1;
+const assignCookieKey = Buffer.byteLength(',"assignCookie":');
+
+/**
+ * The bytes a message to a worker takes on the channel, as Node writes it (its JSON and a newline); counted for
+ * ipc/handle-window.ts. A connection's is computed without serializing it again (its bytes are base64, so ASCII).
+ */
+export function messageBytes(message: ToWorker, carriesHandle: boolean): number {
+  if (message.kind === 'connection' && carriesHandle) {
+    const cookie = message.assignCookie === undefined ? 0 : assignCookieKey + Buffer.byteLength(JSON.stringify(message.assignCookie));
+    return connectionOverhead + message.bytes.length + cookie;
+  }
+  const envelope = { cmd: internalCommand, ...message };
+  return Buffer.byteLength(JSON.stringify(carriesHandle ? handleEnvelope(envelope) : envelope)) + 1;
 }
 
 /** Listens to one worker's messages to us; the app's own `process.send` messages arrive on 'message' instead. */

@@ -1,4 +1,5 @@
 import type { ResolvedConfig } from '../config/types.js';
+import type { ToWorker } from '../ipc/messages.js';
 import { retryAfterSeconds } from '../shared/answers.js';
 import { pickWorker, type Candidate } from './balancer.js';
 import type { ClientConnection } from './client-connection.js';
@@ -21,15 +22,21 @@ interface Connection {
   excluded: Set<WorkerSlot>;
   /** While no worker of its version (nor of routing.default) is ready yet: how long it may wait for one. */
   waitUntil?: number;
+  /** What goes to the worker with the handle, built once. */
+  message?: ToWorker;
 }
 
-/** One worker process's side of the handoff: at most one connection unacknowledged, and a short queue behind it. */
+/**
+ * One worker process's side of the handoff: the connections sent and not answered yet (as many as its channel's
+ * window admits, ipc/handle-window.ts), and a bounded queue behind them.
+ */
 interface Lane {
   slot: WorkerSlot;
   process: WorkerProcess;
-  inFlight: { connection: Connection; timer: NodeJS.Timeout } | undefined;
+  /** Oldest first: the worker answers in the order it was sent them. */
+  inFlight: Array<{ connection: Connection; timer: NodeJS.Timeout }>;
   queue: Connection[];
-  /** Its in-flight connection was not acknowledged within handoffTimeoutMs: it gets nothing new until it is. */
+  /** A connection it was sent was not acknowledged within handoffTimeoutMs: it gets nothing new until it is. */
   overdue: boolean;
   /**
    * Until when it gets nothing new because the last connection sent reached it without its socket (it has no
@@ -51,8 +58,9 @@ export interface HandoffCounters {
  * Owns every connection from the moment its version is decided until a worker holds it: pick → send →
  * acknowledged, or refused / failed / timed out → placed elsewhere, falling back to routing.default, or
  * answered 503. Node sends a worker one handle at a time and queues the rest itself, forgetting them when the
- * worker dies; here each worker has at most one connection unacknowledged and a bounded queue we control
- * (`server.maxQueuedHandoffs`), so nothing of one worker's trouble spills onto another version. A connection goes
+ * worker dies; here each worker has a few connections unacknowledged at most (its channel's window, so that a
+ * busy worker takes them in batches) and a bounded queue we control (`server.maxQueuedHandoffs`), so nothing of
+ * one worker's trouble spills onto another version. A connection goes
  * as its bare handle, and the primary's copy stays open until the worker acknowledges it (Node closes a bare
  * handle's copy for no one), so one that never arrives can still be placed elsewhere or closed.
  */
@@ -81,7 +89,7 @@ export class Handoff {
   /** Connections sent and not yet acknowledged, or queued behind one. */
   get waiting(): number {
     let count = 0;
-    for (const lane of this.#lanes.values()) count += lane.queue.length + (lane.inFlight ? 1 : 0);
+    for (const lane of this.#lanes.values()) count += lane.queue.length + lane.inFlight.length;
     return count + this.#waitingForReady.length;
   }
 
@@ -97,9 +105,9 @@ export class Handoff {
     if (!connection.client.open) return;  // The client left while it waited.
     const fallback = this.config().routing.default;
     let target = connection.version;
-    let pick = this.#pick(target, connection.excluded);
+    let pick = this.#pick(target, connection);
     if (!pick.lane && pick.why === 'unavailable' && target !== fallback) {
-      const second = this.#pick(fallback, connection.excluded);
+      const second = this.#pick(fallback, connection);
       if (second.lane || second.why === 'saturated') {
         target = fallback;
         pick = second;
@@ -113,26 +121,26 @@ export class Handoff {
       refuse(connection.client, 503, reason, { 'retry-after': String(retryAfterSeconds) });
       return;
     }
-    if (pick.lane.inFlight) {
-      pick.lane.queue.push(connection);
-    } else {
+    if (pick.lane.queue.length === 0 && pick.lane.process.admits(this.#messageOf(connection))) {
       this.#send(pick.lane, connection);
+    } else {
+      pick.lane.queue.push(connection);
     }
   }
 
-  #pick(version: string, excluded: ReadonlySet<WorkerSlot>): { lane: Lane; why?: undefined } | { lane: undefined; why: 'saturated' | 'unavailable' } {
+  #pick(version: string, connection: Connection): { lane: Lane; why?: undefined } | { lane: undefined; why: 'saturated' | 'unavailable' } {
     const pool = this.lifecycle.pool(version);
     const { maxQueuedHandoffs } = this.config().server;
     const lanes = pool.map((slot) => this.#laneOf(slot));
     const now = Date.now();
     const candidates: Candidate[] = pool.map((slot, index) => {
       const lane = lanes[index];
-      const waiting = lane ? lane.queue.length + (lane.inFlight ? 1 : 0) : 0;
+      const waiting = lane ? lane.queue.length + lane.inFlight.length : 0;
       return {
-        pickable: lane !== undefined && !lane.overdue && lane.refusingUntil <= now && !excluded.has(slot) && lane.process.isConnected(),
+        pickable: lane !== undefined && !lane.overdue && lane.refusingUntil <= now && !connection.excluded.has(slot) && lane.process.isConnected(),
         inFlight: slot.stats.inFlight,
         load: slot.load + waiting,
-        hasRoom: !lane?.inFlight || lane.queue.length < maxQueuedHandoffs,
+        hasRoom: lane === undefined || lane.queue.length < maxQueuedHandoffs || (lane.queue.length === 0 && lane.process.admits(this.#messageOf(connection))),
       };
     });
     const start = this.#cursor.get(version) ?? 0;
@@ -150,7 +158,7 @@ export class Handoff {
     if (state.kind !== 'ready') return undefined;
     let lane = this.#lanes.get(state.process);
     if (!lane) {
-      lane = { slot, process: state.process, inFlight: undefined, queue: [], overdue: false, refusingUntil: 0 };
+      lane = { slot, process: state.process, inFlight: [], queue: [], overdue: false, refusingUntil: 0 };
       const created = lane;
       state.process.on('acknowledged', () => this.#acknowledged(created));
       state.process.on('not-received', () => this.#notReceived(created));
@@ -164,34 +172,38 @@ export class Handoff {
     slot.handoffsSinceReport++;
     this.counters.handedOff++;
     const timeoutMs = this.config().server.handoffTimeoutMs;
-    const timer = setTimeout(() => this.#overdue(lane, timeoutMs), timeoutMs);
-    lane.inFlight = { connection, timer };
-    const message = connection.assignCookie === undefined
-      ? { kind: 'connection' as const, bytes: connection.bytes.toString('base64') }
-      : { kind: 'connection' as const, bytes: connection.bytes.toString('base64'), assignCookie: connection.assignCookie };
-    process.send(message, connection.client.handle, (error) => {
-      if (!error || lane.inFlight?.connection !== connection) return;
+    const entry = { connection, timer: setTimeout(() => this.#overdue(lane, timeoutMs), timeoutMs) };
+    lane.inFlight.push(entry);
+    process.send(this.#messageOf(connection), connection.client.handle, (error) => {
+      const index = lane.inFlight.indexOf(entry);
+      if (!error || index === -1) return;
       // It never left (the channel closed): try another worker, then go on with this one's queue.
-      this.#placeInFlightElsewhere(lane);
+      lane.inFlight.splice(index, 1);
+      this.#placeElsewhere(lane, entry);
       this.#sendNext(lane);
     });
   }
 
-  /** The connection in flight never reached the worker: another one takes it, with the copy this process kept. */
-  #placeInFlightElsewhere(lane: Lane): void {
-    const inFlight = lane.inFlight;
-    if (!inFlight) return;
+  #messageOf(connection: Connection): ToWorker {
+    if (connection.message) return connection.message;
+    const bytes = connection.bytes.toString('base64');
+    return connection.message = connection.assignCookie === undefined
+      ? { kind: 'connection', bytes }
+      : { kind: 'connection', bytes, assignCookie: connection.assignCookie };
+  }
+
+  /** A connection in flight never reached the worker: another one takes it, with the copy this process kept. */
+  #placeElsewhere(lane: Lane, inFlight: { connection: Connection; timer: NodeJS.Timeout }): void {
     clearTimeout(inFlight.timer);
-    lane.inFlight = undefined;
     inFlight.connection.excluded.add(lane.slot);
     this.#place(inFlight.connection);
   }
 
   #acknowledged(lane: Lane): void {
-    if (!lane.inFlight) return;
-    clearTimeout(lane.inFlight.timer);
-    lane.inFlight.connection.client.close();  // The worker holds its own copy now.
-    lane.inFlight = undefined;
+    const taken = lane.inFlight.shift();
+    if (!taken) return;
+    clearTimeout(taken.timer);
+    taken.connection.client.close();  // The worker holds its own copy now.
     if (lane.overdue || lane.refusingUntil > 0) {
       lane.overdue = false;
       lane.refusingUntil = 0;
@@ -206,26 +218,29 @@ export class Handoff {
    * handoffTimeoutMs, after which a connection tries it again.
    */
   #notReceived(lane: Lane): void {
-    if (!lane.inFlight) return;
+    const refused = lane.inFlight.shift();
+    if (!refused) return;
     const { handoffTimeoutMs } = this.config().server;
     if (lane.refusingUntil === 0) {
       this.#record(lane, 'unresponsive', `could not receive a connection (no file descriptor free?): it gets no new connections for ${handoffTimeoutMs} ms at a time until it takes one`);
     }
     lane.refusingUntil = Date.now() + handoffTimeoutMs;
-    this.#placeInFlightElsewhere(lane);
+    this.#placeElsewhere(lane, refused);
     this.#replaceQueue(lane);
   }
 
   #sendNext(lane: Lane): void {
-    while (!lane.inFlight && this.#lanes.get(lane.process) === lane) {
-      const next = lane.queue.shift();
-      if (next === undefined) return;
+    while (this.#lanes.get(lane.process) === lane) {
+      const next = lane.queue[0];
+      if (next === undefined || (next.client.open && !lane.process.admits(this.#messageOf(next)))) return;
+      lane.queue.shift();
       if (next.client.open) this.#send(lane, next);
     }
   }
 
-  /** Its connection was sent but not taken in time: no new connections until it is, and its queue goes elsewhere. */
+  /** A connection was sent but not taken in time: no new connections until it is, and its queue goes elsewhere. */
   #overdue(lane: Lane, timeoutMs: number): void {
+    if (lane.overdue) return;
     lane.overdue = true;
     this.#record(lane, 'unresponsive', `did not take a connection within ${timeoutMs} ms: no new connections until it does`);
     this.#replaceQueue(lane);
@@ -280,13 +295,12 @@ export class Handoff {
     const lane = process && this.#lanes.get(process);
     if (!lane || (to.kind === 'ready' && processOf(to) === process)) return;
     if (processOf(to) !== process) {
-      // The worker died. The connection it was sent and never acknowledged may have reached it: close it rather
-      // than serve it twice. The queued ones never left: they go elsewhere.
+      // The worker died. The connections it was sent and never acknowledged may have reached it: close them rather
+      // than serve them twice. The queued ones never left: they go elsewhere.
       this.#lanes.delete(process);
-      if (lane.inFlight) {
-        clearTimeout(lane.inFlight.timer);
-        lane.inFlight.connection.client.close();
-        lane.inFlight = undefined;
+      for (const { connection, timer } of lane.inFlight.splice(0)) {
+        clearTimeout(timer);
+        connection.client.close();
       }
     }
     this.#replaceQueue(lane);  // Draining or unresponsive: it takes nothing new.

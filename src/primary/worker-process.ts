@@ -2,9 +2,10 @@ import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { onWorkerMessage, sendToWorker } from '../ipc/channel.js';
+import { messageBytes, onWorkerMessage, sendToWorker } from '../ipc/channel.js';
+import { HandleWindow } from '../ipc/handle-window.js';
 import type { ToPrimary, ToWorker } from '../ipc/messages.js';
-import { onHandleAnswer, type TcpHandle } from '../shared/node-internals.js';
+import { answerHandlesUngated, onHandleAnswer, type TcpHandle } from '../shared/node-internals.js';
 
 /** What a worker process tells the primary. */
 export interface WorkerProcessEvents {
@@ -12,9 +13,9 @@ export interface WorkerProcessEvents {
   message: [message: ToPrimary, handle: TcpHandle | undefined];
   /** The app's own `process.send('ready')`, as in the seed's child.js. */
   'app-ready': [];
-  /** The process now holds the last connection it was sent. */
+  /** The process now holds the oldest connection it was sent and had not answered for (answers come in order). */
   acknowledged: [];
-  /** The last connection it was sent reached it without its socket (it has no file descriptor free): it does not hold it. */
+  /** The oldest connection it had not answered for reached it without its socket (it has no file descriptor free). */
   'not-received': [];
   exit: [code: number | null, signal: string | null];
 }
@@ -29,6 +30,11 @@ export interface WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   readonly stdout?: Readable | null;
   readonly stderr?: Readable | null;
   isConnected(): boolean;
+  /**
+   * Whether a connection may be sent now, beside those it has not answered for yet (ipc/handle-window.ts); when
+   * false it waits for an answer. One sent while none is unanswered always may.
+   */
+  admits(message: ToWorker): boolean;
   /** `done` hears whether the message (and handle) left this process; this process's copy of the handle stays open. */
   send(message: ToWorker, handle?: TcpHandle, done?: (error: Error | null) => void): void;
   kill(signal?: NodeJS.Signals): void;
@@ -50,15 +56,21 @@ export type ForkWorker = (env: Record<string, string | undefined>, launch: Worke
 const runtimePath = fileURLToPath(new URL('../worker/runtime.js', import.meta.url));
 
 class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements WorkerProcess {
+  readonly #window = new HandleWindow();
+
   constructor(private readonly worker: Worker) {
     super();
+    answerHandlesUngated(worker.process);
     worker.on('message', (message: unknown) => {
       if (message === 'ready') this.emit('app-ready');
     });
     worker.on('error', () => {});  // The channel broke; 'exit' follows and says what happened.
     worker.on('exit', (code, signal) => this.emit('exit', code, signal));
     onWorkerMessage(worker, (message, handle) => this.emit('message', message, handle));
-    onHandleAnswer(worker.process, (received) => this.emit(received ? 'acknowledged' : 'not-received'));
+    onHandleAnswer(worker.process, (received) => {
+      this.#window.answered();
+      this.emit(received ? 'acknowledged' : 'not-received');
+    });
   }
 
   get pid(): number | undefined {
@@ -77,7 +89,12 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     return this.worker.isConnected();
   }
 
+  admits(message: ToWorker): boolean {
+    return this.#window.admits(messageBytes(message, true));
+  }
+
   send(message: ToWorker, handle?: TcpHandle, done?: (error: Error | null) => void): void {
+    if (this.worker.isConnected()) this.#window.wrote(messageBytes(message, handle !== undefined), handle !== undefined);
     sendToWorker(this.worker, message, handle, done);
   }
 

@@ -126,6 +126,36 @@ export function onHandleAnswer(child: ChildProcess, listener: (received: boolean
   });
 }
 
+interface HandleGate {
+  /** Node's gate (lib/internal/child_process.js): null when a handle may be sent; else messages wait here for the ACK. */
+  _handleQueue: unknown[] | null;
+}
+
+/**
+ * Lets more than one handle be on its way to `child` at once (see ipc/handle-window.ts for when that is safe). Node
+ * queues every message sent after a handle until the child's NODE_HANDLE_ACK (`_handleQueue`), and on each ACK or
+ * NACK asserts that queue exists before flushing it. This listener, put before Node's own, gives Node an empty
+ * queue to flush when an answer comes for a handle whose gate `releaseHandleGate` lifted.
+ */
+export function answerHandlesUngated(child: ChildProcess): void {
+  const gate = child as unknown as HandleGate;
+  if (!('_handleQueue' in gate)) throw new Error('Node internal changed: a child process with a channel has no _handleQueue');
+  child.prependListener(internalMessageEvent as 'message', (message: unknown) => {
+    const command = (message as { cmd?: unknown } | null)?.cmd;
+    if ((command === 'NODE_HANDLE_ACK' || command === 'NODE_HANDLE_NACK') && gate._handleQueue === null) gate._handleQueue = [];
+  });
+}
+
+/**
+ * Lifts the gate Node closed when it wrote a handle to `child`, so the next message (handle or not) is written at
+ * once instead of after the ACK. Call right after each send with a handle, on a child set up with
+ * `answerHandlesUngated`. A gate with messages already waiting behind it stays closed: Node sends those in order.
+ */
+export function releaseHandleGate(child: ChildProcess): void {
+  const gate = child as unknown as HandleGate;
+  if (gate._handleQueue?.length === 0) gate._handleQueue = null;
+}
+
 /**
  * Gives a server a connection it did not accept itself, with net's own bookkeeping (`_connections`, and the
  * socket's `server`/`_server`), as net.Server's onconnection does, so the app's `server.close()` and

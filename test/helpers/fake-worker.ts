@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
 import type { ExecutionContext } from 'ava';
+import { messageBytes } from '../../src/ipc/channel.js';
+import { HandleWindow } from '../../src/ipc/handle-window.js';
 import type { ToWorker } from '../../src/ipc/messages.js';
 import { ClientConnection } from '../../src/primary/client-connection.js';
 import type { ForkWorker, WorkerProcess, WorkerProcessEvents } from '../../src/primary/worker-process.js';
@@ -8,10 +10,14 @@ import { acceptBareHandles, type TcpHandle } from '../../src/shared/node-interna
 
 let nextPid = 100_000;
 
-/** A worker process that does only what the test tells it: become ready, report, acknowledge, crash, exit. */
+/**
+ * A worker process that does only what the test tells it: become ready, report, acknowledge, crash, exit. Its
+ * channel keeps the real window of connections sent and not answered.
+ */
 export class FakeWorker extends EventEmitter<WorkerProcessEvents> implements WorkerProcess {
   readonly pid = nextPid++;
   connected = true;
+  readonly window = new HandleWindow();
   readonly sent: Array<{ message: ToWorker; handle: TcpHandle | undefined }> = [];
   readonly signals: string[] = [];
 
@@ -23,11 +29,16 @@ export class FakeWorker extends EventEmitter<WorkerProcessEvents> implements Wor
     return this.connected;
   }
 
+  admits(message: ToWorker): boolean {
+    return this.window.admits(messageBytes(message, true));
+  }
+
   send(message: ToWorker, handle?: TcpHandle, done?: (error: Error | null) => void): void {
     if (!this.connected) {
       done?.(new Error('worker is disconnected'));
       return;
     }
+    this.window.wrote(messageBytes(message, handle !== undefined), handle !== undefined);
     this.sent.push({ message, handle });
     done?.(null);
   }
@@ -46,12 +57,15 @@ export class FakeWorker extends EventEmitter<WorkerProcessEvents> implements Wor
     this.emit('message', { kind: 'listening', forwardPath }, undefined);
   }
 
+  /** Answers the oldest connection not answered yet: it holds it now. */
   acknowledge(): void {
+    this.window.answered();
     this.emit('acknowledged');
   }
 
-  /** Answers the last connection as Node's NODE_HANDLE_NACK does: it came without its socket. */
+  /** Answers the oldest connection not answered yet as Node's NODE_HANDLE_NACK does: it came without its socket. */
   notReceived(): void {
+    this.window.answered();
     this.emit('not-received');
   }
 
