@@ -80,6 +80,25 @@ test.serial('connections on their way to a worker killed with SIGKILL fall back 
   t.true(results.length - replies.length <= 16, `${results.length - replies.length} connections failed`);
 });
 
+test.serial('connections sent to a worker that never took them are served elsewhere when it is killed: none is lost', async (t) => {
+  const cluster = await startCluster(t, twoVersions({ handoffTimeoutMs: 10_000, unresponsiveRestartMs: 20_000 }));
+  const canary = (await cluster.status()).workers.find((worker) => worker.version === 'v2')!;
+  const before = (await cluster.status()).router.handedOff;
+  process.kill(canary.pid!, 'SIGSTOP');
+  t.teardown(() => {
+    try {
+      process.kill(canary.pid!, 'SIGCONT');
+    } catch {}
+  });
+  const replies = Promise.all(Array.from({ length: 10 }, () => get(cluster.url('/who?version=v2')).catch((error: Error) => error)));
+  // All ten are on their way to the stopped worker, which cannot answer for them.
+  await cluster.waitForStatus((current) => current.router.handedOff >= before + 10);
+  process.kill(canary.pid!, 'SIGKILL');
+  const results = await replies;
+  t.deepEqual(results.map((reply) => (reply instanceof Error ? reply.message : reply.status)), Array(10).fill(200));
+  t.false(results.some((reply) => !(reply instanceof Error) && reply.body.pid === canary.pid));
+});
+
 test.serial('a worker past its hard memory limit is killed at once and restarted', async (t) => {
   const config = makeConfig({ v1: { entry: fixture('leak-fast.mjs') } }, {}, { statsIntervalMs: 100 });
   (config.versions.v1 as Record<string, unknown>).maxMemoryMB = 100;

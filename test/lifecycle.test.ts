@@ -216,19 +216,37 @@ test('when the only worker of a version cannot receive its connection, that one 
   t.is(p.handoff.counters.unavailable, 0);
 });
 
-test('when a worker dies mid-handoff, its unacknowledged connections are closed and the queued ones are placed again without it', async (t) => {
+test('when a worker dies mid-handoff, its queued connections go elsewhere at once, and those it had not acknowledged once its channel has closed', async (t) => {
   const p = primary(t);
   const [v1, v2] = p.readyVersions('v1', 'v2');
-  const { server, handles, client } = await socketPairs(t, maxHandles + 2);
+  const { server, handles } = await socketPairs(t, maxHandles + 2);
   const sentTo = (slot: WorkerSlot) => p.workerOf(slot).connections.map((handle) => handles.indexOf(handle));
   for (const connection of server) p.handoff.place(connection, head, 'v2', undefined);
-  const clientClosed = new Promise<void>((resolve) => client[0]!.once('close', () => resolve()).resume());
-  p.workerOf(v2!).exit(null, 'SIGKILL');
-  t.deepEqual(server.map((connection) => connection.open), range(0, maxHandles + 2).map((index) => index >= maxHandles),
-    'the connections it was sent and never acknowledged are closed');
-  await clientClosed;
-  t.deepEqual(sentTo(v1!), [maxHandles, maxHandles + 1], 'the queued ones go to v1');
+  const dead = p.workerOf(v2!);
+  dead.exit(null, 'SIGKILL', { channelOpen: true });
+  t.deepEqual(sentTo(v1!), [maxHandles, maxHandles + 1], 'the queued ones never left: they go to v1 at once');
+  dead.acknowledge();  // An answer it wrote before it died, read after the exit was seen.
+  t.false(server[0]!.open, 'that one its app had: the copy here is closed');
+  t.true(server.slice(1).every((connection) => connection.open), 'the others wait for its channel to close');
+  dead.closeChannel();
+  for (let answer = 0; answer < 3; answer++) p.workerOf(v1!).acknowledge();
+  t.deepEqual(sentTo(v1!), [maxHandles, maxHandles + 1, ...range(1, maxHandles)], 'then they go to v1, with the copies kept here');
+  t.true(server.slice(2, maxHandles).every((connection) => connection.open), 'each open here until v1 takes it');
   t.is(p.handoff.counters.unavailable, 0);
+});
+
+test('when a dead worker\'s channel stays open, its unacknowledged connections are closed after handoffTimeoutMs, never served twice', async (t) => {
+  const p = primary(t, { handoffTimeoutMs: 30 });
+  const [v1, v2] = p.readyVersions('v1', 'v2');
+  const { server, client } = await socketPairs(t, 2);
+  for (const connection of server) p.handoff.place(connection, head, 'v2', undefined);
+  const clientClosed = new Promise<void>((resolve) => client[1]!.once('close', () => resolve()).resume());
+  p.workerOf(v2!).exit(null, 'SIGKILL', { channelOpen: true });
+  await clientClosed;
+  t.false(server[0]!.open);
+  t.deepEqual(p.workerOf(v1!).connections, [], 'nothing went to v1');
+  p.workerOf(v2!).closeChannel();
+  t.deepEqual(p.workerOf(v1!).connections, [], 'nor after the channel closed');
 });
 
 test('past maxQueuedHandoffs on every worker of a version, a connection gets 503 with Retry-After', async (t) => {

@@ -260,6 +260,15 @@ test("with Node's handle gate lifted within the handle window, many connections 
   t.is(window.unanswered, 0);
 });
 
+test("the channel's writeQueueSize (under child_process's kChannelHandle) says what a child has not yet written to its parent", async (t) => {
+  const { process: forked, next } = await child(t);
+  forked.send({ cmd: internalCommand, kind: 'queued', module: new URL('../src/shared/node-internals.js', import.meta.url).href });
+  const report = await next('queued');
+  t.is(report.idle, 0, 'Node internal changed: an idle channel reports bytes queued (used by channelBytesQueued)');
+  t.true((report.afterBulk as number) > 0, 'Node internal changed: a 4 MB message just sent left nothing queued on the channel (used by channelBytesQueued)');
+  t.is(report.drained, 0);
+});
+
 test('net.Server._connections and socket.server/_server let an adopted connection hold server.close() until it ends', async (t) => {
   const server = http.createServer((_req, res) => res.end('ok'));
   const { accepted, client } = await socketPair(t);

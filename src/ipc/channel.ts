@@ -1,5 +1,5 @@
 import type { Worker } from 'node:cluster';
-import { bareHandleToSend, internalCommand, internalMessageEvent, releaseHandleGate, type TcpHandle } from '../shared/node-internals.js';
+import { bareHandleToSend, channelBytesQueued, internalCommand, internalMessageEvent, releaseHandleGate, type TcpHandle } from '../shared/node-internals.js';
 import type { Envelope, ToPrimary, ToWorker } from './messages.js';
 
 /**
@@ -58,9 +58,26 @@ export function sendToPrimary(message: ToPrimary, handle?: TcpHandle, done: (err
   return true;
 }
 
-/** Listens to the primary's messages in a worker. */
+/**
+ * Listens to the primary's messages in a worker. A message with a handle reaches `handler` only once Node's
+ * acknowledgement of it is written to the channel: Node sends that before this message is emitted, but queues it
+ * when the channel is backed up. So a worker that dies has never given the app a connection whose acknowledgement
+ * the primary lacks, and the primary places those again (primary/handoff.ts).
+ */
 export function onPrimaryMessage(handler: Handler<ToWorker>): void {
   process.on(internalMessageEvent as 'message', (message: unknown, handle?: unknown) => {
-    if (isOurs(message)) handler(message as unknown as ToWorker, handle as TcpHandle | undefined);
+    if (!isOurs(message)) return;
+    const deliver = () => handler(message as unknown as ToWorker, handle as TcpHandle | undefined);
+    if (handle === undefined || channelBytesQueued() === 0) deliver();
+    else whenChannelWritten(deliver);
   });
+}
+
+/** Runs `then` once this process's channel has nothing left to write (checked every millisecond: this is rare). */
+function whenChannelWritten(then: () => void): void {
+  const check = () => {
+    if (channelBytesQueued() === 0 || !process.connected) then();
+    else setTimeout(check, 1);
+  };
+  setTimeout(check, 1);
 }

@@ -258,6 +258,28 @@ export class Handoff {
     }
   }
 
+  /**
+   * The worker died with connections sent and not answered. Its app never had one of them: a worker takes a
+   * connection only once its acknowledgement is written (ipc/channel.ts), and all it wrote arrives before its
+   * channel closes. So once that has closed, each still unanswered is placed again, with the copy kept here. A
+   * channel still open handoffTimeoutMs after the death leaves nothing certain: those are closed, never served twice.
+   */
+  #placeUnansweredOnceClosed(lane: Lane): void {
+    for (const { timer } of lane.inFlight) clearTimeout(timer);
+    const settle = (certain: boolean) => {
+      clearTimeout(guard);
+      lane.process.off('channel-closed', closed);
+      for (const entry of lane.inFlight.splice(0)) {
+        if (certain) this.#placeElsewhere(lane, entry);
+        else entry.connection.client.close();
+      }
+    };
+    const closed = () => settle(true);
+    const guard = setTimeout(() => settle(false), this.config().server.handoffTimeoutMs);
+    if (lane.inFlight.length === 0 || !lane.process.isConnected()) settle(true);
+    else lane.process.once('channel-closed', closed);
+  }
+
   #starting(version: string, fallback: string): boolean {
     return this.lifecycle.versionState(version) === 'starting' || this.lifecycle.versionState(fallback) === 'starting';
   }
@@ -295,13 +317,8 @@ export class Handoff {
     const lane = process && this.#lanes.get(process);
     if (!lane || (to.kind === 'ready' && processOf(to) === process)) return;
     if (processOf(to) !== process) {
-      // The worker died. The connections it was sent and never acknowledged may have reached it: close them rather
-      // than serve them twice. The queued ones never left: they go elsewhere.
       this.#lanes.delete(process);
-      for (const { connection, timer } of lane.inFlight.splice(0)) {
-        clearTimeout(timer);
-        connection.client.close();
-      }
+      this.#placeUnansweredOnceClosed(lane);
     }
     this.#replaceQueue(lane);  // Draining or unresponsive: it takes nothing new.
   }

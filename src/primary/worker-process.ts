@@ -18,6 +18,8 @@ export interface WorkerProcessEvents {
   /** The oldest connection it had not answered for reached it without its socket (it has no file descriptor free). */
   'not-received': [];
   exit: [code: number | null, signal: string | null];
+  /** Its channel has closed: every message it wrote, every acknowledgement among them, has arrived before this. */
+  'channel-closed': [];
 }
 
 /**
@@ -29,6 +31,7 @@ export interface WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   /** The app's output, piped to the primary (primary/logs/capture.ts reads it); absent for a fake. */
   readonly stdout?: Readable | null;
   readonly stderr?: Readable | null;
+  /** False once its channel has closed ('channel-closed'). */
   isConnected(): boolean;
   /**
    * Whether a connection may be sent now, beside those it has not answered for yet (ipc/handle-window.ts); when
@@ -66,6 +69,7 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     });
     worker.on('error', () => {});  // The channel broke; 'exit' follows and says what happened.
     worker.on('exit', (code, signal) => this.emit('exit', code, signal));
+    worker.on('disconnect', () => this.emit('channel-closed'));
     onWorkerMessage(worker, (message, handle) => this.emit('message', message, handle));
     onHandleAnswer(worker.process, (received) => {
       this.#window.answered();

@@ -156,6 +156,27 @@ export function releaseHandleGate(child: ChildProcess): void {
   if (gate._handleQueue?.length === 0) gate._handleQueue = null;
 }
 
+let channelHandle: { writeQueueSize: number } | null | undefined;
+
+/**
+ * Bytes this process has queued on its channel to the parent and not yet handed to the kernel (0: everything it
+ * sent, Node's own NODE_HANDLE_ACKs included, is written). It is the raw channel's `writeQueueSize`, which
+ * child_process keeps under its `kChannelHandle` symbol (`process.channel` is only a wrapper without it). 0 in a
+ * process without a channel.
+ */
+export function channelBytesQueued(): number {
+  if (channelHandle === undefined) {
+    if (!process.channel) return 0;
+    const symbol = Object.getOwnPropertySymbols(process).find((candidate) => candidate.description === 'kChannelHandle');
+    const handle = symbol && (process as unknown as Record<symbol, unknown>)[symbol];
+    if (typeof (handle as { writeQueueSize?: unknown } | undefined)?.writeQueueSize !== 'number') {
+      throw new Error('Node internal changed: the process has a channel but no kChannelHandle with a writeQueueSize');
+    }
+    channelHandle = handle as { writeQueueSize: number };
+  }
+  return channelHandle?.writeQueueSize ?? 0;
+}
+
 /**
  * Gives a server a connection it did not accept itself, with net's own bookkeeping (`_connections`, and the
  * socket's `server`/`_server`), as net.Server's onconnection does, so the app's `server.close()` and

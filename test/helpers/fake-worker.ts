@@ -17,6 +17,7 @@ let nextPid = 100_000;
 export class FakeWorker extends EventEmitter<WorkerProcessEvents> implements WorkerProcess {
   readonly pid = nextPid++;
   connected = true;
+  exited = false;
   readonly window = new HandleWindow();
   readonly sent: Array<{ message: ToWorker; handle: TcpHandle | undefined }> = [];
   readonly signals: string[] = [];
@@ -69,10 +70,22 @@ export class FakeWorker extends EventEmitter<WorkerProcessEvents> implements Wor
     this.emit('not-received');
   }
 
-  exit(code: number | null, signal: string | null = null): void {
+  /**
+   * Exits. Its channel closes with it unless `channelOpen`: then it closes at `closeChannel()`, as a real channel
+   * may close after the exit is seen, with answers still to read.
+   */
+  exit(code: number | null, signal: string | null = null, { channelOpen = false } = {}): void {
+    if (this.exited) return;
+    this.exited = true;
+    if (!channelOpen) this.connected = false;
+    this.emit('exit', code, signal);
+    if (!channelOpen) this.emit('channel-closed');
+  }
+
+  closeChannel(): void {
     if (!this.connected) return;
     this.connected = false;
-    this.emit('exit', code, signal);
+    this.emit('channel-closed');
   }
 }
 
