@@ -25,3 +25,24 @@ test('the server on $PORT is the one fed, even when the app listens on another p
   const metricsPort = /metrics on (\d+)/.exec(await cluster.waitForOutput(/metrics on \d+/))![1];
   t.is((await get(`http://127.0.0.1:${metricsPort}/`)).text, 'metrics\n');
 });
+
+test('connections to the app\'s own second port (accepted by node:cluster in the primary) and to graycluster\'s port, at once, are all answered', async (t) => {
+  // Node's cluster module sends the second port's connections to the same workers over the same channel as the
+  // handoff: each side must tell its acknowledgements from the other's.
+  const cluster = await startCluster(t, makeConfig({ v1: { entry: fixture('metrics-first.mjs'), workers: 2 }, v2: { entry: fixture('metrics-first.mjs') } }, { rules: [{ query: 'version' }] }));
+  const metricsPort = /metrics on (\d+)/.exec(await cluster.waitForOutput(/metrics on \d+/))![1];
+  const answers = new Map<string, number>();
+  const lane = async (url: () => string, count: number) => {
+    for (let index = 0; index < count; index++) {
+      const reply = await get(url()).catch((error: Error) => error);
+      const key = reply instanceof Error ? `error ${reply.message}` : `${reply.status} ${reply.text.trim()}`;
+      answers.set(key, (answers.get(key) ?? 0) + 1);
+    }
+  };
+  let request = 0;
+  await Promise.all([
+    ...Array.from({ length: 20 }, () => lane(() => cluster.url(`/?version=${request++ % 2 === 0 ? 'v1' : 'v2'}`), 40)),
+    ...Array.from({ length: 20 }, () => lane(() => `http://127.0.0.1:${metricsPort}/`, 40)),
+  ]);
+  t.deepEqual(Object.fromEntries(answers), { '200 main v1': 400, '200 main v2': 400, '200 metrics': 800 });
+});

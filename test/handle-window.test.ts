@@ -50,6 +50,23 @@ test('an answer with nothing unanswered changes nothing', (t) => {
   t.false(window.admits(10));
 });
 
+test('answers are told apart by sender, in the order sent; after a message sent alone nothing may follow until its answer', (t) => {
+  const window = new HandleWindow();
+  window.wrote(100, true);
+  window.wrote(100, true, false);  // A handle Node's cluster module sent.
+  window.wrote(100, true);
+  t.true(window.mayFollow());
+  t.true(window.answered(), 'the first answer is ours');
+  t.false(window.answered(), 'the second is the other sender\'s');
+  t.true(window.answered());
+  t.false(window.answered(), 'nothing left to answer');
+  window.wrote(2 * maxBytes, true);
+  t.false(window.mayFollow(), 'a message larger than the window went alone');
+  t.false(window.admits(10));
+  window.answered();
+  t.true(window.mayFollow());
+});
+
 test("messageBytes counts a message as Node writes it: its envelope's JSON and a newline", (t) => {
   const written = (message: ToWorker, handle: boolean) => {
     const envelope = { cmd: internalCommand, ...message };

@@ -11,9 +11,10 @@ import {
   internalMessageEvent, onHandleAnswer, readBareHandle, responseMayKeepAlive, setBareHandleNoDelay, socketOverBareHandle,
   stopReadingBareHandle, type TcpHandle,
 } from '../src/shared/node-internals.js';
+import { isOurs, sentBytes } from '../src/ipc/channel.js';
 import { HandleWindow } from '../src/ipc/handle-window.js';
-import { answerHandlesUngated, releaseHandleGate } from '../src/shared/node-internals.js';
-import { fixture } from './helpers/cluster.js';
+import { answerHandlesUngated, releaseHandleGate, watchSends } from '../src/shared/node-internals.js';
+import { fixture, waitFor } from './helpers/cluster.js';
 
 type Message = { cmd?: string; kind?: string; [key: string]: unknown };
 
@@ -195,28 +196,31 @@ test('NODE_HANDLE_NACK arrives as an internal message when the child cannot rece
   closeBareHandle(handle);
 });
 
-test("with Node's handle gate lifted within the handle window, many connections in flight at once each reach the child with their own message", async (t) => {
+test("with Node's handle gate lifted within the handle window, many connections in flight at once each reach the child with their own message, and answers to another sender's handles are told apart", async (t) => {
   const { process: forked } = await child(t);
   answerHandlesUngated(forked);
   const window = new HandleWindow();
+  watchSends(forked, (message, carriesHandle) => window.wrote(sentBytes(message, carriesHandle), carriesHandle, isOurs(message)));
   let acknowledged = 0;
+  let othersAnswered = 0;
   onHandleAnswer(forked, (received) => {
-    window.answered();
-    if (received) acknowledged++;
+    if (!window.answered()) othersAnswered++;
+    else if (received) acknowledged++;
   });
   const count = 150;
+  const others = 5;
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const handles: TcpHandle[] = [];
   acceptBareHandles(server, (handle) => handles.push(handle));
-  const clients = await Promise.all(Array.from({ length: count }, () => new Promise<net.Socket>((resolve) => {
+  const clients = await Promise.all(Array.from({ length: count + others }, () => new Promise<net.Socket>((resolve) => {
     const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1', () => resolve(socket));
   })));
   t.teardown(() => {
     for (const socket of clients) socket.destroy();
     server.close();
   });
-  while (handles.length < count) await new Promise((resolve) => setImmediate(resolve));
+  while (handles.length < count + others) await new Promise((resolve) => setImmediate(resolve));
   const ports = new Map<number, number>();
   const replies = new Map<number, unknown>();
   const allAnswered = new Promise<void>((resolve, reject) => {
@@ -230,34 +234,37 @@ test("with Node's handle gate lifted within the handle window, many connections 
       }
     });
   });
-  // Mostly small messages, as a connection's head is; every 20th is larger than the window's bytes (it goes alone),
-  // and every 30th message carries no handle but 63 KB, as a large settings message would.
-  const sizeOf = (message: object, handle: boolean) => Buffer.byteLength(JSON.stringify(handle ? { cmd: 'NODE_HANDLE', type: 'net.Native', msg: message } : message)) + 1;
+  // Mostly small messages, as a connection's head is; every 20th is larger than the window's bytes (it goes alone);
+  // every 30th message carries no handle but 63 KB, as a large settings message would; in the last 50, every 10th is
+  // followed by a handle of another sender's (as node:cluster's round-robin sends a worker connections of the app's own ports).
   let mostInFlight = 0;
   for (let id = 0; id < count; id++) {
     const message = { cmd: internalCommand, kind: 'peer', id, padding: 'x'.repeat(id % 20 === 19 ? 24_000 : (id * 137) % 2000) };
-    while (!window.admits(sizeOf(message, true))) await new Promise((resolve) => setImmediate(resolve));
+    while (!window.admits(sentBytes(message, true))) await new Promise((resolve) => setImmediate(resolve));
     if (id % 30 === 29) {
-      const noise = { cmd: internalCommand, kind: 'noise', padding: 'y'.repeat(63_000) };
-      forked.send(noise);
-      window.wrote(sizeOf(noise, false), false);
-      while (!window.admits(sizeOf(message, true))) await new Promise((resolve) => setImmediate(resolve));
+      forked.send({ cmd: internalCommand, kind: 'noise', padding: 'y'.repeat(63_000) });
+      while (!window.admits(sentBytes(message, true))) await new Promise((resolve) => setImmediate(resolve));
     }
     const peer: { port?: number } = {};  // The connection's client port, as the child will read it.
     (handles[id] as unknown as { getpeername(out: { port?: number }): number }).getpeername(peer);
     ports.set(id, peer.port!);
+    const gate = forked as unknown as { _handleQueue: unknown[] | null };
+    const gateOpen = gate._handleQueue === null;  // Else closed behind the other sender's handle: ours waits in it.
     forked.send(message, bareHandleToSend(handles[id]!));
-    window.wrote(sizeOf(message, true), true);
-    releaseHandleGate(forked);
-    t.is((forked as unknown as { _handleQueue: unknown })._handleQueue, null, "Node internal changed: the child process's _handleQueue is not an empty array after a send with a handle (used by releaseHandleGate)");
+    if (window.mayFollow()) {
+      releaseHandleGate(forked);
+      if (gateOpen) t.is(gate._handleQueue, null, "Node internal changed: the child process's _handleQueue is not an empty array after a send with a handle (used by releaseHandleGate)");
+    }
+    if (id >= count - others * 10 && id % 10 === 9) forked.send({ cmd: 'NODE_CLUSTER', act: 'newconn', seq: id }, bareHandleToSend(handles[count + (id - 9) % (others * 10) / 10]!));
     mostInFlight = Math.max(mostInFlight, window.unanswered);
   }
   await allAnswered;
+  await waitFor(() => othersAnswered === others && window.unanswered === 0, { what: 'every handle answered' });
   for (const handle of handles) closeBareHandle(handle);
   t.true(mostInFlight > 1, 'several connections were in flight at once');
   t.deepEqual([...replies.entries()].filter(([id, port]) => port !== ports.get(id)), [], 'every message came with its own connection');
-  t.is(acknowledged, count, 'each one acknowledged, none refused');
-  t.is(window.unanswered, 0);
+  t.is(acknowledged, count, 'each one of ours acknowledged, none refused');
+  t.is(othersAnswered, others, 'and the other sender\'s answers told apart');
 });
 
 test("the channel's writeQueueSize (under child_process's kChannelHandle) says what a child has not yet written to its parent", async (t) => {

@@ -1,5 +1,5 @@
 import type { Worker } from 'node:cluster';
-import { bareHandleToSend, channelBytesQueued, internalCommand, internalMessageEvent, releaseHandleGate, type TcpHandle } from '../shared/node-internals.js';
+import { bareHandleToSend, channelBytesQueued, internalCommand, internalMessageEvent, type TcpHandle } from '../shared/node-internals.js';
 import type { Envelope, ToPrimary, ToWorker } from './messages.js';
 
 /**
@@ -10,7 +10,8 @@ import type { Envelope, ToPrimary, ToWorker } from './messages.js';
 
 type Handler<T> = (message: T, handle: TcpHandle | undefined) => void;
 
-function isOurs(message: unknown): message is Envelope<{ kind: string }> {
+/** Whether a message on a channel is graycluster's (and not Node's cluster module's, say). */
+export function isOurs(message: unknown): message is Envelope<{ kind: string }> {
   return typeof message === 'object' && message !== null && (message as { cmd?: unknown }).cmd === internalCommand;
 }
 
@@ -23,7 +24,6 @@ export function sendToWorker(worker: Worker, message: ToWorker, handle?: TcpHand
     return;
   }
   worker.send(envelope, handle && bareHandleToSend(handle), undefined, callback);
-  if (handle) releaseHandleGate(worker.process);  // The handoff keeps within ipc/handle-window.ts's window.
 }
 
 /** What Node wraps a message that carries a handle in (lib/internal/child_process.js), a bare TCP handle's type. */
@@ -32,16 +32,22 @@ const connectionOverhead = Buffer.byteLength(JSON.stringify(handleEnvelope({ cmd
 const assignCookieKey = Buffer.byteLength(',"assignCookie":');
 
 /**
- * The bytes a message to a worker takes on the channel, as Node writes it (its JSON and a newline); counted for
- * ipc/handle-window.ts. A connection's is computed without serializing it again (its bytes are base64, so ASCII).
+ * The bytes a message takes on a worker's channel, as Node writes it (its JSON and a newline), whoever sends it;
+ * counted for ipc/handle-window.ts. A connection's is computed without serializing it again (its bytes are base64,
+ * so ASCII).
  */
-export function messageBytes(message: ToWorker, carriesHandle: boolean): number {
-  if (message.kind === 'connection' && carriesHandle) {
-    const cookie = message.assignCookie === undefined ? 0 : assignCookieKey + Buffer.byteLength(JSON.stringify(message.assignCookie));
-    return connectionOverhead + message.bytes.length + cookie;
+export function sentBytes(message: unknown, carriesHandle: boolean): number {
+  if (carriesHandle && isOurs(message) && message.kind === 'connection') {
+    const { bytes, assignCookie } = message as unknown as Extract<ToWorker, { kind: 'connection' }>;
+    const cookie = assignCookie === undefined ? 0 : assignCookieKey + Buffer.byteLength(JSON.stringify(assignCookie));
+    return connectionOverhead + bytes.length + cookie;
   }
-  const envelope = { cmd: internalCommand, ...message };
-  return Buffer.byteLength(JSON.stringify(carriesHandle ? handleEnvelope(envelope) : envelope)) + 1;
+  return Buffer.byteLength(JSON.stringify(carriesHandle ? handleEnvelope(message as object) : message)) + 1;
+}
+
+/** The bytes one of our messages to a worker will take on its channel (see sentBytes). */
+export function messageBytes(message: ToWorker, carriesHandle: boolean): number {
+  return sentBytes({ cmd: internalCommand, ...message }, carriesHandle);
 }
 
 /** Listens to one worker's messages to us; the app's own `process.send` messages arrive on 'message' instead. */

@@ -4,7 +4,7 @@
  * Node's channel sends one handle at a time: every later message waits in the sender until the child's
  * NODE_HANDLE_ACK. Under a new connection per request that round trip, not CPU, set the primary's pace (each worker
  * took one connection per turn of both event loops). The handoff lifts the gate (shared/node-internals.ts,
- * `releaseHandleGate`) within this window, which keeps what the gate protected:
+ * `releaseHandleGate`) after each connection sent within this window, which keeps what the gate protected:
  *
  * The child's channel reads at most 64 KiB at a time, and a read stops right after the message that carries a
  * descriptor (Linux never joins two of them in one read). The child gives the read's descriptor to the next
@@ -13,17 +13,23 @@
  * after the last message the worker has answered (an ACK or NACK says it read that far) fits well inside one
  * read: `maxBytes` (16 KiB, far below the 64 KiB, leaving room for Node's own small messages, which are not
  * counted). A message that does not fit waits for answers; one sent while nothing is unanswered always goes, as
- * under Node's gate. `maxHandles` bounds what a worker that stops reading can hold (see the README's handoff).
+ * under Node's gate, which then stays closed behind it (nothing may follow it before its answer). So does the
+ * gate behind a handle Node's cluster module sends. `maxHandles` bounds what a worker that stops reading can hold
+ * (see the README's handoff).
  */
 export const handleWindowLimits = { maxHandles: 16, maxBytes: 16 * 1024 };
 
-/** One worker's channel as the primary writes it: bytes written, and where each unanswered handle message ends. */
+/**
+ * One worker's channel as the primary writes it: bytes written, and where each unanswered handle message ends,
+ * graycluster's and those Node's cluster module sends (connections of an app's own second listener, which cluster's
+ * round-robin accepts in the primary): the worker answers all of them, in the order they were sent.
+ */
 export class HandleWindow {
   #written = 0;
   /** Everything up to here the worker has read: the end of the last handle message it answered. */
   #confirmed = 0;
-  /** End position of each handle message not answered yet, oldest first (at most maxHandles, or one alone). */
-  readonly #unanswered: number[] = [];
+  /** Each handle message not answered yet, oldest first: where it ends, and whether it is ours. */
+  readonly #unanswered: Array<{ end: number; ours: boolean }> = [];
 
   constructor(private readonly limits = handleWindowLimits) {}
 
@@ -38,15 +44,28 @@ export class HandleWindow {
     return count === 0 || (count < this.limits.maxHandles && this.#written + bytes - this.#confirmed <= this.limits.maxBytes);
   }
 
-  /** A message of `bytes` was written to the channel. */
-  wrote(bytes: number, carriesHandle: boolean): void {
-    this.#written += bytes;
-    if (carriesHandle) this.#unanswered.push(this.#written);
+  /**
+   * Whether another handle message may follow at once what is written: everything since the last answer fits in
+   * the window. When not (a large message went alone), Node's gate stays closed until it is answered.
+   */
+  mayFollow(): boolean {
+    return this.#written - this.#confirmed <= this.limits.maxBytes;
   }
 
-  /** The oldest unanswered handle message was answered (ACK or NACK: answers come in the order sent). */
-  answered(): void {
-    const end = this.#unanswered.shift();
-    if (end !== undefined) this.#confirmed = end;
+  /** A message of `bytes` was sent on the channel (graycluster's unless `ours` is false). */
+  wrote(bytes: number, carriesHandle: boolean, ours = true): void {
+    this.#written += bytes;
+    if (carriesHandle) this.#unanswered.push({ end: this.#written, ours });
+  }
+
+  /**
+   * The oldest unanswered handle message was answered (ACK or NACK: answers come in the order sent). Returns
+   * whether that message was ours.
+   */
+  answered(): boolean {
+    const oldest = this.#unanswered.shift();
+    if (oldest === undefined) return false;
+    this.#confirmed = oldest.end;
+    return oldest.ours;
   }
 }

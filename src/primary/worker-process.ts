@@ -2,10 +2,10 @@ import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { messageBytes, onWorkerMessage, sendToWorker } from '../ipc/channel.js';
+import { isOurs, messageBytes, onWorkerMessage, sendToWorker, sentBytes } from '../ipc/channel.js';
 import { HandleWindow } from '../ipc/handle-window.js';
 import type { ToPrimary, ToWorker } from '../ipc/messages.js';
-import { answerHandlesUngated, onHandleAnswer, type TcpHandle } from '../shared/node-internals.js';
+import { answerHandlesUngated, onHandleAnswer, releaseHandleGate, watchSends, type TcpHandle } from '../shared/node-internals.js';
 
 /** What a worker process tells the primary. */
 export interface WorkerProcessEvents {
@@ -64,6 +64,7 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
   constructor(private readonly worker: Worker) {
     super();
     answerHandlesUngated(worker.process);
+    watchSends(worker.process, (message, carriesHandle) => this.#window.wrote(sentBytes(message, carriesHandle), carriesHandle, isOurs(message)));
     worker.on('message', (message: unknown) => {
       if (message === 'ready') this.emit('app-ready');
     });
@@ -72,8 +73,7 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     worker.on('disconnect', () => this.emit('channel-closed'));
     onWorkerMessage(worker, (message, handle) => this.emit('message', message, handle));
     onHandleAnswer(worker.process, (received) => {
-      this.#window.answered();
-      this.emit(received ? 'acknowledged' : 'not-received');
+      if (this.#window.answered()) this.emit(received ? 'acknowledged' : 'not-received');
     });
   }
 
@@ -98,8 +98,8 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
   }
 
   send(message: ToWorker, handle?: TcpHandle, done?: (error: Error | null) => void): void {
-    if (this.worker.isConnected()) this.#window.wrote(messageBytes(message, handle !== undefined), handle !== undefined);
     sendToWorker(this.worker, message, handle, done);
+    if (handle && this.#window.mayFollow()) releaseHandleGate(this.worker.process);
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {

@@ -147,6 +147,22 @@ export function answerHandlesUngated(child: ChildProcess): void {
 }
 
 /**
+ * Calls `onSend` for each message sent to `child`, before Node writes it: graycluster's and those of Node's cluster
+ * module, which sends through the same `send` (cluster's round-robin hands a worker the connections of an app's
+ * own listeners that way). Node writes messages with handles in the order `send` is called, and the child answers
+ * them in that order, so a listener can tell whose each answer is.
+ */
+export function watchSends(child: ChildProcess, onSend: (message: unknown, carriesHandle: boolean) => void): void {
+  const send = child.send as (...args: unknown[]) => boolean;
+  if (typeof send !== 'function') throw new Error('Node internal changed: a child process with a channel has no send');
+  child.send = function (this: ChildProcess, ...args: unknown[]): boolean {
+    const [message, handle] = args;
+    onSend(message, handle !== undefined && handle !== null && typeof handle === 'object');
+    return Reflect.apply(send, this, args);
+  } as ChildProcess['send'];
+}
+
+/**
  * Lifts the gate Node closed when it wrote a handle to `child`, so the next message (handle or not) is written at
  * once instead of after the ACK. Call right after each send with a handle, on a child set up with
  * `answerHandlesUngated`. A gate with messages already waiting behind it stays closed: Node sends those in order.
