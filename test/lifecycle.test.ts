@@ -235,6 +235,21 @@ test('when a worker dies mid-handoff, its queued connections go elsewhere at onc
   t.is(p.handoff.counters.unavailable, 0);
 });
 
+test('an answer read after a stuck worker\'s death closes that connection and says nothing of a recovery', async (t) => {
+  const p = primary(t, { handoffTimeoutMs: 20 });
+  const [v1, v2] = p.readyVersions('v1', 'v2');
+  const { server, handles } = await socketPairs(t, 2);
+  for (const connection of server) p.handoff.place(connection, head, 'v2', undefined);
+  await new Promise<void>((resolve) => p.events.on('event', (event) => event.type === 'unresponsive' && resolve()));
+  const dead = p.workerOf(v2!);
+  dead.exit(null, 'SIGKILL', { channelOpen: true });
+  dead.acknowledge();
+  t.false(server[0]!.open, 'the one it took is closed here');
+  dead.closeChannel();
+  t.deepEqual(p.workerOf(v1!).connections.map((handle) => handles.indexOf(handle)), [1], 'the other is placed again');
+  t.false(p.types().includes('recovered'));
+});
+
 test('when a dead worker\'s channel stays open, its unacknowledged connections are closed after handoffTimeoutMs, never served twice', async (t) => {
   const p = primary(t, { handoffTimeoutMs: 30 });
   const [v1, v2] = p.readyVersions('v1', 'v2');

@@ -204,6 +204,7 @@ export class Handoff {
     if (!taken) return;
     clearTimeout(taken.timer);
     taken.connection.client.close();  // The worker holds its own copy now.
+    if (this.#lanes.get(lane.process) !== lane) return;  // An answer read after its death: nothing more to do.
     if (lane.overdue || lane.refusingUntil > 0) {
       lane.overdue = false;
       lane.refusingUntil = 0;
@@ -220,6 +221,10 @@ export class Handoff {
   #notReceived(lane: Lane): void {
     const refused = lane.inFlight.shift();
     if (!refused) return;
+    if (this.#lanes.get(lane.process) !== lane) {
+      this.#placeElsewhere(lane, refused);  // An answer read after its death.
+      return;
+    }
     const { handoffTimeoutMs } = this.config().server;
     if (lane.refusingUntil === 0) {
       this.#record(lane, 'unresponsive', `could not receive a connection (no file descriptor free?): it gets no new connections for ${handoffTimeoutMs} ms at a time until it takes one`);
@@ -275,7 +280,7 @@ export class Handoff {
       }
     };
     const closed = () => settle(true);
-    const guard = setTimeout(() => settle(false), this.config().server.handoffTimeoutMs);
+    const guard = setTimeout(() => settle(false), this.config().server.handoffTimeoutMs).unref();
     if (lane.inFlight.length === 0 || !lane.process.isConnected()) settle(true);
     else lane.process.once('channel-closed', closed);
   }

@@ -172,7 +172,7 @@ export function releaseHandleGate(child: ChildProcess): void {
   if (gate._handleQueue?.length === 0) gate._handleQueue = null;
 }
 
-let channelHandle: { writeQueueSize: number } | null | undefined;
+let channelHandle: { writeQueueSize: number } | undefined;
 
 /**
  * Bytes this process has queued on its channel to the parent and not yet handed to the kernel (0: everything it
@@ -190,7 +190,7 @@ export function channelBytesQueued(): number {
     }
     channelHandle = handle as { writeQueueSize: number };
   }
-  return channelHandle?.writeQueueSize ?? 0;
+  return channelHandle.writeQueueSize;
 }
 
 /**
