@@ -1,3 +1,5 @@
+// Over 300 lines on purpose: every path a connection can take between its routing decision and a worker holding it
+// (sent, answered, refused, overdue, its worker dead, waiting for one to start) is read together, in one owner.
 import type { ResolvedConfig } from '../config/types.js';
 import type { ToWorker } from '../ipc/messages.js';
 import { retryAfterSeconds } from '../shared/answers.js';
