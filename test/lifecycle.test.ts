@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Socket } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { resolveConfig } from '../src/config/load.js';
 import { handleWindowLimits } from '../src/ipc/handle-window.js';
@@ -17,6 +18,13 @@ import { fakeFork, socketPairs, type FakeWorker } from './helpers/fake-worker.js
 const { maxHandles } = handleWindowLimits;
 const head = Buffer.from('GET / HTTP/1.1\r\n\r\n');
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, index) => from + index);
+
+/** Everything a client connection receives until the other side closes it. */
+async function answerOf(socket: Socket): Promise<string> {
+  let text = '';
+  for await (const chunk of socket) text += chunk;
+  return text;
+}
 
 /** The primary's worker side, wired as start.ts wires it, with fake worker processes. */
 function primary(t: ExecutionContext, server: ConfigFile['server'] = {}, versions: ConfigFile['versions'] = { v1: { entry: 'a.js' }, v2: { entry: 'b.js' } }) {
@@ -270,11 +278,7 @@ test('past maxQueuedHandoffs on every worker of a version, a connection gets 503
   const { server, client } = await socketPairs(t, maxHandles + 2);
   for (const connection of server) p.handoff.place(connection, head, 'v1', undefined);
   t.is(p.handoff.waiting, maxHandles + 1, 'a window in flight and one queued');
-  const answer = await new Promise<string>((resolve) => {
-    let text = '';
-    client[maxHandles + 1]!.on('data', (chunk) => { text += chunk; });
-    client[maxHandles + 1]!.on('end', () => resolve(text));
-  });
+  const answer = await answerOf(client[maxHandles + 1]!);
   t.regex(answer, /^HTTP\/1\.1 503 [^]*retry-after: 1\r\n[^]*every worker of "v1" is at its in-flight limit/);
 });
 
@@ -285,11 +289,7 @@ test('with maxQueuedHandoffs 0 a worker still takes its window of connections; t
   for (const connection of server) p.handoff.place(connection, head, 'v1', undefined);
   t.is(p.workerOf(v1!).connections.length, maxHandles);
   t.is(p.handoff.counters.unavailable, 1);
-  const answer = await new Promise<string>((resolve) => {
-    let text = '';
-    client[maxHandles]!.on('data', (chunk) => { text += chunk; });
-    client[maxHandles]!.on('end', () => resolve(text));
-  });
+  const answer = await answerOf(client[maxHandles]!);
   t.regex(answer, /^HTTP\/1\.1 503 /);
 });
 

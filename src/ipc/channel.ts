@@ -33,21 +33,25 @@ const assignCookieKey = Buffer.byteLength(',"assignCookie":');
 
 /**
  * The bytes a message takes on a worker's channel, as Node writes it (its JSON and a newline), whoever sends it;
- * counted for ipc/handle-window.ts. A connection's is computed without serializing it again (its bytes are base64,
- * so ASCII).
+ * counted for ipc/handle-window.ts.
  */
 export function sentBytes(message: unknown, carriesHandle: boolean): number {
-  if (carriesHandle && isOurs(message) && message.kind === 'connection') {
-    const { bytes, assignCookie } = message as unknown as Extract<ToWorker, { kind: 'connection' }>;
-    const cookie = assignCookie === undefined ? 0 : assignCookieKey + Buffer.byteLength(JSON.stringify(assignCookie));
-    return connectionOverhead + bytes.length + cookie;
-  }
+  if (carriesHandle && isOurs(message) && message.kind === 'connection') return connectionBytes(message as unknown as ConnectionMessage);
   return Buffer.byteLength(JSON.stringify(carriesHandle ? handleEnvelope(message as object) : message)) + 1;
 }
 
 /** The bytes one of our messages to a worker will take on its channel (see sentBytes). */
 export function messageBytes(message: ToWorker, carriesHandle: boolean): number {
+  if (carriesHandle && message.kind === 'connection') return connectionBytes(message);
   return sentBytes({ cmd: internalCommand, ...message }, carriesHandle);
+}
+
+type ConnectionMessage = Extract<ToWorker, { kind: 'connection' }>;
+
+/** A connection's message with its handle, counted without serializing it (its bytes are base64, so ASCII). */
+function connectionBytes({ bytes, assignCookie }: ConnectionMessage): number {
+  const cookie = assignCookie === undefined ? 0 : assignCookieKey + Buffer.byteLength(JSON.stringify(assignCookie));
+  return connectionOverhead + bytes.length + cookie;
 }
 
 /** Listens to one worker's messages to us; the app's own `process.send` messages arrive on 'message' instead. */
@@ -73,9 +77,8 @@ export function sendToPrimary(message: ToPrimary, handle?: TcpHandle, done: (err
 export function onPrimaryMessage(handler: Handler<ToWorker>): void {
   process.on(internalMessageEvent as 'message', (message: unknown, handle?: unknown) => {
     if (!isOurs(message)) return;
-    const deliver = () => handler(message as unknown as ToWorker, handle as TcpHandle | undefined);
-    if (handle === undefined || channelBytesQueued() === 0) deliver();
-    else whenChannelWritten(deliver);
+    if (handle === undefined || channelBytesQueued() === 0) handler(message as unknown as ToWorker, handle as TcpHandle | undefined);
+    else whenChannelWritten(() => handler(message as unknown as ToWorker, handle as TcpHandle));
   });
 }
 
