@@ -85,3 +85,37 @@ test('getting the collector leaves gc hidden from contexts made later, unless th
   t.true(oldSpaceAroundCollection(true).gcStillHidden);
   t.false(oldSpaceAroundCollection(true, ['--expose-gc']).gcStillHidden);
 });
+
+/**
+ * The feedback states V8 holds for the object literal in `process.nextTick` (one per key), after nextTick was made
+ * hot, three full collections ran while no tick object was alive, and nextTick ran again. `kept`: with
+ * keepTickObjectShape() called first.
+ */
+function tickLiteralFeedbackAfterIdleCollections(kept: boolean): string[] {
+  const script = `
+    const { keepTickObjectShape } = await import(${JSON.stringify(policyModule)});
+    if (${kept}) keepTickObjectShape();
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const noop = () => {};
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 5000; i++) process.nextTick(noop);
+      await turn();
+    }
+    for (let i = 0; i < 3; i++) gc();
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 5000; i++) process.nextTick(noop);
+      await turn();
+    }
+    %DebugPrint(process.nextTick);`;
+  const printed = execFileSync(process.execPath, ['--expose-gc', '--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  return [...printed.matchAll(/DefineKeyedOwnPropertyInLiteral (\w+)/g)].map((match) => match[1]!);
+}
+
+test('a full collection in an idle process sends nextTick to its slow path for good, unless a tick object is kept', (t) => {
+  const alone = tickLiteralFeedbackAfterIdleCollections(false);
+  // Node 20's nextTick literal has four keys; if a Node upgrade fixes V8's feedback here, this fails and
+  // keepTickObjectShape can go.
+  t.is(alone.length, 4, `feedback printed: ${alone.join(' ')}`);
+  t.true(alone.includes('MEGAMORPHIC'), `without the kept tick object: ${alone.join(' ')}`);
+  t.deepEqual(tickLiteralFeedbackAfterIdleCollections(true), ['MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC', 'MONOMORPHIC']);
+});

@@ -13,8 +13,9 @@ interface Command {
 const commands: Record<string, () => Promise<Command>> = {
   start: async () => {
     // Before the supervisor's modules load: loading them is what first grows the young generation.
-    const { collectAfterBursts, keepYoungGenerationSmall, loadWithoutOptimizing } = await import('../shared/heap-policy.js');
+    const { collectAfterBursts, keepTickObjectShape, keepYoungGenerationSmall, loadWithoutOptimizing } = await import('../shared/heap-policy.js');
     keepYoungGenerationSmall();
+    keepTickObjectShape();
     collectAfterBursts();
     const { start, startUsage } = await loadWithoutOptimizing(() => import('./start.js'));
     return { run: start, usage: startUsage };

@@ -1,3 +1,4 @@
+import { executionAsyncResource } from 'node:async_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
@@ -106,4 +107,29 @@ function lazily(make: () => () => void): () => void {
     }
     collect();
   };
+}
+
+let keptTickObject: object | undefined;
+
+/**
+ * Keeps one of Node's tick objects alive for the life of the process, so that `process.nextTick` stays on V8's
+ * fast path. Node 20 builds each tick object with a literal whose first keys are computed
+ * (`{ [async_id_symbol]: …, [trigger_async_id_symbol]: …, callback, args }`, lib/internal/process/task_queues.js).
+ * V8 records, at each such key, the hidden class the object had there, and holds it weakly. Tick objects live
+ * for one turn of the event loop, so a full collection that runs while none is alive (an idle process: V8's
+ * memory reducer, or the primary's collection after a burst) frees those hidden classes. The next `nextTick`
+ * finds its recorded class gone, and V8's runtime for computed keys (`DefineKeyedOwnPropertyInLiteral`) then
+ * marks that feedback megamorphic, for good: every later tick object is built in the runtime, about 600–800 ns a
+ * call instead of 60–90 ns, and Node's streams and HTTP server call `nextTick` several times per request.
+ * A tick object that stays alive keeps its hidden classes alive, so the feedback stays as it was.
+ *
+ * Call it before the first full collection can run idle: the feedback that went megamorphic never comes back.
+ * `executionAsyncResource()` inside a `nextTick` callback is the tick object itself (Node passes it as the
+ * resource of the callback's async context). test/heap-policy.test.ts fails if a Node upgrade changes either.
+ */
+export function keepTickObjectShape(): void {
+  if (keptTickObject !== undefined) return;
+  process.nextTick(() => {
+    keptTickObject = executionAsyncResource();
+  });
 }

@@ -5,12 +5,15 @@
 import type { Server } from 'node:http';
 import net from 'node:net';
 import { displayPath } from '../shared/display-path.js';
+import { keepTickObjectShape } from '../shared/heap-policy.js';
 import { onPrimaryMessage, sendToPrimary } from '../ipc/channel.js';
 import { decodeWorkerEnv } from '../ipc/worker-env.js';
 import { runEntry } from './entry.js';
 import { interceptListen, originalListen } from './intercept.js';
 import { WorkerRuntime } from './worker-runtime.js';
 
+// First: a full collection may run while the app loads, and nextTick's slow path, once taken, is for good.
+keepTickObjectShape();
 const env = decodeWorkerEnv();
 const runtime = new WorkerRuntime({ env, hooks: { send: sendToPrimary, exit: (code) => process.exit(code) } });
 
