@@ -1,3 +1,4 @@
+import { createHash, randomUUID } from 'node:crypto';
 import test from 'ava';
 import { clientAddress } from '../src/routing/client-address.js';
 import { addressMatcher } from '../src/shared/address-range.js';
@@ -60,6 +61,11 @@ test('the bucket of a key is fixed: SHA-256 based, the same in every process', (
   // Pinned values: a change here would move users between versions across a fleet.
   t.deepEqual(['a', 'user-42', 'ff'].map((key) => bucketOf(key)), [10, 83, 94]);
   t.true(['a', 'b', 'c', 'd'].map(bucketOf).every((bucket) => bucket >= 0 && bucket < 100));
+  // The definition, from a Buffer, for keys whose digests start with every byte value (high bit set or not).
+  for (let i = 0; i < 2000; i++) {
+    const key = `user-${i}-${randomUUID()}`;
+    t.is(bucketOf(key), createHash('sha256').update(key).digest().readUInt32BE(0) % 100, key);
+  }
 });
 
 test('sticky weights spread 10k keys within 3 points of a 90/10 split', (t) => {
