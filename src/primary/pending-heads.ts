@@ -38,11 +38,16 @@ export type Admission<T> = { admit: true; shed: T[] } | { admit: false; why: 'so
  * (ties: the one waiting longest), so one source can never keep others out, and a newcomer is never the
  * one refused for the crowd's sake. (nginx and Envoy's overload managers likewise close idle connections
  * under pressure rather than refusing new ones.)
+ *
+ * An entry's source is asked for (`source()`, a system call for a socket's peer address) only once the book is
+ * under pressure, since only then is it needed: below that, no connection pays for it.
  */
 export class PendingBook<T> {
   readonly #bySource = new Map<string, Map<T, number>>();
-  /** Each entry's source, and that source's map in #bySource that holds it. */
-  readonly #entries = new Map<T, { source: string; ofSource: Map<T, number> }>();
+  /** Each entry's source, and that source's map in #bySource that holds it; undefined until sources are needed. */
+  readonly #entries = new Map<T, { source: string; ofSource: Map<T, number> } | undefined>();
+  /** Entries not yet under a source, with how to get it and their arrival; oldest first. */
+  readonly #unsourced = new Map<T, { source: () => string; arrival: number }>();
   #arrivals = 0;
 
   constructor(private limits: PendingLimits) {}
@@ -52,6 +57,7 @@ export class PendingBook<T> {
   }
 
   countOf(source: string): number {
+    this.#sourceAll();
     return this.#bySource.get(source)?.size ?? 0;
   }
 
@@ -59,9 +65,15 @@ export class PendingBook<T> {
     this.limits = limits;
   }
 
-  admit(item: T, source: string): Admission<T> {
-    const underPressure = this.#entries.size >= this.limits.maxPending / 2;
-    if (underPressure && this.countOf(source) >= this.limits.maxPerSource) return { admit: false, why: 'source-limit' };
+  admit(item: T, source: () => string): Admission<T> {
+    const arrival = this.#arrivals++;
+    if (this.#entries.size < this.limits.maxPending / 2) {
+      this.#entries.set(item, undefined);
+      this.#unsourced.set(item, { source, arrival });
+      return { admit: true, shed: [] };
+    }
+    const itsSource = source();
+    if (this.countOf(itsSource) >= this.limits.maxPerSource) return { admit: false, why: 'source-limit' };
     const shed: T[] = [];
     while (this.#entries.size >= this.limits.maxPending) {
       const victim = this.#victim();
@@ -69,19 +81,33 @@ export class PendingBook<T> {
       this.remove(victim);
       shed.push(victim);
     }
-    let ofSource = this.#bySource.get(source);
-    if (!ofSource) this.#bySource.set(source, ofSource = new Map());
-    ofSource.set(item, this.#arrivals++);
-    this.#entries.set(item, { source, ofSource });
+    this.#enter(item, itsSource, arrival);
     return { admit: true, shed };
   }
 
   remove(item: T): void {
+    if (!this.#entries.has(item)) return;
     const entry = this.#entries.get(item);
-    if (entry === undefined) return;
     this.#entries.delete(item);
+    this.#unsourced.delete(item);
+    if (entry === undefined) return;
     entry.ofSource.delete(item);
     if (entry.ofSource.size === 0) this.#bySource.delete(entry.source);
+  }
+
+  #enter(item: T, source: string, arrival: number): void {
+    let ofSource = this.#bySource.get(source);
+    if (!ofSource) this.#bySource.set(source, ofSource = new Map());
+    ofSource.set(item, arrival);
+    this.#entries.set(item, { source, ofSource });
+  }
+
+  /** Puts every entry under its source (oldest first, so each source's map stays in arrival order). */
+  #sourceAll(): void {
+    if (this.#unsourced.size === 0) return;
+    const unsourced = [...this.#unsourced];
+    this.#unsourced.clear();
+    for (const [item, { source, arrival }] of unsourced) this.#enter(item, source(), arrival);
   }
 
   /** The oldest entry of the source holding the most. */
@@ -137,7 +163,7 @@ export class PendingHeads {
   admit(connection: ClientConnection): void {
     const server = this.server();
     this.#book.setLimits(limitsOf(server));
-    const admission = this.#book.admit(connection, sourceOf(connection.remoteAddress));
+    const admission = this.#book.admit(connection, () => sourceOf(connection.remoteAddress));
     if (!admission.admit) {
       this.counters.pendingSourceRefused++;
       this.handlers.turnAway(connection, 503, `more than ${server.maxPendingPerSource} connections from one address waiting`, { 'retry-after': String(retryAfterSeconds) });

@@ -43,8 +43,9 @@ export class Router {
     this.#heads = new PendingHeads(() => this.config().server, this.#pendingCounters, {
       onHead: (connection, bytes, head) => {
         const { config, names, trusted } = this.#derivedConfig();
-        const remoteAddress = clientAddress(connection.remoteAddress ?? '', head.headers['x-forwarded-for'], trusted);
-        const decision = decide({ ...head, remoteAddress }, config.routing, names);
+        // Read only by an `ip` sticky key: the peer's address costs a system call, so it is asked for then.
+        const request = { ...head, get remoteAddress() { return clientAddress(connection.remoteAddress ?? '', head.headers['x-forwarded-for'], trusted); } };
+        const decision = decide(request, config.routing, names);
         this.handoff.place(connection, bytes, decision.version, decision.assignCookie);
       },
       turnAway: (connection, status, reason, headers) => {
