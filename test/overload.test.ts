@@ -57,10 +57,11 @@ test.serial("thousands of connections that send nothing don't grow the primary, 
   t.true(answered >= 1000, 'connections past the cap were answered');
   for (const socket of sockets) socket.destroy();
   // Connections still in the kernel's accept queue are accepted (and then seen closing) only now: give them time.
-  // Seen once in CI: 4 of the 3000 still waiting after 40 s. Most likely connections caught mid-handshake by the
-  // accept queue's overflow (tcp_abort_on_overflow 0 drops the client's last ACK, so its FIN may come only with
-  // TCP's retransmissions, backing off for minutes); headTimeoutMs closes them in the end. Thousands must not stay.
-  await cluster.waitForStatus((current) => current.router.pending <= 10, 40_000);
+  // Seen in CI: 4, and once 26, of the 3000 still waiting after 40 s while another test loaded the machine. Most
+  // likely connections caught mid-handshake by the accept queue's overflow (tcp_abort_on_overflow 0 drops the
+  // client's last ACK, so its FIN may come only with TCP's retransmissions, backing off for minutes);
+  // headTimeoutMs closes them in the end. Thousands must not stay.
+  await cluster.waitForStatus((current) => current.router.pending <= 50, 40_000);
   t.is((await get(cluster.url('/who'))).status, 200);
 });
 
