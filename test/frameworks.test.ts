@@ -1,5 +1,6 @@
+import net from 'node:net';
 import test from 'ava';
-import { fixture, get, makeConfig, request, startCluster } from './helpers/cluster.js';
+import { fixture, get, makeConfig, request, startCluster, startProcess } from './helpers/cluster.js';
 
 test('unmodified Express and Fastify apps run as versions, bodies and all', async (t) => {
   const cluster = await startCluster(t, makeConfig(
@@ -45,4 +46,37 @@ test('connections to the app\'s own second port (accepted by node:cluster in the
     ...Array.from({ length: 20 }, () => lane(() => `http://127.0.0.1:${metricsPort}/`, 40)),
   ]);
   t.deepEqual(Object.fromEntries(answers), { '200 main v1': 400, '200 main v2': 400, '200 metrics': 800 });
+});
+
+/** Sends one request, half-closes the connection, and returns the JSON body of whatever answer comes back. */
+function requestThenHalfClose(port: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end('GET / HTTP/1.1\r\nHost: app\r\n\r\n'));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer within 10 s')));
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+      try {
+        resolve(JSON.parse(body));
+      } catch {
+        reject(new Error(`not a JSON answer: ${JSON.stringify(text.slice(0, 200))}`));
+      }
+    });
+  });
+}
+
+test('an app\'s sockets are built as its own server builds them: half-open, buffer sizes, Nagle and TCP keep-alive', async (t) => {
+  // The same app run directly says what its server gives a connection; under graycluster it must get the same.
+  const alone = startProcess('socket-options alone', process.execPath, [fixture('socket-options.mjs')], { env: { PORT: '0' } });
+  t.teardown(() => alone.stop());
+  const alonePort = Number((await alone.waitForOutput(/listening on (\d+)/))[1]);
+  const expected = await requestThenHalfClose(alonePort);
+  t.like(expected, { allowHalfOpen: true, readableHighWaterMark: 48 * 1024, noDelay: false, keepAlive: true, keepAliveInitialDelay: 7 });
+
+  const cluster = await startCluster(t, makeConfig({ v1: { entry: fixture('socket-options.mjs') } }));
+  // Answered 50 ms after the client half-closed: the app's server allows that (httpAllowHalfOpen).
+  t.deepEqual(await requestThenHalfClose(cluster.port), expected);
 });

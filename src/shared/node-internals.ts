@@ -94,12 +94,40 @@ export function closeBareHandle(handle: TcpHandle): void {
   (handle as unknown as TcpHandleInternals).close();
 }
 
+/** What net.Server keeps of the options it was created with (lib/net.js), which its onconnection applies. */
+interface ServerSocketOptions {
+  allowHalfOpen: boolean;
+  pauseOnConnect: boolean;
+  highWaterMark: number;
+  noDelay: boolean;
+  keepAlive: boolean;
+  keepAliveInitialDelay: number;
+}
+
 /**
- * A net.Socket around a bare handle (the undocumented `handle` option), reading, as child_process builds one for
- * a received socket; the socket owns the handle from then on.
+ * A net.Socket around a bare handle (the undocumented `handle` option), reading; the socket owns the handle from
+ * then on. With `server`, built as that server's own `onconnection` (lib/net.js) would build it for a connection
+ * it accepted: the same options (an http.Server asks for `allowHalfOpen`, and may set `highWaterMark`), Nagle and
+ * TCP keep-alive as the server asks (the primary turned Nagle off, for the answers it gives itself). Without,
+ * as child_process builds one for a received socket.
  */
-export function socketOverBareHandle(handle: TcpHandle): Socket {
-  return new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
+export function socketOverBareHandle(handle: TcpHandle, server?: Server): Socket {
+  if (server === undefined) return new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
+  const asked = server as unknown as ServerSocketOptions;
+  const socket = new net.Socket({
+    handle,
+    allowHalfOpen: asked.allowHalfOpen,
+    pauseOnCreate: asked.pauseOnConnect,
+    readable: true,
+    writable: true,
+    readableHighWaterMark: asked.highWaterMark,
+    writableHighWaterMark: asked.highWaterMark,
+    noDelay: true,  // Only recorded: the primary turned Nagle off on accepting it.
+  } as net.SocketConstructorOpts);
+  if (!asked.noDelay) socket.setNoDelay(false);
+  // The server keeps the delay in seconds, as the handle takes it; setKeepAlive takes milliseconds.
+  if (asked.keepAlive) socket.setKeepAlive(true, asked.keepAliveInitialDelay * 1000);
+  return socket;
 }
 
 /**

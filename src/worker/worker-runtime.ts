@@ -230,7 +230,7 @@ export class WorkerRuntime {
       }
       return;
     }
-    const socket = socketOverBareHandle(handle);
+    const socket = socketOverBareHandle(handle, this.#appServer);
     socket.unshift(Buffer.from(message.bytes, 'base64'));
     this.admit(socket, { forwarded: false, assignCookie: message.assignCookie });
   }
