@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import {
-  bareHandlePeerAddress, closeBareHandle, readBareHandle, setBareHandleNoDelay, socketOverBareHandle, stopReadingBareHandle,
+  bareHandlePeerAddress, closeBareHandle, readBareHandle, socketOverBareHandle, stopReadingBareHandle,
   type TcpHandle,
 } from '../shared/node-internals.js';
 
@@ -15,12 +15,6 @@ export class ClientConnection {
 
   constructor(handle: TcpHandle) {
     this.#handle = handle;
-  }
-
-  /** A connection just accepted: Nagle off, as `net.createServer({ noDelay: true })` did; it stays off in the worker. */
-  static accepted(handle: TcpHandle): ClientConnection {
-    setBareHandleNoDelay(handle);
-    return new ClientConnection(handle);
   }
 
   /** The client's address as the kernel has it; undefined once the connection is gone. */

@@ -86,7 +86,7 @@ export class Router {
         try {
           acceptBareHandles(this.#server, (handle) => {
             this.#afterBurst?.connection();
-            this.#heads.admit(ClientConnection.accepted(handle));
+            this.#heads.admit(new ClientConnection(handle));
           });
         } catch (error) {
           this.#server.close();

@@ -25,7 +25,6 @@ interface TcpHandleInternals {
   readStart(): number;
   readStop(): number;
   getpeername(out: { address?: string }): number;
-  setNoDelay(enable: boolean): number;
   close(callback?: () => void): void;
 }
 
@@ -84,11 +83,6 @@ export function bareHandlePeerAddress(handle: TcpHandle): string | undefined {
   return (handle as unknown as TcpHandleInternals).getpeername(out) === 0 ? out.address : undefined;
 }
 
-/** Turns Nagle's algorithm off on a bare handle (what net.Server's `noDelay` does); it stays off where it is sent. */
-export function setBareHandleNoDelay(handle: TcpHandle): void {
-  (handle as unknown as TcpHandleInternals).setNoDelay(true);
-}
-
 /** Closes this process's copy of a bare handle (a process it was sent to keeps its own). */
 export function closeBareHandle(handle: TcpHandle): void {
   (handle as unknown as TcpHandleInternals).close();
@@ -107,9 +101,9 @@ interface ServerSocketOptions {
 /**
  * A net.Socket around a bare handle (the undocumented `handle` option), reading; the socket owns the handle from
  * then on. With `server`, built as that server's own `onconnection` (lib/net.js) would build it for a connection
- * it accepted: the same options (an http.Server asks for `allowHalfOpen`, and may set `highWaterMark`), Nagle and
- * TCP keep-alive as the server asks (the primary turned Nagle off, for the answers it gives itself). Without,
- * as child_process builds one for a received socket.
+ * it accepted: the same options (an http.Server asks for `allowHalfOpen`, and may set `highWaterMark`), Nagle off
+ * (an http.Server's default `noDelay`) and TCP keep-alive as the server asks. Without, as child_process builds one
+ * for a received socket (the primary's own answers: one write, then the end, so Nagle never holds one back).
  */
 export function socketOverBareHandle(handle: TcpHandle, server?: Server): Socket {
   if (server === undefined) return new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
@@ -122,9 +116,8 @@ export function socketOverBareHandle(handle: TcpHandle, server?: Server): Socket
     writable: true,
     readableHighWaterMark: asked.highWaterMark,
     writableHighWaterMark: asked.highWaterMark,
-    noDelay: true,  // Only recorded: the primary turned Nagle off on accepting it.
   } as net.SocketConstructorOpts);
-  if (!asked.noDelay) socket.setNoDelay(false);
+  if (asked.noDelay) socket.setNoDelay(true);
   // The server keeps the delay in seconds, as the handle takes it; setKeepAlive takes milliseconds.
   if (asked.keepAlive) socket.setKeepAlive(true, asked.keepAliveInitialDelay * 1000);
   return socket;

@@ -114,7 +114,7 @@ export async function socketPairs(t: ExecutionContext, count: number): Promise<{
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   acceptBareHandles(server, (handle) => {
     handles.push(handle);
-    accepted.push(ClientConnection.accepted(handle));
+    accepted.push(new ClientConnection(handle));
   });
   const port = (server.address() as net.AddressInfo).port;
   const client = await Promise.all(Array.from({ length: count }, () => new Promise<Socket>((resolve) => {
