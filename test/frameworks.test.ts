@@ -68,13 +68,13 @@ function requestThenHalfClose(port: number): Promise<unknown> {
   });
 }
 
-test('an app\'s sockets are built as its own server builds them: half-open, buffer sizes, Nagle and TCP keep-alive', async (t) => {
+test('an app\'s sockets are built as its own server builds them: half-open, buffer sizes, Nagle, TCP keep-alive, and published to diagnostics_channel', async (t) => {
   // The same app run directly says what its server gives a connection; under graycluster it must get the same.
   const alone = startProcess('socket-options alone', process.execPath, [fixture('socket-options.mjs')], { env: { PORT: '0' } });
   t.teardown(() => alone.stop());
   const alonePort = Number((await alone.waitForOutput(/listening on (\d+)/))[1]);
   const expected = await requestThenHalfClose(alonePort);
-  t.like(expected, { allowHalfOpen: true, readableHighWaterMark: 48 * 1024, noDelay: false, keepAlive: true, keepAliveInitialDelay: 7 });
+  t.like(expected, { allowHalfOpen: true, readableHighWaterMark: 48 * 1024, noDelay: false, keepAlive: true, keepAliveInitialDelay: 7, published: true });
 
   const cluster = await startCluster(t, makeConfig({ v1: { entry: fixture('socket-options.mjs') } }));
   // Answered 50 ms after the client half-closed: the app's server allows that (httpAllowHalfOpen).

@@ -1,3 +1,4 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import net, { type Socket } from 'node:net';
 import path from 'node:path';
@@ -52,6 +53,7 @@ export interface RuntimeOptions {
 }
 
 const cookieMaxAgeSeconds = 365 * 24 * 3600;
+const serverSocketChannel = diagnosticsChannel.channel('net.server.socket');
 
 /**
  * One worker's runtime: takes the app's server, feeds it the sockets the primary hands over (and those other
@@ -233,6 +235,8 @@ export class WorkerRuntime {
     const socket = socketOverBareHandle(handle, this.#appServer);
     socket.unshift(Buffer.from(message.bytes, 'base64'));
     this.admit(socket, { forwarded: false, assignCookie: message.assignCookie });
+    // As net.Server publishes each connection it accepts (APM agents listen there); a forwarded one was already.
+    if (serverSocketChannel.hasSubscribers) serverSocketChannel.publish({ socket });
   }
 
   /**
