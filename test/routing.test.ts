@@ -61,7 +61,7 @@ test('the bucket of a key is fixed: SHA-256 based, the same in every process', (
   // Pinned values: a change here would move users between versions across a fleet.
   t.deepEqual(['a', 'user-42', 'ff'].map((key) => bucketOf(key)), [10, 83, 94]);
   t.true(['a', 'b', 'c', 'd'].map(bucketOf).every((bucket) => bucket >= 0 && bucket < 100));
-  // The definition, from a Buffer, for keys whose digests start with every byte value (high bit set or not).
+  // The definition, from a Buffer, for 2,000 random keys: their digests start with bytes of every kind (high bit set or not).
   for (let i = 0; i < 2000; i++) {
     const key = `user-${i}-${randomUUID()}`;
     t.is(bucketOf(key), createHash('sha256').update(key).digest().readUInt32BE(0) % 100, key);
