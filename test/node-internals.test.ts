@@ -2,9 +2,12 @@
  * One test per private Node API in src/shared/node-internals.ts. Each fails with a message naming the internal,
  * so a Node upgrade that changes one says which, instead of breaking handoffs in subtle ways.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import {
   acceptBareHandles, adoptConnection, adoptResponseHead, bareHandlePeerAddress, bareHandleToSend, closeBareHandle, internalCommand,
@@ -338,6 +341,36 @@ test('res._header/_headerSent/chunkedEncoding/_last: a head written elsewhere go
   client.write('GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n');
   t.is(await received, `${heads[0]}hello${heads[1]}3\r\nabc\r\n0\r\n\r\n`,
     'Node internal changed: a ServerResponse no longer sends res._header verbatim (with _headerSent false and chunkedEncoding off) before its body, in pipeline order, or no longer closes after it when _last is set (used by adoptResponseHead)');
+});
+
+test('a response with an adopted head has the hidden class of one the app writes, and its reason phrase', async (t) => {
+  // Run with V8's natives syntax, to ask V8 itself whether the two responses share a hidden class.
+  const internals = pathToFileURL(path.resolve(import.meta.dirname, '../src/shared/node-internals.js')).href;
+  const script = `
+    import http from 'node:http';
+    const { adoptResponseHead } = await import(${JSON.stringify(internals)});
+    const responses = [];
+    const server = http.createServer((req, res) => {
+      responses.push(res);
+      if (req.url === '/app') {
+        res.setHeader('content-type', 'text/plain');
+        res.end('by the app');
+      } else {
+        adoptResponseHead(res, 404, 'HTTP/1.1 404 Not Here\\r\\ncontent-length: 7\\r\\n\\r\\n', false);
+        res.end(Buffer.from('adopted'));
+      }
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const agent = new http.Agent({ keepAlive: true });
+    for (const url of ['/app', '/adopted']) {
+      await new Promise((resolve, reject) => http.get({ port: server.address().port, path: url, agent }, (reply) => reply.resume().on('end', resolve)).on('error', reject));
+    }
+    agent.destroy();
+    server.close();
+    console.log(JSON.stringify({ sameHiddenClass: %HaveSameMap(responses[0], responses[1]), statusMessage: responses[1].statusMessage }));`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { timeout: 30_000 });
+  t.deepEqual(JSON.parse(stdout), { sameHiddenClass: true, statusMessage: 'Not Here' },
+    'Node internal changed: writeHead no longer adds statusMessage then statusCode to a response (mirrored by adoptResponseHead)');
 });
 
 test('res.shouldKeepAlive and res.maxRequestsOnConnectionReached say whether Node would keep the connection open', async (t) => {

@@ -254,6 +254,10 @@ export function responseMayKeepAlive(res: ServerResponse): boolean {
  */
 export function adoptResponseHead(res: ServerResponse, status: number, head: string, closeAfter: boolean): void {
   const internals = res as unknown as ResponseInternals;
+  // As writeHead sets them, and in its order (the reason phrase first): a response of another shape would make
+  // every function that handles responses see two, and slow the answers the app writes too.
+  const lineEnd = head.indexOf('\r\n');
+  res.statusMessage = lineEnd > 13 ? head.slice(13, lineEnd) : '';
   res.statusCode = status;
   internals._header = head;
   internals._headerSent = false;
