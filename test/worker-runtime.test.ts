@@ -1,8 +1,11 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import { resolveConfig } from '../src/config/load.js';
 import type { ToPrimary, WorkerSettings } from '../src/ipc/messages.js';
@@ -323,6 +326,40 @@ test('a relay connection that fails before any answer byte gets 502; one that fa
   await t.throwsAsync(request(v1.url('/half?version=v2'), { agent: agent! }), undefined, 'a truncated answer never looks complete');
   t.is((await request(v1.url('/'))).body.version, 'v1', 'other connections are untouched');
   await until(() => v1.runtime.forwards.pending === 0, 'nothing left counted');
+});
+
+test('connections from other workers\' forwarders report their clients and share one hidden class', async (t) => {
+  // Run with V8's natives syntax, to ask V8 itself. A hidden class per connection (an accessor with a closure of
+  // its own) made Node's net and stream code generic for every connection the worker serves.
+  const clientAddress = pathToFileURL(path.resolve(import.meta.dirname, '../src/worker/client-address.js')).href;
+  const script = `
+    import http from 'node:http';
+    import net from 'node:net';
+    const { applyForwardedClient } = await import(${JSON.stringify(clientAddress)});
+    const sockets = [];
+    const server = http.createServer((req, res) => {
+      applyForwardedClient(req);
+      sockets.push(req.socket);
+      res.end(\`\${req.socket.remoteAddress} \${req.socket.remotePort} \${req.socket.remoteFamily} \${req.headers['x-graycluster-client'] ?? 'gone'}\`);
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const ask = (client) => new Promise((resolve, reject) => {
+      const socket = net.connect(server.address().port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk)).on('end', () => resolve(text.slice(text.indexOf('\\r\\n\\r\\n') + 4))).on('error', reject);
+      socket.end(\`GET / HTTP/1.1\\r\\nHost: a\\r\\nConnection: close\\r\\nx-graycluster-client: \${client}\\r\\n\\r\\n\`);
+    });
+    const answers = [];
+    for (let index = 0; index < 300; index++) answers.push(await ask(index % 2 ? \`10.0.\${index >> 8}.\${index & 255} \${1000 + index}\` : \`::\${index} \${1000 + index}\`));
+    server.close();
+    console.log(JSON.stringify({
+      first: answers.slice(0, 2),
+      everyAnswerRight: answers.every((answer, index) => answer.startsWith(index % 2 ? \`10.0.\${index >> 8}.\${index & 255} \${1000 + index} IPv4\` : \`::\${index} \${1000 + index} IPv6\`)),
+      hiddenClasses: new Set(sockets.map((socket) => sockets.findIndex((other) => %HaveSameMap(socket, other)))).size,
+      fast: sockets.every((socket) => %HasFastProperties(socket)),
+    }));`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { timeout: 30_000 });
+  t.deepEqual(JSON.parse(stdout), { first: ['::0 1000 IPv6 gone', '10.0.0.1 1001 IPv4 gone'], everyAnswerRight: true, hiddenClasses: 1, fast: true });
 });
 
 test('a diagnose request is answered with the same request id: a snapshot written, or the write error named', async (t) => {

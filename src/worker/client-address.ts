@@ -47,28 +47,26 @@ export function clientHeaderValue(socket: Socket): string {
   return `${socket.remoteAddress ?? ''} ${socket.remotePort ?? ''}`;
 }
 
-/** Where a connection from another worker's forwarder keeps the client of the request it carries now. */
-interface ForwardedClient {
-  address: string | undefined;
-  port: number | undefined;
-  family: 'IPv4' | 'IPv6' | undefined;
-}
-const forwardedClient = Symbol('graycluster.forwardedClient');
+const forwarded = Symbol('graycluster.forwarded');
+
+/** A connection from another worker's forwarder, once its client is reported (see reportForwardedClient). */
+type ForwardedSocket = Socket & { [forwarded]: true; remoteAddress: string | undefined; remotePort: number | undefined; remoteFamily: string | undefined };
 
 /**
  * Makes a connection from another worker's forwarder report, as its `remoteAddress`, `remotePort` and
- * `remoteFamily`, the client of the request it carries (set by applyForwardedClient). Once per connection:
- * net.Socket's getters live on its prototype, and own accessors shadow them.
+ * `remoteFamily`, the client of the request it carries (applyForwardedClient writes them). Once per connection:
+ * net.Socket's getters live on its prototype, and own data properties shadow them. Data properties defined in one
+ * order give every such socket one hidden class; an accessor with a closure per socket gave each its own, and
+ * after a few hundred V8 turned them into dictionaries, which made Node's net and stream code generic (slower)
+ * for every connection the worker serves, its clients' included.
  */
-export function reportForwardedClient(socket: Socket): ForwardedClient {
-  const client: ForwardedClient = { address: undefined, port: undefined, family: undefined };
-  Object.defineProperties(socket, {
-    [forwardedClient]: { value: client },
-    remoteAddress: { get: () => client.address, configurable: true, enumerable: true },
-    remotePort: { get: () => client.port, configurable: true, enumerable: true },
-    remoteFamily: { get: () => client.family, configurable: true, enumerable: true },
-  });
-  return client;
+function reportForwardedClient(socket: Socket): ForwardedSocket {
+  const writable = { value: undefined, writable: true, configurable: true, enumerable: true };
+  Object.defineProperty(socket, forwarded, { value: true });
+  Object.defineProperty(socket, 'remoteAddress', writable);
+  Object.defineProperty(socket, 'remotePort', writable);
+  Object.defineProperty(socket, 'remoteFamily', writable);
+  return socket as ForwardedSocket;
 }
 
 /**
@@ -87,10 +85,11 @@ export function applyForwardedClient(req: IncomingMessage): void {
     delete materializedHeaders(req)[clientHeader];  // Built from rawHeaders first: see materializedHeaders.
     raw.splice(index, 2);
   }
-  const socket = req.socket as Socket & { [forwardedClient]?: ForwardedClient };
-  const client = socket[forwardedClient] ?? reportForwardedClient(socket);
+  const socket = req.socket as Socket & { [forwarded]?: true };
+  const client = socket[forwarded] ? (socket as ForwardedSocket) : reportForwardedClient(socket);
   const space = value.lastIndexOf(' ');
-  client.address = space > 0 ? value.slice(0, space) : undefined;
-  client.port = space > 0 ? Number(value.slice(space + 1)) || undefined : undefined;
-  client.family = client.address === undefined ? undefined : client.address.includes(':') ? 'IPv6' : 'IPv4';
+  const address = space > 0 ? value.slice(0, space) : undefined;
+  client.remoteAddress = address;
+  client.remotePort = space > 0 ? Number(value.slice(space + 1)) || undefined : undefined;
+  client.remoteFamily = address === undefined ? undefined : address.includes(':') ? 'IPv6' : 'IPv4';
 }
