@@ -113,6 +113,24 @@ test('a later request whose routing values equal the previous one\'s gets its an
   t.is(new RouteCheck(settings({ routing }), 'v1').versionForLater(request, fallbackMemo), 'v2', 'new settings: the rules run again');
 });
 
+test('a routing check reads the client\'s address only for an ip sticky key, and then through trusted proxies', (t) => {
+  let reads = 0;
+  const socket = { get remoteAddress() { reads++; return '10.0.0.1'; } };
+  const request = (url: string, headers: Record<string, string> = {}) => ({ url, method: 'GET', headers, socket }) as unknown as http.IncomingMessage;
+  const byQuery = new RouteCheck(settings(), 'v1');
+  t.is(byQuery.versionFor(request('/?version=v2')), 'v2');
+  t.is(byQuery.versionForLater(request('/?version=v3'), emptyRouteMemo()), 'v3');
+  t.is(reads, 0, 'routing by query: the address is never asked for (it costs a system call)');
+  const weights: Array<[string, number]> = [['v1', 50], ['v2', 50]];
+  const byAddress = new RouteCheck(settings({ routing: { default: 'v1', rules: [], weights, sticky: { key: { source: 'ip' }, cookie: null } }, trustProxy: ['10.0.0.0/8'] }), 'v1');
+  const direct = byAddress.versionFor(request('/'));
+  t.is(reads, 1);
+  const sameClient = Array.from({ length: 8 }, () => byAddress.versionFor(request('/')));
+  t.deepEqual(sameClient, Array(8).fill(direct), 'one client, one version');
+  const viaProxy = Array.from({ length: 64 }, (_, index) => byAddress.versionFor(request('/', { 'x-forwarded-for': `192.0.2.${index}` })));
+  t.true(viaProxy.includes('v1') && viaProxy.includes('v2'), 'behind a trusted proxy the forwarded clients spread over both versions');
+});
+
 test('stats count status classes and latency buckets, and a snapshot copies them', (t) => {
   t.is(statusClassOf(101), '1xx');
   t.is(statusClassOf(503), '5xx');

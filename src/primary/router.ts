@@ -1,6 +1,6 @@
 import net, { type AddressInfo } from 'node:net';
 import type { ResolvedConfig } from '../config/types.js';
-import { clientAddress } from '../routing/client-address.js';
+import { ClientHead } from '../routing/client-address.js';
 import { decide } from '../routing/decide.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
 import { collectionAfterBursts } from '../shared/heap-policy.js';
@@ -43,9 +43,7 @@ export class Router {
     this.#heads = new PendingHeads(() => this.config().server, this.#pendingCounters, {
       onHead: (connection, bytes, head) => {
         const { config, names, trusted } = this.#derivedConfig();
-        // Read only by an `ip` sticky key: the peer's address costs a system call, so it is asked for then.
-        const request = { ...head, get remoteAddress() { return clientAddress(connection.remoteAddress ?? '', head.headers['x-forwarded-for'], trusted); } };
-        const decision = decide(request, config.routing, names);
+        const decision = decide(new ClientHead(head.method, head.target, head.headers, connection, trusted), config.routing, names);
         this.handoff.place(connection, bytes, decision.version, decision.assignCookie);
       },
       turnAway: (connection, status, reason, headers) => {

@@ -1,4 +1,5 @@
 import type { AddressMatcher } from '../shared/address-range.js';
+import type { RequestHead } from './head.js';
 
 /**
  * Who the client is, for the `ip` sticky key: the connection's peer; or, when the peer is a trusted proxy
@@ -16,4 +17,29 @@ export function clientAddress(peer: string, forwardedFor: string | undefined, tr
     if (!trusted(hop)) break;
   }
   return client;
+}
+
+/** A connection, as far as a head needs it: its peer's address, which may cost a system call to read. */
+export interface Peer {
+  readonly remoteAddress?: string | undefined;
+}
+
+/**
+ * A request head for `decide` whose `remoteAddress` (the client, by clientAddress) is worked out only when read:
+ * only an `ip` sticky key reads it, and a connection's peer address costs a system call. A class, so that every
+ * head has one hidden class: an object literal with a getter gets a class of its own per closure (or, without a
+ * spread, a dictionary), and makes every function that reads heads generic.
+ */
+export class ClientHead implements RequestHead {
+  constructor(
+    readonly method: string,
+    readonly target: string,
+    readonly headers: Record<string, string>,
+    private readonly peer: Peer,
+    private readonly trusted: AddressMatcher | undefined,
+  ) {}
+
+  get remoteAddress(): string {
+    return clientAddress(this.peer.remoteAddress ?? '', this.headers['x-forwarded-for'], this.trusted);
+  }
 }

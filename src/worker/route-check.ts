@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { WorkerSettings } from '../ipc/messages.js';
-import { clientAddress } from '../routing/client-address.js';
+import { ClientHead } from '../routing/client-address.js';
 import { decide } from '../routing/decide.js';
 import type { RequestHead } from '../routing/head.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
@@ -75,12 +75,7 @@ export class RouteCheck {
 
   /** versionForHead for a request as the app's server parsed it. */
   versionFor(req: IncomingMessage): string | null {
-    return this.versionForHead({
-      method: req.method ?? 'GET',
-      target: req.url ?? '/',
-      headers: req.headers as Record<string, string>,
-      remoteAddress: clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'] as string | undefined, this.#trusted),
-    });
+    return this.versionForHead(new ClientHead(req.method ?? 'GET', req.url ?? '/', req.headers as Record<string, string>, req.socket, this.#trusted));
   }
 
   /** The private forward sockets of a version's ready workers. */
