@@ -11,6 +11,7 @@ import { resolveConfig } from '../src/config/load.js';
 import type { ToPrimary, WorkerSettings } from '../src/ipc/messages.js';
 import type { WorkerEnv } from '../src/ipc/worker-env.js';
 import { addressMatcher, parseAddressRange } from '../src/shared/address-range.js';
+import { hasForwardingHeaders } from '../src/worker/client-address.js';
 import { endToEnd } from '../src/worker/forward.js';
 import { emptyRouteMemo, RouteCheck } from '../src/worker/route-check.js';
 import { latencyBucketOf, RequestStats, statusClassOf } from '../src/worker/stats.js';
@@ -129,6 +130,14 @@ test('a routing check reads the client\'s address only for an ip sticky key, and
   t.deepEqual(sameClient, Array(8).fill(direct), 'one client, one version');
   const viaProxy = Array.from({ length: 64 }, (_, index) => byAddress.versionFor(request('/', { 'x-forwarded-for': `192.0.2.${index}` })));
   t.true(viaProxy.includes('v1') && viaProxy.includes('v2'), 'behind a trusted proxy the forwarded clients spread over both versions');
+});
+
+test('forwarding headers are found among the raw headers whatever their case, and nothing else counts', (t) => {
+  for (const name of ['Forwarded', 'X-Forwarded-For', 'x-forwarded-host', 'X-FORWARDED-PROTO', 'x-Forwarded-Port', 'X-Real-IP']) {
+    t.true(hasForwardingHeaders(['Host', 'a', name, 'b']), name);
+  }
+  t.false(hasForwardingHeaders([]));
+  t.false(hasForwardingHeaders(['Host', 'x-forwarded-for', 'X-Forwarded-Fo', 'x', 'X-Forwarded-Forr', 'x', 'Forwarder', 'x', 'x-real-ips', 'x']), 'names of the same length or values do not count');
 });
 
 test('stats count status classes and latency buckets, and a snapshot copies them', (t) => {

@@ -16,10 +16,18 @@ export const clientHeader = 'x-graycluster-client';
 /** Headers by which proxies tell the next hop who the client was: a client can write any of them itself. */
 export const forwardingHeaders = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip'] as const;
 
-/** True when a request carries a forwarding header (property lookups only: this runs on every request). */
-export function hasForwardingHeaders(headers: IncomingHttpHeaders): boolean {
-  return headers.forwarded !== undefined || headers['x-forwarded-for'] !== undefined || headers['x-forwarded-host'] !== undefined
-    || headers['x-forwarded-proto'] !== undefined || headers['x-forwarded-port'] !== undefined || headers['x-real-ip'] !== undefined;
+const forwardingHeaderLengths = new Set(forwardingHeaders.map((name) => name.length));
+
+/**
+ * True when a request carries a forwarding header. It reads `rawHeaders`, not `headers`: Node builds a request's
+ * `headers` object only when something reads it, and this runs on every request, for apps that never do.
+ */
+export function hasForwardingHeaders(rawHeaders: readonly string[]): boolean {
+  for (let index = 0; index < rawHeaders.length; index += 2) {
+    const name = rawHeaders[index]!;
+    if (forwardingHeaderLengths.has(name.length) && (forwardingHeaders as readonly string[]).includes(name.toLowerCase())) return true;
+  }
+  return false;
 }
 
 /** Removes every forwarding header from a request, from both `headers` and `rawHeaders`, before the app sees it. */

@@ -40,7 +40,8 @@ export class RouteCheck {
    */
   versionForLater(req: IncomingMessage, memo: RouteMemo): string | null {
     const url = req.url ?? '/';
-    const headers = req.headers;
+    // Node builds `headers` only when something reads it: not for routing that reads no header.
+    const headers = this.#signalHeaders.length > 0 ? req.headers : noHeaders;
     if (memo.route === this && this.#sameSignals(url, headers, memo)) return memo.version;
     memo.route = this;
     memo.version = this.versionFor(req);
@@ -91,6 +92,8 @@ export interface RouteMemo {
   query: string;
   values: Array<string | undefined>;
 }
+
+const noHeaders: IncomingMessage['headers'] = {};
 
 export function emptyRouteMemo(): RouteMemo {
   return { route: undefined, version: null, query: '', values: [] };

@@ -250,7 +250,7 @@ export class WorkerRuntime {
       applyForwardedClient(req);
       return undefined;
     }
-    if (!info.trustedPeer && hasForwardingHeaders(req.headers)) stripForwardingHeaders(req);
+    if (!info.trustedPeer && hasForwardingHeaders(req.rawHeaders)) stripForwardingHeaders(req);
     const route = this.#route;
     if (info.requests++ === 0 || route === undefined) return undefined;
     const version = route.versionForLater(req, info.route ??= emptyRouteMemo());
