@@ -224,6 +224,34 @@ export function adoptConnection(server: Server, socket: Socket): void {
   (server as unknown as { _connections: number })._connections++;
 }
 
+/** Where net.Socket keeps its peer's address once asked (lib/net.js `_getpeername`). */
+export interface PeerName {
+  address: string | undefined;
+  family: string | undefined;
+  port: number | undefined;
+}
+
+interface PeerSlot {
+  _peername?: PeerName | undefined;
+}
+
+/**
+ * Gives a socket, empty, the slot where net.Socket keeps its peer's address: `_getpeername` asks the kernel on
+ * the first read of `remoteAddress`, `remotePort` or `remoteFamily` and keeps the answer in `_peername`, a
+ * property the socket did not have before. Made at once for every connection the app gets, it is there whether
+ * or not anyone asks, and whether the kernel answers or reportPeer sets it: the sockets keep one hidden class
+ * (one more per way of getting there would make Node's net and HTTP code generic for all of them).
+ */
+export function reservePeerSlot(socket: Socket): void {
+  const slot = socket as unknown as PeerSlot;
+  if (!('_peername' in slot)) slot._peername = undefined;
+}
+
+/** Makes a socket report `peer` as its `remoteAddress`, `remotePort` and `remoteFamily`, which read `_peername`. */
+export function reportPeer(socket: Socket, peer: PeerName): void {
+  (socket as unknown as PeerSlot)._peername = peer;
+}
+
 interface ResponseInternals {
   _header: string | null;
   _headerSent: boolean;

@@ -4,6 +4,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { reportPeer } from '../shared/node-internals.js';
 import { rawHeaderPairs } from './raw-headers.js';
 
 /**
@@ -55,28 +56,6 @@ export function clientHeaderValue(socket: Socket): string {
   return `${socket.remoteAddress ?? ''} ${socket.remotePort ?? ''}`;
 }
 
-const forwarded = Symbol('graycluster.forwarded');
-
-/** A connection from another worker's forwarder, once its client is reported (see reportForwardedClient). */
-type ForwardedSocket = Socket & { [forwarded]: true; remoteAddress: string | undefined; remotePort: number | undefined; remoteFamily: string | undefined };
-
-/**
- * Makes a connection from another worker's forwarder report, as its `remoteAddress`, `remotePort` and
- * `remoteFamily`, the client of the request it carries (applyForwardedClient writes them). Once per connection:
- * net.Socket's getters live on its prototype, and own data properties shadow them. Data properties defined in one
- * order give every such socket one hidden class; an accessor with a closure per socket gave each its own, and
- * after a few hundred V8 turned them into dictionaries, which made Node's net and stream code generic (slower)
- * for every connection the worker serves, its clients' included.
- */
-function reportForwardedClient(socket: Socket): ForwardedSocket {
-  const writable = { value: undefined, writable: true, configurable: true, enumerable: true };
-  Object.defineProperty(socket, forwarded, { value: true });
-  Object.defineProperty(socket, 'remoteAddress', writable);
-  Object.defineProperty(socket, 'remotePort', writable);
-  Object.defineProperty(socket, 'remoteFamily', writable);
-  return socket as ForwardedSocket;
-}
-
 /**
  * On a request that came from another worker's forwarder: takes the private header off and makes the request's
  * socket report the client's address and port, as it would had the client connected here. Such a connection
@@ -93,11 +72,8 @@ export function applyForwardedClient(req: IncomingMessage): void {
     delete materializedHeaders(req)[clientHeader];  // Built from rawHeaders first: see materializedHeaders.
     raw.splice(index, 2);
   }
-  const socket = req.socket as Socket & { [forwarded]?: true };
-  const client = socket[forwarded] ? (socket as ForwardedSocket) : reportForwardedClient(socket);
   const space = value.lastIndexOf(' ');
   const address = space > 0 ? value.slice(0, space) : undefined;
-  client.remoteAddress = address;
-  client.remotePort = space > 0 ? Number(value.slice(space + 1)) || undefined : undefined;
-  client.remoteFamily = address === undefined ? undefined : address.includes(':') ? 'IPv6' : 'IPv4';
+  const family = address === undefined ? undefined : address.includes(':') ? 'IPv6' : 'IPv4';
+  reportPeer(req.socket, { address, family, port: space > 0 ? Number(value.slice(space + 1)) || undefined : undefined });
 }

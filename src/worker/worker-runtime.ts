@@ -8,7 +8,7 @@ import type { ToPrimary, ToWorker, WorkerSettings, WorkerStats } from '../ipc/me
 import type { WorkerEnv } from '../ipc/worker-env.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
 import { respondUnavailable, unavailableText } from '../shared/answers.js';
-import { adoptConnection, closeBareHandle, socketOverBareHandle, type TcpHandle } from '../shared/node-internals.js';
+import { adoptConnection, closeBareHandle, reservePeerSlot, socketOverBareHandle, type TcpHandle } from '../shared/node-internals.js';
 import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
 import { diagnose } from './diagnostics.js';
 import { ForwardBudget, Forwarder } from './forward.js';
@@ -142,6 +142,7 @@ export class WorkerRuntime {
       socket.destroy();  // The app has not listened yet: there is nothing to give it to.
       return;
     }
+    reservePeerSlot(socket);
     const forwarded = options.forwarded;
     const trustedPeer = !forwarded && this.#trustedPeer !== undefined && this.#trustedPeer(socket.remoteAddress);
     this.#connections.set(socket, { forwarded, trustedPeer, requests: 0, assignCookie: options.assignCookie, active: 0, idleSince: Date.now(), route: undefined });
