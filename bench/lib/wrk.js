@@ -73,7 +73,9 @@ export async function runWrk({ url, paths, connections, durationSeconds, threads
       // wrk stops by itself after the duration; this only guards against a hang.
       const guard = setTimeout(() => child.kill('SIGKILL'), (durationSeconds + timeoutSeconds + 10) * 1000);
       child.once('error', (error) => { clearTimeout(guard); reject(error); });
-      child.once('exit', (code, signal) => {
+      // 'close', not 'exit': 'exit' can come before the last of wrk's output has been read, which left the text
+      // empty ("wrk printed no summary") once in many runs.
+      child.once('close', (code, signal) => {
         clearTimeout(guard);
         if (code === 0) resolve(text);
         else reject(new Error(`wrk exited with ${signal ?? code}:\n${text}`));
