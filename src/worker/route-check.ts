@@ -40,20 +40,20 @@ export class RouteCheck {
    */
   versionForLater(req: IncomingMessage, memo: RouteMemo): string | null {
     const url = req.url ?? '/';
-    // Node builds `headers` only when something reads it: not for routing that reads no header.
-    const headers = this.#signalHeaders.length > 0 ? req.headers : noHeaders;
-    if (memo.route === this && this.#sameSignals(url, headers, memo)) return memo.version;
+    if (memo.route === this && this.#sameSignals(url, req, memo)) return memo.version;
     memo.route = this;
     memo.version = this.versionFor(req);
     memo.query = this.#readsQuery ? queryOf(url) : '';
     memo.values.length = 0;
-    for (const name of this.#signalHeaders) memo.values.push(headers[name] as string | undefined);
+    for (const name of this.#signalHeaders) memo.values.push(req.headers[name] as string | undefined);
     return memo.version;
   }
 
-  #sameSignals(url: string, headers: IncomingMessage['headers'], memo: RouteMemo): boolean {
+  // `req.headers` is read only inside the loops: Node builds it on first read, and routing that reads no header
+  // never needs it.
+  #sameSignals(url: string, req: IncomingMessage, memo: RouteMemo): boolean {
     for (const [index, name] of this.#signalHeaders.entries()) {
-      if (headers[name] !== memo.values[index]) return false;
+      if (req.headers[name] !== memo.values[index]) return false;
     }
     if (!this.#readsQuery) return true;
     const mark = url.indexOf('?');
@@ -92,8 +92,6 @@ export interface RouteMemo {
   query: string;
   values: Array<string | undefined>;
 }
-
-const noHeaders: IncomingMessage['headers'] = {};
 
 export function emptyRouteMemo(): RouteMemo {
   return { route: undefined, version: null, query: '', values: [] };
