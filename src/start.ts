@@ -71,7 +71,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   const runDir = createRunFolder();
   const supervisor = new Supervisor(current, events, clusterFork(), { publicHost: config.server.host, runDir, logs: config.logs, terminal: process.stdout, log });
   const reconfigurer = new Reconfigurer(config, overrides, supervisor, events);
-  const router = new Router(current, supervisor.handoff);
+  const router = new Router(current, supervisor.handoff, supervisor.sharedPeers);
   const canary = new CanaryController(reconfigurer, () => workerStatuses(supervisor), events);
   let address;
   try {

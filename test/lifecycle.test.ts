@@ -367,3 +367,32 @@ test('the relay\'s limits from the config reach every worker with its settings',
   const defaults = primary(t).lifecycle.settings();
   t.deepEqual([defaults.relayMaxIdlePerTarget, defaults.relayIdleTimeoutMs], [64, 500], 'the documented defaults when absent');
 });
+
+test('a connection placed for its peer\'s sake goes to the leading version marked routeFirst, keeps the mark when handed back, and goes by its first request when that version cannot take it', async (t) => {
+  const p = primary(t, {}, { v1: { entry: 'a.js', workers: 2 }, v2: { entry: 'b.js' }, v3: { entry: 'c.js' } });
+  void p.lifecycle.addVersion('v1');
+  const [a, b] = [...p.lifecycle.pool('v1')];
+  p.ready(a!);
+  p.ready(b!);
+  const [v2] = p.readyVersions('v2');
+  void p.lifecycle.addVersion('v3');  // Starting, and never ready here.
+  const { server, handles } = await socketPairs(t, 3);
+  const sentWith = (slot: WorkerSlot, handle: unknown) => p.workerOf(slot).sent.find((entry) => entry.handle === handle)?.message;
+
+  p.handoff.place(server[0]!, head, 'v2', undefined, { owner: 'v1' });
+  const [taker, other] = sentWith(a!, handles[0]) ? [a!, b!] : [b!, a!];
+  t.like(sentWith(taker, handles[0]), { kind: 'connection', routeFirst: true });
+  p.workerOf(taker).acknowledge();
+  // A worker that cannot take a connection hands it back (as a handle of its own: another one stands for it here).
+  p.workerOf(taker).emit('message', { kind: 'refused', bytes: head.toString('base64'), routeFirst: true }, handles[2]);
+  t.like(sentWith(other, handles[2]), { kind: 'connection', routeFirst: true }, 'handed back, it keeps the mark');
+
+  p.handoff.place(server[1]!, head, 'v2', undefined, { owner: 'v3' });
+  const byFirst = sentWith(v2!, handles[1]);
+  t.like(byFirst, { kind: 'connection' });
+  t.false(byFirst !== undefined && 'routeFirst' in byFirst, 'v3 has no ready worker: it goes to v2, its first request\'s version, which serves it');
+  t.is(p.handoff.counters.unavailable, 0);
+  p.workerOf(other).acknowledge();
+  p.workerOf(v2!).acknowledge();
+  t.is(p.handoff.waiting, 0);
+});

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import { fixture, makeConfig, startCluster } from './helpers/cluster.js';
+import type { Status } from '../src/primary/status.js';
+import { fixture, makeConfig, sleep, startCluster } from './helpers/cluster.js';
 import { RawConnection } from './helpers/raw-connection.js';
+import { sharedPeerLimits } from '../src/primary/shared-peers.js';
 
 // Two versions of an app that reports what it sees; the query parameter `version` picks one. A raw connection
 // is first handed to v1 by its first request, so every later request for v2 on it is the worker's to route.
@@ -95,4 +97,48 @@ test('with server.trustProxy naming the client, its forwarding headers reach the
     t.is(seen.headers['x-forwarded-proto'], 'https');
     t.is(seen.remoteAddress, '127.0.0.1');
   }
+});
+
+test('once a peer\'s connection carries two versions, its new connections go to the version that leads, and each first request, an upgrade too, still reaches its own version', async (t) => {
+  const cluster = await startCluster(t, config({ statsIntervalMs: 100 }));
+  const relayedBy = (status: Status, version: string) => status.workers.find((worker) => worker.version === version)!.forwarded;
+  /** What v1's worker relayed, once its reports show every request answered so far. */
+  const relayedByV1 = async (atLeast: number) => {
+    await cluster.waitForStatus((status) => relayedBy(status, 'v1') >= atLeast);
+    await sleep(300);  // Three more reports: a request relayed by mistake would show by now.
+    return relayedBy(await cluster.status(), 'v1');
+  };
+  const mixed = await connectedToV1(t, cluster.port);
+  mixed.send('GET /second?version=v2 HTTP/1.1\r\nHost: app\r\n\r\n');
+  t.is(JSON.parse((await mixed.readResponse()).body.toString()).version, 'v2');
+  await cluster.waitForStatus((status) => status.router.sharedPeers === 1);
+
+  // Too few first requests from this peer yet to say which version leads: a connection goes by its first request.
+  const early = await RawConnection.connect(cluster.port);
+  t.teardown(() => early.close());
+  early.send('GET /early?version=v2 HTTP/1.1\r\nHost: app\r\n\r\n');
+  t.is(JSON.parse((await early.readResponse()).body.toString()).version, 'v2');
+  t.is((await cluster.status()).router.sharedPlacements, 0);
+
+  for (let count = 1; count < sharedPeerLimits.minSamples; count++) (await connectedToV1(t, cluster.port)).close();
+  const relayedBefore = await relayedByV1(1);
+  const placed = await RawConnection.connect(cluster.port);
+  t.teardown(() => placed.close());
+  placed.send('GET /first?version=v2 HTTP/1.1\r\nHost: app\r\n\r\n');
+  const first = await placed.readResponse();
+  t.is(JSON.parse(first.body.toString()).version, 'v2', 'its first request is answered by its own version');
+  t.is(first.headers['x-graycluster-version'], 'v2');
+  t.is(JSON.parse(first.body.toString()).remoteAddress, '127.0.0.1');
+  placed.send('GET /then?version=v1 HTTP/1.1\r\nHost: app\r\n\r\n');
+  t.is(JSON.parse((await placed.readResponse()).body.toString()).version, 'v1');
+  t.is((await cluster.status()).router.sharedPlacements, 1, 'it went to v1, the version most of this peer\'s connections began with');
+  t.is(await relayedByV1(relayedBefore + 1), relayedBefore + 1, 'v1\'s worker relayed its first request, and served the second itself');
+
+  const upgrade = await RawConnection.connect(cluster.port);
+  t.teardown(() => upgrade.close());
+  const key = randomBytes(16).toString('base64');
+  upgrade.send(`GET /ws?version=v2 HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  t.is((await upgrade.readHead()).status, 101);
+  t.is(JSON.parse(await upgrade.readTextFrame()).version, 'v2', 'an upgrade as the first request reaches its own version too');
+  t.is((await cluster.status()).router.sharedPlacements, 2);
 });

@@ -248,6 +248,45 @@ test('a request forwarded to another runtime reaches its app with the client\'s 
   t.is(v1.runtime.snapshot().forwarded, 1);
 });
 
+test('a connection that carries two versions reports its peer to the primary: once per connection, and per peer at most every 10 s', async (t) => {
+  const v2 = await harness(t, 'v2', whoAnswers('v2'));
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] } }));
+  const reports = () => v1.sent.filter((message) => message.kind === 'shared-peer');
+  const [one, other] = await sharedConnections(t, v1, 2);
+  await request(v1.url('/?version=v1'), { agent: one });
+  t.deepEqual(reports(), [], 'requests of its own version only: nothing to report');
+  for (const target of ['/?version=v2', '/?version=v1', '/?version=v2']) await request(v1.url(target), { agent: one });
+  t.deepEqual(reports(), [{ kind: 'shared-peer', address: '127.0.0.1' }]);
+  await request(v1.url('/?version=v2'), { agent: other });
+  t.is(reports().length, 1, 'the same peer, within 10 s: not again');
+  t.is(v2.sent.filter((message) => message.kind === 'shared-peer').length, 0, 'the worker that serves relayed requests reports nothing');
+});
+
+test('a connection placed for its peer\'s sake has its first request routed here too, an upgrade as well; handed back, it says so', async (t) => {
+  const v2 = await harness(t, 'v2', whoAnswers('v2'));
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] } }));
+  const front = net.createServer((socket) => v1.runtime.admit(socket, { forwarded: false, routeFirst: true }));
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => front.close());
+  const port = (front.address() as net.AddressInfo).port;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  t.is((await request(`http://127.0.0.1:${port}/?version=v2`, { agent })).body.version, 'v2');
+  t.is((await request(`http://127.0.0.1:${port}/?version=v1`, { agent })).body.version, 'v1');
+  t.is(v1.runtime.snapshot().forwarded, 1);
+  t.deepEqual(v1.sent.filter((message) => message.kind === 'shared-peer'), [{ kind: 'shared-peer', address: '127.0.0.1' }], 'v2 then v1: two versions');
+
+  // Without settings, such a first request cannot be routed: 503, never this worker's app.
+  const unset = await harness(t, 'v1', () => t.fail('the app got a first request it could not be sure was its own'));
+  const bare = net.createServer((socket) => unset.runtime.admit(socket, { forwarded: false, routeFirst: true }));
+  await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => bare.close());
+  const unrouted = await request(`http://127.0.0.1:${(bare.address() as net.AddressInfo).port}/`);
+  t.is(unrouted.status, 503);
+});
+
 test('relayed upgrades count against forwardMaxPending while their tunnel is open: past it 503, after it closes again', async (t) => {
   // Node hands an upgrade's socket over only to a server with an 'upgrade' listener: both apps have one.
   const echoTunnel = (_req: http.IncomingMessage, socket: net.Socket) => {

@@ -132,6 +132,8 @@ export function renderMetrics({ status, feed, primary, logFollowers }: MetricsSo
 
   family('graycluster_router_handed_off_total', 'counter', 'Connections handed to a worker.', [{ value: status.router.handedOff }]);
   family('graycluster_router_fallbacks_total', 'counter', 'Connections sent to routing.default because their version had no ready worker.', [{ value: status.router.fallbacks }]);
+  family('graycluster_router_shared_peers', 'gauge', 'Peers known to pool their connections (a load balancer): their new connections go to the version that leads.', [{ value: status.router.sharedPeers }]);
+  family('graycluster_router_shared_placements_total', 'counter', 'Connections from pooling peers placed with the version that leads, not their first request\'s.', [{ value: status.router.sharedPlacements }]);
   family('graycluster_router_refused_total', 'counter', 'Connections the primary answered itself, by status (0: closed without an answer).',
     Object.entries(status.router.refused).map(([code, count]) => ({ labels: { status: code }, value: count })));
   family('graycluster_router_pending_connections', 'gauge', 'Connections waiting for their head or for a handoff.', [{ value: status.router.pending }]);

@@ -54,8 +54,12 @@ export interface WorkerSettings {
 
 /** Primary → worker. */
 export type ToWorker =
-  /** A client connection; `bytes` is everything the primary read of it (the head, perhaps more), base64. */
-  | { kind: 'connection'; bytes: string; assignCookie?: string }
+  /**
+   * A client connection; `bytes` is everything the primary read of it (the head, perhaps more), base64. With
+   * `routeFirst`, it was placed here for the version its peer's requests mostly need (primary/shared-peers.ts),
+   * not by its first request: the worker routes that one as it routes later ones.
+   */
+  | { kind: 'connection'; bytes: string; assignCookie?: string; routeFirst?: true }
   | { kind: 'settings'; settings: WorkerSettings }
   /** Stop taking connections, finish in-flight requests, close idle connections, then exit. */
   | { kind: 'drain' }
@@ -84,7 +88,9 @@ export type ToPrimary =
    * on a stale count. */
   | { kind: 'load'; inFlight: number }
   /** A connection the worker cannot take (it is draining, or has no server yet), handed back with its bytes. */
-  | { kind: 'refused'; bytes: string; assignCookie?: string }
+  | { kind: 'refused'; bytes: string; assignCookie?: string; routeFirst?: true }
+  /** A connection from `address` carried requests of two versions: that peer pools its connections. */
+  | { kind: 'shared-peer'; address: string }
   /** The app failed to load; the worker exits next. */
   | { kind: 'fatal'; message: string }
   | { kind: 'diagnosed'; requestId: number; answer: DiagnoseAnswer };

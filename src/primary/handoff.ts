@@ -20,12 +20,25 @@ interface Connection {
   bytes: Buffer;
   version: string;
   assignCookie: string | undefined;
+  /** Its first request is routed by the worker (it goes to `version` for its peer's sake: shared-peers.ts). */
+  routeFirst: boolean;
+  /** With routeFirst from the router: the version of its first request, to go to if `version` cannot take it. */
+  firstVersion: string | undefined;
   /** Workers that already failed to take it. */
   excluded: Set<WorkerSlot>;
   /** While no worker of its version (nor of routing.default) is ready yet: how long it may wait for one. */
   waitUntil?: number;
   /** What goes to the worker with the handle, built once. */
   message?: ToWorker;
+}
+
+export interface PlaceOptions {
+  /** A worker that already failed to take the connection. */
+  exclude?: WorkerSlot | undefined;
+  /** The version to place it with instead of its first request's (shared-peers.ts). */
+  owner?: string | undefined;
+  /** Its first request is routed by the worker (it was placed for an owner before, and handed back). */
+  routeFirst?: boolean | undefined;
 }
 
 /**
@@ -83,8 +96,8 @@ export class Handoff {
     private readonly events: EventLog,
   ) {
     lifecycle.on('transition', (_slot, from, to) => this.#onTransition(from, to));
-    lifecycle.on('refused', (slot, client, bytes, assignCookie) => {
-      this.place(client, bytes, slot.version, assignCookie, slot);
+    lifecycle.on('refused', (slot, client, bytes, assignCookie, routeFirst) => {
+      this.place(client, bytes, slot.version, assignCookie, { exclude: slot, routeFirst });
     });
   }
 
@@ -97,10 +110,18 @@ export class Handoff {
 
   /**
    * Hands a connection to the least-loaded worker of `version` able to take it, or of routing.default when
-   * `version` has none; answers 503 when neither can.
+   * `version` has none; answers 503 when neither can. With `owner` (a version its peer's requests mostly need:
+   * shared-peers.ts) it goes to a worker of that version instead, which routes its first request itself, and by
+   * `version` when none of `owner` can take it.
    */
-  place(client: ClientConnection, bytes: Buffer, version: string, assignCookie: string | undefined, exclude?: WorkerSlot): void {
-    this.#place({ client, bytes, version, assignCookie, excluded: new Set(exclude ? [exclude] : []) });
+  place(client: ClientConnection, bytes: Buffer, version: string, assignCookie: string | undefined, options: PlaceOptions = {}): void {
+    const { exclude, owner, routeFirst = false } = options;
+    const excluded = new Set(exclude ? [exclude] : []);
+    if (owner !== undefined && owner !== version) {
+      this.#place({ client, bytes, version: owner, assignCookie, routeFirst: true, firstVersion: version, excluded });
+    } else {
+      this.#place({ client, bytes, version, assignCookie, routeFirst, firstVersion: undefined, excluded });
+    }
   }
 
   #place(connection: Connection): void {
@@ -108,6 +129,11 @@ export class Handoff {
     const fallback = this.config().routing.default;
     let target = connection.version;
     let pick = this.#pick(target, connection);
+    if (!pick.lane && connection.firstVersion !== undefined) {
+      // The version its peer's requests mostly need cannot take it now: it goes by its first request after all.
+      this.#place({ ...connection, version: connection.firstVersion, routeFirst: false, firstVersion: undefined, message: undefined });
+      return;
+    }
     if (!pick.lane && pick.why === 'unavailable' && target !== fallback) {
       const second = this.#pick(fallback, connection);
       if (second.lane || second.why === 'saturated') {
@@ -188,10 +214,10 @@ export class Handoff {
 
   #messageOf(connection: Connection): ToWorker {
     if (connection.message) return connection.message;
-    const bytes = connection.bytes.toString('base64');
-    return connection.message = connection.assignCookie === undefined
-      ? { kind: 'connection', bytes }
-      : { kind: 'connection', bytes, assignCookie: connection.assignCookie };
+    const message: ToWorker = { kind: 'connection', bytes: connection.bytes.toString('base64') };
+    if (connection.assignCookie !== undefined) message.assignCookie = connection.assignCookie;
+    if (connection.routeFirst) message.routeFirst = true;
+    return connection.message = message;
   }
 
   /** A connection in flight never reached the worker: another one takes it, with the copy this process kept. */

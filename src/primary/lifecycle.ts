@@ -26,7 +26,9 @@ export interface LifecycleEvents {
   /** Every state change of every slot, after it happened. */
   transition: [slot: WorkerSlot, from: WorkerState, to: WorkerState];
   /** A connection a worker handed back (it is draining, or has no server yet). */
-  refused: [slot: WorkerSlot, client: ClientConnection, bytes: Buffer, assignCookie: string | undefined];
+  refused: [slot: WorkerSlot, client: ClientConnection, bytes: Buffer, assignCookie: string | undefined, routeFirst: boolean];
+  /** A worker saw a connection from this peer carry requests of two versions (primary/shared-peers.ts). */
+  sharedPeer: [address: string];
 }
 
 /**
@@ -63,7 +65,8 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
       closed: () => this.#closed,
       transition: (slot, next, happening) => this.transition(slot, next, happening),
       restart: (slot) => this.#fork(slot, poolOwner),
-      refused: (slot, client, bytes, assignCookie) => this.emit('refused', slot, client, bytes, assignCookie),
+      refused: (slot, client, bytes, assignCookie, routeFirst) => this.emit('refused', slot, client, bytes, assignCookie, routeFirst),
+      sharedPeer: (address) => this.emit('sharedPeer', address),
     });
   }
 

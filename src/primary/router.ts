@@ -10,12 +10,17 @@ import { ClientConnection } from './client-connection.js';
 import type { Handoff } from './handoff.js';
 import { PendingHeads, type PendingCounters } from './pending-heads.js';
 import { refuse } from './respond.js';
+import { SharedPeers } from './shared-peers.js';
 
 export interface RouterCounters extends PendingCounters {
   /** Connections handed to a worker. */
   handedOff: number;
   /** Connections sent to routing.default because their version had no worker able to take them. */
   fallbacks: number;
+  /** Peers known to pool their connections (shared-peers.ts). */
+  sharedPeers: number;
+  /** Connections from those peers placed with the version that leads, not their first request's. */
+  sharedPlacements: number;
   /** Connections answered by the primary itself, by status (0: closed without an answer). */
   refused: Record<string, number>;
 }
@@ -36,7 +41,12 @@ export class Router {
   /** What `decide` needs of the config last seen: its version names as a set, its trusted proxies. */
   #derived: { of: ResolvedConfig; names: ReadonlySet<string>; trusted: AddressMatcher | undefined } | undefined;
 
-  constructor(private readonly config: () => ResolvedConfig, private readonly handoff: Handoff, collectAfterBurst = collectionAfterBursts()) {
+  constructor(
+    private readonly config: () => ResolvedConfig,
+    private readonly handoff: Handoff,
+    private readonly sharedPeers = new SharedPeers(),
+    collectAfterBurst = collectionAfterBursts(),
+  ) {
     this.#afterBurst = collectAfterBurst && new AfterBurst(() => {
       if (this.config().server.compactAfterBursts) collectAfterBurst();
     });
@@ -44,7 +54,9 @@ export class Router {
       onHead: (connection, bytes, head) => {
         const { config, names, trusted } = this.#derivedConfig();
         const decision = decide(new ClientHead(head.method, head.target, head.headers, connection, trusted), config.routing, names);
-        this.handoff.place(connection, bytes, decision.version, decision.assignCookie);
+        // A cookie to assign belongs to the first request's answer: that connection goes by its first request.
+        const owner = decision.assignCookie === undefined ? this.sharedPeers.ownerFor(connection, decision.version) : undefined;
+        this.handoff.place(connection, bytes, decision.version, decision.assignCookie, { owner });
       },
       turnAway: (connection, status, reason, headers) => {
         if (status !== 0) return this.#refuse(connection, status, reason, headers);
@@ -67,7 +79,7 @@ export class Router {
     const { handedOff, fallbacks, unavailable } = this.handoff.counters;
     const refused = { ...this.#refused };
     if (unavailable > 0) refused[503] = (refused[503] ?? 0) + unavailable;
-    return { handedOff, fallbacks, refused, ...this.#pendingCounters };
+    return { handedOff, fallbacks, sharedPeers: this.sharedPeers.size, sharedPlacements: this.sharedPeers.placements, refused, ...this.#pendingCounters };
   }
 
   /** Connections waiting for their head or for a handoff to finish, now. */

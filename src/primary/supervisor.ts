@@ -5,6 +5,7 @@ import type { EventLog } from './events.js';
 import { Handoff } from './handoff.js';
 import { HealthMonitor } from './health.js';
 import { Lifecycle } from './lifecycle.js';
+import { SharedPeers } from './shared-peers.js';
 import { LogCapture, type Terminal } from './logs/capture.js';
 import type { WorkerLogs } from './logs/types.js';
 import { Replacements } from './replacement.js';
@@ -37,6 +38,8 @@ export class Supervisor {
   readonly #replacements: Replacements;
   readonly #health: HealthMonitor;
   readonly handoff: Handoff;
+  /** Peers that pool their connections, as the workers report them: the router places their connections. */
+  readonly sharedPeers = new SharedPeers();
   /** Heap snapshots and inspectors of live workers, asked for by the operator. */
   readonly diagnostics: Diagnostics;
   /** Every worker's recent output, live followers and dropped-line counts (GET /api/logs, `graycluster logs`). */
@@ -57,6 +60,7 @@ export class Supervisor {
     });
     this.logs = this.#capture.store;
     this.#lifecycle.on('forked', (slot, process) => this.#capture.attach(slot.id, slot.version, process));
+    this.#lifecycle.on('sharedPeer', (address) => this.sharedPeers.note(address));
   }
 
   /**

@@ -78,7 +78,8 @@ export interface WorkerProcessContext {
   transition(slot: WorkerSlot, next: WorkerState, happening?: Happening): void;
   /** Forks a crashed pool member's slot again. */
   restart(slot: WorkerSlot): void;
-  refused(slot: WorkerSlot, client: ClientConnection, bytes: Buffer, assignCookie: string | undefined): void;
+  refused(slot: WorkerSlot, client: ClientConnection, bytes: Buffer, assignCookie: string | undefined, routeFirst: boolean): void;
+  sharedPeer(address: string): void;
 }
 
 /** One handler per message kind, called with the process that sent it while that process is the slot's. */
@@ -149,7 +150,10 @@ export function workerProcessHandlers(context: WorkerProcessContext): WorkerProc
       slot.stats.inFlight = message.inFlight;
     },
     refused: (slot, _process, message, handle) => {
-      if (handle) context.refused(slot, new ClientConnection(handle), Buffer.from(message.bytes, 'base64'), message.assignCookie);
+      if (handle) context.refused(slot, new ClientConnection(handle), Buffer.from(message.bytes, 'base64'), message.assignCookie, message.routeFirst === true);
+    },
+    'shared-peer': (_slot, _process, message) => {
+      if (typeof message.address === 'string' && message.address !== '') context.sharedPeer(message.address);
     },
     diagnosed: () => {},  // Heard by the request that asked for it (diagnostics.ts).
     fatal: (slot, process, message) => {

@@ -8,6 +8,7 @@ import type { ToPrimary, ToWorker, WorkerSettings, WorkerStats } from '../ipc/me
 import type { WorkerEnv } from '../ipc/worker-env.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
 import { respondUnavailable, unavailableText } from '../shared/answers.js';
+import { ExpiringSet } from '../shared/expiring-set.js';
 import { adoptConnection, closeBareHandle, reservePeerSlot, socketOverBareHandle, type TcpHandle } from '../shared/node-internals.js';
 import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
 import { diagnose } from './diagnostics.js';
@@ -22,8 +23,14 @@ export interface ConnectionInfo {
   forwarded: boolean;
   /** The client is a trusted proxy (`server.trustProxy`): its forwarding headers reach the app. */
   trustedPeer: boolean;
-  /** Requests seen; the first was routed by the primary. */
+  /** Requests seen; the first was routed by the primary, unless `routeFirst`. */
   requests: number;
+  /** Placed here for its peer's sake (primary/shared-peers.ts): its first request is routed here like later ones. */
+  routeFirst: boolean;
+  /** The version its first request went to. */
+  firstVersion: string | null;
+  /** It carried requests of two versions, and its peer was reported as one that pools its connections. */
+  mixed: boolean;
   assignCookie: string | undefined;
   /** Requests of this connection the app is running now. */
   active: number;
@@ -76,6 +83,8 @@ export class WorkerRuntime {
   readonly #inFlight = new Set<ServerResponse>();
   #route: RouteCheck | undefined;
   #trustedPeer: AddressMatcher | undefined;
+  /** Peers reported to the primary as pooling their connections, each again at most every 10 s. */
+  readonly #reportedPeers = new ExpiringSet(256, 10_000);
   #appServer: Server | undefined;
   #draining = false;
   #drainTimer: NodeJS.Timeout | undefined;
@@ -136,7 +145,7 @@ export class WorkerRuntime {
   }
 
   /** Gives the app a connection, keeping net's own bookkeeping so the app's server.close() behaves. */
-  admit(socket: Socket, options: { forwarded: boolean; assignCookie?: string | undefined }): void {
+  admit(socket: Socket, options: { forwarded: boolean; assignCookie?: string | undefined; routeFirst?: boolean }): void {
     const server = this.#appServer;
     if (!server) {
       socket.destroy();  // The app has not listened yet: there is nothing to give it to.
@@ -145,7 +154,10 @@ export class WorkerRuntime {
     reservePeerSlot(socket);
     const forwarded = options.forwarded;
     const trustedPeer = !forwarded && this.#trustedPeer !== undefined && this.#trustedPeer(socket.remoteAddress);
-    this.#connections.set(socket, { forwarded, trustedPeer, requests: 0, assignCookie: options.assignCookie, active: 0, idleSince: Date.now(), route: undefined });
+    this.#connections.set(socket, {
+      forwarded, trustedPeer, requests: 0, routeFirst: options.routeFirst === true, firstVersion: this.env.version, mixed: false,
+      assignCookie: options.assignCookie, active: 0, idleSince: Date.now(), route: undefined,
+    });
     adoptConnection(server, socket);
     socket.once('close', () => {
       this.#connections.delete(socket);
@@ -221,7 +233,9 @@ export class WorkerRuntime {
     if (!handle) return;  // The handle did not come through.
     if (!this.#appServer || this.#draining) {
       this.#handingBack++;
-      const refused = { kind: 'refused' as const, bytes: message.bytes, ...(message.assignCookie ? { assignCookie: message.assignCookie } : {}) };
+      const refused: ToPrimary = { kind: 'refused', bytes: message.bytes };
+      if (message.assignCookie !== undefined) refused.assignCookie = message.assignCookie;
+      if (message.routeFirst) refused.routeFirst = true;
       const sent = this.#hooks.send(refused, handle, () => {
         closeBareHandle(handle);
         this.#handingBack--;
@@ -235,7 +249,7 @@ export class WorkerRuntime {
     }
     const socket = socketOverBareHandle(handle, this.#appServer);
     socket.unshift(Buffer.from(message.bytes, 'base64'));
-    this.admit(socket, { forwarded: false, assignCookie: message.assignCookie });
+    this.admit(socket, { forwarded: false, assignCookie: message.assignCookie, routeFirst: message.routeFirst === true });
     // As net.Server publishes each connection it accepts (APM agents listen there); a forwarded one was already.
     if (serverSocketChannel.hasSubscribers) serverSocketChannel.publish({ socket });
   }
@@ -245,17 +259,35 @@ export class WorkerRuntime {
    * forwarding headers an untrusted client sent, then the routing check for a later request on a connection.
    * Returns the version that must answer, or undefined for this worker.
    */
-  #otherVersion(req: IncomingMessage, info: ConnectionInfo | undefined): { version: string | null; route: RouteCheck } | undefined {
+  #otherVersion(req: IncomingMessage, info: ConnectionInfo | undefined): { version: null } | { version: string; route: RouteCheck } | undefined {
     if (info === undefined) return undefined;
     if (info.forwarded) {
       applyForwardedClient(req);
       return undefined;
     }
     if (!info.trustedPeer && hasForwardingHeaders(req.rawHeaders)) stripForwardingHeaders(req);
+    const first = info.requests++ === 0;
+    if (first && !info.routeFirst) return undefined;  // The primary routed it here.
     const route = this.#route;
-    if (info.requests++ === 0 || route === undefined) return undefined;
+    // Settings come before any connection; without them, a first request placed for its peer's sake cannot be routed.
+    if (route === undefined) return first ? { version: null } : undefined;
     const version = route.versionForLater(req, info.route ??= emptyRouteMemo());
-    return version === this.env.version ? undefined : { version, route };
+    if (first) info.firstVersion = version;
+    else if (version !== info.firstVersion && !info.mixed) this.#reportMixed(req.socket, info);
+    if (version === this.env.version) return undefined;
+    return version === null ? { version } : { version, route };
+  }
+
+  /**
+   * A connection carried requests of two versions: its peer pools its connections (a load balancer). The primary
+   * hears of each such peer at most every 10 s from this worker, and places its new connections by it.
+   */
+  #reportMixed(socket: Socket, info: ConnectionInfo): void {
+    info.mixed = true;
+    const address = socket.remoteAddress;
+    if (address === undefined || this.#reportedPeers.has(address)) return;
+    this.#reportedPeers.add(address);
+    this.#hooks.send({ kind: 'shared-peer', address });
   }
 
   /**

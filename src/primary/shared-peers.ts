@@ -1,0 +1,83 @@
+import type { Peer } from '../routing/client-address.js';
+import { ExpiringSet } from '../shared/expiring-set.js';
+
+export const sharedPeerLimits = {
+  /** Peers remembered at once; one more drops the one reported longest ago. */
+  capacity: 256,
+  /** A peer is forgotten this long after a worker last reported it. */
+  ttlMs: 60_000,
+  /** First requests counted to tell which version leads. */
+  window: 64,
+  /** Fewer counted than this, and no version leads yet. */
+  minSamples: 16,
+} as const;
+
+/**
+ * Peers that share their connections among users (a load balancer or proxy pooling its upstream connections), and
+ * where their new connections go. On such a connection each request may belong to another version, and one that
+ * is not the owning worker's is relayed (worker/relay.ts). Placed by its first request, as every connection is,
+ * a pooled connection lands with a canary one time in ten at 90/10, and then relays nine of its ten requests.
+ *
+ * A worker reports the peer of a connection that carried requests of two versions (`shared-peer`); for a minute
+ * after the last report, a new connection from that peer goes to the version that leads: the one the first
+ * requests of at least two thirds of that peer's recent connections belonged to. The worker routes that first
+ * request as it routes every later one (`routeFirst`), so nothing is answered by another version than before.
+ * At 90/10 this relays one request in ten instead of about one in five, and the stable version owns the pooled
+ * connections, so a canary's crash breaks only the requests relayed to it. With no clear lead (50/50, say) new
+ * connections go by their first request, which spreads them over the versions.
+ *
+ * Bounded: `sharedPeerLimits.capacity` peers, a window of `sharedPeerLimits.window` versions.
+ */
+export class SharedPeers {
+  readonly #peers = new ExpiringSet(sharedPeerLimits.capacity, sharedPeerLimits.ttlMs);
+  /** The versions of the latest first requests from shared peers, a ring of `window`, and their counts. */
+  readonly #recent: string[] = [];
+  #next = 0;
+  readonly #counts = new Map<string, number>();
+  /** Connections placed with the leading version instead of their first request's. */
+  placements = 0;
+
+  /** A worker saw a connection from `address` carry requests of two versions. */
+  note(address: string): void {
+    this.#peers.add(address);
+  }
+
+  /** Peers known to share connections now (some may have just expired). */
+  get size(): number {
+    return this.#peers.size;
+  }
+
+  /**
+   * The version to place a new connection from `peer` with, when it is not `version` (its first request's): the
+   * leading version, if the peer shares its connections and a version leads. Reads the peer's address (a system
+   * call) only once some peer is known to share.
+   */
+  ownerFor(peer: Peer, version: string): string | undefined {
+    if (this.#peers.size === 0) return undefined;
+    const address = peer.remoteAddress;
+    if (address === undefined || !this.#peers.has(address)) return undefined;
+    this.#count(version);
+    const leading = this.#leading();
+    if (leading === undefined || leading === version) return undefined;
+    this.placements++;
+    return leading;
+  }
+
+  #count(version: string): void {
+    const dropped = this.#recent.length < sharedPeerLimits.window ? undefined : this.#recent[this.#next];
+    this.#recent[this.#next] = version;
+    this.#next = (this.#next + 1) % sharedPeerLimits.window;
+    this.#counts.set(version, (this.#counts.get(version) ?? 0) + 1);
+    if (dropped === undefined) return;
+    const left = (this.#counts.get(dropped) ?? 1) - 1;
+    if (left === 0) this.#counts.delete(dropped);
+    else this.#counts.set(dropped, left);
+  }
+
+  #leading(): string | undefined {
+    const counted = this.#recent.length;
+    if (counted < sharedPeerLimits.minSamples) return undefined;
+    for (const [version, count] of this.#counts) if (count * 3 >= counted * 2) return version;
+    return undefined;
+  }
+}
