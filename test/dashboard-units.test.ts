@@ -145,7 +145,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
     }) as WorkerStatus),
     routing: { default: 'v1', weights: { v1: 90, v2: 10 } },
     rollout,
-    router: { handedOff: 7, fallbacks: 0, sharedPeers: 0, sharedPlacements: 0, refused: { 503: 2 }, pendingShed: 4, pendingSourceRefused: 5, pending: 0 },
+    router: { handedOff: 7, fallbacks: 0, sharedPeers: 0, sharedPlacements: 0, sharedLeading: null, refused: { 503: 2 }, pendingShed: 4, pendingSourceRefused: 5, pending: 0 },
     configError: null,
     configAppliedAt: 1764230066157,
     events: [],

@@ -18,7 +18,7 @@ const auth = { authorization: `Bearer ${token}` };
 /** A status with nothing running: the dashboard samples it, /metrics renders it. */
 const idle: Status = {
   pid: process.pid, uptimeMs: 1000, server: { host: '127.0.0.1', port: 0 }, versions: {}, workers: [], routing: { default: 'v1' },
-  rollout: null, router: { handedOff: 0, fallbacks: 0, sharedPeers: 0, sharedPlacements: 0, refused: {}, pendingShed: 0, pendingSourceRefused: 0, pending: 0 }, configError: null, configAppliedAt: 0, events: [],
+  rollout: null, router: { handedOff: 0, fallbacks: 0, sharedPeers: 0, sharedPlacements: 0, sharedLeading: null, refused: {}, pendingShed: 0, pendingSourceRefused: 0, pending: 0 }, configError: null, configAppliedAt: 0, events: [],
 };
 
 /** Keeps every line of each worker (no bound: a test writes few) and calls followers at once, as the capture does. */

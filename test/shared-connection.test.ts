@@ -142,3 +142,35 @@ test('once a peer\'s connection carries two versions, its new connections go to 
   t.is(JSON.parse(await upgrade.readTextFrame()).version, 'v2', 'an upgrade as the first request reaches its own version too');
   t.is((await cluster.status()).router.sharedPlacements, 2);
 });
+
+test('once another version leads among a peer\'s pooled connections, one held by a worker of another version closes after an answer, and the next goes to the leading one', async (t) => {
+  const cluster = await startCluster(t, config());
+  const held = await RawConnection.connect(cluster.port);
+  t.teardown(() => held.close());
+  const ask = async (connection: RawConnection, version: string) => {
+    connection.send(`GET /?version=${version} HTTP/1.1\r\nHost: app\r\n\r\n`);
+    const answer = await connection.readResponse();
+    t.is(JSON.parse(answer.body.toString()).version, version);
+    return answer.headers.connection;
+  };
+  t.is(await ask(held, 'v2'), 'keep-alive');
+  t.is(await ask(held, 'v1'), 'keep-alive', 'two versions on it: its peer pools, but no version leads yet');
+  await cluster.waitForStatus((status) => status.router.sharedPeers === 1);
+  for (let count = 0; count < sharedPeerLimits.minSamples; count++) (await connectedToV1(t, cluster.port)).close();
+  await cluster.waitForStatus((status) => status.router.sharedLeading === 'v1');
+
+  // The leading version reaches v2's worker with its settings; an answer after that closes the connection.
+  let closes: string | undefined;
+  for (let attempt = 0; attempt < 20 && closes !== 'close'; attempt++) {
+    closes = await ask(held, attempt % 2 === 0 ? 'v2' : 'v1');
+    if (closes !== 'close') await sleep(50);
+  }
+  t.is(closes, 'close');
+  t.is((await held.readToEnd()).length, 0, 'and it is closed');
+
+  const next = await RawConnection.connect(cluster.port);
+  t.teardown(() => next.close());
+  t.is(await ask(next, 'v2'), 'keep-alive');
+  t.is(await ask(next, 'v1'), 'keep-alive', 'the new connection went to v1, the version that leads: it stays');
+  t.true((await cluster.status()).router.sharedPlacements >= 1);
+});

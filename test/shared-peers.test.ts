@@ -36,17 +36,22 @@ test('a version leads once at least two thirds of the shared peer\'s last first 
   t.is(even.placements, 0);
 });
 
-test('the count covers the last `window` first requests only: when the traffic turns, so does the lead', (t) => {
-  const peers = new SharedPeers();
+test('the count covers the last `window` first requests only: a lead taken at two thirds is kept down to half, and each change is told', (t) => {
+  let changes = 0;
+  const peers = new SharedPeers(() => changes++);
   peers.note('10.0.0.5');
   const lb = peer('10.0.0.5');
   for (let count = 0; count < sharedPeerLimits.window; count++) peers.ownerFor(lb, 'v1');
+  t.is(peers.leading, 'v1');
+  t.is(changes, 1);
   t.is(peers.ownerFor(lb, 'v2'), 'v1');
-  const needed = Math.ceil((sharedPeerLimits.window * 2) / 3);
   const owners = Array.from({ length: sharedPeerLimits.window }, () => peers.ownerFor(lb, 'v2'));
-  t.is(owners.indexOf(undefined), sharedPeerLimits.window - needed - 1, 'v1 leads while it has two thirds of the window');
-  t.is(owners.lastIndexOf('v1'), sharedPeerLimits.window - needed - 2);
+  const half = sharedPeerLimits.window / 2;
+  t.is(owners.lastIndexOf('v1'), half - 2, 'v1 leads while it has half the window (the v2 before these counted too)');
+  t.is(owners.indexOf(undefined), half - 1);
+  t.is(peers.leading, 'v2', 'v2 leads once it has two thirds');
   t.is(peers.ownerFor(lb, 'v1'), 'v2');
+  t.is(changes, 3, 'v1, then none, then v2');
 });
 
 test('the peers are bounded: past the capacity the one reported longest ago goes; each goes ttlMs after its last report', (t) => {

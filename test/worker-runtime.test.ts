@@ -29,6 +29,7 @@ const settings = (extra: Partial<WorkerSettings> = {}): WorkerSettings => ({
   relayMaxIdlePerTarget: 64,
   relayIdleTimeoutMs: 500,
   trustProxy: false,
+  sharedLeading: null,
   ...extra,
 });
 const head = (target: string) => ({ method: 'GET', target, headers: {}, remoteAddress: '127.0.0.1' });
@@ -285,6 +286,46 @@ test('a connection placed for its peer\'s sake has its first request routed here
   t.teardown(() => bare.close());
   const unrouted = await request(`http://127.0.0.1:${(bare.address() as net.AddressInfo).port}/`);
   t.is(unrouted.status, 503);
+});
+
+test('while another version leads among pooled connections, a pooled connection held here closes after its answer, relayed or not; others stay', async (t) => {
+  const v2 = await harness(t, 'v2', whoAnswers('v2'));
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  const open = async () => {
+    const connection = await RawConnection.connect(v2.port, 5000);
+    t.teardown(() => connection.close());
+    connection.send('GET /?version=v2 HTTP/1.1\r\nHost: a\r\n\r\n');
+    await connection.readResponse();
+    return connection;
+  };
+  v2.runtime.applySettings(settings({ forwardPaths: { v1: [v1.runtime.forwardPath] } }));
+  const pooled = await open();
+  const single = await open();
+  pooled.send('GET /?version=v1 HTTP/1.1\r\nHost: a\r\n\r\n');
+  const before = await pooled.readResponse();
+  t.is(JSON.parse(before.body.toString()).version, 'v1');
+  t.is(before.headers.connection, 'keep-alive', 'no version leads yet: it stays');
+
+  v2.runtime.applySettings(settings({ forwardPaths: { v1: [v1.runtime.forwardPath] }, sharedLeading: 'v2' }));
+  pooled.send('GET /?version=v1 HTTP/1.1\r\nHost: a\r\n\r\n');
+  t.is((await pooled.readResponse()).headers.connection, 'keep-alive', 'its own version leads: it stays');
+  const servedHere = await open();
+  servedHere.send('GET /?version=v1 HTTP/1.1\r\nHost: a\r\n\r\n');
+  await servedHere.readResponse();
+
+  v2.runtime.applySettings(settings({ forwardPaths: { v1: [v1.runtime.forwardPath] }, sharedLeading: 'v1' }));
+  single.send('GET /?version=v2 HTTP/1.1\r\nHost: a\r\n\r\n');
+  t.is((await single.readResponse()).headers.connection, 'keep-alive', 'a connection that never carried two versions stays');
+  pooled.send('GET /?version=v1 HTTP/1.1\r\nHost: a\r\n\r\n');
+  const relayed = await pooled.readResponse();
+  t.is(JSON.parse(relayed.body.toString()).version, 'v1');
+  t.is(relayed.headers.connection, 'close', 'a relayed answer closes it');
+  t.is((await pooled.readToEnd()).length, 0);
+  servedHere.send('GET /?version=v2 HTTP/1.1\r\nHost: a\r\n\r\n');
+  const inPlace = await servedHere.readResponse();
+  t.is(JSON.parse(inPlace.body.toString()).version, 'v2');
+  t.is(inPlace.headers.connection, 'close', 'so does an answer served here');
+  t.is((await servedHere.readToEnd()).length, 0);
 });
 
 test('relayed upgrades count against forwardMaxPending while their tunnel is open: past it 503, after it closes again', async (t) => {

@@ -50,6 +50,11 @@ export interface WorkerSettings {
   relayIdleTimeoutMs: number;
   /** Peers whose forwarding headers reach the app (`server.trustProxy`). */
   trustProxy: false | string[];
+  /**
+   * The version that leads among the connections of peers that pool them (primary/shared-peers.ts), or null: a
+   * worker of another version closes such a connection after its next answer, for it to be placed again.
+   */
+  sharedLeading: string | null;
 }
 
 /** Primary → worker. */

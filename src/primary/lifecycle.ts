@@ -18,6 +18,8 @@ export interface LifecycleOptions {
   /** Private folder for the workers' forward sockets. */
   runDir: string;
   backoff?: Partial<BackoffPolicy>;
+  /** The version that leads among pooling peers' connections, for the workers' settings (shared-peers.ts). */
+  sharedLeading?: () => string | null;
 }
 
 export interface LifecycleEvents {
@@ -271,7 +273,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
 
   /** What every worker needs to route the later requests on its connections. */
   settings(): WorkerSettings {
-    return workerSettings(this.config(), this.#live, this.versions.filter((version) => this.serving(version)));
+    return workerSettings(this.config(), this.#live, this.versions.filter((version) => this.serving(version)), this.options.sharedLeading?.() ?? null);
   }
 
   /** Sends the settings to every live worker: after every transition, and when routing changes. */

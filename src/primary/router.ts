@@ -21,6 +21,8 @@ export interface RouterCounters extends PendingCounters {
   sharedPeers: number;
   /** Connections from those peers placed with the version that leads, not their first request's. */
   sharedPlacements: number;
+  /** The version that leads among those peers' connections now, if one does. */
+  sharedLeading: string | null;
   /** Connections answered by the primary itself, by status (0: closed without an answer). */
   refused: Record<string, number>;
 }
@@ -79,7 +81,7 @@ export class Router {
     const { handedOff, fallbacks, unavailable } = this.handoff.counters;
     const refused = { ...this.#refused };
     if (unavailable > 0) refused[503] = (refused[503] ?? 0) + unavailable;
-    return { handedOff, fallbacks, sharedPeers: this.sharedPeers.size, sharedPlacements: this.sharedPeers.placements, refused, ...this.#pendingCounters };
+    return { handedOff, fallbacks, sharedPeers: this.sharedPeers.size, sharedPlacements: this.sharedPeers.placements, sharedLeading: this.sharedPeers.leading ?? null, refused, ...this.#pendingCounters };
   }
 
   /** Connections waiting for their head or for a handoff to finish, now. */

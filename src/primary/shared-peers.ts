@@ -24,7 +24,12 @@ export const sharedPeerLimits = {
  * request as it routes every later one (`routeFirst`), so nothing is answered by another version than before.
  * At 90/10 this relays one request in ten instead of about one in five, and the stable version owns the pooled
  * connections, so a canary's crash breaks only the requests relayed to it. With no clear lead (50/50, say) new
- * connections go by their first request, which spreads them over the versions.
+ * connections go by their first request, which spreads them over the versions. A version leads from two thirds
+ * of the window and keeps the lead while it has half, so a share near either mark does not make it flap.
+ *
+ * Every worker is told which version leads (`sharedLeading` in its settings), and closes a pooled connection it
+ * holds without leading after its next answer (`Connection: close`): the proxy opens a new one, placed here with
+ * the version that leads. So connections placed before the lead was known, or before the weights moved, move too.
  *
  * Bounded: `sharedPeerLimits.capacity` peers, a window of `sharedPeerLimits.window` versions.
  */
@@ -34,8 +39,17 @@ export class SharedPeers {
   readonly #recent: string[] = [];
   #next = 0;
   readonly #counts = new Map<string, number>();
+  #leading: string | undefined;
   /** Connections placed with the leading version instead of their first request's. */
   placements = 0;
+
+  /** `onLeadingChange` hears each change of the version that leads. */
+  constructor(private readonly onLeadingChange: () => void = () => {}) {}
+
+  /** The version that leads now, if one does. */
+  get leading(): string | undefined {
+    return this.#leading;
+  }
 
   /** A worker saw a connection from `address` carry requests of two versions. */
   note(address: string): void {
@@ -57,7 +71,11 @@ export class SharedPeers {
     const address = peer.remoteAddress;
     if (address === undefined || !this.#peers.has(address)) return undefined;
     this.#count(version);
-    const leading = this.#leading();
+    const leading = this.#lead();
+    if (leading !== this.#leading) {
+      this.#leading = leading;
+      this.onLeadingChange();
+    }
     if (leading === undefined || leading === version) return undefined;
     this.placements++;
     return leading;
@@ -74,9 +92,10 @@ export class SharedPeers {
     else this.#counts.set(dropped, left);
   }
 
-  #leading(): string | undefined {
+  #lead(): string | undefined {
     const counted = this.#recent.length;
     if (counted < sharedPeerLimits.minSamples) return undefined;
+    if (this.#leading !== undefined && (this.#counts.get(this.#leading) ?? 0) * 2 >= counted) return this.#leading;
     for (const [version, count] of this.#counts) if (count * 3 >= counted * 2) return version;
     return undefined;
   }

@@ -39,7 +39,7 @@ export class Supervisor {
   readonly #health: HealthMonitor;
   readonly handoff: Handoff;
   /** Peers that pool their connections, as the workers report them: the router places their connections. */
-  readonly sharedPeers = new SharedPeers();
+  readonly sharedPeers = new SharedPeers(() => this.#lifecycle.broadcastSettings());
   /** Heap snapshots and inspectors of live workers, asked for by the operator. */
   readonly diagnostics: Diagnostics;
   /** Every worker's recent output, live followers and dropped-line counts (GET /api/logs, `graycluster logs`). */
@@ -47,7 +47,7 @@ export class Supervisor {
   readonly #capture: LogCapture;
 
   constructor(private readonly config: () => ResolvedConfig, events: EventLog, fork: ForkWorker, options: SupervisorOptions) {
-    this.#lifecycle = new Lifecycle(config, events, fork, options);
+    this.#lifecycle = new Lifecycle(config, events, fork, { ...options, sharedLeading: () => this.sharedPeers.leading ?? null });
     this.#replacements = new Replacements(this.#lifecycle, config, events);
     this.#health = new HealthMonitor(this.#lifecycle, config, (slot, reason) => this.#replacements.recycle(slot, reason));
     this.handoff = new Handoff(this.#lifecycle, config, events);

@@ -42,7 +42,7 @@ export function workerEnv(slot: WorkerSlot, version: VersionConfig, server: Reso
 }
 
 /** What every worker needs to route the later requests on its connections. */
-export function workerSettings(config: ResolvedConfig, live: Iterable<WorkerSlot>, serving: string[]): WorkerSettings {
+export function workerSettings(config: ResolvedConfig, live: Iterable<WorkerSlot>, serving: string[], sharedLeading: string | null = null): WorkerSettings {
   const forwardPaths: Record<string, string[]> = {};
   for (const slot of live) {
     if (slot.state.kind === 'ready' && slot.forwardPath) (forwardPaths[slot.version] ??= []).push(slot.forwardPath);
@@ -57,6 +57,7 @@ export function workerSettings(config: ResolvedConfig, live: Iterable<WorkerSlot
     relayMaxIdlePerTarget: config.server.relayMaxIdlePerTarget,
     relayIdleTimeoutMs: config.server.relayIdleTimeoutMs,
     trustProxy: config.server.trustProxy,
+    sharedLeading,
   };
 }
 

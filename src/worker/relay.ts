@@ -26,8 +26,8 @@ export interface RelayLimits {
 export interface RelayOptions extends RelayLimits {
   /** The keep-alive timeout (ms) the client's connection is promised: the app server's own. */
   keepAliveTimeoutMs(): number;
-  /** True while this worker drains: each relayed answer closes its client connection, as one served here does. */
-  closingClients(): boolean;
+  /** True when the client connection of `res` closes after this answer, as it would after one served here. */
+  closesAfter(res: ServerResponse): boolean;
 }
 
 /** Relays requests to other versions' workers over pooled connections; see the file's comment. */
@@ -197,7 +197,7 @@ class RelayConnection implements FramingSink {
   onHead(head: ResponseHead): void {
     const res = this.#response();
     this.#upstreamKeepAlive = head.keepAlive;
-    const closeAfter = !head.keepAlive || !responseMayKeepAlive(res) || this.relay.options.closingClients();
+    const closeAfter = !head.keepAlive || !responseMayKeepAlive(res) || this.relay.options.closesAfter(res);
     adoptResponseHead(res, head.status, `${head.endToEnd}${this.relay.connectionLines(closeAfter)}\r\n`, closeAfter);
   }
 

@@ -99,7 +99,7 @@ export class WorkerRuntime {
       maxIdlePerTarget: serverDefaults.relayMaxIdlePerTarget,
       idleTimeoutMs: serverDefaults.relayIdleTimeoutMs,
       keepAliveTimeoutMs: () => this.#appServer?.keepAliveTimeout ?? 0,
-      closingClients: () => this.#draining,
+      closesAfter: (res) => this.#draining || this.#misplaced(this.#connections.get(res.socket as Socket)),
     });
     this.forwardPath = path.join(this.env.runDir, `${this.env.workerId}-${process.pid}.sock`);
     this.forwardServer = net.createServer((socket) => {
@@ -279,6 +279,16 @@ export class WorkerRuntime {
   }
 
   /**
+   * A pooled connection (it carried two versions) held here while another version leads among pooled connections
+   * (primary/shared-peers.ts): it closes after its answer, and the proxy's next connection goes to that version.
+   */
+  #misplaced(info: ConnectionInfo | undefined): boolean {
+    if (info === undefined || !info.mixed) return false;
+    const leading = this.#route?.settings.sharedLeading;
+    return leading !== undefined && leading !== null && leading !== this.env.version;
+  }
+
+  /**
    * A connection carried requests of two versions: its peer pools its connections (a load balancer). The primary
    * hears of each such peer at most every 10 s from this worker, and places its new connections by it.
    */
@@ -322,7 +332,7 @@ export class WorkerRuntime {
       this.stats.record(res.statusCode, performance.now() - started);
       this.#finishDrainIfIdle();
     });
-    if (this.#draining) res.setHeader('connection', 'close');
+    if (this.#draining || this.#misplaced(info)) res.setHeader('connection', 'close');
     const settings = this.#route?.settings;
     if (settings?.versionHeader) res.setHeader(settings.versionHeader, this.env.version);
     const cookieName = settings?.routing.sticky.cookie;

@@ -16,7 +16,7 @@ function renderSummary(status: LiveStatus): void {
   banner.textContent = status.configError === null ? '' : `The config file was rejected; still running the last good config.\n${status.configError}`;
   byId('routing').textContent = JSON.stringify(status.routing, null, 2);
   const refused = Object.entries(status.router.refused).map(([code, count]) => `${code === '0' ? 'closed' : code}: ${count}`).join(', ');
-  byId('router-counters').textContent = `Router: ${status.router.handedOff} handed off, ${status.router.fallbacks} fallbacks, refused ${refused || 'none'} (${status.router.pendingShed ?? 0} shed, ${status.router.pendingSourceRefused ?? 0} over the per-address limit), ${status.router.pending} pending, ${status.router.sharedPlacements ?? 0} placed for ${status.router.sharedPeers ?? 0} pooling peers.`;
+  byId('router-counters').textContent = `Router: ${status.router.handedOff} handed off, ${status.router.fallbacks} fallbacks, refused ${refused || 'none'} (${status.router.pendingShed ?? 0} shed, ${status.router.pendingSourceRefused ?? 0} over the per-address limit), ${status.router.pending} pending, ${status.router.sharedPlacements ?? 0} placed for ${status.router.sharedPeers ?? 0} pooling peers${status.router.sharedLeading ? ` (${status.router.sharedLeading} leads)` : ''}.`;
 }
 
 const versionFields = ['name', 'state', 'ready', 'weight', 'configuredShare', 'share', 'rate', 'actions'];
