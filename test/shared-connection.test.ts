@@ -141,6 +141,24 @@ test('once a peer\'s connection carries two versions, its new connections go to 
   t.is((await upgrade.readHead()).status, 101);
   t.is(JSON.parse(await upgrade.readTextFrame()).version, 'v2', 'an upgrade as the first request reaches its own version too');
   t.is((await cluster.status()).router.sharedPlacements, 2);
+
+  // One user's connection placed with v1 for its peer's sake: after three requests for v2 it closes, and the peer's
+  // connections go by their first request again.
+  const oneUser = await RawConnection.connect(cluster.port);
+  t.teardown(() => oneUser.close());
+  for (let count = 1; count <= 3; count++) {
+    oneUser.send('GET /mine?version=v2 HTTP/1.1\r\nHost: app\r\n\r\n');
+    const answer = await oneUser.readResponse();
+    t.is(JSON.parse(answer.body.toString()).version, 'v2');
+    t.is(answer.headers.connection, count < 3 ? 'keep-alive' : 'close');
+  }
+  t.is((await oneUser.readToEnd()).length, 0);
+  await cluster.waitForStatus((status) => status.router.sharedPeers === 0);
+  const after = await RawConnection.connect(cluster.port);
+  t.teardown(() => after.close());
+  after.send('GET /again?version=v2 HTTP/1.1\r\nHost: app\r\n\r\n');
+  t.is(JSON.parse((await after.readResponse()).body.toString()).version, 'v2');
+  t.is((await cluster.status()).router.sharedPlacements, 3, 'only the one-user connection was placed since');
 });
 
 test('once another version leads among a peer\'s pooled connections, one held by a worker of another version closes after an answer, and the next goes to the leading one', async (t) => {

@@ -17,6 +17,18 @@ test('no peer is read, counted or placed until a worker reports one that pools i
   const other = peer('10.0.0.6');
   for (let count = 0; count < 100; count++) t.is(peers.ownerFor(other, 'v1'), undefined, 'another peer goes by its first requests');
   t.is(peers.placements, 0);
+
+  // A peer that turns out to have one user's connections too is forgotten until it is reported again.
+  for (let count = 0; count < sharedPeerLimits.minSamples; count++) peers.ownerFor(lb, 'v1');
+  t.is(peers.ownerFor(lb, 'v2'), 'v1');
+  const reads = lb.reads;
+  peers.forget('10.0.0.5');
+  t.is(peers.leading, undefined, 'the count starts over');
+  t.is(peers.ownerFor(lb, 'v2'), undefined);
+  t.is(lb.reads, reads, 'with no peer known again, no address is read');
+  peers.note('10.0.0.5');
+  for (let count = 1; count < sharedPeerLimits.minSamples; count++) t.is(peers.ownerFor(lb, 'v1'), undefined);
+  t.is(peers.ownerFor(lb, 'v2'), 'v1');
 });
 
 test('a version leads once at least two thirds of the shared peer\'s last first requests were its, over at least minSamples', (t) => {

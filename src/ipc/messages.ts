@@ -96,6 +96,11 @@ export type ToPrimary =
   | { kind: 'refused'; bytes: string; assignCookie?: string; routeFirst?: true }
   /** A connection from `address` carried requests of two versions: that peer pools its connections. */
   | { kind: 'shared-peer'; address: string }
+  /**
+   * A connection from `address`, placed for its peer's sake, carried requests of one other version only, as one
+   * user's connection does: that peer's connections are not all pooled.
+   */
+  | { kind: 'unpooled-peer'; address: string }
   /** The app failed to load; the worker exits next. */
   | { kind: 'fatal'; message: string }
   | { kind: 'diagnosed'; requestId: number; answer: DiagnoseAnswer };

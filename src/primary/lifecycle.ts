@@ -31,6 +31,8 @@ export interface LifecycleEvents {
   refused: [slot: WorkerSlot, client: ClientConnection, bytes: Buffer, assignCookie: string | undefined, routeFirst: boolean];
   /** A worker saw a connection from this peer carry requests of two versions (primary/shared-peers.ts). */
   sharedPeer: [address: string];
+  /** A worker saw a connection from this peer, placed for its sake, carry one other version's requests only. */
+  unpooledPeer: [address: string];
 }
 
 /**
@@ -69,6 +71,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
       restart: (slot) => this.#fork(slot, poolOwner),
       refused: (slot, client, bytes, assignCookie, routeFirst) => this.emit('refused', slot, client, bytes, assignCookie, routeFirst),
       sharedPeer: (address) => this.emit('sharedPeer', address),
+      unpooledPeer: (address) => this.emit('unpooledPeer', address),
     });
   }
 

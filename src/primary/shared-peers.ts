@@ -23,7 +23,9 @@ export const sharedPeerLimits = {
  * requests of at least two thirds of that peer's recent connections belonged to. The worker routes that first
  * request as it routes every later one (`routeFirst`), so nothing is answered by another version than before.
  * At 90/10 this relays one request in ten instead of about one in five, and the stable version owns the pooled
- * connections, so a canary's crash breaks only the requests relayed to it. With no clear lead (50/50, say) new
+ * connections, so a canary's crash breaks only the requests relayed to it. A connection so placed whose first three
+ * requests all belong to one other version is one user's, not the proxy's: its worker closes it after the third
+ * answer and tells the primary (`unpooled-peer`), which forgets the peer. With no clear lead (50/50, say) new
  * connections go by their first request, which spreads them over the versions. A version leads from two thirds
  * of the window and keeps the lead while it has half, so a share near either mark does not make it flap.
  *
@@ -54,6 +56,22 @@ export class SharedPeers {
   /** A worker saw a connection from `address` carry requests of two versions. */
   note(address: string): void {
     this.#peers.add(address);
+  }
+
+  /**
+   * A worker saw a connection from `address` that was placed here for its sake carry one other version's requests
+   * only, as one user's connection does (a NAT, or a host whose clients also connect directly): its new connections
+   * go by their first request again, until a connection of it carries two versions again. The count starts over,
+   * since its connections were in it: no version leads until it has `minSamples` again.
+   */
+  forget(address: string): void {
+    this.#peers.delete(address);
+    this.#recent.length = 0;
+    this.#next = 0;
+    this.#counts.clear();
+    if (this.#leading === undefined) return;
+    this.#leading = undefined;
+    this.onLeadingChange();
   }
 
   /** Peers known to share connections now (some may have just expired). */

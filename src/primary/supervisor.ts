@@ -61,6 +61,7 @@ export class Supervisor {
     this.logs = this.#capture.store;
     this.#lifecycle.on('forked', (slot, process) => this.#capture.attach(slot.id, slot.version, process));
     this.#lifecycle.on('sharedPeer', (address) => this.sharedPeers.note(address));
+    this.#lifecycle.on('unpooledPeer', (address) => this.sharedPeers.forget(address));
   }
 
   /**

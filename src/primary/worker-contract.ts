@@ -81,6 +81,7 @@ export interface WorkerProcessContext {
   restart(slot: WorkerSlot): void;
   refused(slot: WorkerSlot, client: ClientConnection, bytes: Buffer, assignCookie: string | undefined, routeFirst: boolean): void;
   sharedPeer(address: string): void;
+  unpooledPeer(address: string): void;
 }
 
 /** One handler per message kind, called with the process that sent it while that process is the slot's. */
@@ -155,6 +156,9 @@ export function workerProcessHandlers(context: WorkerProcessContext): WorkerProc
     },
     'shared-peer': (_slot, _process, message) => {
       if (typeof message.address === 'string' && message.address !== '') context.sharedPeer(message.address);
+    },
+    'unpooled-peer': (_slot, _process, message) => {
+      if (typeof message.address === 'string' && message.address !== '') context.unpooledPeer(message.address);
     },
     diagnosed: () => {},  // Heard by the request that asked for it (diagnostics.ts).
     fatal: (slot, process, message) => {

@@ -21,6 +21,10 @@ export class ExpiringSet {
     return false;
   }
 
+  delete(member: string): void {
+    this.#addedAt.delete(member);
+  }
+
   /** Adds `member`, or renews it; returns true when it was not a member (or had expired). */
   add(member: string, now = Date.now()): boolean {
     const fresh = !this.has(member, now);

@@ -31,6 +31,8 @@ export interface ConnectionInfo {
   firstVersion: string | null;
   /** It carried requests of two versions, and its peer was reported as one that pools its connections. */
   mixed: boolean;
+  /** Placed here for its peer's sake, it carried one other version's requests only: it closes after this answer. */
+  oneUser: boolean;
   assignCookie: string | undefined;
   /** Requests of this connection the app is running now. */
   active: number;
@@ -155,7 +157,7 @@ export class WorkerRuntime {
     const forwarded = options.forwarded;
     const trustedPeer = !forwarded && this.#trustedPeer !== undefined && this.#trustedPeer(socket.remoteAddress);
     this.#connections.set(socket, {
-      forwarded, trustedPeer, requests: 0, routeFirst: options.routeFirst === true, firstVersion: this.env.version, mixed: false,
+      forwarded, trustedPeer, requests: 0, routeFirst: options.routeFirst === true, firstVersion: this.env.version, mixed: false, oneUser: false,
       assignCookie: options.assignCookie, active: 0, idleSince: Date.now(), route: undefined,
     });
     adoptConnection(server, socket);
@@ -273,19 +275,39 @@ export class WorkerRuntime {
     if (route === undefined) return first ? { version: null } : undefined;
     const version = route.versionForLater(req, info.route ??= emptyRouteMemo());
     if (first) info.firstVersion = version;
-    else if (version !== info.firstVersion && !info.mixed) this.#reportMixed(req.socket, info);
+    else if (version !== info.firstVersion) {
+      if (!info.mixed) this.#reportMixed(req.socket, info);
+    } else if (info.routeFirst && !info.mixed && info.requests === 3 && version !== this.env.version) {
+      this.#reportOneUser(req.socket, info);
+    }
     if (version === this.env.version) return undefined;
     return version === null ? { version } : { version, route };
   }
 
   /**
-   * A pooled connection (it carried two versions) held here while another version leads among pooled connections
-   * (primary/shared-peers.ts): it closes after its answer, and the proxy's next connection goes to that version.
+   * A connection that closes after its answer, to be placed again: a pooled one (it carried two versions) held here
+   * while another version leads among pooled connections (primary/shared-peers.ts), for the proxy's next connection
+   * to go to that version; or one user's connection placed here for its peer's sake (see #reportOneUser).
    */
   #misplaced(info: ConnectionInfo | undefined): boolean {
-    if (info === undefined || !info.mixed) return false;
+    if (info === undefined) return false;
+    if (info.oneUser) return true;
+    if (!info.mixed) return false;
     const leading = this.#route?.settings.sharedLeading;
     return leading !== undefined && leading !== null && leading !== this.env.version;
+  }
+
+  /**
+   * A connection placed here for its peer's sake whose first three requests all belonged to one other version: one
+   * user's connection, so its peer's connections are not all pooled. The primary hears of it and places that peer's
+   * connections by their first request again; this one closes after its answer, and its client's next connection
+   * goes to its own version.
+   */
+  #reportOneUser(socket: Socket, info: ConnectionInfo): void {
+    info.oneUser = true;
+    const address = socket.remoteAddress;
+    this.#reportedPeers.delete(address ?? '');  // Its next connection that mixes is news again.
+    if (address !== undefined) this.#hooks.send({ kind: 'unpooled-peer', address });
   }
 
   /**
