@@ -23,8 +23,8 @@ export const sharedPeerLimits = {
  * requests of at least two thirds of that peer's recent connections belonged to. The worker routes that first
  * request as it routes every later one (`routeFirst`), so nothing is answered by another version than before.
  * At 90/10 this relays one request in ten instead of about one in five, and the stable version owns the pooled
- * connections, so a canary's crash breaks only the requests relayed to it. A connection so placed whose first three
- * requests all belong to one other version is one user's, not the proxy's: its worker closes it after the third
+ * connections, so a canary's crash breaks only the requests relayed to it. A connection so placed whose first four
+ * requests all belong to one other version is one user's, not the proxy's: its worker closes it after the fourth
  * answer and tells the primary (`unpooled-peer`), which forgets the peer. With no clear lead (50/50, say) new
  * connections go by their first request, which spreads them over the versions. A version leads from two thirds
  * of the window and keeps the lead while it has half, so a share near either mark does not make it flap.

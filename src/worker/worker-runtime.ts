@@ -62,6 +62,13 @@ export interface RuntimeOptions {
 }
 
 const cookieMaxAgeSeconds = 365 * 24 * 3600;
+
+/**
+ * Requests of one other version in a row, from the first, that tell one user's connection from a proxy's pooled one
+ * (see #reportOneUser). A pooled connection does that by chance with a minority version's share to the power of
+ * three: at most 1 in 27 of those placed for their peer's sake, since a leading version has two thirds.
+ */
+const oneUserRequests = 4;
 const serverSocketChannel = diagnosticsChannel.channel('net.server.socket');
 
 /**
@@ -277,7 +284,7 @@ export class WorkerRuntime {
     if (first) info.firstVersion = version;
     else if (version !== info.firstVersion) {
       if (!info.mixed) this.#reportMixed(req.socket, info);
-    } else if (info.routeFirst && !info.mixed && info.requests === 3 && version !== this.env.version) {
+    } else if (info.routeFirst && !info.mixed && info.requests === oneUserRequests && version !== this.env.version) {
       this.#reportOneUser(req.socket, info);
     }
     if (version === this.env.version) return undefined;
@@ -298,8 +305,8 @@ export class WorkerRuntime {
   }
 
   /**
-   * A connection placed here for its peer's sake whose first three requests all belonged to one other version: one
-   * user's connection, so its peer's connections are not all pooled. The primary hears of it and places that peer's
+   * A connection placed here for its peer's sake whose first `oneUserRequests` requests all belonged to one other
+   * version: one user's connection, so its peer's connections are not all pooled. The primary hears of it and places that peer's
    * connections by their first request again; this one closes after its answer, and its client's next connection
    * goes to its own version.
    */
