@@ -18,22 +18,21 @@ export const sharedPeerLimits = {
  * is not the owning worker's is relayed (worker/relay.ts). Placed by its first request, as every connection is,
  * a pooled connection lands with a canary one time in ten at 90/10, and then relays nine of its ten requests.
  *
- * A worker reports the peer of a connection that carried requests of two versions (`shared-peer`); for a minute
- * after the last report, a new connection from that peer goes to the version that leads: the one the first
- * requests of at least two thirds of that peer's recent connections belonged to. The worker routes that first
- * request as it routes every later one (`routeFirst`), so nothing is answered by another version than before.
+ * - A worker reports the peer of a connection that carried requests of two versions (`shared-peer`). For a minute
+ *   after the last report, a new connection from that peer goes to the version that leads: the one at least two
+ *   thirds of the first requests of the peer's recent connections belonged to (it keeps the lead while it has
+ *   half, so a share near either mark does not flap). The worker routes that first request as it routes every
+ *   later one (`routeFirst`), so nothing is answered by another version than before. With no lead (50/50, say),
+ *   new connections go by their first request, which spreads them over the versions.
+ * - Every worker is told which version leads (`sharedLeading` in its settings) and closes a pooled connection it
+ *   holds without leading after its next answer (`Connection: close`); the proxy's next one is placed here. So
+ *   connections placed before the lead was known, or before the weights moved, move too.
+ * - A connection so placed whose first four requests all belong to one other version is one user's, not the
+ *   proxy's: its worker closes it after that answer and tells the primary (`unpooled-peer`), which forgets the peer.
+ *
  * At 90/10 this relays one request in ten instead of about one in five, and the stable version owns the pooled
- * connections, so a canary's crash breaks only the requests relayed to it. A connection so placed whose first four
- * requests all belong to one other version is one user's, not the proxy's: its worker closes it after the fourth
- * answer and tells the primary (`unpooled-peer`), which forgets the peer. With no clear lead (50/50, say) new
- * connections go by their first request, which spreads them over the versions. A version leads from two thirds
- * of the window and keeps the lead while it has half, so a share near either mark does not make it flap.
- *
- * Every worker is told which version leads (`sharedLeading` in its settings), and closes a pooled connection it
- * holds without leading after its next answer (`Connection: close`): the proxy opens a new one, placed here with
- * the version that leads. So connections placed before the lead was known, or before the weights moved, move too.
- *
- * Bounded: `sharedPeerLimits.capacity` peers, a window of `sharedPeerLimits.window` versions.
+ * connections, so a canary's crash breaks only the requests relayed to it. Bounded: `sharedPeerLimits.capacity`
+ * peers, a window of `sharedPeerLimits.window` versions.
  */
 export class SharedPeers {
   readonly #peers = new ExpiringSet(sharedPeerLimits.capacity, sharedPeerLimits.ttlMs);

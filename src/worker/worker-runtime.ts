@@ -306,9 +306,9 @@ export class WorkerRuntime {
 
   /**
    * A connection placed here for its peer's sake whose first `oneUserRequests` requests all belonged to one other
-   * version: one user's connection, so its peer's connections are not all pooled. The primary hears of it and places that peer's
-   * connections by their first request again; this one closes after its answer, and its client's next connection
-   * goes to its own version.
+   * version: one user's connection, so its peer's connections are not all pooled. The primary hears of it and
+   * places that peer's connections by their first request again; this one closes after its answer, and its
+   * client's next connection goes to its own version.
    */
   #reportOneUser(socket: Socket, info: ConnectionInfo): void {
     info.oneUser = true;
