@@ -20,8 +20,8 @@ export const sharedPeerLimits = {
  *
  * - A worker reports the peer of a connection that carried requests of two versions (`shared-peer`). For a minute
  *   after the last report, a new connection from that peer goes to the version that leads: the one at least two
- *   thirds of the first requests of the peer's recent connections belonged to (it keeps the lead while it has
- *   half, so a share near either mark does not flap). The worker routes that first request as it routes every
+ *   thirds of the first requests of the recent connections from such peers belonged to (it keeps the lead while it
+ *   has half, so a share near either mark does not flap). The worker routes that first request as it routes every
  *   later one (`routeFirst`), so nothing is answered by another version than before. With no lead (50/50, say),
  *   new connections go by their first request, which spreads them over the versions.
  * - Every worker is told which version leads (`sharedLeading` in its settings) and closes a pooled connection it
