@@ -6,10 +6,13 @@ export const sharedPeerLimits = {
   capacity: 256,
   /** A peer is forgotten this long after a worker last reported it. */
   ttlMs: 60_000,
-  /** First requests counted to tell which version leads. */
-  window: 64,
-  /** Fewer counted than this, and no version leads yet. */
-  minSamples: 16,
+  /**
+   * First requests counted to tell which version leads. At an even split a count this long reaches two thirds for
+   * one version by chance far less than once in a million connections; 64 did now and then.
+   */
+  window: 256,
+  /** Fewer counted than this, and no version leads yet (at an even split, 43 of 64 come by chance 0.4% of the time). */
+  minSamples: 64,
 } as const;
 
 /**
@@ -21,7 +24,7 @@ export const sharedPeerLimits = {
  * - A worker reports the peer of a connection that carried requests of two versions (`shared-peer`). For a minute
  *   after the last report, a new connection from that peer goes to the version that leads: the one at least two
  *   thirds of the first requests of the recent connections from such peers belonged to (it keeps the lead while it
- *   has half, so a share near either mark does not flap). The worker routes that first request as it routes every
+ *   has three fifths, so a share near the mark does not flap). The worker routes that first request as it routes every
  *   later one (`routeFirst`), so nothing is answered by another version than before. With no lead (50/50, say),
  *   new connections go by their first request, which spreads them over the versions.
  * - Every worker is told which version leads (`sharedLeading` in its settings) and closes a pooled connection it
@@ -112,7 +115,7 @@ export class SharedPeers {
   #lead(): string | undefined {
     const counted = this.#recent.length;
     if (counted < sharedPeerLimits.minSamples) return undefined;
-    if (this.#leading !== undefined && (this.#counts.get(this.#leading) ?? 0) * 2 >= counted) return this.#leading;
+    if (this.#leading !== undefined && (this.#counts.get(this.#leading) ?? 0) * 5 >= counted * 3) return this.#leading;
     for (const [version, count] of this.#counts) if (count * 3 >= counted * 2) return version;
     return undefined;
   }
