@@ -19,15 +19,17 @@ export const forwardingHeaders = ['forwarded', 'x-forwarded-for', 'x-forwarded-h
 
 const forwardingHeaderLengths = new Set(forwardingHeaders.map((name) => name.length));
 
+/** Whether a raw header name is one of `forwardingHeaders`, whatever its case (its length is compared first). */
+function isForwardingHeader(name: string): boolean {
+  return forwardingHeaderLengths.has(name.length) && (forwardingHeaders as readonly string[]).includes(name.toLowerCase());
+}
+
 /**
  * True when a request carries a forwarding header. It reads `rawHeaders`, not `headers`: Node builds a request's
  * `headers` object only when something reads it, and this runs on every request, for apps that never do.
  */
 export function hasForwardingHeaders(rawHeaders: readonly string[]): boolean {
-  for (let index = 0; index < rawHeaders.length; index += 2) {
-    const name = rawHeaders[index]!;
-    if (forwardingHeaderLengths.has(name.length) && (forwardingHeaders as readonly string[]).includes(name.toLowerCase())) return true;
-  }
+  for (let index = 0; index < rawHeaders.length; index += 2) if (isForwardingHeader(rawHeaders[index]!)) return true;
   return false;
 }
 
@@ -35,7 +37,7 @@ export function hasForwardingHeaders(rawHeaders: readonly string[]): boolean {
 export function stripForwardingHeaders(req: IncomingMessage): void {
   const headers = materializedHeaders(req);
   for (const name of forwardingHeaders) delete headers[name];
-  removeRawHeaders(req.rawHeaders, (name) => (forwardingHeaders as readonly string[]).includes(name.toLowerCase()));
+  removeRawHeaders(req.rawHeaders, isForwardingHeader);
 }
 
 /**

@@ -313,8 +313,9 @@ export class WorkerRuntime {
   #reportOneUser(socket: Socket, info: ConnectionInfo): void {
     info.oneUser = true;
     const address = socket.remoteAddress;
-    this.#reportedPeers.delete(address ?? '');  // Its next connection that mixes is news again.
-    if (address !== undefined) this.#hooks.send({ kind: 'unpooled-peer', address });
+    if (address === undefined) return;
+    this.#reportedPeers.delete(address);  // Its next connection that mixes is news again.
+    this.#hooks.send({ kind: 'unpooled-peer', address });
   }
 
   /**
