@@ -86,9 +86,8 @@ export class PendingBook<T> {
   }
 
   remove(item: T): void {
-    if (!this.#entries.has(item)) return;
     const entry = this.#entries.get(item);
-    this.#entries.delete(item);
+    if (!this.#entries.delete(item)) return;
     this.#unsourced.delete(item);
     if (entry === undefined) return;
     entry.ofSource.delete(item);

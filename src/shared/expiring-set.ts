@@ -25,13 +25,11 @@ export class ExpiringSet {
     this.#addedAt.delete(member);
   }
 
-  /** Adds `member`, or renews it; returns true when it was not a member (or had expired). */
-  add(member: string, now = Date.now()): boolean {
-    const fresh = !this.has(member, now);
+  /** Adds `member`, or renews it. */
+  add(member: string, now = Date.now()): void {
     this.#addedAt.delete(member);
     if (this.#addedAt.size >= this.capacity) this.#dropOldest(now);
     this.#addedAt.set(member, now);
-    return fresh;
   }
 
   /** Drops every expired member, or else the oldest one. */

@@ -5,7 +5,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { reportPeer } from '../shared/node-internals.js';
-import { rawHeaderPairs } from './raw-headers.js';
+import { headerNameIn, rawHeaderPairs } from './raw-headers.js';
 
 /**
  * The private header a forwarding worker uses to tell the receiving worker who the client is. It is only read
@@ -17,12 +17,7 @@ export const clientHeader = 'x-graycluster-client';
 /** Headers by which proxies tell the next hop who the client was: a client can write any of them itself. */
 export const forwardingHeaders = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip'] as const;
 
-const forwardingHeaderLengths = new Set(forwardingHeaders.map((name) => name.length));
-
-/** Whether a raw header name is one of `forwardingHeaders`, whatever its case (its length is compared first). */
-function isForwardingHeader(name: string): boolean {
-  return forwardingHeaderLengths.has(name.length) && (forwardingHeaders as readonly string[]).includes(name.toLowerCase());
-}
+const isForwardingHeader = headerNameIn(forwardingHeaders);
 
 /**
  * True when a request carries a forwarding header. It reads `rawHeaders`, not `headers`: Node builds a request's

@@ -1,10 +1,10 @@
 /** The request side of the relay (relay.ts): what is written to the target worker before the request's body. */
 import type { IncomingMessage } from 'node:http';
 import { clientHeader, clientHeaderValue } from './client-address.js';
+import { headerNameIn } from './raw-headers.js';
 
 // Headers of one connection (RFC 9110 §7.6.1), and the private header as a client may have sent it.
-const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', clientHeader]);
-const hopByHopLengths = new Set([...hopByHop].map((name) => name.length));
+const isHopByHop = headerNameIn(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', clientHeader]);
 
 /**
  * The head of a relayed request: its request line and end-to-end headers, with the client's address in the
@@ -19,16 +19,13 @@ export function requestHead(req: IncomingMessage): { head: string; body: 'none' 
   for (let index = 0; index < raw.length; index += 2) {
     const name = raw[index]!;
     const value = raw[index + 1]!;
-    if (hopByHopLengths.has(name.length)) {
+    if (isHopByHop(name)) {
       const lower = name.toLowerCase();
-      if (hopByHop.has(lower)) {
-        if (lower === 'transfer-encoding') chunked = true;
-        else if (lower === 'connection') named = connectionOptions(value, named);
-        continue;
-      }
-    } else if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') {
-      length = true;
+      if (lower === 'transfer-encoding') chunked = true;
+      else if (lower === 'connection') named = connectionOptions(value, named);
+      continue;
     }
+    if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') length = true;
     head += `${name}: ${value}\r\n`;
   }
   if (named) head = withoutNamedHeaders(head, named);
