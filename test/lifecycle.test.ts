@@ -173,6 +173,30 @@ test('a handoff not acknowledged in time stops new connections to that worker an
   t.is(p.handoff.waiting, maxHandles - 1 + 2, 'v2 has the rest of its window unacknowledged, v1 two');
 });
 
+test('each connection in flight gets its own handoffTimeoutMs: one answered in time leaves a younger one its full time, and a lane that recovers is watched again', async (t) => {
+  const p = primary(t, { handoffTimeoutMs: 400 });
+  const [, v2] = p.readyVersions('v1', 'v2');
+  const { server } = await socketPairs(t, 4);
+  const unresponsive = () => p.types().filter((type) => type === 'unresponsive').length;
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  p.handoff.place(server[0]!, head, 'v2', undefined);
+  await sleep(200);
+  p.handoff.place(server[1]!, head, 'v2', undefined);
+  await sleep(50);
+  p.workerOf(v2!).acknowledge();  // The first, 250 ms after it was sent.
+  await sleep(250);  // Past the first one's deadline, 300 ms into the second one's 400.
+  t.is(unresponsive(), 0, 'the second one still has time');
+  p.workerOf(v2!).acknowledge();
+  p.handoff.place(server[2]!, head, 'v2', undefined);
+  await new Promise<void>((resolve) => p.events.on('event', (event) => event.type === 'unresponsive' && resolve()));
+  t.is(unresponsive(), 1, 'the third one was not taken in time');
+  p.workerOf(v2!).acknowledge();
+  t.is(p.types().at(-1), 'recovered');
+  p.handoff.place(server[3]!, head, 'v2', undefined);
+  await new Promise<void>((resolve) => p.events.on('event', (event) => event.type === 'unresponsive' && resolve()));
+  t.is(unresponsive(), 2, 'watched again once it recovered');
+});
+
 test('a connection that reaches a worker without its socket (NODE_HANDLE_NACK: no descriptor free) goes elsewhere at once, and that worker is tried again after handoffTimeoutMs', async (t) => {
   const p = primary(t, { handoffTimeoutMs: 40 }, { v1: { entry: 'a.js', workers: 2 } });
   void p.lifecycle.addVersion('v1');

@@ -24,8 +24,8 @@ interface Connection {
   routeFirst: boolean;
   /** With routeFirst from the router: the version of its first request, to go to if `version` cannot take it. */
   firstVersion: string | undefined;
-  /** Workers that already failed to take it. */
-  excluded: Set<WorkerSlot>;
+  /** Workers that already failed to take it (most connections have none). */
+  excluded?: WorkerSlot[];
   /** While no worker of its version (nor of routing.default) is ready yet: how long it may wait for one. */
   waitUntil?: number;
   /** What goes to the worker with the handle, built once. */
@@ -48,8 +48,10 @@ export interface PlaceOptions {
 interface Lane {
   slot: WorkerSlot;
   process: WorkerProcess;
-  /** Oldest first: the worker answers in the order it was sent them. */
-  inFlight: Array<{ connection: Connection; timer: NodeJS.Timeout }>;
+  /** Oldest first: the worker answers in the order it was sent them. `sentAt`: performance.now() when sent. */
+  inFlight: InFlight[];
+  /** The one timer that checks the oldest connection in flight against handoffTimeoutMs (see #watchOverdue). */
+  overdueCheck: NodeJS.Timeout | undefined;
   queue: Connection[];
   /** A connection it was sent was not acknowledged within handoffTimeoutMs: it gets nothing new until it is. */
   overdue: boolean;
@@ -58,6 +60,11 @@ interface Lane {
    * file descriptor free); 0 when it takes connections. After that time the next connection tries it again.
    */
   refusingUntil: number;
+}
+
+interface InFlight {
+  connection: Connection;
+  sentAt: number;
 }
 
 export interface HandoffCounters {
@@ -116,7 +123,7 @@ export class Handoff {
    */
   place(client: ClientConnection, bytes: Buffer, version: string, assignCookie: string | undefined, options: PlaceOptions = {}): void {
     const { exclude, owner, routeFirst = false } = options;
-    const excluded = new Set(exclude ? [exclude] : []);
+    const excluded = exclude ? [exclude] : undefined;
     if (owner !== undefined && owner !== version) {
       this.#place({ client, bytes, version: owner, assignCookie, routeFirst: true, firstVersion: version, excluded });
     } else {
@@ -165,7 +172,7 @@ export class Handoff {
       const lane = lanes[index];
       const waiting = lane ? lane.queue.length + lane.inFlight.length : 0;
       return {
-        pickable: lane !== undefined && !lane.overdue && lane.refusingUntil <= now && !connection.excluded.has(slot) && lane.process.isConnected(),
+        pickable: lane !== undefined && !lane.overdue && lane.refusingUntil <= now && connection.excluded?.includes(slot) !== true && lane.process.isConnected(),
         inFlight: slot.stats.inFlight,
         load: slot.load + waiting,
         hasRoom: lane === undefined || lane.queue.length < maxQueuedHandoffs || (lane.queue.length === 0 && lane.process.admits(this.#messageOf(connection))),
@@ -186,7 +193,7 @@ export class Handoff {
     if (state.kind !== 'ready') return undefined;
     let lane = this.#lanes.get(state.process);
     if (!lane) {
-      lane = { slot, process: state.process, inFlight: [], queue: [], overdue: false, refusingUntil: 0 };
+      lane = { slot, process: state.process, inFlight: [], overdueCheck: undefined, queue: [], overdue: false, refusingUntil: 0 };
       const created = lane;
       state.process.on('acknowledged', () => this.#acknowledged(created));
       state.process.on('not-received', () => this.#notReceived(created));
@@ -199,9 +206,9 @@ export class Handoff {
     const { slot, process } = lane;
     slot.handoffsSinceReport++;
     this.counters.handedOff++;
-    const timeoutMs = this.config().server.handoffTimeoutMs;
-    const entry = { connection, timer: setTimeout(() => this.#overdue(lane, timeoutMs), timeoutMs) };
+    const entry: InFlight = { connection, sentAt: performance.now() };
     lane.inFlight.push(entry);
+    this.#watchOverdue(lane);
     process.send(this.#messageOf(connection), connection.client.handle, (error) => {
       const index = lane.inFlight.indexOf(entry);
       if (!error || index === -1) return;
@@ -221,22 +228,21 @@ export class Handoff {
   }
 
   /** A connection in flight never reached the worker: another one takes it, with the copy this process kept. */
-  #placeElsewhere(lane: Lane, inFlight: { connection: Connection; timer: NodeJS.Timeout }): void {
-    clearTimeout(inFlight.timer);
-    inFlight.connection.excluded.add(lane.slot);
+  #placeElsewhere(lane: Lane, inFlight: InFlight): void {
+    (inFlight.connection.excluded ??= []).push(lane.slot);
     this.#place(inFlight.connection);
   }
 
   #acknowledged(lane: Lane): void {
     const taken = lane.inFlight.shift();
     if (!taken) return;
-    clearTimeout(taken.timer);
     taken.connection.client.close();  // The worker holds its own copy now.
     if (this.#lanes.get(lane.process) !== lane) return;  // An answer read after its death: nothing more to do.
     if (lane.overdue || lane.refusingUntil > 0) {
       lane.overdue = false;
       lane.refusingUntil = 0;
       this.#record(lane, 'recovered', 'took its connection: it gets new ones again');
+      this.#watchOverdue(lane);
     }
     this.#sendNext(lane);
   }
@@ -271,6 +277,23 @@ export class Handoff {
     }
   }
 
+  /**
+   * Keeps one timer per lane, not one per connection sent: it fires when the oldest connection in flight will have
+   * waited handoffTimeoutMs, and then finds that one overdue, or (it was answered meanwhile) waits for the next
+   * oldest. An overdue lane is not watched again until it answers.
+   */
+  #watchOverdue(lane: Lane): void {
+    const oldest = lane.inFlight[0];
+    if (lane.overdueCheck !== undefined || oldest === undefined || lane.overdue) return;
+    const timeoutMs = this.config().server.handoffTimeoutMs;
+    lane.overdueCheck = setTimeout(() => {
+      lane.overdueCheck = undefined;
+      const first = lane.inFlight[0];
+      if (first !== undefined && performance.now() - first.sentAt >= timeoutMs) this.#overdue(lane, timeoutMs);
+      else this.#watchOverdue(lane);
+    }, Math.max(0, oldest.sentAt + timeoutMs - performance.now()));
+  }
+
   /** A connection was sent but not taken in time: no new connections until it is, and its queue goes elsewhere. */
   #overdue(lane: Lane, timeoutMs: number): void {
     if (lane.overdue) return;
@@ -286,7 +309,7 @@ export class Handoff {
   #replaceQueue(lane: Lane): void {
     const queued = lane.queue.splice(0);
     for (const connection of queued) {
-      connection.excluded.add(lane.slot);
+      (connection.excluded ??= []).push(lane.slot);
       this.#place(connection);
     }
   }
@@ -298,7 +321,8 @@ export class Handoff {
    * channel still open handoffTimeoutMs after the death leaves nothing certain: those are closed, never served twice.
    */
   #placeUnansweredOnceClosed(lane: Lane): void {
-    for (const { timer } of lane.inFlight) clearTimeout(timer);
+    clearTimeout(lane.overdueCheck);
+    lane.overdueCheck = undefined;
     const settle = (certain: boolean) => {
       clearTimeout(guard);
       lane.process.off('channel-closed', closed);
