@@ -55,3 +55,19 @@ test('--url that is not an address is refused naming the flag', async (t) => {
   t.is(result.code, 1);
   t.is(result.stderr, 'graycluster: --url must be a dashboard address such as http://127.0.0.1:9000, not "not a url"\n');
 });
+
+test('a CLI call naming another config file than the one a supervisor runs with names that one', async (t) => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'graycluster-runstate-'));
+  t.teardown(temporaryFolder(tmp));
+  const file = sharedConfigFile(t);
+  const running = await startCluster(t, file, { name: 'running', args: ownPorts, env: { TMPDIR: tmp } });
+  const other = path.join(path.dirname(file), 'other.json');
+  const missed = await runCli(['status', '--config', other], { env: { TMPDIR: tmp } });
+  t.is(missed.code, 1, missed.stderr);
+  t.true(missed.stderr.includes(`no supervisor is running with ${other}; one runs with another config file: name it with --config`), missed.stderr);
+  t.true(missed.stderr.includes(`--config ${file}   (pid ${running.state.pid})`), missed.stderr);
+
+  await running.stop();
+  const none = await runCli(['status', '--config', other], { env: { TMPDIR: tmp } });
+  t.true(none.stderr.includes(`no supervisor is running with ${other} (start one with: graycluster start --config ${other})`), none.stderr);
+});

@@ -1,4 +1,5 @@
-import { readRunStates, type RunState } from '../primary/state-file.js';
+import { readAllRunStates, readRunStates, type RunState } from '../primary/state-file.js';
+import { displayPath } from '../shared/display-path.js';
 import { configPath } from './options.js';
 
 /** The help lines of the options every command that calls a running supervisor's API takes. */
@@ -48,12 +49,20 @@ export function apiTarget(values: { config?: string; url?: string; token?: strin
   }
   const running = readRunStates(file);
   const [state] = running;
-  if (!state) throw new NotRunningError(`no supervisor is running with ${file} (start one with: graycluster start --config ${file})`);
+  if (!state) throw new NotRunningError(notRunning(file));
   if (running.length > 1) {
     const choices = running.map((each) => `  --url ${dashboardUrl(each)}   (pid ${each.pid})`).join('\n');
     throw new NotRunningError(`${running.length} supervisors are running with ${file}: name one with --url\n${choices}`);
   }
   return { url: dashboardUrl(state), token: token ?? state.dashboard.token };
+}
+
+/** Why no supervisor was found for `file`, naming those that run with other config files (a missed --config). */
+function notRunning(file: string): string {
+  const others = readAllRunStates();
+  if (others.length === 0) return `no supervisor is running with ${file} (start one with: graycluster start --config ${file})`;
+  const choices = others.map((each) => `  --config ${displayPath(each.config)}   (pid ${each.pid})`).join('\n');
+  return `no supervisor is running with ${file}; ${others.length === 1 ? 'one runs' : `${others.length} run`} with another config file: name it with --config\n${choices}`;
 }
 
 async function send(target: ApiTarget, method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal): Promise<Response> {

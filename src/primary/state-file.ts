@@ -60,6 +60,15 @@ export function readRunState(configFile: string, pid: number, tmp?: string): Run
 /** Every primary running with `configFile` now (files of primaries that are gone are skipped), by pid. */
 export function readRunStates(configFile: string, tmp = os.tmpdir()): RunState[] {
   const key = configKey(configFile);
+  return liveRunStates(tmp, (fileKey) => fileKey === key);
+}
+
+/** Every primary running now, whatever its config file, by pid. */
+export function readAllRunStates(tmp = os.tmpdir()): RunState[] {
+  return liveRunStates(tmp, () => true);
+}
+
+function liveRunStates(tmp: string, keyMatches: (key: string) => boolean): RunState[] {
   let names: string[];
   try {
     names = readdirSync(tmp);
@@ -67,7 +76,10 @@ export function readRunStates(configFile: string, tmp = os.tmpdir()): RunState[]
     return [];
   }
   return names
-    .filter((name) => stateFileName.exec(name)?.[1] === key)
+    .filter((name) => {
+      const key = stateFileName.exec(name)?.[1];
+      return key !== undefined && keyMatches(key);
+    })
     .flatMap((name) => readStateFile(path.join(tmp, name)) ?? [])
     .filter((state) => identityAlive({ pid: state.pid, start: state.pidStart ?? null }))
     .sort((a, b) => a.pid - b.pid);
