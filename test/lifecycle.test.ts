@@ -174,17 +174,17 @@ test('a handoff not acknowledged in time stops new connections to that worker an
 });
 
 test('each connection in flight gets its own handoffTimeoutMs: one answered in time leaves a younger one its full time, and a lane that recovers is watched again', async (t) => {
-  const p = primary(t, { handoffTimeoutMs: 400 });
+  const p = primary(t, { handoffTimeoutMs: 1000 });
   const [, v2] = p.readyVersions('v1', 'v2');
   const { server } = await socketPairs(t, 4);
   const unresponsive = () => p.types().filter((type) => type === 'unresponsive').length;
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   p.handoff.place(server[0]!, head, 'v2', undefined);
-  await sleep(200);
+  await sleep(600);
   p.handoff.place(server[1]!, head, 'v2', undefined);
-  await sleep(50);
-  p.workerOf(v2!).acknowledge();  // The first, 250 ms after it was sent.
-  await sleep(250);  // Past the first one's deadline, 300 ms into the second one's 400.
+  await sleep(100);
+  p.workerOf(v2!).acknowledge();  // The first, 700 ms after it was sent.
+  await sleep(500);  // 200 ms past the first one's deadline, 600 ms into the second one's 1000.
   t.is(unresponsive(), 0, 'the second one still has time');
   p.workerOf(v2!).acknowledge();
   p.handoff.place(server[2]!, head, 'v2', undefined);
