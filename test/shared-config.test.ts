@@ -56,7 +56,7 @@ test('--url that is not an address is refused naming the flag', async (t) => {
   t.is(result.stderr, 'graycluster: --url must be a dashboard address such as http://127.0.0.1:9000, not "not a url"\n');
 });
 
-test('a CLI call naming another config file than the one a supervisor runs with names that one', async (t) => {
+test('a CLI call or an edit naming another config file than the one a supervisor runs with names that one', async (t) => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'graycluster-runstate-'));
   t.teardown(temporaryFolder(tmp));
   const file = sharedConfigFile(t);
@@ -66,6 +66,9 @@ test('a CLI call naming another config file than the one a supervisor runs with 
   t.is(missed.code, 1, missed.stderr);
   t.true(missed.stderr.includes(`no supervisor is running with ${other}; one runs with another config file: name it with --config`), missed.stderr);
   t.true(missed.stderr.includes(`--config ${file}   (pid ${running.state.pid})`), missed.stderr);
+  const edit = await runCli(['weights', 'v1=100', '--config', other], { env: { TMPDIR: tmp } });
+  t.is(edit.code, 1, edit.stderr);
+  t.true(edit.stderr.includes(`config file not found: ${other}; one runs with another config file: name it with --config\n  --config ${file}   (pid ${running.state.pid})`), edit.stderr);
 
   await running.stop();
   const none = await runCli(['status', '--config', other], { env: { TMPDIR: tmp } });

@@ -1,11 +1,13 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/load.js';
 import { updateConfigFile } from '../config/update.js';
 import { deploy, promote, scale, setKey, setWeights, type Edit } from '../config/edits.js';
 import type { ControlResult } from '../control/types.js';
 import { readRunStates } from '../primary/state-file.js';
 import { configPath } from './options.js';
-import { apiTarget, callApi, remoteCommon, remoteOptions } from './remote.js';
+import { apiTarget, callApi, remoteCommon, remoteOptions, supervisorsElsewhere } from './remote.js';
 import { UsageError } from './usage.js';
 
 const common = `  -c, --config <file>   Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
@@ -98,6 +100,10 @@ const editOptions = {
 
 /** Validates and writes an edit, then says what changes (also for `canary`). Exit 1 when the edit is rejected. */
 export async function applyEdit(file: string, edit: Edit, dryRun: boolean): Promise<number> {
+  if (!existsSync(file)) {
+    const elsewhere = supervisorsElsewhere();
+    if (elsewhere !== undefined) throw new ConfigError(`config file not found: ${path.resolve(file)}; ${elsewhere}`);
+  }
   const { changes } = await updateConfigFile(file, edit, { dryRun });
   if (changes.length === 0) {
     process.stdout.write(`nothing to change in ${file}\n`);

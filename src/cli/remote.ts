@@ -59,10 +59,16 @@ export function apiTarget(values: { config?: string; url?: string; token?: strin
 
 /** Why no supervisor was found for `file`, naming those that run with other config files (a missed --config). */
 function notRunning(file: string): string {
+  const elsewhere = supervisorsElsewhere();
+  return elsewhere === undefined ? `no supervisor is running with ${file} (start one with: graycluster start --config ${file})` : `no supervisor is running with ${file}; ${elsewhere}`;
+}
+
+/** The supervisors running now with any config file, each with the --config that reaches it; undefined if none. */
+export function supervisorsElsewhere(): string | undefined {
   const others = readAllRunStates();
-  if (others.length === 0) return `no supervisor is running with ${file} (start one with: graycluster start --config ${file})`;
+  if (others.length === 0) return undefined;
   const choices = others.map((each) => `  --config ${displayPath(each.config)}   (pid ${each.pid})`).join('\n');
-  return `no supervisor is running with ${file}; ${others.length === 1 ? 'one runs' : `${others.length} run`} with another config file: name it with --config\n${choices}`;
+  return `${others.length === 1 ? 'one runs' : `${others.length} run`} with another config file: name it with --config\n${choices}`;
 }
 
 async function send(target: ApiTarget, method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal): Promise<Response> {
