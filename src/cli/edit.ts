@@ -100,11 +100,11 @@ const editOptions = {
 
 /** Validates and writes an edit, then says what changes (also for `canary`). Exit 1 when the edit is rejected. */
 export async function applyEdit(file: string, edit: Edit, dryRun: boolean): Promise<number> {
-  if (!existsSync(file)) {
-    const elsewhere = supervisorsElsewhere();
-    if (elsewhere !== undefined) throw new ConfigError(`config file not found: ${path.resolve(file)}; ${elsewhere}`);
-  }
-  const { changes } = await updateConfigFile(file, edit, { dryRun });
+  const { changes } = await updateConfigFile(file, edit, { dryRun }).catch((error: unknown) => {
+    // A missing file: name the supervisors running with another one, in case --config was forgotten.
+    const elsewhere = error instanceof ConfigError && !existsSync(file) ? supervisorsElsewhere() : undefined;
+    throw elsewhere === undefined ? error : new ConfigError(`${(error as ConfigError).message}; ${elsewhere}`);
+  });
   if (changes.length === 0) {
     process.stdout.write(`nothing to change in ${file}\n`);
     return 0;
