@@ -123,12 +123,11 @@ export class Handoff {
    */
   place(client: ClientConnection, bytes: Buffer, version: string, assignCookie: string | undefined, options: PlaceOptions = {}): void {
     const { exclude, owner, routeFirst = false } = options;
-    const excluded = exclude ? [exclude] : undefined;
-    if (owner !== undefined && owner !== version) {
-      this.#place({ client, bytes, version: owner, assignCookie, routeFirst: true, firstVersion: version, excluded });
-    } else {
-      this.#place({ client, bytes, version, assignCookie, routeFirst, firstVersion: undefined, excluded });
-    }
+    const forOwner = owner !== undefined && owner !== version;
+    this.#place({
+      client, bytes, version: forOwner ? owner : version, assignCookie, routeFirst: forOwner || routeFirst,
+      firstVersion: forOwner ? version : undefined, excluded: exclude ? [exclude] : undefined,
+    });
   }
 
   #place(connection: Connection): void {
