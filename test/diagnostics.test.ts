@@ -46,7 +46,7 @@ test('heap-snapshot writes a valid snapshot of a worker under load into the defa
   t.true(snapshot.snapshot.node_count > 0);
   t.true(snapshot.nodes.length > 0);
   t.is(report.failed, 0, report.errors.join('; '));
-  t.deepEqual(report.unexpected, {});
+  t.deepEqual(report.unexpected, {}, report.errors.join('; '));
 });
 
 test('a second snapshot of a worker while one is being written is refused with 409 naming it', async (t) => {

@@ -27,7 +27,7 @@ async function settle(t: { deepEqual: Function; is: Function }, load: ReturnType
   await load.answered(answersToJudge);
   const report = await load.stop();
   t.is(report.failed, 0, `failed requests: ${report.errors.join('; ')}`);
-  t.deepEqual(report.unexpected, {});
+  t.deepEqual(report.unexpected, {}, `unexpected answers: ${report.errors.join('; ')}`);
   return report;
 }
 

@@ -45,7 +45,7 @@ test.serial('a stopped canary worker (SIGSTOP) costs stable traffic nothing: its
   const firstResults = await first;
   const report = await stable.stop();
   t.is(report.failed, 0, report.errors.join('; '));
-  t.deepEqual(report.unexpected, {});
+  t.deepEqual(report.unexpected, {}, report.errors.join('; '));
   t.true(report.ok > 0);
   t.false(cluster.output().includes('connections waiting'), 'the primary never answered 503 for too many waiting connections');
   // The socket already sent to the stopped worker is served by it when it resumes; none is lost.

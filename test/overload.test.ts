@@ -94,7 +94,7 @@ test.serial('one address holding 1,100 idle connections and 2,000 half-sent head
   const report = await load.stop();
   t.true(report.ok >= servedBefore + 200);
   t.is(report.failed, 0, report.errors.join('; '));
-  t.deepEqual(report.unexpected, {});
+  t.deepEqual(report.unexpected, {}, report.errors.join('; '));
   // An address may grow to half of maxPendingConnections (1024) before its own limit applies; then it is refused.
   t.true((await cluster.status()).router.pending <= 1024 / 2 + 4, 'the attacker holds at most half the pool');
 });
@@ -114,6 +114,6 @@ test.serial('many addresses filling maxPendingConnections lose their oldest conn
   await cluster.waitForStatus((status) => status.router.handedOff >= during.router.handedOff + 200, 30_000);
   const report = await load.stop();
   t.is(report.failed, 0, report.errors.join('; '));
-  t.deepEqual(report.unexpected, {});
+  t.deepEqual(report.unexpected, {}, report.errors.join('; '));
   t.true((await cluster.status()).router.pending <= 200);
 });

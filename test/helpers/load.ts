@@ -7,8 +7,9 @@ export { sleep } from './wait.js';
 export interface LoadReport {
   ok: number;
   failed: number;
-  /** Responses with a status other than 200, by status. */
+  /** Responses with a status other than 200, by status (their bodies are among `errors`). */
   unexpected: Record<number, number>;
+  /** The first few failures' messages and unexpected answers' statuses and bodies. */
   errors: string[];
   /** Who answered (body.version + body.build) for requests started after mark(). */
   afterMark: Map<string, number>;
@@ -32,7 +33,10 @@ export function steadyLoad(url: () => string, { clients = 4, keepAlive = true, h
         const reply = await request(url(), { agent: keepAlive ? agent : undefined, headers: typeof headers === 'function' ? headers() : headers });
         answers++;
         if (reply.status === 200) report.ok++;
-        else report.unexpected[reply.status] = (report.unexpected[reply.status] ?? 0) + 1;
+        else {
+          report.unexpected[reply.status] = (report.unexpected[reply.status] ?? 0) + 1;
+          if (report.errors.length < 10) report.errors.push(`${reply.status}: ${reply.text.trim().slice(0, 200)}`);
+        }
         if (afterMark) {
           const who = `${reply.body?.version}${reply.body?.build ? `/${reply.body.build}` : ''}`;
           report.afterMark.set(who, (report.afterMark.get(who) ?? 0) + 1);
