@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
 import { resolveConfig } from '../src/config/load.js';
 import { handleWindowLimits } from '../src/ipc/handle-window.js';
@@ -131,7 +132,7 @@ test('a worker that misses its heartbeat is unresponsive, gets no connections, r
   p.workerOf(v2!).emit('message', { kind: 'stats', stats: v2!.stats }, undefined);
   t.is(v2!.state.kind, 'ready');
   t.is(p.events.recent().at(-1)!.message, 'heartbeat is back');
-  p.health.sample(Date.now() + 2000);
+  p.health.sample(performance.now() + 2000);
   t.deepEqual(p.workerOf(v2!).signals, ['SIGKILL']);
 });
 

@@ -221,7 +221,7 @@ test('draining closes a keep-alive connection once it has been idle for the grac
   runtime.closeIdleConnections();
   t.is(runtime.connections, 1, 'an idle connection is kept for the grace period');
   t.deepEqual(exits, []);
-  runtime.closeIdleConnections(Date.now() + graceMs);
+  runtime.closeIdleConnections(performance.now() + graceMs);
   await until(() => runtime.connections === 0, 'the idle connection closed');
   t.deepEqual(exits, [0]);
 });

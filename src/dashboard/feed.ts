@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
+import { ranSince, runningNow } from '../shared/stalls.js';
 import { feedProtocol } from './messages.js';
 
 export interface FeedLimits {
@@ -42,6 +43,7 @@ export class Feed {
   #handshaking = 0;
   #closed = false;
   readonly #pinger: NodeJS.Timeout;
+  #pingedAt = runningNow();
 
   /** `snapshot` makes the full frame a new (or caught-up) client gets first. */
   constructor(private readonly limits: FeedLimits, private readonly snapshot: () => string) {
@@ -115,8 +117,11 @@ export class Feed {
   }
 
   #ping(): void {
+    // Right after a stall of this process, a pong that came in time may not have been read yet: no one is judged.
+    const judge = ranSince(this.#pingedAt) >= this.limits.pingIntervalMs / 2;
+    this.#pingedAt = runningNow();
     for (const [ws, client] of this.#clients) {
-      if (!client.alive) {
+      if (!client.alive && judge) {
         this.counters.clientsTerminated++;
         this.#clients.delete(ws);
         ws.terminate();

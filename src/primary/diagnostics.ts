@@ -2,6 +2,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { DiagnosticsConfig } from '../config/types.js';
 import type { DiagnoseRequest, ToPrimary } from '../ipc/messages.js';
+import { Deadline } from '../shared/stalls.js';
 import type { WorkerProcess } from './worker-process.js';
 import type { WorkerSlot } from './worker-slot.js';
 
@@ -70,7 +71,7 @@ export class Diagnostics {
     const { timeoutMs } = this.settings();
     return new Promise((resolve) => {
       const finish = (outcome: DiagnosticOutcome) => {
-        clearTimeout(timer);
+        deadline.clear();
         process.off('message', onMessage);
         process.off('exit', onExit);
         resolve(outcome);
@@ -83,7 +84,7 @@ export class Diagnostics {
       };
       const onExit = (code: number | null, signal: string | null) =>
         finish({ ok: false, status: 502, error: `worker ${slot.id} exited (${signal ? `signal ${signal}` : `exit code ${code}`}) before finishing ${what}` });
-      const timer = setTimeout(() => finish({ ok: false, status: 504, error: `worker ${slot.id} did not finish ${what} within diagnostics.timeoutMs (${timeoutMs} ms)` }), timeoutMs);
+      const deadline = new Deadline(timeoutMs, () => finish({ ok: false, status: 504, error: `worker ${slot.id} did not finish ${what} within diagnostics.timeoutMs (${timeoutMs} ms)` }));
       process.on('message', onMessage);
       process.on('exit', onExit);
       process.send({ kind: 'diagnose', requestId, request }, undefined, (error) => {

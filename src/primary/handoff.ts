@@ -3,6 +3,7 @@
 import type { ResolvedConfig } from '../config/types.js';
 import type { ToWorker } from '../ipc/messages.js';
 import { retryAfterSeconds } from '../shared/answers.js';
+import { Deadline, ranSince, runningNow } from '../shared/stalls.js';
 import { pickWorker, type Candidate } from './balancer.js';
 import type { ClientConnection } from './client-connection.js';
 import type { EventLog } from './events.js';
@@ -26,8 +27,8 @@ interface Connection {
   firstVersion: string | undefined;
   /** Workers that already failed to take it (most connections have none). */
   excluded?: WorkerSlot[];
-  /** While no worker of its version (nor of routing.default) is ready yet: how long it may wait for one. */
-  waitUntil?: number;
+  /** While no worker of its version (nor of routing.default) is ready yet: since when it waits (runningNow()). */
+  waitingSince?: number;
   /** What goes to the worker with the handle, built once. */
   message?: ToWorker;
 }
@@ -48,7 +49,7 @@ export interface PlaceOptions {
 interface Lane {
   slot: WorkerSlot;
   process: WorkerProcess;
-  /** Oldest first: the worker answers in the order it was sent them. `sentAt`: performance.now() when sent. */
+  /** Oldest first: the worker answers in the order it was sent them. `sentAt`: runningNow() when sent. */
   inFlight: InFlight[];
   /** The one timer that checks the oldest connection in flight against handoffTimeoutMs (see #watchOverdue). */
   overdueCheck: NodeJS.Timeout | undefined;
@@ -94,7 +95,7 @@ export class Handoff {
    * starting (graycluster itself starting, or a worker restarting): they wait for it, as a listen queue would,
    * bounded in number (maxQueuedHandoffs) and time (headTimeoutMs), instead of an instant 503.
    */
-  readonly #waitingForReady: Array<{ connection: Connection; timer: NodeJS.Timeout }> = [];
+  readonly #waitingForReady: Array<{ connection: Connection; deadline: Deadline }> = [];
   readonly counters: HandoffCounters = { handedOff: 0, fallbacks: 0, unavailable: 0 };
 
   constructor(
@@ -205,7 +206,7 @@ export class Handoff {
     const { slot, process } = lane;
     slot.handoffsSinceReport++;
     this.counters.handedOff++;
-    const entry: InFlight = { connection, sentAt: performance.now() };
+    const entry: InFlight = { connection, sentAt: runningNow() };
     lane.inFlight.push(entry);
     this.#watchOverdue(lane);
     process.send(this.#messageOf(connection), connection.client.handle, (error) => {
@@ -278,8 +279,8 @@ export class Handoff {
 
   /**
    * Keeps one timer per lane, not one per connection sent: it fires when the oldest connection in flight will have
-   * waited handoffTimeoutMs, and then finds that one overdue, or (it was answered meanwhile) waits for the next
-   * oldest. An overdue lane is not watched again until it answers.
+   * waited handoffTimeoutMs, and then finds that one overdue, or (it was answered meanwhile, or this process stalled:
+   * shared/stalls.ts) waits again. An overdue lane is not watched again until it answers.
    */
   #watchOverdue(lane: Lane): void {
     const oldest = lane.inFlight[0];
@@ -288,9 +289,9 @@ export class Handoff {
     lane.overdueCheck = setTimeout(() => {
       lane.overdueCheck = undefined;
       const first = lane.inFlight[0];
-      if (first !== undefined && performance.now() - first.sentAt >= timeoutMs) this.#overdue(lane, timeoutMs);
+      if (first !== undefined && ranSince(first.sentAt) >= timeoutMs) this.#overdue(lane, timeoutMs);
       else this.#watchOverdue(lane);
-    }, Math.max(0, oldest.sentAt + timeoutMs - performance.now()));
+    }, Math.max(0, timeoutMs - ranSince(oldest.sentAt)));
   }
 
   /** A connection was sent but not taken in time: no new connections until it is, and its queue goes elsewhere. */
@@ -323,7 +324,7 @@ export class Handoff {
     clearTimeout(lane.overdueCheck);
     lane.overdueCheck = undefined;
     const settle = (certain: boolean) => {
-      clearTimeout(guard);
+      guard.clear();
       lane.process.off('channel-closed', closed);
       for (const entry of lane.inFlight.splice(0)) {
         if (certain) this.#placeElsewhere(lane, entry);
@@ -331,7 +332,7 @@ export class Handoff {
       }
     };
     const closed = () => settle(true);
-    const guard = setTimeout(() => settle(false), this.config().server.handoffTimeoutMs).unref();
+    const guard = new Deadline(this.config().server.handoffTimeoutMs, () => settle(false)).unref();
     if (lane.inFlight.length === 0 || !lane.process.isConnected()) settle(true);
     else lane.process.once('channel-closed', closed);
   }
@@ -343,16 +344,16 @@ export class Handoff {
   /** Holds a connection until a worker is ready; false when too many wait already or its time is up. */
   #waitForReady(connection: Connection): boolean {
     const { maxQueuedHandoffs, headTimeoutMs } = this.config().server;
-    connection.waitUntil ??= Date.now() + headTimeoutMs;
-    const leftMs = connection.waitUntil - Date.now();
+    connection.waitingSince ??= runningNow();
+    const leftMs = headTimeoutMs - ranSince(connection.waitingSince);
     if (leftMs <= 0 || this.#waitingForReady.length >= maxQueuedHandoffs) return false;
     const entry = {
       connection,
-      timer: setTimeout(() => {
+      deadline: new Deadline(leftMs, () => {
         const index = this.#waitingForReady.indexOf(entry);
         if (index !== -1) this.#waitingForReady.splice(index, 1);
         this.#place(connection);  // Out of time: placed if a worker is ready after all, else answered 503.
-      }, leftMs),
+      }),
     };
     this.#waitingForReady.push(entry);
     return true;
@@ -361,8 +362,8 @@ export class Handoff {
   /** A worker became ready (or a version stopped starting): the connections waiting are placed again, in order. */
   #retryWaiting(): void {
     const waiting = this.#waitingForReady.splice(0);
-    for (const { connection, timer } of waiting) {
-      clearTimeout(timer);
+    for (const { connection, deadline } of waiting) {
+      deadline.clear();
       this.#place(connection);
     }
   }

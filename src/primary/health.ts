@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from '../config/types.js';
 import { performance } from 'node:perf_hooks';
 import { cpuPercent, cpuSeconds, residentBytes } from '../shared/procfs.js';
+import { ranSince, runningNow } from '../shared/stalls.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { WorkerSlot } from './worker-slot.js';
 
@@ -49,7 +50,8 @@ export class HealthMonitor {
     clearInterval(this.#timer);
   }
 
-  sample(now = Date.now()): void {
+  /** `now` is a runningNow() reading: silence over a stall of this process does not count (shared/stalls.ts). */
+  sample(now = runningNow()): void {
     const { heartbeatTimeoutMs, unresponsiveRestartMs } = this.config().server;
     for (const slot of this.lifecycle.slots) {
       const pid = slot.process?.pid;
@@ -59,7 +61,7 @@ export class HealthMonitor {
       if (this.#overHardLimit(slot)) continue;
       const kind = slot.state.kind;
       if (kind !== 'ready' && kind !== 'unresponsive') continue;
-      const silentMs = now - slot.lastReportAt;
+      const silentMs = Math.round(ranSince(slot.lastReportAt, now));
       if (silentMs > unresponsiveRestartMs) {
         this.lifecycle.kill(slot, { type: 'unresponsive', message: `no heartbeat for ${silentMs} ms: killing it` });
         continue;

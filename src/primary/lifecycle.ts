@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ResolvedConfig, VersionConfig } from '../config/types.js';
 import type { WorkerSettings } from '../ipc/messages.js';
 import { displayPath } from '../shared/display-path.js';
+import { Deadline } from '../shared/stalls.js';
 import { backoffDefaults, type BackoffPolicy } from './backoff.js';
 import type { ClientConnection } from './client-connection.js';
 import type { EventLog } from './events.js';
@@ -140,11 +141,11 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     const pool = Array.from({ length: this.#versionConfig(version).workers }, () => this.#newSlot(version));
     this.#pools.set(version, pool);
     for (const slot of pool) this.#fork(slot, poolOwner);
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Deadline | undefined;
     // Unref'd: a primary that stops while this version is still starting must not wait for it to exit.
-    const deadline = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), this.config().server.readyTimeoutMs).unref(); });
+    const deadline = new Promise<false>((resolve) => { timer = new Deadline(this.config().server.readyTimeoutMs, () => resolve(false)).unref(); });
     const settled = this.until(() => this.serving(version) || this.versionState(version) === 'crashloop' ? true : undefined);
-    return Promise.race([settled.then(() => this.serving(version)), deadline]).finally(() => clearTimeout(timer));
+    return Promise.race([settled.then(() => this.serving(version)), deadline]).finally(() => timer?.clear());
   }
 
   /** Takes a version out of routing's reach; its workers drain in the background. */
@@ -245,7 +246,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     const process = state.process;
     if (state.kind !== 'draining') {
       const { drainTimeoutMs } = this.config().server;
-      const killTimer = setTimeout(() => this.kill(slot, { type: 'stopped', message: `still busy after ${drainTimeoutMs} ms: killing it` }), drainTimeoutMs);
+      const killTimer = new Deadline(drainTimeoutMs, () => this.kill(slot, { type: 'stopped', message: `still busy after ${drainTimeoutMs} ms: killing it` }));
       const starting = state.kind === 'starting';
       const killed = this.#killed.has(process);
       const message = killed ? 'stopping: it is being killed already' : starting ? 'stopping before it was ready' : 'draining: finishing in-flight requests';
@@ -302,9 +303,9 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     const process = this.fork(workerEnv(slot, version, server, { ...this.options, publicPort: this.publicPort }), { nodeArgs: version.nodeArgs, args: version.args, cwd: version.cwd });
     slot.resetForNewProcess();
     this.emit('forked', slot, process);
-    const readyTimer = setTimeout(() => {
+    const readyTimer = new Deadline(server.readyTimeoutMs, () => {
       this.kill(slot, { type: 'failed', message: `not ready within ${server.readyTimeoutMs} ms: killing it` });
-    }, server.readyTimeoutMs);
+    });
     this.transition(slot, { kind: 'starting', process, owner, startedAt: Date.now(), readyTimer },
       { type: 'started', message: `started ${displayPath(version.entry)}` });
     process.on('app-ready', () => this.#handlers.ready(slot, process));

@@ -1,5 +1,6 @@
 import type { ServerConfig } from '../config/types.js';
 import { retryAfterSeconds } from '../shared/answers.js';
+import { Deadline } from '../shared/stalls.js';
 import type { RequestHead } from '../routing/head.js';
 import type { ClientConnection } from './client-connection.js';
 import { parseHead } from './head.js';
@@ -196,12 +197,12 @@ export class PendingHeads {
       if ('failure' in result) this.handlers.turnAway(connection, result.failure.status, result.failure.reason);
       else this.handlers.onHead(connection, bytes, result.head);  // Nothing more is read here: the rest is the worker's.
     };
-    const timer = setTimeout(() => {
+    const deadline = new Deadline(server.headTimeoutMs, () => {
       this.#stopWaiting(connection);
       this.handlers.turnAway(connection, 408, `no complete request head within ${server.headTimeoutMs} ms`);
-    }, server.headTimeoutMs);
+    });
     this.#stops.set(connection, () => {
-      clearTimeout(timer);
+      deadline.clear();
       connection.stopReading();
     });
     connection.read(onData, () => this.#stopWaiting(connection));

@@ -10,6 +10,7 @@ import type { ResolvedConfig, VersionConfig } from '../config/types.js';
 import type { ToPrimary, WorkerSettings } from '../ipc/messages.js';
 import { encodeWorkerEnv } from '../ipc/worker-env.js';
 import type { TcpHandle } from '../shared/node-internals.js';
+import { runningNow } from '../shared/stalls.js';
 import type { BackoffPolicy } from './backoff.js';
 import { ClientConnection } from './client-connection.js';
 import type { EventLog, LifecycleEvent } from './events.js';
@@ -101,7 +102,7 @@ export function workerProcessHandlers(context: WorkerProcessContext): WorkerProc
     const state = slot.state;
     if (state.kind !== 'starting' || state.process !== process) return;
     const readyAt = Date.now();
-    slot.lastReportAt = readyAt;
+    slot.lastReportAt = runningNow();
     context.transition(slot, { kind: 'ready', process, owner: state.owner, startedAt: state.startedAt, readyAt },
       { type: 'ready', message: `ready in ${readyAt - state.startedAt} ms` });
   };

@@ -1,4 +1,5 @@
 import type { CpuReading } from '../shared/procfs.js';
+import { runningNow } from '../shared/stalls.js';
 import { statusClasses, type WorkerStats } from '../ipc/messages.js';
 import { processOf, publicState, type WorkerState, type WorkerView } from './worker-state.js';
 import type { WorkerProcess } from './worker-process.js';
@@ -30,7 +31,7 @@ export class WorkerSlot {
   stats = emptyStats();
   /** Connections handed over since the last stats report, so the load estimate is never a second stale. */
   handoffsSinceReport = 0;
-  /** When it last reported (its heartbeat). */
+  /** When it last reported (its heartbeat), as runningNow(). */
   lastReportAt = 0;
   /** Resident memory as the primary reads it from /proc: known even when the worker's event loop is stuck. */
   sampledRss: number | undefined;
@@ -68,13 +69,13 @@ export class WorkerSlot {
     this.sampledRss = undefined;
     this.sampledCpu = undefined;
     this.cpuPercent = undefined;
-    this.lastReportAt = Date.now();
+    this.lastReportAt = runningNow();
   }
 
   noteReport(stats: WorkerStats): void {
     this.stats = stats;
     this.handoffsSinceReport = 0;
-    this.lastReportAt = Date.now();
+    this.lastReportAt = runningNow();
   }
 
   view(): WorkerView {

@@ -8,6 +8,7 @@
  *   starting | ready | unresponsive ─drain─▶ draining ─exit─▶ stopped
  */
 import type { WorkerStats } from '../ipc/messages.js';
+import type { Deadline } from '../shared/stalls.js';
 import type { BackoffPolicy } from './backoff.js';
 import { restartDelay } from './backoff.js';
 import type { WorkerProcess } from './worker-process.js';
@@ -18,11 +19,11 @@ export type Owner = { kind: 'pool' } | { kind: 'replacement'; replacement: symbo
 export const poolOwner: Owner = { kind: 'pool' };
 
 export type WorkerState =
-  | { kind: 'starting'; process: WorkerProcess; owner: Owner; startedAt: number; readyTimer: NodeJS.Timeout }
+  | { kind: 'starting'; process: WorkerProcess; owner: Owner; startedAt: number; readyTimer: Deadline }
   | { kind: 'ready'; process: WorkerProcess; owner: Owner; startedAt: number; readyAt: number }
   /** Ready, but its heartbeat stopped (event loop blocked): gets no new connections. */
   | { kind: 'unresponsive'; process: WorkerProcess; owner: Owner; startedAt: number; readyAt: number; since: number }
-  | { kind: 'draining'; process: WorkerProcess; startedAt: number; killTimer: NodeJS.Timeout }
+  | { kind: 'draining'; process: WorkerProcess; startedAt: number; killTimer: Deadline }
   /** Waiting out its backoff after a crash; `crashloop` once it failed `crashloopAfter` times in a row. */
   | { kind: 'restarting'; delayMs: number; timer: NodeJS.Timeout }
   | { kind: 'crashloop'; delayMs: number; timer: NodeJS.Timeout }
@@ -47,8 +48,8 @@ export function canTransition(from: WorkerStateKind, to: WorkerStateKind): boole
 
 /** Stops whatever timer a state carries, as the slot leaves it. */
 export function clearStateTimers(state: WorkerState): void {
-  if (state.kind === 'starting') clearTimeout(state.readyTimer);
-  else if (state.kind === 'draining') clearTimeout(state.killTimer);
+  if (state.kind === 'starting') state.readyTimer.clear();
+  else if (state.kind === 'draining') state.killTimer.clear();
   else if (state.kind === 'restarting' || state.kind === 'crashloop') clearTimeout(state.timer);
 }
 

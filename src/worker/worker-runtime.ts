@@ -10,6 +10,7 @@ import { addressMatcher, type AddressMatcher } from '../shared/address-range.js'
 import { respondUnavailable, unavailableText } from '../shared/answers.js';
 import { ExpiringSet } from '../shared/expiring-set.js';
 import { adoptConnection, closeBareHandle, reservePeerSlot, socketOverBareHandle, type TcpHandle } from '../shared/node-internals.js';
+import { ranSince, runningNow } from '../shared/stalls.js';
 import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
 import { diagnose } from './diagnostics.js';
 import { ForwardBudget, Forwarder } from './forward.js';
@@ -36,7 +37,7 @@ export interface ConnectionInfo {
   assignCookie: string | undefined;
   /** Requests of this connection the app is running now. */
   active: number;
-  /** When its last response ended (or it arrived). */
+  /** When its last response ended (or it arrived), as performance.now(). */
   idleSince: number;
   /** The last routing check of a later request on it, made once it has one. */
   route: RouteMemo | undefined;
@@ -165,7 +166,7 @@ export class WorkerRuntime {
     const trustedPeer = !forwarded && this.#trustedPeer !== undefined && this.#trustedPeer(socket.remoteAddress);
     this.#connections.set(socket, {
       forwarded, trustedPeer, requests: 0, routeFirst: options.routeFirst === true, firstVersion: this.env.version, mixed: false, oneUser: false,
-      assignCookie: options.assignCookie, active: 0, idleSince: Date.now(), route: undefined,
+      assignCookie: options.assignCookie, active: 0, idleSince: performance.now(), route: undefined,
     });
     adoptConnection(server, socket);
     socket.once('close', () => {
@@ -220,10 +221,13 @@ export class WorkerRuntime {
     this.#finishDrainIfIdle();
   }
 
-  /** While draining: closes the connections idle for the grace period, as of `now`. */
-  closeIdleConnections(now = Date.now()): void {
+  /**
+   * While draining: closes the connections idle for the grace period, as of `now` (a runningNow() reading). Time this
+   * process stalled does not count (shared/stalls.ts): a request that came meanwhile may not have been read yet.
+   */
+  closeIdleConnections(now = runningNow()): void {
     for (const [socket, info] of this.#connections) {
-      if (info.active === 0 && now - info.idleSince >= this.#drainIdleGraceMs) socket.destroySoon();
+      if (info.active === 0 && ranSince(info.idleSince, now) >= this.#drainIdleGraceMs) socket.destroySoon();
     }
   }
 
@@ -355,11 +359,12 @@ export class WorkerRuntime {
     res.once('close', () => {
       this.#inFlight.delete(res);
       if (this.#inFlight.size === maxInFlight - 1) this.#hooks.send({ kind: 'load', inFlight: this.#inFlight.size });
+      const ended = performance.now();
       if (info) {
         info.active--;
-        info.idleSince = Date.now();
+        info.idleSince = ended;
       }
-      this.stats.record(res.statusCode, performance.now() - started);
+      this.stats.record(res.statusCode, ended - started);
       this.#finishDrainIfIdle();
     });
     if (this.#draining || this.#misplaced(info)) res.setHeader('connection', 'close');
