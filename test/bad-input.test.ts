@@ -3,7 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { fixture, get, makeConfig, runCli, startCluster, token } from './helpers/cluster.js';
+import { fixture, get, makeConfig, runCli, sleep, startCluster, token } from './helpers/cluster.js';
 
 /** Sends raw bytes on a new connection; resolves with everything the server sent before it closed. */
 function exchange(port: number, bytes: Buffer | string, { end = false } = {}): Promise<string> {
@@ -46,6 +46,19 @@ test('a connection that sends no complete head in time gets 408 (slowloris)', as
   await new Promise((resolve) => socket.on('close', resolve));
   clearInterval(drip);
   t.regex(text, /^HTTP\/1\.1 408 /);
+});
+
+test('connections waiting for their head each get the whole headTimeoutMs from when they came', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }, {}, { headTimeoutMs: 1500 }));
+  const first = await idle(cluster.port, '127.0.0.1');
+  await sleep(750);
+  const second = await idle(cluster.port, '127.0.0.1');
+  await first.closed;
+  t.regex(first.received(), /^HTTP\/1\.1 408 /);
+  t.false(second.socket.closed, 'the younger one still waits when the oldest is turned away');
+  await second.closed;
+  t.regex(second.received(), /^HTTP\/1\.1 408 /, 'and is turned away in its turn');
+  t.is((await get(cluster.url('/'))).status, 200);
 });
 
 /** Opens a connection from `localAddress` that sends `bytes` and then waits; collects what it is sent. */

@@ -1,6 +1,6 @@
 import type { ServerConfig } from '../config/types.js';
 import { retryAfterSeconds } from '../shared/answers.js';
-import { Deadline } from '../shared/stalls.js';
+import { ranSince, runningNow } from '../shared/stalls.js';
 import type { RequestHead } from '../routing/head.js';
 import type { ClientConnection } from './client-connection.js';
 import { parseHead } from './head.js';
@@ -148,8 +148,14 @@ const empty: Buffer = Buffer.alloc(0);
  */
 export class PendingHeads {
   readonly #book: PendingBook<ClientConnection>;
-  /** How to stop waiting on each connection (its timer, and reading). */
-  readonly #stops = new Map<ClientConnection, () => void>();
+  /** Each connection waiting, with when it came (runningNow()); oldest first. */
+  readonly #since = new Map<ClientConnection, number>();
+  /**
+   * The one timer for headTimeoutMs, not one per connection: it fires when the oldest connection waiting will have
+   * waited that long, turns away every one that has (shared/stalls.ts: time this process stalled does not count),
+   * and is set again for the next oldest.
+   */
+  #timeoutCheck: NodeJS.Timeout | undefined;
 
   constructor(private readonly server: () => ServerConfig, private readonly counters: PendingCounters, private readonly handlers: HeadHandlers) {
     this.#book = new PendingBook(limitsOf(server()));
@@ -179,7 +185,9 @@ export class PendingHeads {
 
   /** Closes every connection still waiting. */
   close(): void {
-    for (const connection of [...this.#stops.keys()]) {
+    clearTimeout(this.#timeoutCheck);
+    this.#timeoutCheck = undefined;
+    for (const connection of [...this.#since.keys()]) {
       this.#stopWaiting(connection);
       connection.close();
     }
@@ -197,20 +205,29 @@ export class PendingHeads {
       if ('failure' in result) this.handlers.turnAway(connection, result.failure.status, result.failure.reason);
       else this.handlers.onHead(connection, bytes, result.head);  // Nothing more is read here: the rest is the worker's.
     };
-    const deadline = new Deadline(server.headTimeoutMs, () => {
-      this.#stopWaiting(connection);
-      this.handlers.turnAway(connection, 408, `no complete request head within ${server.headTimeoutMs} ms`);
-    });
-    this.#stops.set(connection, () => {
-      deadline.clear();
-      connection.stopReading();
-    });
+    this.#since.set(connection, runningNow());
+    this.#watchTimeouts(server.headTimeoutMs);
     connection.read(onData, () => this.#stopWaiting(connection));
   }
 
+  #watchTimeouts(headTimeoutMs: number): void {
+    const oldest = this.#since.values().next();
+    if (this.#timeoutCheck !== undefined || oldest.done) return;
+    this.#timeoutCheck = setTimeout(() => {
+      this.#timeoutCheck = undefined;
+      const timeoutMs = this.server().headTimeoutMs;
+      for (const [connection, since] of this.#since) {
+        if (ranSince(since) < timeoutMs) break;
+        this.#stopWaiting(connection);
+        this.handlers.turnAway(connection, 408, `no complete request head within ${timeoutMs} ms`);
+      }
+      this.#watchTimeouts(timeoutMs);
+    }, Math.max(0, headTimeoutMs - ranSince(oldest.value)));
+  }
+
   #stopWaiting(connection: ClientConnection): void {
-    this.#stops.get(connection)?.();
-    this.#stops.delete(connection);
+    if (!this.#since.delete(connection)) return;
+    connection.stopReading();
     this.#book.remove(connection);
   }
 }
