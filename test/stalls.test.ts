@@ -63,6 +63,15 @@ test.serial('an answer that came during a stall is read before the deadline blam
   t.false(blamed, 'a plain timer would have fired first, before the poll that reads the answer');
 });
 
+test.serial('a wait of the test toolkit under way when this process is held up gets its whole time again', async (t) => {
+  let ready = false;
+  const waiting = waitFor(() => ready, { timeoutMs: 300, intervalMs: 10, what: 'ready' });
+  await sleep(50);
+  holdUp(stallMs + 400);
+  setTimeout(() => { ready = true; }, 100);
+  await t.notThrowsAsync(waiting, 'a wait on the wall clock would have failed as soon as it looked again');
+});
+
 // Each well above what a loaded CI machine may hold a worker up for; the stops below are longer than all of them.
 const deadlines = { handoffTimeoutMs: 2000, heartbeatTimeoutMs: 3000, unresponsiveRestartMs: 4000, statsIntervalMs: 200, headTimeoutMs: 3000 };
 

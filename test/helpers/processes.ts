@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, rmSync } from 'node:fs';
 import path from 'node:path';
+import { Deadline } from '../../src/shared/stalls.js';
 
 /** What a process printed (stdout and stderr) is kept up to this much, the latest; enough for any test. */
 const outputCap = 1024 * 1024;
@@ -98,9 +99,9 @@ export function startProcess(name: string, command: string, args: string[], { en
   const gone = () => child.exitCode !== null || child.signalCode !== null;
 
   const waitForOutput = (pattern: RegExp, timeoutMs = 20_000) => new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(() => finish(new Error(`${name}: no output matching ${pattern} within ${timeoutMs} ms; output:\n${output}`)), timeoutMs);
+    const deadline = new Deadline(timeoutMs, () => finish(new Error(`${name}: no output matching ${pattern} within ${timeoutMs} ms; output:\n${output}`)));
     const finish = (error: Error | null, match?: RegExpExecArray) => {
-      clearTimeout(timer);
+      deadline.clear();
       waiters.delete(check);
       if (error) reject(error);
       else resolve(match!);
@@ -115,13 +116,13 @@ export function startProcess(name: string, command: string, args: string[], { en
   });
 
   const waitForMessage = (accept: (message: any) => boolean, timeoutMs = 20_000) => new Promise<any>((resolve, reject) => {
-    const timer = setTimeout(() => finish(new Error(`${name}: no expected message within ${timeoutMs} ms; output:\n${output}`)), timeoutMs);
+    const deadline = new Deadline(timeoutMs, () => finish(new Error(`${name}: no expected message within ${timeoutMs} ms; output:\n${output}`)));
     const onMessage = (message: unknown) => {
       if (accept(message)) finish(null, message);
     };
     const onExit = () => finish(new Error(`${name} exited before sending the expected message; output:\n${output}`));
     const finish = (error: Error | null, message?: unknown) => {
-      clearTimeout(timer);
+      deadline.clear();
       child.off('message', onMessage);
       child.off('exit', onExit);
       if (error) reject(error);
@@ -135,9 +136,9 @@ export function startProcess(name: string, command: string, args: string[], { en
   const stop = (graceMs = 15_000) => stopping ??= (async () => {
     if (!gone()) {
       signal(pid, 'SIGTERM');
-      const timer = setTimeout(() => signal(-pid, 'SIGKILL'), graceMs);
+      const deadline = new Deadline(graceMs, () => signal(-pid, 'SIGKILL'));
       await exited;
-      clearTimeout(timer);
+      deadline.clear();
     }
     signal(-pid, 'SIGKILL');  // Whatever the leader forked and left behind.
     return (await exited).code;

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { Deadline } from '../../src/shared/stalls.js';
 
 export interface RawResponse {
   status: number;
@@ -55,11 +56,11 @@ export class RawConnection {
         else if (this.#ended) finish(() => reject(new Error(`connection closed while waiting for ${what}; unread: ${JSON.stringify(this.#buffer.toString())}`)));
       };
       const finish = (settle: () => void) => {
-        clearTimeout(timer);
+        deadline.clear();
         this.#waiters.delete(check);
         settle();
       };
-      const timer = setTimeout(() => finish(() => reject(new Error(`no ${what} within ${this.timeoutMs} ms; unread: ${JSON.stringify(this.#buffer.toString())}`))), this.timeoutMs);
+      const deadline = new Deadline(this.timeoutMs, () => finish(() => reject(new Error(`no ${what} within ${this.timeoutMs} ms; unread: ${JSON.stringify(this.#buffer.toString())}`))));
       this.#waiters.add(check);
       check();
     });

@@ -1,4 +1,8 @@
 // Waiting for a condition, for tests and the bench alike: never a fixed sleep where a condition can be named.
+// Every helper's time limit runs on src/shared/stalls.ts's clock, as the supervisor's deadlines do: a machine held
+// up under a test (a paused VM) gives the awaited side its whole time again once it runs, instead of failing the
+// waits that were under way.
+import { ranSince, runningNow } from '../../src/shared/stalls.js';
 
 export interface WaitOptions {
   /** How long before it gives up (default 15 s). */
@@ -17,12 +21,13 @@ export interface WaitOptions {
  * rejects at once.
  */
 export async function waitFor<T>(condition: () => T | Promise<T>, { timeoutMs = 15_000, intervalMs = 50, what = 'the condition', describe }: WaitOptions = {}): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
+  const start = runningNow();
   for (;;) {
     const result = await condition();
     if (result) return result;
-    if (Date.now() >= deadline) throw new Error(`${what}: not within ${timeoutMs} ms${describe ? `\n${describe()}` : ''}`);
-    await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
+    const left = timeoutMs - ranSince(start);
+    if (left <= 0) throw new Error(`${what}: not within ${timeoutMs} ms${describe ? `\n${describe()}` : ''}`);
+    await sleep(Math.min(intervalMs, left));
   }
 }
 
