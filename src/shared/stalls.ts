@@ -1,12 +1,13 @@
 import { performance } from 'node:perf_hooks';
 
-// This process's stalls: spans in which its event loop did not run for over `stallMs` (a long GC pause, a CPU taken
-// by other processes, a stopped process, a paused VM). Every deadline on which this process blames another side (a
-// worker that does not report, take a connection, start or finish in time; a client that sends no head; a dashboard
-// that does not answer a ping) counts only the time since the last stall ended. Over a stall the other side's answer
-// may have come and not been read yet (timers run before the poll phase that reads it), or the other side may have
-// been held up too (a paused VM holds every process): either way the time this process did not run is not the other
-// side's fault. Without this, a primary held up for unresponsiveRestartMs killed every healthy worker when it ran again.
+// This process's stalls: spans in which its event loop was held up long enough to run a tick of its watch over
+// `stallMs` late (a long GC pause, a CPU taken by other processes, a stopped process, a paused VM). Every deadline on
+// which this process blames another side (a worker that does not report, take a connection, start or finish in time;
+// a client that sends no head; a dashboard that does not answer a ping) counts only the time since the last stall
+// ended. Over a stall the other side's answer may have come and not been read yet (timers run before the poll phase
+// that reads it), or the other side may have been held up too (a paused VM holds every process): either way the time
+// this process did not run is not the other side's fault. Without this, a primary held up for unresponsiveRestartMs
+// killed every healthy worker when it ran again.
 
 /** How often the watch ticks while deadlines run. */
 const tickMs = 100;
