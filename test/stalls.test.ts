@@ -2,16 +2,10 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
 import { Deadline, ranSince, runningNow, stallMs } from '../src/shared/stalls.js';
-import { makeConfig, sleep, startCluster, waitFor, type Cluster } from './helpers/cluster.js';
+import { holdUp, makeConfig, sleep, startCluster, waitFor, type Cluster } from './helpers/cluster.js';
 import { steadyLoad } from './helpers/load.js';
 
 // Serial: the first tests hold this process's own event loop up on purpose.
-
-/** Holds this process's event loop up for `ms`, as a long GC pause or a stopped process would. */
-function holdUp(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end);
-}
 
 /** Resolves once the timers due now have run (a timer set now is due after every one already overdue). */
 const timersRan = () => new Promise((resolve) => setTimeout(resolve, 0));

@@ -15,8 +15,9 @@ import { hasForwardingHeaders } from '../src/worker/client-address.js';
 import { endToEnd } from '../src/worker/forward.js';
 import { emptyRouteMemo, RouteCheck } from '../src/worker/route-check.js';
 import { latencyBucketOf, RequestStats, statusClassOf } from '../src/worker/stats.js';
+import { stallMs } from '../src/shared/stalls.js';
 import { WorkerRuntime } from '../src/worker/worker-runtime.js';
-import { request } from './helpers/cluster.js';
+import { holdUp, request } from './helpers/cluster.js';
 import { RawConnection } from './helpers/raw-connection.js';
 
 const settings = (extra: Partial<WorkerSettings> = {}): WorkerSettings => ({
@@ -207,6 +208,22 @@ test('the runtime counts a request in flight while the app runs it, and sheds pa
   t.is(snapshot.shed, 1);
   t.is(snapshot.statusClasses['2xx'], 1);
   t.deepEqual(sent.at(-1), { kind: 'load', inFlight: 0 });
+});
+
+// Serial, so it runs before the others: it holds this process up.
+test.serial('draining, a request that came while this process was held up is answered, not cut off as idle: the stall does not count toward the grace', async (t) => {
+  const graceMs = 200;
+  const { runtime, port } = await harness(t, 'v1', whoAnswers('v1'), { drainIdleGraceMs: graceMs });
+  const client = await RawConnection.connect(port);
+  t.teardown(() => client.close());
+  client.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+  t.is((await client.readResponse()).status, 200);
+  runtime.startDrain();
+  client.send('GET / HTTP/1.1\r\nHost: a\r\n\r\n');  // In the server socket's buffer at once; read once this loop runs.
+  holdUp(graceMs + stallMs + 200);
+  const answer = await client.readResponse();
+  t.is(answer.status, 200);
+  t.is(answer.headers.connection, 'close', 'and then closed: it drains');
 });
 
 test('draining closes a keep-alive connection once it has been idle for the grace period, then exits 0', async (t) => {

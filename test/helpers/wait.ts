@@ -31,5 +31,11 @@ export async function waitFor<T>(condition: () => T | Promise<T>, { timeoutMs = 
   }
 }
 
+/** Holds this process's event loop up for `ms`, as a long GC pause or a stopped process would (for stall tests). */
+export function holdUp(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
 /** For pacing and measurement windows only; to wait for something, use waitFor. */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
