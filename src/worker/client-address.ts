@@ -17,7 +17,8 @@ export const clientHeader = 'x-graycluster-client';
 /** Headers by which proxies tell the next hop who the client was: a client can write any of them itself. */
 export const forwardingHeaders = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip'] as const;
 
-const isForwardingHeader = headerNameIn(forwardingHeaders);
+const forwardingHeaderName = headerNameIn(forwardingHeaders);
+const isForwardingHeader = (name: string) => forwardingHeaderName(name) !== undefined;
 
 /**
  * True when a request carries a forwarding header. It reads `rawHeaders`, not `headers`: Node builds a request's

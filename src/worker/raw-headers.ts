@@ -11,12 +11,16 @@ export function* rawHeaderPairs(rawHeaders: readonly string[]): Generator<[name:
 }
 
 /**
- * A test of whether a raw header name, in whatever case it came, is one of `names` (lowercase). It runs on every
- * header of every request, so it compares the name's length first and lowercases only a name of a length among
- * them.
+ * A lookup of a raw header name, in whatever case it came, among `names` (lowercase): the name in lowercase when it
+ * is one of them, else undefined. It runs on every header of every request, so it compares the name's length first
+ * and lowercases only a name of a length among them, once.
  */
-export function headerNameIn(names: Iterable<string>): (name: string) => boolean {
+export function headerNameIn(names: Iterable<string>): (name: string) => string | undefined {
   const lowercase = new Set(names);
   const lengths = new Set([...lowercase].map((name) => name.length));
-  return (name) => lengths.has(name.length) && lowercase.has(name.toLowerCase());
+  return (name) => {
+    if (!lengths.has(name.length)) return undefined;
+    const lower = name.toLowerCase();
+    return lowercase.has(lower) ? lower : undefined;
+  };
 }

@@ -4,7 +4,7 @@ import { clientHeader, clientHeaderValue } from './client-address.js';
 import { headerNameIn } from './raw-headers.js';
 
 // Headers of one connection (RFC 9110 §7.6.1), and the private header as a client may have sent it.
-const isHopByHop = headerNameIn(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', clientHeader]);
+const hopByHopName = headerNameIn(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', clientHeader]);
 
 /**
  * The head of a relayed request: its request line and end-to-end headers, with the client's address in the
@@ -19,10 +19,10 @@ export function requestHead(req: IncomingMessage): { head: string; body: 'none' 
   for (let index = 0; index < raw.length; index += 2) {
     const name = raw[index]!;
     const value = raw[index + 1]!;
-    if (isHopByHop(name)) {
-      const lower = name.toLowerCase();
-      if (lower === 'transfer-encoding') chunked = true;
-      else if (lower === 'connection') named = connectionOptions(value, named);
+    const hopByHop = hopByHopName(name);
+    if (hopByHop !== undefined) {
+      if (hopByHop === 'transfer-encoding') chunked = true;
+      else if (hopByHop === 'connection') named = connectionOptions(value, named);
       continue;
     }
     if (name.length === 14 && value !== '0' && name.toLowerCase() === 'content-length') length = true;
