@@ -118,8 +118,9 @@ export class Feed {
 
   #ping(): void {
     // Right after a stall of this process, a pong that came in time may not have been read yet: no one is judged.
-    const judge = ranSince(this.#pingedAt) >= this.limits.pingIntervalMs / 2;
-    this.#pingedAt = runningNow();
+    const now = runningNow();
+    const judge = ranSince(this.#pingedAt, now) >= this.limits.pingIntervalMs / 2;
+    this.#pingedAt = now;
     for (const [ws, client] of this.#clients) {
       if (!client.alive && judge) {
         this.counters.clientsTerminated++;
