@@ -15,6 +15,7 @@ import { hasForwardingHeaders } from '../src/worker/client-address.js';
 import { endToEnd } from '../src/worker/forward.js';
 import { emptyRouteMemo, RouteCheck } from '../src/worker/route-check.js';
 import { latencyBucketOf, RequestStats, statusClassOf } from '../src/worker/stats.js';
+import { acceptBareHandles } from '../src/shared/node-internals.js';
 import { stallMs } from '../src/shared/stalls.js';
 import { WorkerRuntime } from '../src/worker/worker-runtime.js';
 import { holdUp, request } from './helpers/cluster.js';
@@ -187,6 +188,39 @@ test('forwarded headers leave out hop-by-hop ones, those Connection names, and a
   const raw = ['Host', 'a', 'Connection', 'keep-alive, X-Secret', 'X-Secret', '1', 'Keep-Alive', 'timeout=5', 'Upgrade', 'websocket', 'X-Graycluster-Client', '6.6.6.6 1', 'Accept', '*/*'];
   t.deepEqual(endToEnd(raw), ['Host', 'a', 'Accept', '*/*']);
   t.deepEqual(endToEnd(raw, true), ['Host', 'a', 'Upgrade', 'websocket', 'Accept', '*/*', 'connection', 'upgrade']);
+});
+
+test('a connection from the primary reaches the app with the bytes the primary read in front of the rest: Node\'s HTTP server, and an app that reads its sockets itself, later', async (t) => {
+  // The primary read the head's first bytes; the client sends the rest. A plain net.Server app that starts reading a
+  // socket only a while after taking it must find the head whole, and in order, as Node's HTTP parser does.
+  const lateReader = net.createServer((socket) => {
+    setTimeout(() => {
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (text.endsWith('\r\n\r\n')) socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${text.length}\r\nConnection: close\r\n\r\n${text}`);
+      });
+    }, 50);
+  });
+  const echoHead = http.createServer((req, res) => res.end(`${req.method} ${req.url} ${req.headers['x-rest']}`));
+  for (const [app, expected] of [[echoHead, 'GET /first x'], [lateReader, 'GET /first HTTP/1.1\r\nHost: a\r\nX-Rest: x\r\n\r\n']] as const) {
+    const runtime = new WorkerRuntime({
+      env: { version: 'v1', workerId: 'v1.1', entry: '', maxInFlight: 8, runDir: os.tmpdir(), port: 0, host: '127.0.0.1', statsIntervalMs: 500 },
+      hooks: { send: () => true, exit: () => {} },
+    });
+    runtime.adopt(app as http.Server);
+    runtime.applySettings(settings());
+    const front = net.createServer();
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => front.close());
+    acceptBareHandles(front, (handle) => runtime.receive({ kind: 'connection', bytes: Buffer.from('GET /first HTTP/1.1\r\nHost: a\r\n').toString('base64') }, handle));
+    const client = await RawConnection.connect((front.address() as net.AddressInfo).port);
+    t.teardown(() => client.close());
+    client.send('X-Rest: x\r\n\r\n');
+    const answer = await client.readResponse();
+    t.is(answer.status, 200);
+    t.is(answer.body.toString('latin1'), expected);
+  }
 });
 
 test('the runtime counts a request in flight while the app runs it, and sheds past maxInFlight with 503 and a load report', async (t) => {
