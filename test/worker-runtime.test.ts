@@ -53,10 +53,10 @@ interface Harness {
 }
 
 /**
- * A runtime in this process around a real http.Server that never listens, fed the sockets a real TCP server
- * accepts (as the primary's handoff would), with the primary's side faked.
+ * A runtime in this process around a real server (an http.Server, or a plain net.Server app) that never listens,
+ * fed the sockets a real TCP server accepts (as the primary's handoff would), with the primary's side faked.
  */
-async function harness(t: ExecutionContext, version: string, app: http.RequestListener | http.Server, options: { maxInFlight?: number; drainIdleGraceMs?: number; runDir?: string } = {}): Promise<Harness> {
+async function harness(t: ExecutionContext, version: string, app: http.RequestListener | net.Server, options: { maxInFlight?: number; drainIdleGraceMs?: number; runDir?: string } = {}): Promise<Harness> {
   const sent: ToPrimary[] = [];
   const exits: number[] = [];
   const runDir = options.runDir ?? mkdtempSync(path.join(os.tmpdir(), 'graycluster-runtime-'));
@@ -66,13 +66,13 @@ async function harness(t: ExecutionContext, version: string, app: http.RequestLi
     hooks: { send: (message) => (sent.push(message), true), exit: (code) => exits.push(code) },
     ...(options.drainIdleGraceMs === undefined ? {} : { drainIdleGraceMs: options.drainIdleGraceMs }),
   });
-  const server = app instanceof http.Server ? app : http.createServer(app);
-  runtime.adopt(server);
+  const server = app instanceof net.Server ? app : http.createServer(app);
+  runtime.adopt(server as http.Server);
   const front = net.createServer((socket) => runtime.admit(socket, { forwarded: false }));
   await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
   await new Promise<void>((resolve) => runtime.forwardServer.listen(runtime.forwardPath, resolve));
   t.teardown(() => {
-    server.closeAllConnections();
+    if (server instanceof http.Server) server.closeAllConnections();
     front.close();
     runtime.forwardServer.close();
     rmSync(runDir, { recursive: true, force: true });
@@ -204,11 +204,7 @@ test('a connection from the primary reaches the app with the bytes the primary r
   });
   const echoHead = http.createServer((req, res) => res.end(`${req.method} ${req.url} ${req.headers['x-rest']}`));
   for (const [app, expected] of [[echoHead, 'GET /first x'], [lateReader, 'GET /first HTTP/1.1\r\nHost: a\r\nX-Rest: x\r\n\r\n']] as const) {
-    const runtime = new WorkerRuntime({
-      env: { version: 'v1', workerId: 'v1.1', entry: '', maxInFlight: 8, runDir: os.tmpdir(), port: 0, host: '127.0.0.1', statsIntervalMs: 500 },
-      hooks: { send: () => true, exit: () => {} },
-    });
-    runtime.adopt(app as http.Server);
+    const { runtime } = await harness(t, 'v1', app);
     runtime.applySettings(settings());
     const front = net.createServer();
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
