@@ -194,10 +194,35 @@ test('weights past the documented range are refused naming the key, at load and 
   t.is(readFileSync(file, 'utf8'), withWeights({ v1: 90, v2: 10 }), 'file unchanged');
 });
 
+test('split-clients prints the nginx split of the config\'s weights; a config nginx cannot split by exits 1 naming the key', async (t) => {
+  const bundled = await run(['split-clients', '--config', 'config/graycluster.json']);
+  t.is(bundled.code, 0, bundled.stderr);
+  t.regex(bundled.stdout, /^map \$cookie_uid \$graycluster_key \{ "" \$cookie_gc_uid; default \$cookie_uid; \}$/m);
+  t.regex(bundled.stdout, /^split_clients "\$\{graycluster_key\}" \$graycluster_pool \{ 90% graycluster_v1; \* graycluster_v2; \}$/m);
+  t.regex(bundled.stdout, /^upstream graycluster_v2 \{ server 127\.0\.0\.1:8000; keepalive 32; \}$/m);
+
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  writeFileSync(path.join(folder, 'a.js'), '');
+  const file = path.join(folder, 'graycluster.json');
+  const versions = { v1: { entry: 'a.js' }, v2: { entry: 'a.js' } };
+  for (const [routing, message] of [
+    [{ default: 'v1' }, /routing\.weights is not set/],
+    [{ default: 'v1', weights: { v1: 1, v2: 1 }, sticky: { key: 'cookie:my-uid' } }, /routing\.sticky\.key "cookie:my-uid": nginx has no variable/],
+    [{ default: 'v1', weights: { v1: 1, v2: 1 }, sticky: { key: 'header:x-user', cookie: 'gc-uid' } }, /routing\.sticky\.cookie "gc-uid": nginx has no variable/],
+  ] as const) {
+    writeFileSync(file, JSON.stringify({ versions, routing }));
+    const result = await run(['split-clients', '--config', file]);
+    t.is(result.code, 1, JSON.stringify(routing));
+    t.regex(result.stderr, message);
+    t.is(result.stdout, '');
+  }
+});
+
 test('help is complete for every command, and init writes a starter config that validates', async (t) => {
   const help = await run(['--help']);
   t.is(help.code, 0);
-  for (const command of ['start', 'status', 'init']) {
+  for (const command of ['start', 'status', 'init', 'split-clients']) {
     t.regex(help.stdout, new RegExp(`^  ${command} `, 'm'));
     const commandHelp = await run([command, '--help']);
     t.is(commandHelp.code, 0);

@@ -1,20 +1,20 @@
 // A fleet as it runs in production: three graycluster instances sharing one config file (each with its own ports
 // from the flags), behind a real nginx whose round-robin upstream sends each request to the next instance. A
-// sticky user's bucket depends on its key alone, so every instance answers it with the same version; and one edit
+// sticky user's hash depends on its key alone, so every instance answers it with the same version; and one edit
 // of the shared file is applied by all three within the config watcher's second.
 import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { bucketOf, versionForBucket } from '../src/routing/decide.js';
+import { stickyHash, versionForHash } from '../src/routing/decide.js';
 import { makeConfig, runCli, startCluster, startNginxFor, temporaryFolder, testWithNginx, type Cluster } from './helpers/cluster.js';
 
 const test = testWithNginx('fleet.test');
 
 const instanceCount = 3;
 const before: Array<[string, number]> = [['v1', 50], ['v2', 50]];
-/** The canary raised: only buckets move towards v2, so no v2 user leaves it and v1 users below the split stay. */
+/** The canary raised: only hash ranges move towards v2, so no v2 user leaves it and v1 users below the split stay. */
 const after: Array<[string, number]> = [['v1', 20], ['v2', 80]];
 const users = Array.from({ length: 200 }, (_, index) => `fleet-user-${index}`);
 /** Requests one user may send before it must have been answered by every instance (about 5.5 are needed on average). */
@@ -24,7 +24,7 @@ const concurrentUsers = 8;
 /** The config watcher's promise (README, "Changing a running canary"): the issue's explicit contract. */
 const applyWithinMs = 1000;
 
-const versionOf = (user: string, weights: Array<[string, number]>) => versionForBucket(bucketOf(user), weights);
+const versionOf = (user: string, weights: Array<[string, number]>) => versionForHash(stickyHash(user), weights);
 
 /** What one user was answered, by which instance (found by the pid of the worker that answered). */
 interface Answered {
@@ -85,7 +85,7 @@ async function sendEveryUser(t: ExecutionContext, url: string, instanceOfPid: Ma
   return answered;
 }
 
-/** Every user that was not answered by all three instances with exactly the version its bucket has under `weights`. */
+/** Every user that was not answered by all three instances with exactly the version its hash has under `weights`. */
 function wrongAnswers(answered: Map<string, Answered>, weights: Array<[string, number]>) {
   return [...answered].flatMap(([user, seen]) => {
     const wanted = versionOf(user, weights);
@@ -120,7 +120,7 @@ test('three instances sharing one config file behind nginx round-robin: every st
     `the users cover both versions and the edit moves some of them, only from v1 to v2 (${expectedMoves.length} of ${users.length})`);
 
   const answeredBefore = await sendEveryUser(t, nginx.url('/who'), instanceOfPid);
-  t.deepEqual(wrongAnswers(answeredBefore, before), [], 'before the edit: each user, from all three instances, gets its bucket\'s version');
+  t.deepEqual(wrongAnswers(answeredBefore, before), [], 'before the edit: each user, from all three instances, gets its hash\'s version');
 
   // One edit of the shared file, as an operator makes it: the CLI writes it atomically under its lock.
   const edit = await runCli(['weights', 'v1=20', 'v2=80', '--config', file]);
@@ -137,7 +137,7 @@ test('three instances sharing one config file behind nginx round-robin: every st
   t.true(delays.every((delay) => delay <= applyWithinMs), `each instance applied the edit within ${applyWithinMs} ms of the write: ${measured}`);
 
   const answeredAfter = await sendEveryUser(t, nginx.url('/who'), instanceOfPid);
-  t.deepEqual(wrongAnswers(answeredAfter, after), [], 'after the edit: each user, from all three instances, gets its bucket\'s new version');
+  t.deepEqual(wrongAnswers(answeredAfter, after), [], 'after the edit: each user, from all three instances, gets its hash\'s new version');
   const moved = users.filter((user) => [...answeredBefore.get(user)!.versions].join() !== [...answeredAfter.get(user)!.versions].join());
-  t.deepEqual(moved, expectedMoves, 'exactly the users whose bucket the new split gave to v2 moved; every other user kept its version');
+  t.deepEqual(moved, expectedMoves, 'exactly the users whose hash the new split gave to v2 moved; every other user kept its version');
 });

@@ -1,8 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
 import test from 'ava';
+import murmurhash from 'murmurhash';
 import { clientAddress } from '../src/routing/client-address.js';
 import { addressMatcher } from '../src/shared/address-range.js';
-import { bucketOf, decide, versionForBucket } from '../src/routing/decide.js';
+import { decide, splitClientsParts, stickyHash, versionForHash } from '../src/routing/decide.js';
 import { parseHead } from '../src/primary/head.js';
 import { restartDelay } from '../src/primary/backoff.js';
 import type { RoutingConfig } from '../src/config/types.js';
@@ -44,28 +44,44 @@ test('with no rule match and no weights, the default answers', (t) => {
   t.deepEqual([decision.version, decision.determined], ['v1', false]);
 });
 
-test('buckets map onto weights in listed order, so raising a canary never moves its users back', (t) => {
+/** `count` hash values spread evenly over the whole range. */
+const evenHashes = (count: number) => Array.from({ length: count }, (_, index) => Math.floor((index * 2 ** 32) / count));
+
+test('hash ranges follow the weights in listed order, so raising a canary never moves its users back', (t) => {
   const ninetyTen: RoutingConfig['weights'] = [['v1', 90], ['v2', 10]];
   const eightyTwenty: RoutingConfig['weights'] = [['v1', 80], ['v2', 20]];
-  t.is(versionForBucket(89, ninetyTen), 'v1');
-  t.is(versionForBucket(90, ninetyTen), 'v2');
-  for (let bucket = 0; bucket < 100; bucket++) {
-    if (versionForBucket(bucket, ninetyTen) === 'v2') t.is(versionForBucket(bucket, eightyTwenty), 'v2');
+  // nginx's edge for 90%: ⌊9000 × (2³² − 1) / 10000⌋.
+  t.is(versionForHash(3_865_470_564, ninetyTen), 'v1');
+  t.is(versionForHash(3_865_470_565, ninetyTen), 'v2');
+  t.is(versionForHash(0, ninetyTen), 'v1');
+  t.is(versionForHash(2 ** 32 - 1, ninetyTen), 'v2');
+  for (const hash of evenHashes(10_000)) {
+    if (versionForHash(hash, ninetyTen) === 'v2') t.is(versionForHash(hash, eightyTwenty), 'v2');
   }
-  t.is(versionForBucket(49, [['v1', 1], ['v2', 1]]), 'v1');
-  t.is(versionForBucket(50, [['v1', 1], ['v2', 1]]), 'v2');
+  t.is(versionForHash(2 ** 31 - 2, [['v1', 1], ['v2', 1]]), 'v1');
+  t.is(versionForHash(2 ** 31, [['v1', 1], ['v2', 1]]), 'v2');
+  t.is(versionForHash(2 ** 32 - 1, [['v1', 100], ['v2', 0]]), 'v1', 'a version without weight takes no range');
 });
 
-test('the bucket of a key is fixed: SHA-256 based, the same in every process', (t) => {
-  t.is(bucketOf('user-42'), bucketOf('user-42'));
-  // Pinned values: a change here would move users between versions across a fleet.
-  t.deepEqual(['a', 'user-42', 'ff'].map((key) => bucketOf(key)), [10, 83, 94]);
-  t.true(['a', 'b', 'c', 'd'].map(bucketOf).every((bucket) => bucket >= 0 && bucket < 100));
-  // The definition, from a Buffer, for 2,000 random keys: their digests start with bytes of every kind (high bit set or not).
-  for (let i = 0; i < 2000; i++) {
-    const key = `user-${i}-${randomUUID()}`;
-    t.is(bucketOf(key), createHash('sha256').update(key).digest().readUInt32BE(0) % 100, key);
-  }
+test('the weights as nginx split_clients lines: edges at the cumulative shares in hundredths of a percent, the last version taking the rest', (t) => {
+  t.deepEqual(splitClientsParts([['v1', 90], ['v2', 10]]), [{ version: 'v1', hundredths: 9000 }, { version: 'v2', hundredths: undefined }]);
+  t.deepEqual(splitClientsParts([['v1', 1], ['v2', 1], ['v3', 1]]).map((part) => part.hundredths), [3333, 3334, undefined]);
+  t.deepEqual(splitClientsParts([['v1', 0], ['v2', 5], ['v3', 95], ['v4', 0]]), [{ version: 'v2', hundredths: 500 }, { version: 'v3', hundredths: undefined }]);
+  t.deepEqual(splitClientsParts([['v1', 100]]), [{ version: 'v1', hundredths: undefined }]);
+  // Edges at the rounded cumulative shares: four near-thirds never add up to more than 100% (nginx refuses that).
+  t.deepEqual(splitClientsParts([['a', 33_335], ['b', 33_335], ['c', 33_324], ['d', 6]]).map((part) => part.hundredths), [3334, 3333, 3332, undefined]);
+  // A share that rounds to nothing gets no line: nginx refuses `0%`.
+  t.deepEqual(splitClientsParts([['v1', 1], ['v2', 999_999]]), [{ version: 'v2', hundredths: undefined }]);
+});
+
+test('the sticky hash of a key is fixed: MurmurHash2 of its bytes, as nginx split_clients hashes', (t) => {
+  t.is(stickyHash('user-42'), stickyHash('user-42'));
+  // Pinned values: a change here would move users between versions across a fleet (and away from nginx's split;
+  // test/topology.test.ts checks that agreement against a real nginx).
+  t.deepEqual(['', 'a', 'user-42', 'ff'].map((key) => stickyHash(key)), [0, 2_456_313_694, 3_766_944_517, 3_489_605_005]);
+  // A header value reaches Node one character per byte: those bytes are hashed, not the characters' UTF-8.
+  t.is(stickyHash('\u00e9t\u00e9'), murmurhash.v2(Buffer.from([0xe9, 0x74, 0xe9]), 0));
+  t.true(['a', 'b', 'c', 'd'].map(stickyHash).every((hash) => Number.isInteger(hash) && hash >= 0 && hash < 2 ** 32));
 });
 
 test('sticky weights spread 10k keys within 3 points of a 90/10 split', (t) => {

@@ -2,19 +2,23 @@
 // connection carries requests of many users, so of several versions.
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { bucketOf, versionForBucket } from '../src/routing/decide.js';
+import { stickyHash, versionForHash } from '../src/routing/decide.js';
+import { poolVariable, splitClientsLines, upstreamOf } from '../src/routing/split-clients.js';
 import { fixture, makeConfig, startCluster, startNginxFor, testWithNginx, waitFor } from './helpers/cluster.js';
+import { startNginx } from './helpers/nginx.js';
 import { RawConnection } from './helpers/raw-connection.js';
 
 const test = testWithNginx('topology.test');
 
 const weights: Array<[string, number]> = [['v1', 50], ['v2', 50]];
 const routing = { weights: Object.fromEntries(weights), sticky: { key: 'header:x-user' } };
-const versionOf = (user: string) => versionForBucket(bucketOf(user), weights);
+const versionOf = (user: string, split = weights) => versionForHash(stickyHash(user), split);
 
 interface Answer {
   status: number;
   version: string | undefined;
+  /** The upstream block nginx picked, when it says (the split test's nginx does). */
+  pool: string | undefined;
   body: Buffer;
 }
 
@@ -24,7 +28,7 @@ function send(url: string, agent: http.Agent, user: string, options: { method?: 
     const request = http.request(url, { method: options.method ?? 'GET', agent, headers: { 'x-user': user } }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, version: response.headers['x-graycluster-version'] as string | undefined, body: Buffer.concat(chunks) }));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, version: response.headers['x-graycluster-version'] as string | undefined, pool: response.headers['x-nginx-pool'] as string | undefined, body: Buffer.concat(chunks) }));
       response.on('error', reject);
     });
     request.setTimeout(30_000, () => request.destroy(new Error(`no answer from ${url} within 30 s`)));
@@ -35,7 +39,7 @@ function send(url: string, agent: http.Agent, user: string, options: { method?: 
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
-/** A random user whose sticky bucket belongs to `version`. */
+/** A random user whose sticky hash belongs to `version`. */
 function userOf(version: string): string {
   for (;;) {
     const user = randomBytes(8).toString('hex');
@@ -43,7 +47,7 @@ function userOf(version: string): string {
   }
 }
 
-test('behind nginx\'s pooled connections, every random user is answered by the version of its sticky bucket', async (t) => {
+test('behind nginx\'s pooled connections, every random user is answered by the version of its sticky hash', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, routing));
   const nginx = await startNginxFor(t, cluster.port);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
@@ -64,6 +68,36 @@ test('behind nginx\'s pooled connections, every random user is answered by the v
   // nginx pooled its upstream connections: graycluster saw far fewer connections than requests.
   const { router } = await cluster.status();
   t.true(router.handedOff <= users.length / 4, `${router.handedOff} connections handed off for ${users.length} requests`);
+});
+
+test('nginx split_clients written by graycluster, one upstream pool per version: nginx picks the version graycluster would for every user, so nothing is relayed', async (t) => {
+  const threeWays: Array<[string, number]> = [['v1', 70], ['v2', 17], ['v3', 13]];
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {}, v3: {} }, { weights: Object.fromEntries(threeWays), sticky: { key: 'header:x-user' } }));
+  const split = splitClientsLines({ default: 'v1', rules: [], weights: threeWays, sticky: { key: { source: 'header', name: 'x-user' }, cookie: null } });
+  const nginx = await startNginx({
+    upstreams: Object.fromEntries(threeWays.map(([version]) => [upstreamOf(version), [cluster.port]])),
+    http: [...split, `add_header x-nginx-pool ${poolVariable};`],
+    servers: [{ key: 'split', pass: poolVariable }],
+  });
+  t.teardown(nginx.stop);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(() => agent.destroy());
+
+  // Keys of every length mod 4 (MurmurHash2's tail), and some with bytes above 0x7f, which Node sends as latin1.
+  const users = Array.from({ length: 600 }, (_, index) => `${randomBytes(1 + (index % 13)).toString('hex')}${index % 5 === 0 ? '\u00e9\u00ff' : ''}`);
+  const answers = await Promise.all(users.map((user) => send(nginx.url('/who', 'split'), agent, user)));
+  const wrong = answers.flatMap((answer, index) => {
+    const wanted = versionOf(users[index]!, threeWays);
+    const body = answer.status === 200 ? JSON.parse(answer.body.toString()) as { version: string } : undefined;
+    return answer.status === 200 && body?.version === wanted && answer.version === wanted && answer.pool === upstreamOf(wanted ?? '')
+      ? []
+      : [{ user: users[index], wanted, status: answer.status, pool: answer.pool, header: answer.version, body: answer.body.toString().slice(0, 200) }];
+  });
+  t.deepEqual(wrong, []);
+  t.deepEqual(new Set(answers.map((answer) => answer.version)), new Set(['v1', 'v2', 'v3']));
+  // Every worker's counts are in once they add up to the requests sent: none was relayed.
+  const status = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.requests, 0) >= users.length, 20_000);
+  t.is(status.workers.reduce((sum, worker) => sum + worker.forwarded, 0), 0, 'requests relayed between workers');
 });
 
 test('a 10 MB binary body crosses nginx and graycluster byte-exact both ways, for either version on one pooled connection', async (t) => {
@@ -105,7 +139,7 @@ test('a WebSocket upgrade on a pooled upstream connection reaches the version it
 });
 
 interface Outcome {
-  /** The version the user's sticky bucket belongs to. */
+  /** The version the user's sticky hash belongs to. */
   owner: string | undefined;
   status: number;
   /** The version whose app answered (its body), if one did. */

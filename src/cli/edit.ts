@@ -16,7 +16,7 @@ const common = `  -c, --config <file>   Config file (default $GRAYCLUSTER_CONFIG
 
 export const weightsUsage = `Usage: graycluster weights <version>=<weight>... [options]
 
-Sets the share of sticky buckets per version (versions not named keep theirs), e.g.
+Sets the share of sticky users per version (versions not named keep theirs), e.g.
   graycluster weights v1=80 v2=20
 The change is written to the config file atomically; a running supervisor applies it
 within a second, with no restart.

@@ -33,6 +33,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'heap-snapshot': async () => { const diagnose = await import('./diagnose.js'); return { run: diagnose.heapSnapshot, usage: diagnose.heapSnapshotUsage }; },
   logs: async () => { const { logs, logsUsage } = await import('./logs.js'); return { run: logs, usage: logsUsage }; },
   inspect: async () => { const diagnose = await import('./diagnose.js'); return { run: diagnose.inspect, usage: diagnose.inspectUsage }; },
+  'split-clients': async () => { const { splitClients, splitClientsUsage } = await import('./split-clients.js'); return { run: splitClients, usage: splitClientsUsage }; },
   canary: async () => { const { canary, canaryUsage } = await import('./canary.js'); return { run: canary, usage: canaryUsage }; },
 };
 

@@ -15,6 +15,8 @@ Commands:
   status     Show every version and worker of a running supervisor (--watch, --json)
   logs       Show what the workers wrote (--lines, --follow, --json): graycluster logs v2 -f
   init       Write a starter config file
+  split-clients  Print nginx config that splits users by weight as graycluster does,
+             one upstream pool per version, so no request is relayed
 
   Changing a running canary (each validates, prints what changes, and writes the
   config file atomically; the supervisor applies it within a second):

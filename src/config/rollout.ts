@@ -157,7 +157,7 @@ export function stepWeight(rollout: RolloutConfig): number {
 /**
  * The routing a rollout wants: the canary at its step's weight and the baseline at the rest, every other
  * weighted version at 0; promoted, the canary is the default with all the weight (as `promote` does). Rules
- * are left alone. Only two versions carry weight, so the canary owns one end of the sticky buckets and
+ * are left alone. Only two versions carry weight, so the canary owns one end of the sticky hash range and
  * its share only grows as steps grow: whoever reached the canary stays on it (see test/rollout-config).
  */
 export function rolloutRouting(routing: ConfigFile['routing'], rollout: RolloutConfig): WeightedRouting {

@@ -1,10 +1,11 @@
-import { hash, randomBytes, randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { parse as parseCookies } from 'cookie';
+import murmurhash from 'murmurhash';
 import type { RequestHead } from './head.js';
 import type { RoutingConfig, Rule, StickyKey } from '../config/types.js';
 
-/** Buckets a sticky key is hashed into; weights are shares of these. */
-export const bucketCount = 100;
+/** Hash values run over 0 … 2³² − 1; weights split that range. */
+const hashRange = 2 ** 32;
 
 /** Where a request goes, and why. */
 export interface Decision {
@@ -20,31 +21,74 @@ export interface Decision {
 }
 
 /**
- * The sticky bucket of a key: the first 4 bytes of SHA-256(key) as a big-endian unsigned integer, modulo 100.
- * It depends on nothing but the key, so every host and every restart agrees.
+ * The sticky hash of a key: MurmurHash2 (seed 0) of its bytes, a 32-bit unsigned integer, as nginx's
+ * `split_clients` hashes its string. It depends on nothing but the key, so every host and every restart agrees,
+ * and a proxy that splits users with `split_clients` on the same key agrees too (see splitClientsParts). Header
+ * values reach Node as one character per byte (latin1), so those bytes are hashed.
  */
-export function bucketOf(key: string): number {
-  // The digest as a binary (latin1) string, one character per byte: a third of the cost of a Buffer, and this runs
-  // for every request a sticky key routes.
-  const digest = hash('sha256', key, 'binary');
-  const high = digest.charCodeAt(0) * 0x1000000;
-  return (high + ((digest.charCodeAt(1) << 16) | (digest.charCodeAt(2) << 8) | digest.charCodeAt(3))) % bucketCount;
+export function stickyHash(key: string): number {
+  return murmurhash.v2(Buffer.from(key, 'latin1'), 0);
+}
+
+/** One line of an nginx `split_clients` block: a version and its share in hundredths of a percent, or the rest. */
+export interface SplitPart {
+  version: string;
+  /** Hundredths of a percent (5000 is `50%`); undefined for the last version, which takes the rest (`*`). */
+  hundredths: number | undefined;
 }
 
 /**
- * The version that owns a bucket. Versions take consecutive runs of buckets in the order they are listed,
- * each in proportion to its weight: with { v1: 90, v2: 10 } buckets 0–89 are v1's and 90–99 are v2's, so raising
- * v2 to 20 moves buckets 80–89 and no v2 user ever leaves v2.
+ * The weights as nginx's `split_clients` lines: versions with a weight above 0 in the order they are listed, the
+ * edges between them at their cumulative shares rounded to hundredths of a percent (so the lines never add up to
+ * more than 100%), the last taking the rest; a version whose share rounds to nothing is left out, as nginx
+ * refuses a 0% line. versionForHash splits the hash range exactly as nginx does with these lines, so an nginx
+ * block written from them sends every key to the version graycluster picks for it.
  */
-export function versionForBucket(bucket: number, weights: RoutingConfig['weights']): string | undefined {
-  const total = weights.reduce((sum, [, weight]) => sum + weight, 0);
-  const point = ((bucket + 0.5) * total) / bucketCount;
+export function splitClientsParts(weights: RoutingConfig['weights']): SplitPart[] {
+  const weighted = weights.filter(([, weight]) => weight > 0);
+  const total = weighted.reduce((sum, [, weight]) => sum + weight, 0);
+  const parts: SplitPart[] = [];
+  let cumulative = 0;
   let edge = 0;
-  for (const [version, weight] of weights) {
-    edge += weight;
-    if (point < edge) return version;
-  }
-  return weights.at(-1)?.[0];
+  weighted.forEach(([version, weight], index) => {
+    if (index === weighted.length - 1) {
+      parts.push({ version, hundredths: undefined });
+      return;
+    }
+    cumulative += weight;
+    const next = Math.round((cumulative / total) * 10_000);
+    if (next > edge) parts.push({ version, hundredths: next - edge });
+    edge = next;
+  });
+  return parts;
+}
+
+/**
+ * The version that owns a hash value. Versions take consecutive ranges in the order they are listed, each in
+ * proportion to its weight: with { v1: 90, v2: 10 } the first 90% of the range is v1's and the rest v2's, so
+ * raising v2 to 20 moves part of v1's range and no v2 user ever leaves v2.
+ */
+export function versionForHash(hash: number, weights: RoutingConfig['weights']): string | undefined {
+  let ranges = rangesOf.get(weights);
+  if (ranges === undefined) rangesOf.set(weights, (ranges = hashRanges(weights)));
+  for (const [version, end] of ranges) if (hash < end) return version;
+  return undefined;
+}
+
+/** Each weights list's ranges, made on first use: this runs for every request a sticky key routes. */
+const rangesOf = new WeakMap<RoutingConfig['weights'], Array<[version: string, end: number]>>();
+
+/**
+ * The hash ranges of splitClientsParts, with nginx's edges (ngx_http_split_clients_module): each part adds
+ * ⌊hundredths × (2³² − 1) / 10000⌋ to the last edge, and the last part takes the rest.
+ */
+function hashRanges(weights: RoutingConfig['weights']): Array<[version: string, end: number]> {
+  let edge = 0;
+  return splitClientsParts(weights).map(({ version, hundredths }) => {
+    if (hundredths === undefined) return [version, hashRange];
+    edge += Math.floor((hundredths * (hashRange - 1)) / 10_000);
+    return [version, edge];
+  });
 }
 
 /** Request values, each parsed at most once and only when a rule asks for it. */
@@ -81,7 +125,7 @@ function matchRule(rule: Rule, values: RequestValues, versions: ReadonlySet<stri
 }
 
 /**
- * Picks the version for one request: the first matching rule, else the sticky key's bucket on the weights,
+ * Picks the version for one request: the first matching rule, else the sticky key's hash on the weights,
  * else (no key) a weighted pick that the sticky cookie, when configured, makes permanent; with no weights, the
  * default. Pure but for the random pick of a client without a key.
  */
@@ -96,14 +140,14 @@ export function decide(head: RequestHead, routing: RoutingConfig, versions: Read
   const key = values.stickyKey(routing.sticky.key)
     ?? (routing.sticky.cookie === null ? undefined : values.get('cookie', routing.sticky.cookie) || undefined);
   if (key !== undefined) {
-    const version = versionForBucket(bucketOf(key), routing.weights) ?? routing.default;
+    const version = versionForHash(stickyHash(key), routing.weights) ?? routing.default;
     return { version, determined: true, reason: 'sticky' };
   }
   if (routing.sticky.cookie !== null) {
     const assignCookie = randomBytes(12).toString('base64url');
-    const version = versionForBucket(bucketOf(assignCookie), routing.weights) ?? routing.default;
+    const version = versionForHash(stickyHash(assignCookie), routing.weights) ?? routing.default;
     return { version, determined: false, reason: 'weighted', assignCookie };
   }
-  const version = versionForBucket(randomInt(bucketCount), routing.weights) ?? routing.default;
+  const version = versionForHash(randomInt(hashRange), routing.weights) ?? routing.default;
   return { version, determined: false, reason: 'weighted' };
 }

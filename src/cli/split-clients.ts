@@ -1,0 +1,58 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { poolVariable, splitClientsLines, upstreamOf } from '../routing/split-clients.js';
+import { configPath } from './options.js';
+
+export const splitClientsUsage = `Usage: graycluster split-clients [--config <file>]
+
+Prints nginx config that splits users by routing.weights exactly as graycluster does
+(split_clients on the sticky key, MurmurHash2 like graycluster's), with one upstream
+block per version, all pointing at graycluster's port. nginx keeps a pool of
+connections per block, so each pooled connection carries one version's users, and
+graycluster serves every request in place instead of relaying it to another version's
+worker. graycluster still routes every request itself: a request nginx sent to the
+other pool (after a weight change nginx has not been given yet, or a rule that picks
+another version) is relayed to its version, never answered by the wrong one.
+Rerun it and reload nginx after changing the weights.
+
+Options:
+  -c, --config <file>   Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
+  -h, --help            Show this help
+`;
+
+/** Addresses that listen everywhere: nginx on the same host reaches them on loopback. */
+const wildcard = new Set(['0.0.0.0', '::', '']);
+
+export function splitClients(args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(splitClientsUsage);
+    return 0;
+  }
+  const config = loadConfig(configPath(values.config));
+  let split: string[];
+  try {
+    split = splitClientsLines(config.routing);
+  } catch (error) {
+    throw new ConfigError(`${config.file}: ${(error as Error).message}`);
+  }
+  const { host, port } = config.server;
+  const address = wildcard.has(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const weights = config.routing.weights.map(([version, weight]) => `${version}=${weight}`).join(' ');
+  const key = config.routing.sticky.key;
+  process.stdout.write([
+    `# From graycluster's routing: weights ${weights}, sticky key ${key.source === 'ip' ? 'ip' : `${key.source}:${key.name}`}.`,
+    `# In nginx's http block; in the location: proxy_pass http://${poolVariable};`,
+    '# with proxy_http_version 1.1; and proxy_set_header Connection "";',
+    ...(key.source === 'ip' ? ['# The ip key: graycluster must see the client nginx saw (server.trustProxy listing nginx, and nginx setting X-Forwarded-For).'] : []),
+    ...split,
+    ...config.routing.weights.map(([version]) => `upstream ${upstreamOf(version)} { server ${address}:${port}; keepalive 32; }`),
+    '',
+  ].join('\n'));
+  return 0;
+}
