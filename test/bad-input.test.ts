@@ -198,8 +198,11 @@ test('split-clients prints the nginx split of the config\'s weights; a config ng
   const bundled = await run(['split-clients', '--config', 'config/graycluster.json']);
   t.is(bundled.code, 0, bundled.stderr);
   t.regex(bundled.stdout, /^map \$cookie_uid \$graycluster_key \{ "" \$cookie_gc_uid; default \$cookie_uid; \}$/m);
-  t.regex(bundled.stdout, /^split_clients "\$\{graycluster_key\}" \$graycluster_pool \{ 90% graycluster_v1; \* graycluster_v2; \}$/m);
-  t.regex(bundled.stdout, /^upstream graycluster_v2 \{ server 127\.0\.0\.1:8000; keepalive 32; \}$/m);
+  t.regex(bundled.stdout, /^split_clients "\$\{graycluster_key\}" \$graycluster_pool_split \{ 90% graycluster_v1; \* graycluster_v2; \}$/m);
+  t.regex(bundled.stdout, /^map "\$\{graycluster_key\}" \$graycluster_pool \{ "" graycluster_any; default \$graycluster_pool_split; \}$/m);
+  for (const upstream of ['graycluster_v1', 'graycluster_v2', 'graycluster_any']) {
+    t.regex(bundled.stdout, new RegExp(`^upstream ${upstream} \\{ server 127\\.0\\.0\\.1:8000; keepalive 32; \\}$`, 'm'));
+  }
 
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
   t.teardown(() => rmSync(folder, { recursive: true, force: true }));

@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { stickyHash, versionForHash } from '../src/routing/decide.js';
-import { poolVariable, splitClientsLines, upstreamOf } from '../src/routing/split-clients.js';
+import { keylessUpstream, nginxSplit, poolVariable, upstreamOf } from '../src/routing/split-clients.js';
 import { fixture, makeConfig, startCluster, startNginxFor, testWithNginx, waitFor } from './helpers/cluster.js';
 import { startNginx } from './helpers/nginx.js';
 import { RawConnection } from './helpers/raw-connection.js';
@@ -73,10 +73,11 @@ test('behind nginx\'s pooled connections, every random user is answered by the v
 test('nginx split_clients written by graycluster, one upstream pool per version: nginx picks the version graycluster would for every user, so nothing is relayed', async (t) => {
   const threeWays: Array<[string, number]> = [['v1', 70], ['v2', 17], ['v3', 13]];
   const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {}, v3: {} }, { weights: Object.fromEntries(threeWays), sticky: { key: 'header:x-user' } }));
-  const split = splitClientsLines({ default: 'v1', rules: [], weights: threeWays, sticky: { key: { source: 'header', name: 'x-user' }, cookie: null } });
+  const split = nginxSplit({ default: 'v1', rules: [], weights: threeWays, sticky: { key: { source: 'header', name: 'x-user' }, cookie: null } });
+  t.deepEqual(split.upstreams, [...threeWays.map(([version]) => upstreamOf(version)), keylessUpstream]);
   const nginx = await startNginx({
-    upstreams: Object.fromEntries(threeWays.map(([version]) => [upstreamOf(version), [cluster.port]])),
-    http: [...split, `add_header x-nginx-pool ${poolVariable};`],
+    upstreams: Object.fromEntries(split.upstreams.map((upstream) => [upstream, [cluster.port]])),
+    http: [...split.lines, `add_header x-nginx-pool ${poolVariable};`],
     servers: [{ key: 'split', pass: poolVariable }],
   });
   t.teardown(nginx.stop);
@@ -94,9 +95,13 @@ test('nginx split_clients written by graycluster, one upstream pool per version:
       : [{ user: users[index], wanted, status: answer.status, pool: answer.pool, header: answer.version, body: answer.body.toString().slice(0, 200) }];
   });
   t.deepEqual(wrong, []);
-  t.deepEqual(new Set(answers.map((answer) => answer.version)), new Set(['v1', 'v2', 'v3']));
+  t.deepEqual([...new Set(answers.map((answer) => answer.version))].sort(), ['v1', 'v2', 'v3']);
+  // Requests without a key go over a pool of their own, answered by whichever version their connection has.
+  const keyless = await Promise.all(Array.from({ length: 60 }, () => send(nginx.url('/who', 'split'), agent, '')));
+  t.deepEqual(new Set(keyless.map((answer) => `${answer.status} ${answer.pool}`)), new Set([`200 ${keylessUpstream}`]));
   // Every worker's counts are in once they add up to the requests sent: none was relayed.
-  const status = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.requests, 0) >= users.length, 20_000);
+  const sent = users.length + keyless.length;
+  const status = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.requests, 0) >= sent, 20_000);
   t.is(status.workers.reduce((sum, worker) => sum + worker.forwarded, 0), 0, 'requests relayed between workers');
 });
 

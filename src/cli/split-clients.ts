@@ -1,13 +1,14 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
-import { poolVariable, splitClientsLines, upstreamOf } from '../routing/split-clients.js';
+import { nginxSplit, poolVariable, type NginxSplit } from '../routing/split-clients.js';
 import { configPath } from './options.js';
 
 export const splitClientsUsage = `Usage: graycluster split-clients [--config <file>]
 
 Prints nginx config that splits users by routing.weights exactly as graycluster does
 (split_clients on the sticky key, MurmurHash2 like graycluster's), with one upstream
-block per version, all pointing at graycluster's port. nginx keeps a pool of
+block per version, all pointing at graycluster's port, and one more for requests
+without a key (graycluster picks theirs at random). nginx keeps a pool of
 connections per block, so each pooled connection carries one version's users, and
 graycluster serves every request in place instead of relaying it to another version's
 worker. graycluster still routes every request itself: a request nginx sent to the
@@ -35,9 +36,9 @@ export function splitClients(args: string[]): number {
     return 0;
   }
   const config = loadConfig(configPath(values.config));
-  let split: string[];
+  let split: NginxSplit;
   try {
-    split = splitClientsLines(config.routing);
+    split = nginxSplit(config.routing);
   } catch (error) {
     throw new ConfigError(`${config.file}: ${(error as Error).message}`);
   }
@@ -50,8 +51,8 @@ export function splitClients(args: string[]): number {
     `# In nginx's http block; in the location: proxy_pass http://${poolVariable};`,
     '# with proxy_http_version 1.1; and proxy_set_header Connection "";',
     ...(key.source === 'ip' ? ['# The ip key: graycluster must see the client nginx saw (server.trustProxy listing nginx, and nginx setting X-Forwarded-For).'] : []),
-    ...split,
-    ...config.routing.weights.map(([version]) => `upstream ${upstreamOf(version)} { server ${address}:${port}; keepalive 32; }`),
+    ...split.lines,
+    ...split.upstreams.map((upstream) => `upstream ${upstream} { server ${address}:${port}; keepalive 32; }`),
     '',
   ].join('\n'));
   return 0;

@@ -13,13 +13,20 @@ export const poolVariable = '$graycluster_pool';
 /** The name of a version's upstream block. */
 export const upstreamOf = (version: string): string => `graycluster_${version}`;
 
+/**
+ * The upstream block for requests without a sticky key (a client's first request before it has the sticky
+ * cookie, say): graycluster picks their version at random, which nginx cannot foresee, so they get a pool of
+ * their own, and the versions' pools keep carrying only the users nginx placed.
+ */
+export const keylessUpstream = 'graycluster_any';
+
 /** A name nginx can put after `$http_` or `$cookie_`. */
 const nginxName = /^[A-Za-z0-9_-]+$/;
 
 /**
  * The nginx value of a request's sticky key: the header or cookie graycluster reads, or the client's address;
- * when a key can be missing and `sticky.cookie` is set, a `map` line makes that cookie the key instead, as
- * graycluster does. Throws, naming the setting, when nginx has no variable for it.
+ * when `sticky.cookie` is set, a `map` line makes that cookie the key when the other is missing, as graycluster
+ * does. Throws, naming the setting, when nginx has no variable for it.
  */
 function stickyKeyOf(sticky: RoutingConfig['sticky']): { key: string; map: string | undefined } {
   const { key, cookie } = sticky;
@@ -37,14 +44,34 @@ function stickyKeyOf(sticky: RoutingConfig['sticky']): { key: string; map: strin
 /** A share in hundredths of a percent as nginx reads it: `90%`, `33.33%`. */
 const percent = (hundredths: number): string => `${hundredths / 100}%`;
 
+/** nginx config that splits users as graycluster does: see nginxSplit. */
+export interface NginxSplit {
+  /** Lines for nginx's `http` block. */
+  lines: string[];
+  /** The upstream blocks they pick from, each to point at graycluster's port: upstreamOf's, and keylessUpstream. */
+  upstreams: string[];
+}
+
 /**
- * The nginx lines (for its `http` block) that split users as `routing` does and set `variable` to the upstream
- * block of each request's version; the blocks themselves are the caller's (upstreamOf names them). Throws when
- * routing has no weights or nginx cannot read its sticky key.
+ * The nginx lines that split users as `routing` does and set `variable` to the upstream block of each request's
+ * version, or to keylessUpstream for a request without a key (an `ip` key is never missing). Throws when routing
+ * has no weights or nginx cannot read its sticky key.
  */
-export function splitClientsLines(routing: RoutingConfig, variable = poolVariable): string[] {
+export function nginxSplit(routing: RoutingConfig, variable = poolVariable): NginxSplit {
   if (routing.weights.length === 0) throw new Error('routing.weights is not set: graycluster splits no users by weight, so there is nothing for nginx to split');
   const { key, map } = stickyKeyOf(routing.sticky);
-  const parts = splitClientsParts(routing.weights).map(({ version, hundredths }) => `${hundredths === undefined ? '*' : percent(hundredths)} ${upstreamOf(version)};`);
-  return [...(map ? [map] : []), `split_clients "${key.replace('$', '${')}}" ${variable} { ${parts.join(' ')} }`];
+  const parts = splitClientsParts(routing.weights);
+  const lines = parts.map(({ version, hundredths }) => `${hundredths === undefined ? '*' : percent(hundredths)} ${upstreamOf(version)};`);
+  const upstreams = parts.map(({ version }) => upstreamOf(version));
+  const quoted = `"${key.replace('$', '${')}}"`;
+  if (routing.sticky.key.source === 'ip') return { lines: [`split_clients ${quoted} ${variable} { ${lines.join(' ')} }`], upstreams };
+  const split = `${variable}_split`;
+  return {
+    lines: [
+      ...(map ? [map] : []),
+      `split_clients ${quoted} ${split} { ${lines.join(' ')} }`,
+      `map ${quoted} ${variable} { "" ${keylessUpstream}; default ${split}; }`,
+    ],
+    upstreams: [...upstreams, keylessUpstream],
+  };
 }
