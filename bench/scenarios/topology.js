@@ -14,6 +14,7 @@ import { childPids, cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.
 import { disturbanceNote, format, median, sectionEnd, table } from '../lib/report.js';
 import { app, startGraycluster, startPlainCluster } from '../lib/targets.js';
 import { runWrk, wrkPath } from '../lib/wrk.js';
+import { nginxSplit } from '../../dist/src/routing/split-clients.js';
 
 export const defaults = { runs: 3, seconds: 6, warmupSeconds: 1, connections: 64 };
 
@@ -39,6 +40,7 @@ const rows = [
   { key: 'cluster', label: 'nginx → node:cluster (round-robin, 2 workers)' },
   { key: 'graycluster', label: 'nginx → graycluster (v1 ×1, v2 ×1), sticky on x-user' },
   { key: 'split', label: 'nginx split_clients on x-user → one plain process per version' },
+  { key: 'graycluster-split', label: 'nginx split_clients from `graycluster split-clients` → graycluster, a pool per version' },
 ];
 
 /** Every request from a new random user, with autocannon (when wrk is missing): the same load as wrk's script. */
@@ -97,6 +99,11 @@ async function applyWeights(graycluster, weighting) {
   }
 }
 
+/** A weighting as graycluster resolves it from the routing applyWeights writes. */
+const stickyRouting = (weighting) => ({
+  default: 'v1', rules: [], weights: [['v1', weighting.v1], ['v2', weighting.v2]], sticky: { key: { source: 'header', name: 'x-user' }, cookie: null },
+});
+
 /**
  * Samples graycluster's router every 100 ms until `stop()`, which resolves with the most connections it held at
  * once (waiting for their head, or queued for a worker to take them): nginx opens new upstream connections in
@@ -140,21 +147,31 @@ export async function run({ settings: overrides, log }) {
     started.v1 = await startPlainProcess('v1');
     started.v2 = await startPlainProcess('v2');
     const port = (target) => Number(new URL(target.url).port);
+    // graycluster's own split (as `graycluster split-clients` prints it), one variable per weighting.
+    const graysplit = (weighting) => `$graycluster_pool_${weighting.v1}`;
+    const graysplits = weightings.map((weighting) => nginxSplit(stickyRouting(weighting), graysplit(weighting)));
     started.nginx = await startNginx({
-      upstreams: { cluster: [port(started.cluster)], graycluster: [port(started.graycluster)], split_v1: [started.v1.port], split_v2: [started.v2.port] },
-      http: weightings.map((weighting) => `split_clients "\${http_x_user}" $split_${weighting.v1} { ${weighting.v1}% split_v1; * split_v2; }`),
+      upstreams: {
+        cluster: [port(started.cluster)], graycluster: [port(started.graycluster)], split_v1: [started.v1.port], split_v2: [started.v2.port],
+        ...Object.fromEntries(graysplits.flatMap((split) => split.upstreams).map((upstream) => [upstream, [port(started.graycluster)]])),
+      },
+      http: weightings.flatMap((weighting, index) => [
+        `split_clients "\${http_x_user}" $split_${weighting.v1} { ${weighting.v1}% split_v1; * split_v2; }`,
+        ...graysplits[index].lines,
+      ]),
       servers: [
         { key: 'cluster', pass: 'cluster' },
         { key: 'graycluster', pass: 'graycluster' },
         ...weightings.map((weighting) => ({ key: `split ${weighting.name}`, pass: `$split_${weighting.v1}` })),
+        ...weightings.map((weighting) => ({ key: `graycluster-split ${weighting.name}`, pass: graysplit(weighting) })),
       ],
     });
     const nginx = started.nginx;
     const nginxWorkerPids = childPids(nginx.pid);
-    const processesOf = { cluster: [started.cluster], graycluster: [started.graycluster], split: [started.v1, started.v2] };
+    const processesOf = { cluster: [started.cluster], graycluster: [started.graycluster], split: [started.v1, started.v2], 'graycluster-split': [started.graycluster] };
     const pidsOf = (row) => [nginx.pid, ...nginxWorkerPids, ...processesOf[row].flatMap((target) => [target.pid, ...target.workerPids])];
     const everyPid = [process.pid, ...new Set(rows.flatMap((row) => pidsOf(row.key)))];
-    const urlOf = (row, weighting) => nginx.url('/', row === 'split' ? `split ${weighting.name}` : row);
+    const urlOf = (row, weighting) => nginx.url('/', row.includes('split') ? `${row} ${weighting.name}` : row);
 
     /** A process's VmRSS in kB, or undefined once it is gone. */
     const rssKb = (pid) => { const bytes = residentBytes(pid); return bytes === undefined ? undefined : bytes / 1024; };
@@ -165,7 +182,7 @@ export async function run({ settings: overrides, log }) {
       const pids = pidsOf(row);
       const cpu = cpuMeter(pids);
       const others = otherCpuMeter([process.pid, ...pids]);
-      const graycluster = row === 'graycluster' ? started.graycluster : undefined;
+      const graycluster = row.startsWith('graycluster') ? started.graycluster : undefined;
       const handedOffBefore = graycluster && (await graycluster.status()).router.handedOff;
       const pendingPeak = graycluster && samplePendingPeak(graycluster);
       const load = client === 'wrk'
@@ -181,7 +198,7 @@ export async function run({ settings: overrides, log }) {
       }
       // wrk has exited by now, so its CPU shows as other processes': take it out.
       const otherSeconds = Math.max(0, others() - (client === 'wrk' ? load.clientCpu : 0));
-      const front = row === 'split' ? undefined : started[row].pid;
+      const front = processesOf[row].length === 1 ? processesOf[row][0].pid : undefined;
       const primaryRssKb = front === undefined ? undefined : rssKb(front);
       if (front !== undefined) await sleep(settleMs);
       return {
@@ -292,7 +309,7 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     '',
     `Table produced by **${client}**. A hello-world handler ([bench/apps/hello.js](apps/hello.js)) behind a real nginx (1 worker; every upstream \`keepalive ${upstreamKeepalive}\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection ""\`), as graycluster runs in production behind a TLS-terminating proxy: nginx's pooled connections carry requests of many users, so of both versions. ${clientText}. Weights ${weightings.map((weighting) => weighting.name).join(' and ')}; ${settings.runs} rounds per weighting, each running the rows in turn (after a ${settings.warmupSeconds} s warm-up of each), the machine quiet before each run.`,
     '',
-    'Rows: nginx → plain node:cluster (2 workers, round-robin; cannot route by version: the baseline); nginx → graycluster (v1 ×1, v2 ×1, `routing.sticky.key: "header:x-user"`, the weights); nginx `split_clients "${http_x_user}"` → one plain process per version (nginx splits users itself, as ingress-nginx canaries do: the anchor). Figures are medians; "× cluster" is the median of the per-round ratios to the node:cluster row of the same round. Server CPU/req: nginx (master and worker) plus the target\'s processes (primary and workers, or the two plain processes), from /proc/<pid>/stat, per answered request. Client CPU: the load generator, for context. Failed: non-2xx answers, timeouts and connection errors over all runs. Under "Every run", for graycluster: new conn/s, the connections its primary handed to a worker per second (nginx\'s upstream pool opens one whenever more than its `keepalive` connections are busy and closes the surplus when they come back idle), and pending peak, the most connections the primary held at once (waiting for their head or for a worker to take them), from `/api/status` sampled every 100 ms.',
+    'Rows: nginx → plain node:cluster (2 workers, round-robin; cannot route by version: the baseline); nginx → graycluster (v1 ×1, v2 ×1, `routing.sticky.key: "header:x-user"`, the weights); nginx `split_clients "${http_x_user}"` → one plain process per version (nginx splits users itself, as ingress-nginx canaries do: the anchor); nginx `split_clients` as `graycluster split-clients` writes it → the same graycluster, through one upstream block per version, all to its one port (nginx pools each block apart, so each pooled connection carries one version\'s users; graycluster still routes every request and would relay one nginx sent to the wrong pool). Figures are medians; "× cluster" is the median of the per-round ratios to the node:cluster row of the same round. Server CPU/req: nginx (master and worker) plus the target\'s processes (primary and workers, or the two plain processes), from /proc/<pid>/stat, per answered request. Client CPU: the load generator, for context. Failed: non-2xx answers, timeouts and connection errors over all runs. Under "Every run", for both graycluster rows: new conn/s, the connections its primary handed to a worker per second (nginx\'s upstream pool opens one whenever more than its `keepalive` connections are busy and closes the surplus when they come back idle), and pending peak, the most connections the primary held at once (waiting for their head or for a worker to take them), from `/api/status` sampled every 100 ms.',
     '',
     ...markdowns.flatMap((entry) => [entry, '']),
     '### Primary memory',
