@@ -212,6 +212,7 @@ test('split-clients prints the nginx split of the config\'s weights; a config ng
   for (const [routing, message] of [
     [{ default: 'v1' }, /routing\.weights is not set/],
     [{ default: 'v1', weights: { v1: 1, v2: 1 }, sticky: { key: 'cookie:my-uid' } }, /routing\.sticky\.key "cookie:my-uid": nginx has no variable/],
+    [{ default: 'v1', weights: { v1: 1, v2: 1 }, sticky: { key: 'header:x_user' } }, /routing\.sticky\.key "header:x_user": nginx reads only headers named/],
     [{ default: 'v1', weights: { v1: 1, v2: 1 }, sticky: { key: 'header:x-user', cookie: 'gc-uid' } }, /routing\.sticky\.cookie "gc-uid": nginx has no variable/],
   ] as const) {
     writeFileSync(file, JSON.stringify({ versions, routing }));

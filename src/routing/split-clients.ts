@@ -20,9 +20,6 @@ export const upstreamOf = (version: string): string => `graycluster_${version}`;
  */
 export const keylessUpstream = 'graycluster_any';
 
-/** A name nginx can put after `$http_` or `$cookie_`. */
-const nginxName = /^[A-Za-z0-9_-]+$/;
-
 /**
  * The nginx value of a request's sticky key: the header or cookie graycluster reads, or the client's address;
  * when `sticky.cookie` is set, a `map` line makes that cookie the key when the other is missing, as graycluster
@@ -30,15 +27,24 @@ const nginxName = /^[A-Za-z0-9_-]+$/;
  */
 function stickyKeyOf(sticky: RoutingConfig['sticky']): { key: string; map: string | undefined } {
   const { key, cookie } = sticky;
+  if (key.source === 'ip') return { key: '$remote_addr', map: undefined };
   let value: string;
-  if (key.source === 'ip') value = '$remote_addr';
-  else if (!nginxName.test(key.name)) throw new Error(`routing.sticky.key "${key.source}:${key.name}": nginx has no variable for a ${key.source} named so (letters, digits, "_" and "-" only)`);
-  else if (key.source === 'header') value = `$http_${key.name.toLowerCase().replaceAll('-', '_')}`;
-  else if (key.name.includes('-')) throw new Error(`routing.sticky.key "cookie:${key.name}": nginx has no variable for a cookie whose name has "-"`);
-  else value = `$cookie_${key.name}`;
-  if (cookie === null || key.source === 'ip') return { key: value, map: undefined };
-  if (!/^\w+$/.test(cookie)) throw new Error(`routing.sticky.cookie "${cookie}": nginx has no variable for a cookie named so (letters, digits and "_" only)`);
-  return { key: '$graycluster_key', map: `map ${value} $graycluster_key { "" $cookie_${cookie}; default ${value}; }` };
+  if (key.source === 'header') {
+    // nginx names `X-User` $http_x_user, and drops a header with "_" in its name (underscores_in_headers off).
+    if (!/^[A-Za-z0-9-]+$/.test(key.name)) throw new Error(`routing.sticky.key "header:${key.name}": nginx reads only headers named with letters, digits and "-" (by default it drops one with "_")`);
+    value = `$http_${key.name.toLowerCase().replaceAll('-', '_')}`;
+  } else {
+    value = `$cookie_${cookieName(key.name, `routing.sticky.key "cookie:${key.name}"`)}`;
+  }
+  if (cookie === null) return { key: value, map: undefined };
+  const fallback = `$cookie_${cookieName(cookie, `routing.sticky.cookie "${cookie}"`)}`;
+  return { key: '$graycluster_key', map: `map ${value} $graycluster_key { "" ${fallback}; default ${value}; }` };
+}
+
+/** A cookie's name as nginx's `$cookie_` variables take it; throws naming `setting` when they cannot. */
+function cookieName(name: string, setting: string): string {
+  if (!/^\w+$/.test(name)) throw new Error(`${setting}: nginx has no variable for a cookie named so (letters, digits and "_" only)`);
+  return name;
 }
 
 /** A share in hundredths of a percent as nginx reads it: `90%`, `33.33%`. */
