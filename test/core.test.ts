@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import test from 'ava';
 import WebSocket from 'ws';
+import { stickyHash, versionForHash } from '../src/routing/decide.js';
 import { fixture, get, makeConfig, request, startCluster, waitFor } from './helpers/cluster.js';
 
 const twoVersions = (routing: Record<string, unknown> = {}, server: Record<string, unknown> = {}) => makeConfig(
@@ -62,6 +63,23 @@ test.serial('a client without a key gets a weighted pick and a cookie that keeps
       t.is(again.headers['set-cookie'], undefined);
     }
   }
+});
+
+test.serial('clients without a key on one keep-alive connection (a proxy\'s) each get a weighted pick and a cookie of their own, relayed answers too', async (t) => {
+  const weights: Array<[string, number]> = [['v1', 50], ['v2', 50]];
+  const cluster = await startCluster(t, twoVersions({ rules: [], weights: Object.fromEntries(weights), sticky: { key: 'cookie:uid', cookie: 'gc_uid' } }));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const answers = [];
+  for (let client = 0; client < 60; client++) {
+    const reply = await request(cluster.url('/who'), { agent });
+    answers.push({ version: reply.body.version as string, cookie: String(reply.headers['set-cookie']).split(';')[0]!.replace(/^gc_uid=/, '') });
+  }
+  t.deepEqual([...new Set(answers.map((answer) => answer.version))].sort(), ['v1', 'v2'], 'both versions answered on the one connection');
+  t.is(new Set(answers.map((answer) => answer.cookie)).size, answers.length, 'every client its own cookie');
+  t.deepEqual(answers.filter((answer) => versionForHash(stickyHash(answer.cookie), weights) !== answer.version), [], 'each cookie names the version that answered');
+  const status = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.forwarded, 0) > 0);
+  t.true(status.workers.some((worker) => worker.forwarded > 0), 'some were relayed, and their answers carried the cookie');
 });
 
 test.serial('requests of different versions over one keep-alive connection are each answered by their own version', async (t) => {

@@ -16,6 +16,7 @@ import { stallMs } from '../src/shared/stalls.js';
 import { hasForwardingHeaders } from '../src/worker/client-address.js';
 import { endToEnd } from '../src/worker/forward.js';
 import { emptyRouteMemo, RouteCheck } from '../src/worker/route-check.js';
+import { stickyHash, versionForHash } from '../src/routing/decide.js';
 import { latencyBucketOf, RequestStats, statusClassOf } from '../src/worker/stats.js';
 import { WorkerRuntime } from '../src/worker/worker-runtime.js';
 import { holdUp, request } from './helpers/cluster.js';
@@ -115,6 +116,23 @@ test('a later request whose routing values equal the previous one\'s gets its an
   const fallbackMemo = emptyRouteMemo();
   t.is(notServing.versionForLater(request, fallbackMemo), 'v1', 'v2 not serving: the default');
   t.is(new RouteCheck(settings({ routing }), 'v1').versionForLater(request, fallbackMemo), 'v2', 'new settings: the rules run again');
+});
+
+test('a later request from a client without a key, when sticky.cookie is set, gets a weighted pick and a cookie of its own; one with a key is remembered as before', (t) => {
+  const weights: Array<[string, number]> = [['v1', 50], ['v2', 50]];
+  const routing = { default: 'v1', rules: [], weights, sticky: { key: { source: 'cookie' as const, name: 'uid' }, cookie: 'gc' } };
+  const route = new RouteCheck(settings({ routing }), 'v1');
+  const memo = emptyRouteMemo();
+  const later = (headers: Record<string, string> = {}) => route.versionForLater({ url: '/', method: 'GET', headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage, memo);
+  const picks = Array.from({ length: 200 }, () => ({ version: later(), cookie: memo.assignCookie }));
+  t.deepEqual([...new Set(picks.map((pick) => pick.version))].sort(), ['v1', 'v2'], 'both versions picked: not the connection\'s');
+  t.is(new Set(picks.map((pick) => pick.cookie)).size, picks.length, 'every client its own cookie');
+  t.deepEqual(picks.filter((pick) => versionForHash(stickyHash(pick.cookie ?? ''), weights) !== pick.version), [], 'each cookie keeps its client on its pick');
+  const keyed = later({ cookie: 'uid=alice' });
+  t.is(keyed, versionForHash(stickyHash('alice'), weights) ?? null);
+  t.is(memo.assignCookie, undefined, 'a client with a key gets no cookie');
+  const unserved = new RouteCheck(settings({ routing, serving: ['v1'] }), 'v1');
+  t.true(Array.from({ length: 50 }, () => unserved.versionForLater({ url: '/', method: 'GET', headers: {}, socket: {} } as unknown as http.IncomingMessage, emptyRouteMemo())).every((version) => version === 'v1'), 'a pick with no ready worker stays here');
 });
 
 test('a routing check reads the client\'s address only for an ip sticky key, and then through trusted proxies', (t) => {

@@ -43,9 +43,10 @@ export class Relay {
   /**
    * Relays one request to a worker among `paths`, or answers 503 past `maxPending` relays and tunnels at once.
    * With `relayContinue` (it came through 'checkContinue', so Node sent no `100 Continue`), the target's
-   * `100 Continue` is passed on; otherwise it was already sent here and the target's is dropped.
+   * `100 Continue` is passed on; otherwise it was already sent here and the target's is dropped. `setCookie`: a
+   * Set-Cookie value the answer gets besides its own (the sticky cookie of a client without a key).
    */
-  forward(req: IncomingMessage, res: ServerResponse, paths: readonly string[], maxPending: number, relayContinue: boolean): void {
+  forward(req: IncomingMessage, res: ServerResponse, paths: readonly string[], maxPending: number, relayContinue: boolean, setCookie?: string): void {
     const refusal = this.budget.refusal(paths, maxPending);
     if (refusal) {
       respondUnavailable(res, refusal);
@@ -57,7 +58,7 @@ export class Relay {
       this.budget.release();
       connection.responseClosed(res);
     });
-    connection.start(req, res, relayContinue);
+    connection.start(req, res, relayContinue, setCookie === undefined ? '' : `Set-Cookie: ${setCookie}\r\n`);
   }
 
   /** Applies new limits; idle connections already kept past a lower count close with the idle timeout. */
@@ -156,6 +157,8 @@ class RelayConnection implements FramingSink {
   #req: IncomingMessage | undefined;
   #res: ServerResponse | undefined;
   #relayContinue = false;
+  /** Header lines the answer gets besides its own. */
+  #extraHead = '';
   #chunkedRequest = false;
   #requestWritten = false;
   #upstreamKeepAlive = false;
@@ -167,10 +170,11 @@ class RelayConnection implements FramingSink {
     this.socket.on('error', () => {});  // 'close' follows and settles the exchange.
   }
 
-  start(req: IncomingMessage, res: ServerResponse, relayContinue: boolean): void {
+  start(req: IncomingMessage, res: ServerResponse, relayContinue: boolean, extraHead: string): void {
     this.#req = req;
     this.#res = res;
     this.#relayContinue = relayContinue;
+    this.#extraHead = extraHead;
     this.#framer.begin(req.method ?? 'GET');
     const { head, body } = requestHead(req);
     this.socket.write(head, 'latin1');
@@ -198,7 +202,7 @@ class RelayConnection implements FramingSink {
     const res = this.#response();
     this.#upstreamKeepAlive = head.keepAlive;
     const closeAfter = !head.keepAlive || !responseMayKeepAlive(res) || this.relay.options.closesAfter(res);
-    adoptResponseHead(res, head.status, `${head.endToEnd}${this.relay.connectionLines(closeAfter)}\r\n`, closeAfter);
+    adoptResponseHead(res, head.status, `${head.endToEnd}${this.#extraHead}${this.relay.connectionLines(closeAfter)}\r\n`, closeAfter);
   }
 
   onBody(bytes: Buffer): void {

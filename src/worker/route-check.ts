@@ -36,13 +36,17 @@ export class RouteCheck {
   /**
    * versionFor for a later request on a connection, remembering in `memo` the raw values the routing read
    * (headers, cookie header, query string) and its answer: a request whose values are the same as the last
-   * one's gets the same answer without the rules being run again, and without allocating.
+   * one's gets the same answer without the rules being run again, and without allocating. A fresh pick (a client
+   * with no key, when `sticky.cookie` is set) is never reused: each such client gets its own, and
+   * `memo.assignCookie` the cookie that keeps it there.
    */
   versionForLater(req: IncomingMessage, memo: RouteMemo): string | null {
     const url = req.url ?? '/';
-    if (memo.route === this && this.#sameSignals(url, req, memo)) return memo.version;
+    if (memo.route === this && memo.assignCookie === undefined && this.#sameSignals(url, req, memo)) return memo.version;
     memo.route = this;
-    memo.version = this.versionFor(req);
+    const decision = this.#check(this.#headOf(req));
+    memo.version = decision.version;
+    memo.assignCookie = decision.assignCookie;
     memo.query = this.#readsQuery ? queryOf(url) : '';
     memo.values.length = 0;
     for (const name of this.#signalHeaders) memo.values.push(req.headers[name] as string | undefined);
@@ -66,17 +70,34 @@ export class RouteCheck {
    * version's fallback (`routing.default`) when it has no ready worker; null when neither has one.
    */
   versionForHead(head: RequestHead): string | null {
-    const decision = decide(head, this.settings.routing, this.#versions);
-    if (!decision.determined || decision.version === this.ownVersion) return this.ownVersion;
-    if (this.#serving.has(decision.version)) return decision.version;
-    const fallback = this.settings.routing.default;
-    if (fallback === this.ownVersion) return this.ownVersion;
-    return this.#serving.has(fallback) ? fallback : null;
+    return this.#check(head).version;
   }
 
   /** versionForHead for a request as the app's server parsed it. */
   versionFor(req: IncomingMessage): string | null {
-    return this.versionForHead(new ClientHead(req.method ?? 'GET', req.url ?? '/', req.headers as Record<string, string>, req.socket, this.#trusted));
+    return this.versionForHead(this.#headOf(req));
+  }
+
+  /**
+   * versionForHead, and for a client without a key when `sticky.cookie` is set, the cookie it is to get: such a
+   * client gets a weighted pick of its own (the version its new cookie hashes to, or this one when that has no
+   * ready worker), as the primary places a connection's first request. Without `sticky.cookie` a request with no
+   * key stays with its connection's version.
+   */
+  #check(head: RequestHead): { version: string | null; assignCookie?: string } {
+    const decision = decide(head, this.settings.routing, this.#versions);
+    if (decision.assignCookie !== undefined) {
+      return { version: this.#serving.has(decision.version) ? decision.version : this.ownVersion, assignCookie: decision.assignCookie };
+    }
+    if (!decision.determined || decision.version === this.ownVersion) return { version: this.ownVersion };
+    if (this.#serving.has(decision.version)) return { version: decision.version };
+    const fallback = this.settings.routing.default;
+    if (fallback === this.ownVersion) return { version: this.ownVersion };
+    return { version: this.#serving.has(fallback) ? fallback : null };
+  }
+
+  #headOf(req: IncomingMessage): ClientHead {
+    return new ClientHead(req.method ?? 'GET', req.url ?? '/', req.headers as Record<string, string>, req.socket, this.#trusted);
   }
 
   /** The private forward sockets of a version's ready workers. */
@@ -89,12 +110,14 @@ export class RouteCheck {
 export interface RouteMemo {
   route: RouteCheck | undefined;
   version: string | null;
+  /** The sticky cookie for the last request, when it was a client without a key given a pick of its own. */
+  assignCookie: string | undefined;
   query: string;
   values: Array<string | undefined>;
 }
 
 export function emptyRouteMemo(): RouteMemo {
-  return { route: undefined, version: null, query: '', values: [] };
+  return { route: undefined, version: null, assignCookie: undefined, query: '', values: [] };
 }
 
 function queryOf(url: string): string {

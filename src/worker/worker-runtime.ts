@@ -34,6 +34,7 @@ export interface ConnectionInfo {
   mixed: boolean;
   /** Placed here for its peer's sake, it carried one other version's requests only: it closes after this answer. */
   oneUser: boolean;
+  /** The sticky cookie the primary picked for its first request (a client without a key), to set on its answer. */
   assignCookie: string | undefined;
   /** Requests of this connection the app is running now. */
   active: number;
@@ -288,8 +289,11 @@ export class WorkerRuntime {
     const route = this.#route;
     // Settings come before any connection; without them, a first request placed for its peer's sake cannot be routed.
     if (route === undefined) return first ? { version: null } : undefined;
-    const version = route.versionForLater(req, info.route ??= emptyRouteMemo());
-    if (first) info.firstVersion = version;
+    const memo = info.route ??= emptyRouteMemo();
+    const version = route.versionForLater(req, memo);
+    if (memo.assignCookie !== undefined) {
+      // A client without a key, given a pick of its own: it says nothing of the connection's peer.
+    } else if (first) info.firstVersion = version;
     else if (version !== info.firstVersion) {
       if (!info.mixed) this.#reportMixed(req.socket, info);
     } else if (info.routeFirst && !info.mixed && info.requests === oneUserRequests && version !== this.env.version) {
@@ -345,9 +349,13 @@ export class WorkerRuntime {
   #answeredRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): boolean {
     const info = this.#connections.get(req.socket);
     const other = this.#otherVersion(req, info);
+    // The sticky cookie of a client without a key: the primary's pick for a connection's first request, else this
+    // request's own (RouteCheck.versionForLater).
+    const assignCookie = info?.route?.assignCookie ?? (info?.requests === 1 ? info.assignCookie : undefined);
+    const setCookie = assignCookie === undefined ? undefined : this.#stickyCookieHeader(req, assignCookie);
     if (other !== undefined) {
       if (other.version === null) respondUnavailable(res, 'no worker of the version this request belongs to is ready');
-      else this.relay.forward(req, res, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending, expectsContinue);
+      else this.relay.forward(req, res, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending, expectsContinue, setCookie);
       return true;
     }
     const maxInFlight = this.env.maxInFlight;
@@ -374,11 +382,15 @@ export class WorkerRuntime {
     if (this.#draining || this.#misplaced(info)) res.setHeader('connection', 'close');
     const settings = this.#route?.settings;
     if (settings?.versionHeader) res.setHeader(settings.versionHeader, this.env.version);
-    const cookieName = settings?.routing.sticky.cookie;
-    if (info?.assignCookie && cookieName && !(cookieName in parseCookies(req.headers.cookie ?? ''))) {
-      res.appendHeader('set-cookie', serializeCookie(cookieName, info.assignCookie, { path: '/', maxAge: cookieMaxAgeSeconds, sameSite: 'lax', httpOnly: true }));
-    }
+    if (setCookie !== undefined) res.appendHeader('set-cookie', setCookie);
     return false;
+  }
+
+  /** The Set-Cookie value that gives a client without a key its sticky cookie; undefined if it sent one already. */
+  #stickyCookieHeader(req: IncomingMessage, value: string): string | undefined {
+    const cookieName = this.#route?.settings.routing.sticky.cookie;
+    if (!cookieName || cookieName in parseCookies(req.headers.cookie ?? '')) return undefined;
+    return serializeCookie(cookieName, value, { path: '/', maxAge: cookieMaxAgeSeconds, sameSite: 'lax', httpOnly: true });
   }
 
   /** An upgrade or CONNECT: relayed to a worker of its version when it is not this one's (true), else the app's. */
