@@ -82,6 +82,26 @@ test.serial('clients without a key on one keep-alive connection (a proxy\'s) eac
   t.true(status.workers.some((worker) => worker.forwarded > 0), 'some were relayed, and their answers carried the cookie');
 });
 
+test.serial('with routing.versionCookie, an answer names its version in that cookie unless the request already did', async (t) => {
+  const weights: Array<[string, number]> = [['v1', 50], ['v2', 50]];
+  const cluster = await startCluster(t, twoVersions({ weights: Object.fromEntries(weights), sticky: { key: 'cookie:uid' }, versionCookie: 'gc_version' }));
+  const versionCookie = (reply: { headers: http.IncomingHttpHeaders }) => (reply.headers['set-cookie'] ?? []).find((cookie) => cookie.startsWith('gc_version='));
+  const users = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
+  for (const user of users) {
+    const own = versionForHash(stickyHash(user), weights)!;
+    const other = own === 'v1' ? 'v2' : 'v1';
+    const fresh = await get(cluster.url('/who'), { cookie: `uid=${user}` });
+    t.is(fresh.body.version, own);
+    t.is(versionCookie(fresh), `gc_version=${own}; Path=/; HttpOnly; SameSite=Lax`);
+    t.is(versionCookie(await get(cluster.url('/who'), { cookie: `uid=${user}; gc_version=${own}` })), undefined, 'already named: no cookie');
+    t.is(versionCookie(await get(cluster.url('/who'), { cookie: `uid=${user}; gc_version=${other}` })), `gc_version=${own}; Path=/; HttpOnly; SameSite=Lax`, 'named wrong: set right');
+    // A rule names another version: the cookie follows the answer.
+    const ruled = await get(cluster.url(`/who?version=${other}`), { cookie: `uid=${user}; gc_version=${own}` });
+    t.is(ruled.body.version, other);
+    t.is(versionCookie(ruled), `gc_version=${other}; Path=/; HttpOnly; SameSite=Lax`);
+  }
+});
+
 test.serial('requests of different versions over one keep-alive connection are each answered by their own version', async (t) => {
   const cluster = await startCluster(t, twoVersions());
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

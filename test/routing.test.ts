@@ -10,7 +10,7 @@ import type { RoutingConfig } from '../src/config/types.js';
 const versions = new Set(['v1', 'v2', 'v3']);
 const head = (target: string, headers: Record<string, string> = {}, remoteAddress = '127.0.0.1') => ({ method: 'GET', target, headers, remoteAddress });
 const routing = (extra: Partial<RoutingConfig> = {}): RoutingConfig => ({
-  default: 'v1', rules: [], weights: [], sticky: { key: { source: 'ip' }, cookie: null }, ...extra,
+  default: 'v1', rules: [], weights: [], sticky: { key: { source: 'ip' }, cookie: null }, versionCookie: null, ...extra,
 });
 
 test('a name-only rule routes to the version its value names, when that version exists', (t) => {

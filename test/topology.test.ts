@@ -17,18 +17,20 @@ const versionOf = (user: string, split = weights) => versionForHash(stickyHash(u
 interface Answer {
   status: number;
   version: string | undefined;
-  /** The upstream block nginx picked, when it says (the split test's nginx does). */
+  /** The upstream block nginx picked, when it says (the split tests' nginx does). */
   pool: string | undefined;
+  /** The answer's Set-Cookie values. */
+  cookies: string[];
   body: Buffer;
 }
 
 /** One request on `agent`; resolves with the status, graycluster's version header and the raw body. */
-function send(url: string, agent: http.Agent, user: string, options: { method?: string; body?: Buffer } = {}): Promise<Answer> {
+function send(url: string, agent: http.Agent, user: string, options: { method?: string; body?: Buffer; cookie?: string } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method: options.method ?? 'GET', agent, headers: { 'x-user': user } }, (response) => {
+    const request = http.request(url, { method: options.method ?? 'GET', agent, headers: { 'x-user': user, ...(options.cookie ? { cookie: options.cookie } : {}) } }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, version: response.headers['x-graycluster-version'] as string | undefined, pool: response.headers['x-nginx-pool'] as string | undefined, body: Buffer.concat(chunks) }));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, version: response.headers['x-graycluster-version'] as string | undefined, pool: response.headers['x-nginx-pool'] as string | undefined, cookies: response.headers['set-cookie'] ?? [], body: Buffer.concat(chunks) }));
       response.on('error', reject);
     });
     request.setTimeout(30_000, () => request.destroy(new Error(`no answer from ${url} within 30 s`)));
@@ -73,7 +75,7 @@ test('behind nginx\'s pooled connections, every random user is answered by the v
 test('nginx split_clients written by graycluster, one upstream pool per version: nginx picks the version graycluster would for every user, so nothing is relayed', async (t) => {
   const threeWays: Array<[string, number]> = [['v1', 70], ['v2', 17], ['v3', 13]];
   const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {}, v3: {} }, { weights: Object.fromEntries(threeWays), sticky: { key: 'header:x-user' } }));
-  const split = nginxSplit({ default: 'v1', rules: [], weights: threeWays, sticky: { key: { source: 'header', name: 'x-user' }, cookie: null } });
+  const split = nginxSplit({ default: 'v1', rules: [], weights: threeWays, sticky: { key: { source: 'header', name: 'x-user' }, cookie: null }, versionCookie: null });
   t.deepEqual(split.upstreams, [...threeWays.map(([version]) => upstreamOf(version)), keylessUpstream]);
   const nginx = await startNginx({
     upstreams: Object.fromEntries(split.upstreams.map((upstream) => [upstream, [cluster.port]])),
@@ -103,6 +105,34 @@ test('nginx split_clients written by graycluster, one upstream pool per version:
   const sent = users.length + keyless.length;
   const status = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.requests, 0) >= sent, 20_000);
   t.is(status.workers.reduce((sum, worker) => sum + worker.forwarded, 0), 0, 'requests relayed between workers');
+});
+
+test('with routing.versionCookie, nginx routing on that cookie keeps a pool per version: after a client\'s first answer, nothing of it is relayed', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, { ...routing, versionCookie: 'gc_version' }));
+  const pools = [...weights.map(([version]) => upstreamOf(version)), keylessUpstream];
+  const nginx = await startNginx({
+    upstreams: Object.fromEntries(pools.map((upstream) => [upstream, [cluster.port]])),
+    http: [`map $cookie_gc_version ${poolVariable} { ${weights.map(([version]) => `${version} ${upstreamOf(version)};`).join(' ')} default ${keylessUpstream}; }`, `add_header x-nginx-pool ${poolVariable};`],
+    servers: [{ key: 'by-cookie', pass: poolVariable }],
+  });
+  t.teardown(nginx.stop);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(() => agent.destroy());
+  const users = Array.from({ length: 300 }, () => randomBytes(8).toString('hex'));
+  // First visits: no version cookie yet, so nginx's default pool, whose connections carry both versions; every answer,
+  // a relayed one too, names its version in the cookie.
+  const first = await Promise.all(users.map((user) => send(nginx.url('/who', 'by-cookie'), agent, user)));
+  const cookies = first.map((answer) => /gc_version=([^;]+)/.exec(answer.cookies.join('\n'))?.[1]);
+  t.deepEqual(users.filter((user, index) => first[index]!.status !== 200 || cookies[index] !== versionOf(user)), [], 'each first answer names the user\'s version');
+  t.deepEqual(new Set(first.map((answer) => answer.pool)), new Set([keylessUpstream]));
+  const before = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.requests, 0) >= users.length, 20_000);
+  const relayedBefore = before.workers.reduce((sum, worker) => sum + worker.forwarded, 0);
+  t.true(relayedBefore > 0, 'the default pool\'s connections carried both versions');
+  // Later visits carry the cookie: each goes over its version's pool, answered in place, with no new cookie.
+  const later = await Promise.all(users.map((user, index) => send(nginx.url('/who', 'by-cookie'), agent, user, { cookie: `gc_version=${cookies[index]}` })));
+  t.deepEqual(users.filter((user, index) => later[index]!.version !== versionOf(user) || later[index]!.pool !== upstreamOf(versionOf(user) ?? '') || later[index]!.cookies.length > 0), []);
+  const after = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.requests, 0) >= 2 * users.length, 20_000);
+  t.is(after.workers.reduce((sum, worker) => sum + worker.forwarded, 0), relayedBefore, 'no later visit was relayed');
 });
 
 test('a 10 MB binary body crosses nginx and graycluster byte-exact both ways, for either version on one pooled connection', async (t) => {

@@ -23,7 +23,7 @@ import { holdUp, request } from './helpers/cluster.js';
 import { RawConnection } from './helpers/raw-connection.js';
 
 const settings = (extra: Partial<WorkerSettings> = {}): WorkerSettings => ({
-  routing: { default: 'v1', rules: [{ source: 'query', name: 'version' }], weights: [], sticky: { key: { source: 'ip' }, cookie: null } },
+  routing: { default: 'v1', rules: [{ source: 'query', name: 'version' }], weights: [], sticky: { key: { source: 'ip' }, cookie: null }, versionCookie: null },
   versions: ['v1', 'v2', 'v3'],
   serving: ['v1', 'v2', 'v3'],
   forwardPaths: {},
@@ -99,7 +99,7 @@ test('a later request stays here unless a rule names another version, which fall
 });
 
 test('a later request whose routing values equal the previous one\'s gets its answer again; any change, or new settings, runs the rules', (t) => {
-  const routing = { default: 'v1', rules: [{ source: 'query' as const, name: 'version' }, { source: 'cookie' as const, name: 'version' }], weights: [['v1', 50], ['v2', 50]] as Array<[string, number]>, sticky: { key: { source: 'header' as const, name: 'x-user' }, cookie: null } };
+  const routing = { default: 'v1', rules: [{ source: 'query' as const, name: 'version' }, { source: 'cookie' as const, name: 'version' }], weights: [['v1', 50], ['v2', 50]] as Array<[string, number]>, sticky: { key: { source: 'header' as const, name: 'x-user' }, cookie: null }, versionCookie: null };
   const route = new RouteCheck(settings({ routing }), 'v1');
   const memo = emptyRouteMemo();
   const later = (url: string, headers: Record<string, string> = {}) => route.versionForLater({ url, method: 'GET', headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage, memo);
@@ -120,7 +120,7 @@ test('a later request whose routing values equal the previous one\'s gets its an
 
 test('a later request from a client without a key, when sticky.cookie is set, gets a weighted pick and a cookie of its own; one with a key is remembered as before', (t) => {
   const weights: Array<[string, number]> = [['v1', 50], ['v2', 50]];
-  const routing = { default: 'v1', rules: [], weights, sticky: { key: { source: 'cookie' as const, name: 'uid' }, cookie: 'gc' } };
+  const routing = { default: 'v1', rules: [], weights, sticky: { key: { source: 'cookie' as const, name: 'uid' }, cookie: 'gc' }, versionCookie: null };
   const route = new RouteCheck(settings({ routing }), 'v1');
   const memo = emptyRouteMemo();
   const later = (headers: Record<string, string> = {}) => route.versionForLater({ url: '/', method: 'GET', headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage, memo);
@@ -144,7 +144,7 @@ test('a routing check reads the client\'s address only for an ip sticky key, and
   t.is(byQuery.versionForLater(request('/?version=v3'), emptyRouteMemo()), 'v3');
   t.is(reads, 0, 'routing by query: the address is never asked for (it costs a system call)');
   const weights: Array<[string, number]> = [['v1', 50], ['v2', 50]];
-  const byAddress = new RouteCheck(settings({ routing: { default: 'v1', rules: [], weights, sticky: { key: { source: 'ip' }, cookie: null } }, trustProxy: ['10.0.0.0/8'] }), 'v1');
+  const byAddress = new RouteCheck(settings({ routing: { default: 'v1', rules: [], weights, sticky: { key: { source: 'ip' }, cookie: null }, versionCookie: null }, trustProxy: ['10.0.0.0/8'] }), 'v1');
   const direct = byAddress.versionFor(request('/'));
   t.is(reads, 1);
   const sameClient = Array.from({ length: 8 }, () => byAddress.versionFor(request('/')));

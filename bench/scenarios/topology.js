@@ -101,7 +101,7 @@ async function applyWeights(graycluster, weighting) {
 
 /** A weighting as graycluster resolves it from the routing applyWeights writes. */
 const stickyRouting = (weighting) => ({
-  default: 'v1', rules: [], weights: [['v1', weighting.v1], ['v2', weighting.v2]], sticky: { key: { source: 'header', name: 'x-user' }, cookie: null },
+  default: 'v1', rules: [], weights: [['v1', weighting.v1], ['v2', weighting.v2]], sticky: { key: { source: 'header', name: 'x-user' }, cookie: null }, versionCookie: null,
 });
 
 /**

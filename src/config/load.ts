@@ -168,7 +168,9 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     rules,
     weights,
     sticky: { key: parseStickyKey(raw.routing.sticky?.key ?? 'ip'), cookie: raw.routing.sticky?.cookie ?? null },
+    versionCookie: raw.routing.versionCookie ?? null,
   };
+  if (routing.versionCookie !== null && routing.versionCookie === routing.sticky.cookie) fail('routing.versionCookie', `must not be the sticky cookie's name ("${routing.versionCookie}")`);
 
   const server = { ...serverDefaults, ...raw.server, ...(overrides.port === undefined ? {} : { port: overrides.port }) };
   if (server.trustProxy !== false) {

@@ -24,6 +24,7 @@ export interface ConfigFile {
     rules?: RuleOptions[];
     weights?: Record<string, number>;
     sticky?: { key?: string; cookie?: string };
+    versionCookie?: string;
   };
   rollout?: RolloutOptions;
 }
@@ -218,6 +219,8 @@ export interface RoutingConfig {
   /** In the order the versions appear in the file; zero weights left out. Empty: no weighted routing. */
   weights: Array<[version: string, weight: number]>;
   sticky: { key: StickyKey; cookie: string | null };
+  /** A cookie naming the version of each answer, for a proxy that keeps a pool per version (`routing.versionCookie`). */
+  versionCookie: string | null;
 }
 
 /** A validated config with every default filled in: what the rest of graycluster works with. */

@@ -43,10 +43,10 @@ export class Relay {
   /**
    * Relays one request to a worker among `paths`, or answers 503 past `maxPending` relays and tunnels at once.
    * With `relayContinue` (it came through 'checkContinue', so Node sent no `100 Continue`), the target's
-   * `100 Continue` is passed on; otherwise it was already sent here and the target's is dropped. `setCookie`: a
-   * Set-Cookie value the answer gets besides its own (the sticky cookie of a client without a key).
+   * `100 Continue` is passed on; otherwise it was already sent here and the target's is dropped. `extraHead`: header
+   * lines (each ending in CRLF) the answer gets besides its own: graycluster's cookies.
    */
-  forward(req: IncomingMessage, res: ServerResponse, paths: readonly string[], maxPending: number, relayContinue: boolean, setCookie?: string): void {
+  forward(req: IncomingMessage, res: ServerResponse, paths: readonly string[], maxPending: number, relayContinue: boolean, extraHead = ''): void {
     const refusal = this.budget.refusal(paths, maxPending);
     if (refusal) {
       respondUnavailable(res, refusal);
@@ -58,7 +58,7 @@ export class Relay {
       this.budget.release();
       connection.responseClosed(res);
     });
-    connection.start(req, res, relayContinue, setCookie === undefined ? '' : `Set-Cookie: ${setCookie}\r\n`);
+    connection.start(req, res, relayContinue, extraHead);
   }
 
   /** Applies new limits; idle connections already kept past a lower count close with the idle timeout. */

@@ -352,10 +352,15 @@ export class WorkerRuntime {
     // The sticky cookie of a client without a key: the primary's pick for a connection's first request, else this
     // request's own (RouteCheck.versionForLater).
     const assignCookie = info?.route?.assignCookie ?? (info?.requests === 1 ? info.assignCookie : undefined);
-    const setCookie = assignCookie === undefined ? undefined : this.#stickyCookieHeader(req, assignCookie);
+    const stickyCookie = assignCookie === undefined ? undefined : this.#stickyCookieHeader(req, assignCookie);
     if (other !== undefined) {
-      if (other.version === null) respondUnavailable(res, 'no worker of the version this request belongs to is ready');
-      else this.relay.forward(req, res, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending, expectsContinue, setCookie);
+      if (other.version === null) {
+        respondUnavailable(res, 'no worker of the version this request belongs to is ready');
+        return true;
+      }
+      const versionCookie = this.#versionCookieHeader(req, other.version);
+      const extraHead = (stickyCookie === undefined ? '' : `Set-Cookie: ${stickyCookie}\r\n`) + (versionCookie === undefined ? '' : `Set-Cookie: ${versionCookie}\r\n`);
+      this.relay.forward(req, res, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending, expectsContinue, extraHead);
       return true;
     }
     const maxInFlight = this.env.maxInFlight;
@@ -382,8 +387,22 @@ export class WorkerRuntime {
     if (this.#draining || this.#misplaced(info)) res.setHeader('connection', 'close');
     const settings = this.#route?.settings;
     if (settings?.versionHeader) res.setHeader(settings.versionHeader, this.env.version);
-    if (setCookie !== undefined) res.appendHeader('set-cookie', setCookie);
+    if (stickyCookie !== undefined) res.appendHeader('set-cookie', stickyCookie);
+    const versionCookie = this.#versionCookieHeader(req, this.env.version);
+    if (versionCookie !== undefined) res.appendHeader('set-cookie', versionCookie);
     return false;
+  }
+
+  /**
+   * The Set-Cookie value naming `version` (`routing.versionCookie`), for a proxy that keeps a pool of connections
+   * per version; undefined when it is not configured or the request already named that version.
+   */
+  #versionCookieHeader(req: IncomingMessage, version: string): string | undefined {
+    const name = this.#route?.settings.routing.versionCookie;
+    if (!name) return undefined;
+    const header = req.headers.cookie;
+    if (header?.includes(name) && parseCookies(header)[name] === version) return undefined;
+    return serializeCookie(name, version, { path: '/', sameSite: 'lax', httpOnly: true });
   }
 
   /** The Set-Cookie value that gives a client without a key its sticky cookie; undefined if it sent one already. */
