@@ -18,11 +18,13 @@ const quote = (value) => `"${String(value).replaceAll('\\', '\\\\').replaceAll('
 /**
  * The Lua script given to `wrk -s`: picks each request's path (at random among `paths`, so that no connection
  * keeps one version by accident of the order connections take requests in), sets `x-user` to a fresh random
- * user per request when `randomUser`, and prints one JSON line at the end that runWrk parses.
+ * user per request when `randomUser`, or the headers of one of `users` (header sets) picked at random, and prints
+ * one JSON line at the end that runWrk parses.
  */
-function script({ paths, randomUser }) {
+function script({ paths, randomUser, users }) {
   return `-- Written by bench/lib/wrk.js.
 local paths = { ${paths.map(quote).join(', ')} }
+local users = { ${(users ?? []).map((user) => `{ ${Object.entries(user).map(([name, value]) => `[${quote(name)}] = ${quote(value)}`).join(', ')} }`).join(',\n  ')} }
 local headers = {}
 
 function init(args)
@@ -34,6 +36,7 @@ end
 
 function request()
   ${randomUser ? 'headers["x-user"] = "user-" .. math.random(1, 2147483647) .. "-" .. math.random(1, 2147483647)' : ''}
+  ${users ? 'for name, value in pairs(users[math.random(#users)]) do headers[name] = value end' : ''}
   return wrk.format(nil, paths[math.random(#paths)], headers)
 end
 
@@ -49,17 +52,18 @@ end
 /**
  * Runs wrk against `url` for `durationSeconds` with `connections` open connections on `threads` threads.
  * `paths`: request targets picked at random per request (default: the URL's own); `randomUser`: a new random
- * `x-user` header on every request; `headers`: sent on every request (`connection: close` makes wrk open a new
- * connection per request). Resolves with runLoad's fields plus clientCpu (wrk's own CPU seconds).
+ * `x-user` header on every request; `users`: header sets, one picked at random per request (returning users);
+ * `headers`: sent on every request (`connection: close` makes wrk open a new connection per request). Resolves
+ * with runLoad's fields plus clientCpu (wrk's own CPU seconds).
  */
-export async function runWrk({ url, paths, connections, durationSeconds, threads = 1, timeoutSeconds = 10, headers = {}, randomUser = false, wrk = wrkPath() }) {
+export async function runWrk({ url, paths, connections, durationSeconds, threads = 1, timeoutSeconds = 10, headers = {}, randomUser = false, users, wrk = wrkPath() }) {
   if (!wrk) throw new Error('wrk is not installed');
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-wrk-'));
   const removeFolder = temporaryFolder(folder);
   try {
     const scriptFile = path.join(folder, 'load.lua');
     const { pathname, search } = new URL(url);
-    writeFileSync(scriptFile, script({ paths: paths ?? [`${pathname}${search}`], randomUser }));
+    writeFileSync(scriptFile, script({ paths: paths ?? [`${pathname}${search}`], randomUser, users }));
     const args = [
       '-t', String(threads), '-c', String(Math.max(connections, threads)), '-d', `${durationSeconds}s`, '--timeout', `${timeoutSeconds}s`,
       '-s', scriptFile, ...Object.entries(headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]), url,

@@ -14,7 +14,8 @@ import { childPids, cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.
 import { disturbanceNote, format, median, sectionEnd, table } from '../lib/report.js';
 import { app, startGraycluster, startPlainCluster } from '../lib/targets.js';
 import { runWrk, wrkPath } from '../lib/wrk.js';
-import { nginxSplit } from '../../dist/src/routing/split-clients.js';
+import { stickyHash, versionForHash } from '../../dist/src/routing/decide.js';
+import { keylessUpstream, nginxSplit, upstreamOf } from '../../dist/src/routing/split-clients.js';
 
 export const defaults = { runs: 3, seconds: 6, warmupSeconds: 1, connections: 64 };
 
@@ -41,16 +42,21 @@ const rows = [
   { key: 'graycluster', label: 'nginx → graycluster (v1 ×1, v2 ×1), sticky on x-user' },
   { key: 'split', label: 'nginx split_clients on x-user → one plain process per version' },
   { key: 'graycluster-split', label: 'nginx split_clients from `graycluster split-clients` → graycluster, a pool per version' },
+  { key: 'graycluster-cookie', label: 'nginx map on the version cookie → graycluster, a pool per version (returning users)' },
 ];
 
-/** Every request from a new random user, with autocannon (when wrk is missing): the same load as wrk's script. */
-async function runAutocannon({ url, connections, durationSeconds }) {
+/**
+ * Every request from a new random user, or one of `users` (header sets), with autocannon (when wrk is missing): the
+ * same load as wrk's script.
+ */
+async function runAutocannon({ url, connections, durationSeconds, users }) {
   const started = performance.now();
   const client = process.cpuUsage();
   const randomUser = () => `user-${Math.floor(Math.random() * 2 ** 31)}-${Math.floor(Math.random() * 2 ** 31)}`;
+  const userHeaders = () => (users ? users[Math.floor(Math.random() * users.length)] : { 'x-user': randomUser() });
   const result = await autocannon({
     url, connections, duration: durationSeconds, timeout: 10,
-    requests: [{ method: 'GET', path: '/', setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'x-user': randomUser() } }) }],
+    requests: [{ method: 'GET', path: '/', setupRequest: (request) => ({ ...request, headers: { ...request.headers, ...userHeaders() } }) }],
   });
   const usage = process.cpuUsage(client);
   const completed = Object.values(result.statusCodeStats ?? {}).reduce((sum, { count }) => sum + Number(count), 0);
@@ -104,6 +110,21 @@ const stickyRouting = (weighting) => ({
   default: 'v1', rules: [], weights: [['v1', weighting.v1], ['v2', weighting.v2]], sticky: { key: { source: 'header', name: 'x-user' }, cookie: null }, versionCookie: null,
 });
 
+/** The version cookie the cookie row's nginx routes on (graycluster's `routing.versionCookie`). */
+const versionCookie = 'gc_version';
+
+/**
+ * Users who come back: each request of the cookie row is one of 2,000 users, with the version cookie graycluster
+ * gave it on its first answer (its version by graycluster's own hash), so nginx sends it to its version's pool.
+ */
+function returningUsers(weighting) {
+  const { weights } = stickyRouting(weighting);
+  return Array.from({ length: 2000 }, (_, index) => {
+    const user = `user-${index}-${Math.floor(Math.random() * 2 ** 31)}`;
+    return { 'x-user': user, cookie: `${versionCookie}=${versionForHash(stickyHash(user), weights)}` };
+  });
+}
+
 /**
  * Samples graycluster's router every 100 ms until `stop()`, which resolves with the most connections it held at
  * once (waiting for their head, or queued for a worker to take them): nginx opens new upstream connections in
@@ -155,20 +176,28 @@ export async function run({ settings: overrides, log }) {
         cluster: [port(started.cluster)], graycluster: [port(started.graycluster)], split_v1: [started.v1.port], split_v2: [started.v2.port],
         ...Object.fromEntries(graysplits.flatMap((split) => split.upstreams).map((upstream) => [upstream, [port(started.graycluster)]])),
       },
-      http: weightings.flatMap((weighting, index) => [
-        `split_clients "\${http_x_user}" $split_${weighting.v1} { ${weighting.v1}% split_v1; * split_v2; }`,
-        ...graysplits[index].lines,
-      ]),
+      http: [
+        ...weightings.flatMap((weighting, index) => [
+          `split_clients "\${http_x_user}" $split_${weighting.v1} { ${weighting.v1}% split_v1; * split_v2; }`,
+          ...graysplits[index].lines,
+        ]),
+        `map $cookie_${versionCookie} $graycluster_by_cookie { v1 ${upstreamOf('v1')}; v2 ${upstreamOf('v2')}; default ${keylessUpstream}; }`,
+      ],
       servers: [
         { key: 'cluster', pass: 'cluster' },
         { key: 'graycluster', pass: 'graycluster' },
         ...weightings.map((weighting) => ({ key: `split ${weighting.name}`, pass: `$split_${weighting.v1}` })),
         ...weightings.map((weighting) => ({ key: `graycluster-split ${weighting.name}`, pass: graysplit(weighting) })),
+        { key: 'graycluster-cookie', pass: '$graycluster_by_cookie' },
       ],
     });
     const nginx = started.nginx;
     const nginxWorkerPids = childPids(nginx.pid);
-    const processesOf = { cluster: [started.cluster], graycluster: [started.graycluster], split: [started.v1, started.v2], 'graycluster-split': [started.graycluster] };
+    const processesOf = {
+      cluster: [started.cluster], graycluster: [started.graycluster], split: [started.v1, started.v2],
+      'graycluster-split': [started.graycluster], 'graycluster-cookie': [started.graycluster],
+    };
+    const usersOf = Object.fromEntries(weightings.map((weighting) => [weighting.name, returningUsers(weighting)]));
     const pidsOf = (row) => [nginx.pid, ...nginxWorkerPids, ...processesOf[row].flatMap((target) => [target.pid, ...target.workerPids])];
     const everyPid = [process.pid, ...new Set(rows.flatMap((row) => pidsOf(row.key)))];
     const urlOf = (row, weighting) => nginx.url('/', row.includes('split') ? `${row} ${weighting.name}` : row);
@@ -185,9 +214,10 @@ export async function run({ settings: overrides, log }) {
       const graycluster = row.startsWith('graycluster') ? started.graycluster : undefined;
       const handedOffBefore = graycluster && (await graycluster.status()).router.handedOff;
       const pendingPeak = graycluster && samplePendingPeak(graycluster);
+      const users = row === 'graycluster-cookie' ? usersOf[weighting.name] : undefined;
       const load = client === 'wrk'
-        ? await runWrk({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds, randomUser: true })
-        : await runAutocannon({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds });
+        ? await runWrk({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds, randomUser: !users, users })
+        : await runAutocannon({ url: urlOf(row, weighting), connections: settings.connections, durationSeconds: seconds, users });
       const serverSeconds = cpu().reduce((sum, value) => sum + value, 0);
       let connections;
       if (graycluster) {
@@ -309,7 +339,7 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     '',
     `Table produced by **${client}**. A hello-world handler ([bench/apps/hello.js](apps/hello.js)) behind a real nginx (1 worker; every upstream \`keepalive ${upstreamKeepalive}\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection ""\`), as graycluster runs in production behind a TLS-terminating proxy: nginx's pooled connections carry requests of many users, so of both versions. ${clientText}. Weights ${weightings.map((weighting) => weighting.name).join(' and ')}; ${settings.runs} rounds per weighting, each running the rows in turn (after a ${settings.warmupSeconds} s warm-up of each), the machine quiet before each run.`,
     '',
-    'Rows: nginx → plain node:cluster (2 workers, round-robin; cannot route by version: the baseline); nginx → graycluster (v1 ×1, v2 ×1, `routing.sticky.key: "header:x-user"`, the weights); nginx `split_clients "${http_x_user}"` → one plain process per version (nginx splits users itself, as ingress-nginx canaries do: the anchor); nginx `split_clients` as `graycluster split-clients` writes it → the same graycluster, through one upstream block per version, all to its one port (nginx pools each block apart, so each pooled connection carries one version\'s users; graycluster still routes every request and would relay one nginx sent to the wrong pool). Figures are medians; "× cluster" is the median of the per-round ratios to the node:cluster row of the same round. Server CPU/req: nginx (master and worker) plus the target\'s processes (primary and workers, or the two plain processes), from /proc/<pid>/stat, per answered request. Client CPU: the load generator, for context. Failed: non-2xx answers, timeouts and connection errors over all runs. Under "Every run", for both graycluster rows: new conn/s, the connections its primary handed to a worker per second (nginx\'s upstream pool opens one whenever more than its `keepalive` connections are busy and closes the surplus when they come back idle), and pending peak, the most connections the primary held at once (waiting for their head or for a worker to take them), from `/api/status` sampled every 100 ms.',
+    'Rows: nginx → plain node:cluster (2 workers, round-robin; cannot route by version: the baseline); nginx → graycluster (v1 ×1, v2 ×1, `routing.sticky.key: "header:x-user"`, the weights); nginx `split_clients "${http_x_user}"` → one plain process per version (nginx splits users itself, as ingress-nginx canaries do: the anchor); nginx `split_clients` as `graycluster split-clients` writes it → the same graycluster, through one upstream block per version, all to its one port (nginx pools each block apart, so each pooled connection carries one version\'s users; graycluster still routes every request and would relay one nginx sent to the wrong pool); nginx `map` on the version cookie (`routing.versionCookie`) → the same graycluster through the same blocks, under another load: every request from one of 2,000 users who come back with the cookie graycluster gave them on their first answer (their version by its hash; graycluster runs without the option here, since the cookie only matters on a first answer, and every other row\'s new users would get one on each). Figures are medians; "× cluster" is the median of the per-round ratios to the node:cluster row of the same round. Server CPU/req: nginx (master and worker) plus the target\'s processes (primary and workers, or the two plain processes), from /proc/<pid>/stat, per answered request. Client CPU: the load generator, for context. Failed: non-2xx answers, timeouts and connection errors over all runs. Under "Every run", for both graycluster rows: new conn/s, the connections its primary handed to a worker per second (nginx\'s upstream pool opens one whenever more than its `keepalive` connections are busy and closes the surplus when they come back idle), and pending peak, the most connections the primary held at once (waiting for their head or for a worker to take them), from `/api/status` sampled every 100 ms.',
     '',
     ...markdowns.flatMap((entry) => [entry, '']),
     '### Primary memory',
