@@ -291,16 +291,24 @@ export class WorkerRuntime {
     if (route === undefined) return first ? { version: null } : undefined;
     const memo = info.route ??= emptyRouteMemo();
     const version = route.versionForLater(req, memo);
-    if (memo.assignCookie !== undefined) {
-      // A client without a key, given a pick of its own: it says nothing of the connection's peer.
-    } else if (first) info.firstVersion = version;
-    else if (version !== info.firstVersion) {
-      if (!info.mixed) this.#reportMixed(req.socket, info);
-    } else if (info.routeFirst && !info.mixed && info.requests === oneUserRequests && version !== this.env.version) {
-      this.#reportOneUser(req.socket, info);
-    }
+    // A client without a key, given a pick of its own, says nothing of the connection's peer.
+    if (memo.assignCookie === undefined) this.#notePeer(req.socket, info, first, version);
     if (version === this.env.version) return undefined;
     return version === null ? { version } : { version, route };
+  }
+
+  /**
+   * What a routed request says of its connection's peer: a second version on the connection makes it a peer that
+   * pools its connections (#reportMixed); one other version throughout, on a connection placed for its peer's
+   * sake, makes it one user's (#reportOneUser).
+   */
+  #notePeer(socket: Socket, info: ConnectionInfo, first: boolean, version: string | null): void {
+    if (first) info.firstVersion = version;
+    else if (version !== info.firstVersion) {
+      if (!info.mixed) this.#reportMixed(socket, info);
+    } else if (info.routeFirst && !info.mixed && info.requests === oneUserRequests && version !== this.env.version) {
+      this.#reportOneUser(socket, info);
+    }
   }
 
   /**
