@@ -14,7 +14,8 @@ graycluster serves every request in place instead of relaying it to another vers
 worker. graycluster still routes every request itself: a request nginx sent to the
 other pool (after a weight change nginx has not been given yet, or a rule that picks
 another version) is relayed to its version, never answered by the wrong one.
-Rerun it and reload nginx after changing the weights.
+Rerun it and reload nginx after changing the weights. Another proxy (HAProxy, Envoy, a
+cloud load balancer) can keep a pool per version with routing.versionCookie instead.
 
 Options:
   -c, --config <file>   Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
