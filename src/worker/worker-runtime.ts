@@ -357,17 +357,13 @@ export class WorkerRuntime {
   #answeredRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): boolean {
     const info = this.#connections.get(req.socket);
     const other = this.#otherVersion(req, info);
-    // The sticky cookie of a client without a key: the primary's pick for a connection's first request, else this
-    // request's own (RouteCheck.versionForLater).
-    const assignCookie = info?.route?.assignCookie ?? (info?.requests === 1 ? info.assignCookie : undefined);
-    const stickyCookie = assignCookie === undefined ? undefined : this.#stickyCookieHeader(req, assignCookie);
     if (other !== undefined) {
       if (other.version === null) {
         respondUnavailable(res, 'no worker of the version this request belongs to is ready');
         return true;
       }
-      const versionCookie = this.#versionCookieHeader(req, other.version);
-      const extraHead = (stickyCookie === undefined ? '' : `Set-Cookie: ${stickyCookie}\r\n`) + (versionCookie === undefined ? '' : `Set-Cookie: ${versionCookie}\r\n`);
+      const cookies = this.#cookiesFor(req, info, other.version);
+      const extraHead = cookies === undefined ? '' : cookies.map((cookie) => `Set-Cookie: ${cookie}\r\n`).join('');
       this.relay.forward(req, res, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending, expectsContinue, extraHead);
       return true;
     }
@@ -395,29 +391,32 @@ export class WorkerRuntime {
     if (this.#draining || this.#misplaced(info)) res.setHeader('connection', 'close');
     const settings = this.#route?.settings;
     if (settings?.versionHeader) res.setHeader(settings.versionHeader, this.env.version);
-    if (stickyCookie !== undefined) res.appendHeader('set-cookie', stickyCookie);
-    const versionCookie = this.#versionCookieHeader(req, this.env.version);
-    if (versionCookie !== undefined) res.appendHeader('set-cookie', versionCookie);
+    const cookies = this.#cookiesFor(req, info, this.env.version);
+    if (cookies !== undefined) res.appendHeader('set-cookie', cookies);
     return false;
   }
 
   /**
-   * The Set-Cookie value naming `version` (`routing.versionCookie`), for a proxy that keeps a pool of connections
-   * per version; undefined when it is not configured or the request already named that version.
+   * The Set-Cookie values of an answer from `version`: the sticky cookie of a client without a key (the primary's
+   * pick for a connection's first request, else this request's own: RouteCheck.versionForLater), unless it sent
+   * one; and the cookie naming `version` (`routing.versionCookie`), for a proxy that keeps a pool of connections
+   * per version, unless the request named that version already. Undefined when there is neither; the request's
+   * cookies are parsed at most once.
    */
-  #versionCookieHeader(req: IncomingMessage, version: string): string | undefined {
-    const name = this.#route?.settings.routing.versionCookie;
-    if (!name) return undefined;
-    const header = req.headers.cookie;
-    if (header?.includes(name) && parseCookies(header)[name] === version) return undefined;
-    return serializeCookie(name, version, { path: '/', sameSite: 'lax', httpOnly: true });
-  }
-
-  /** The Set-Cookie value that gives a client without a key its sticky cookie; undefined if it sent one already. */
-  #stickyCookieHeader(req: IncomingMessage, value: string): string | undefined {
-    const cookieName = this.#route?.settings.routing.sticky.cookie;
-    if (!cookieName || cookieName in parseCookies(req.headers.cookie ?? '')) return undefined;
-    return serializeCookie(cookieName, value, { path: '/', maxAge: cookieMaxAgeSeconds, sameSite: 'lax', httpOnly: true });
+  #cookiesFor(req: IncomingMessage, info: ConnectionInfo | undefined, version: string): string[] | undefined {
+    const routing = this.#route?.settings.routing;
+    if (routing === undefined) return undefined;
+    const assignCookie = info?.route?.assignCookie ?? (info?.requests === 1 ? info.assignCookie : undefined);
+    const sticky = assignCookie === undefined ? null : routing.sticky.cookie;
+    const named = routing.versionCookie;
+    if (!sticky && !named) return undefined;
+    const sent = parseCookies(req.headers.cookie ?? '');
+    const cookies: string[] = [];
+    if (sticky && assignCookie !== undefined && sent[sticky] === undefined) {
+      cookies.push(serializeCookie(sticky, assignCookie, { path: '/', maxAge: cookieMaxAgeSeconds, sameSite: 'lax', httpOnly: true }));
+    }
+    if (named && sent[named] !== version) cookies.push(serializeCookie(named, version, { path: '/', sameSite: 'lax', httpOnly: true }));
+    return cookies.length === 0 ? undefined : cookies;
   }
 
   /** An upgrade or CONNECT: relayed to a worker of its version when it is not this one's (true), else the app's. */
