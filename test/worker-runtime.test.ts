@@ -509,6 +509,44 @@ test('a relay connection that fails before any answer byte gets 502; one that fa
   await until(() => v1.runtime.forwards.pending === 0, 'nothing left counted');
 });
 
+test('a request without a body whose pooled relay connection closes before any answer byte goes once more on a new connection; a POST, or a second failure, gets 502', async (t) => {
+  // The target closes a pooled connection as a request arrives on it, as its keep-alive timer may while the request
+  // is on its way; on a connection of its own the request is answered, except /vanish, which fails everywhere.
+  const seen: string[] = [];
+  const served = new WeakSet<net.Socket>();
+  const v2 = await harness(t, 'v2', (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const pooled = served.has(req.socket);
+    served.add(req.socket);
+    if (req.url?.startsWith('/vanish') || (req.url?.startsWith('/race') && pooled)) req.socket.destroy();
+    else whoAnswers('v2')(req, res);
+  });
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [v2.runtime.forwardPath] } }));
+  const [agent] = await sharedConnections(t, v1, 1);
+  const warm = async () => t.is((await request(v1.url('/?version=v2'), { agent: agent! })).body.version, 'v2');
+
+  await warm();
+  const raced = await request(v1.url('/race?version=v2'), { agent: agent! });
+  t.is(raced.status, 200);
+  t.is(raced.body.version, 'v2', 'answered by its version on a new connection');
+  t.deepEqual(seen.splice(0), ['GET /?version=v2', 'GET /race?version=v2', 'GET /race?version=v2']);
+
+  const posted = await request(v1.url('/race?version=v2'), { agent: agent!, method: 'POST', body: 'sent once' });
+  t.is(posted.status, 502, 'a POST is never sent twice');
+  t.deepEqual(seen.splice(0), ['POST /race?version=v2']);
+
+  await warm();
+  const vanished = await request(v1.url('/vanish?version=v2'), { agent: agent!, method: 'DELETE' });
+  t.is(vanished.status, 502, 'a request whose new connection fails too');
+  t.regex(vanished.text, /closed the connection before its answer ended/);
+  t.deepEqual(seen.splice(0), ['GET /?version=v2', 'DELETE /vanish?version=v2', 'DELETE /vanish?version=v2'], 'sent twice, not more');
+
+  await warm();
+  await until(() => v1.runtime.forwards.pending === 0, 'nothing left counted');
+  t.is(v1.runtime.snapshot().forwarded, 6, 'each request counted once');
+});
+
 test('connections from clients and from other workers\' forwarders report their clients and share one hidden class', async (t) => {
   // Run with V8's natives syntax, to ask V8 itself. A hidden class per connection (an accessor with a closure of
   // its own), or one per way of learning the peer, made Node's net and HTTP code generic for every connection.

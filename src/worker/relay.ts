@@ -4,7 +4,9 @@
  * and the answer comes back through the client's own ServerResponse with its head taken over verbatim (see
  * adoptResponseHead), so Node keeps pipelined answers in order and moves on to the next request. This side
  * parses nothing but what framing needs (response-framing.ts): no http.request, no IncomingMessage, no piping.
- * The request's head is built in relay-request.ts.
+ * The request's head is built in relay-request.ts. A request without a body whose method is idempotent, sent on a
+ * pooled connection that closes before a byte of its answer came (the target's keep-alive timer closed it as the
+ * request went out), goes once more on a new connection, as a proxy retries its upstream (RFC 9110 §9.2.2).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
@@ -53,12 +55,18 @@ export class Relay {
       return;
     }
     const path = this.budget.take(paths);
-    const connection = this.#takeIdle(path) ?? new RelayConnection(path, this);
+    const exchange: Exchange = { req, res, relayContinue, extraHead, connection: this.#takeIdle(path) ?? new RelayConnection(path, this) };
     res.once('close', () => {
       this.budget.release();
-      connection.responseClosed(res);
+      exchange.connection.responseClosed(res);
     });
-    connection.start(req, res, relayContinue, extraHead);
+    exchange.connection.start(exchange);
+  }
+
+  /** Sends an exchange whose pooled connection closed before its answer began again, on a new connection. */
+  retry(exchange: Exchange, path: string): void {
+    exchange.connection = new RelayConnection(path, this);
+    exchange.connection.start(exchange);
   }
 
   /** Applies new limits; idle connections already kept past a lower count close with the idle timeout. */
@@ -126,7 +134,7 @@ export class Relay {
     const idle = this.#idle.get(path) ?? [];
     for (let connection = idle.pop(); connection !== undefined; connection = idle.pop()) {
       this.#idleCount--;
-      if (!connection.socket.destroyed) return connection;
+      if (connection.socket.writable) return connection;  // Else it is closing: its peer ended it.
     }
     return undefined;
   }
@@ -149,19 +157,33 @@ export class Relay {
   }
 }
 
+/** One relayed request: the client's side, and the relay connection carrying it. */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** Pass the target's `100 Continue` on (see Relay.forward). */
+  relayContinue: boolean;
+  /** Header lines the answer gets besides its own. */
+  extraHead: string;
+  connection: RelayConnection;
+}
+
+/** Methods whose request may be sent twice with the effect of once (RFC 9110 §9.2.2). */
+const idempotent = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
 /** One persistent connection to a target worker's forward socket, carrying one request at a time. */
 class RelayConnection implements FramingSink {
   readonly socket: net.Socket;
   idleSince = 0;
   readonly #framer = new ResponseFramer();
-  #req: IncomingMessage | undefined;
-  #res: ServerResponse | undefined;
-  #relayContinue = false;
-  /** Header lines the answer gets besides its own. */
-  #extraHead = '';
+  #exchange: Exchange | undefined;
   #chunkedRequest = false;
   #requestWritten = false;
   #upstreamKeepAlive = false;
+  /** Answers this connection carried whole: past the first, it came from the pool. */
+  #answered = 0;
+  /** Whether the current request may go again on a new connection, until a byte of its answer comes. */
+  #retryable = false;
 
   constructor(readonly path: string, private readonly relay: Relay) {
     this.socket = net.connect(path);
@@ -170,15 +192,15 @@ class RelayConnection implements FramingSink {
     this.socket.on('error', () => {});  // 'close' follows and settles the exchange.
   }
 
-  start(req: IncomingMessage, res: ServerResponse, relayContinue: boolean, extraHead: string): void {
-    this.#req = req;
-    this.#res = res;
-    this.#relayContinue = relayContinue;
-    this.#extraHead = extraHead;
-    this.#framer.begin(req.method ?? 'GET');
+  start(exchange: Exchange): void {
+    const { req } = exchange;
+    this.#exchange = exchange;
+    const method = req.method ?? 'GET';
+    this.#framer.begin(method);
     const { head, body } = requestHead(req);
     this.socket.write(head, 'latin1');
     this.#requestWritten = body === 'none';
+    this.#retryable = this.#answered > 0 && body === 'none' && idempotent.has(method);
     this.#chunkedRequest = body === 'chunked';
     if (body === 'none') return;
     req.on('data', this.#onRequestData);
@@ -187,26 +209,27 @@ class RelayConnection implements FramingSink {
 
   /** The client's response closed: if its answer was still on its way, this connection is mid-message. */
   responseClosed(res: ServerResponse): void {
-    if (res !== this.#res) return;
+    if (res !== this.#exchange?.res) return;
     this.#detach();
     this.socket.destroy();
   }
 
   onInterim(status: number): void {
-    if (status !== 100 || !this.#relayContinue) return;
-    this.#relayContinue = false;
-    this.#response().writeContinue();
+    const exchange = this.#current();
+    if (status !== 100 || !exchange.relayContinue) return;
+    exchange.relayContinue = false;
+    exchange.res.writeContinue();
   }
 
   onHead(head: ResponseHead): void {
-    const res = this.#response();
+    const { res, extraHead } = this.#current();
     this.#upstreamKeepAlive = head.keepAlive;
     const closeAfter = !head.keepAlive || !responseMayKeepAlive(res) || this.relay.options.closesAfter(res);
-    adoptResponseHead(res, head.status, `${head.endToEnd}${this.#extraHead}${this.relay.connectionLines(closeAfter)}\r\n`, closeAfter);
+    adoptResponseHead(res, head.status, `${head.endToEnd}${extraHead}${this.relay.connectionLines(closeAfter)}\r\n`, closeAfter);
   }
 
   onBody(bytes: Buffer): void {
-    const res = this.#response();
+    const { res } = this.#current();
     if (!res.write(bytes)) {
       this.socket.pause();
       res.once('drain', this.#resume);
@@ -214,8 +237,9 @@ class RelayConnection implements FramingSink {
   }
 
   onEnd(lastBytes: Buffer | undefined): void {
-    const res = this.#response();
+    const { res } = this.#current();
     const reusable = this.#upstreamKeepAlive && this.#requestWritten && !this.socket.destroyed;
+    this.#answered++;
     this.#detach();
     res.end(lastBytes);
     if (reusable) this.relay.release(this);
@@ -227,10 +251,11 @@ class RelayConnection implements FramingSink {
   };
 
   #onData(chunk: Buffer): void {
-    if (!this.#res) {
+    if (!this.#exchange) {
       this.socket.destroy();  // Bytes with no request out: the target broke the framing.
       return;
     }
+    this.#retryable = false;
     const used = this.#framer.feed(chunk, this);
     if (this.#framer.error !== undefined) this.#abandon(`the worker this request belongs to answered with ${this.#framer.error}`);
     else if (used < chunk.length) this.socket.destroy();
@@ -238,14 +263,18 @@ class RelayConnection implements FramingSink {
 
   #onClose(): void {
     this.relay.forget(this);
-    if (!this.#res) return;
-    if (!this.#framer.close(this)) this.#abandon('the worker this request belongs to closed the connection before its answer ended');
+    const exchange = this.#exchange;
+    if (exchange === undefined) return;
+    if (this.#retryable) {
+      this.#detach();
+      this.relay.retry(exchange, this.path);
+    } else if (!this.#framer.close(this)) this.#abandon('the worker this request belongs to closed the connection before its answer ended');
   }
 
-  /** The exchange failed: 502 if the answer had not begun (the request is never retried), else the client's
-   * connection goes too, as a truncated answer must not look complete. */
+  /** The exchange failed: 502 if the answer had not begun, else the client's connection goes too, as a truncated
+   * answer must not look complete. */
   #abandon(reason: string): void {
-    const res = this.#response();
+    const { res } = this.#current();
     const answered = this.#framer.headSeen;
     this.#detach();
     this.socket.destroy();
@@ -254,21 +283,16 @@ class RelayConnection implements FramingSink {
   }
 
   // The framer calls back, and the request body's listeners run, only while an exchange is under way.
-  #response(): ServerResponse {
-    if (!this.#res) throw new Error('relay: an answer arrived with no client response to write it to');
-    return this.#res;
-  }
-
-  #request(): IncomingMessage {
-    if (!this.#req) throw new Error('relay: request body arrived with no exchange under way');
-    return this.#req;
+  #current(): Exchange {
+    if (!this.#exchange) throw new Error('relay: an answer or a request body arrived with no exchange under way');
+    return this.#exchange;
   }
 
   /** Ends this connection's part in the current exchange; a request body still coming is drained unread. */
   #detach(): void {
-    const req = this.#req;
-    this.#req = undefined;
-    this.#res = undefined;
+    const req = this.#exchange?.req;
+    this.#exchange = undefined;
+    this.#retryable = false;
     if (req && !this.#requestWritten) {
       req.off('data', this.#onRequestData);
       req.off('end', this.#onRequestEnd);
@@ -288,14 +312,14 @@ class RelayConnection implements FramingSink {
       flowing = this.socket.write(chunk);
     }
     if (!flowing) {
-      const req = this.#request();
+      const { req } = this.#current();
       req.pause();
       this.socket.once('drain', () => req.resume());
     }
   };
 
   #onRequestEnd = (): void => {
-    const req = this.#request();
+    const { req } = this.#current();
     this.#requestWritten = true;
     if (!this.#chunkedRequest) return;
     let trailers = '';
