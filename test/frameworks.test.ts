@@ -27,9 +27,9 @@ test('the server on $PORT is the one fed, even when the app listens on another p
   t.is((await get(`http://127.0.0.1:${metricsPort}/`)).text, 'metrics\n');
 });
 
-test('connections to the app\'s own second port (accepted by node:cluster in the primary) and to graycluster\'s port, at once, are all answered', async (t) => {
-  // Node's cluster module sends the second port's connections to the same workers over the same channel as the
-  // handoff: each side must tell its acknowledgements from the other's.
+test('connections to the app\'s own second port (shared with the workers by node:cluster) and to graycluster\'s port, at once, are all answered', async (t) => {
+  // Node's cluster module sends each worker the second port's socket over the same channel as the handoff, which
+  // must tell that handle's acknowledgement from its own; then the workers accept its connections themselves.
   const cluster = await startCluster(t, makeConfig({ v1: { entry: fixture('metrics-first.mjs'), workers: 2 }, v2: { entry: fixture('metrics-first.mjs') } }, { rules: [{ query: 'version' }] }));
   const metricsPort = /metrics on (\d+)/.exec(await cluster.waitForOutput(/metrics on \d+/))![1];
   const answers = new Map<string, number>();

@@ -237,7 +237,7 @@ test("with Node's handle gate lifted within the handle window, many connections 
   });
   // Mostly small messages, as a connection's head is; every 20th is larger than the window's bytes (it goes alone);
   // every 30th message carries no handle but 63 KB, as a large settings message would; in the last 50, every 10th is
-  // followed by a handle of another sender's (as node:cluster's round-robin sends a worker connections of the app's own ports).
+  // followed by a handle of another sender's (as node:cluster sends a worker the socket of a port it shares with it).
   let mostInFlight = 0;
   for (let id = 0; id < count; id++) {
     const message = { cmd: internalCommand, kind: 'peer', id, padding: 'x'.repeat(id % 20 === 19 ? 24_000 : (id * 137) % 2000) };

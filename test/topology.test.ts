@@ -1,10 +1,11 @@
 // graycluster behind a real nginx with pooled keep-alive upstream connections, as it is deployed: one upstream
 // connection carries requests of many users, so of several versions.
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { stickyHash, versionForHash } from '../src/routing/decide.js';
 import { keylessUpstream, nginxSplit, poolVariable, upstreamOf } from '../src/routing/split-clients.js';
-import { fixture, makeConfig, startCluster, startNginxFor, testWithNginx, waitFor } from './helpers/cluster.js';
+import { canConnect, fixture, freePort, makeConfig, runCli, startCluster, startNginxFor, testWithNginx, waitFor } from './helpers/cluster.js';
 import { startNginx } from './helpers/nginx.js';
 import { RawConnection } from './helpers/raw-connection.js';
 
@@ -105,6 +106,43 @@ test('nginx split_clients written by graycluster, one upstream pool per version:
   const sent = users.length + keyless.length;
   const status = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.requests, 0) >= sent, 20_000);
   t.is(status.workers.reduce((sum, worker) => sum + worker.forwarded, 0), 0, 'requests relayed between workers');
+});
+
+test('split-clients with each version on a port of its own: nginx reaches the versions\' workers without the primary, and while a version\'s port is closed its backup line, graycluster\'s port', async (t) => {
+  const [port, v1Port, v2Port] = [await freePort(), await freePort(), await freePort()];
+  const cluster = await startCluster(t, makeConfig({ v1: { port: v1Port }, v2: { port: v2Port } }, routing, { port }));
+  const printed = await runCli(['split-clients', '--config', cluster.configFile]);
+  t.is(printed.code, 0, printed.stderr);
+  t.true(printed.stdout.includes(`upstream ${upstreamOf('v2')} { server 127.0.0.1:${v2Port}; server 127.0.0.1:${port} backup; keepalive 32; }`), printed.stdout);
+  const nginx = await startNginx({
+    upstreams: {},
+    http: [...printed.stdout.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#')), `add_header x-nginx-pool ${poolVariable};`],
+    servers: [{ key: 'split', pass: poolVariable }],
+  });
+  t.teardown(nginx.stop);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(() => agent.destroy());
+  const right = (answers: Answer[], users: string[]) => users.filter((user, index) => {
+    const answer = answers[index]!;
+    return answer.status !== 200 || answer.version !== versionOf(user) || answer.pool !== upstreamOf(versionOf(user) ?? '');
+  });
+
+  const before = await cluster.status();
+  const users = Array.from({ length: 300 }, () => randomBytes(8).toString('hex'));
+  t.deepEqual(right(await Promise.all(users.map((user) => send(nginx.url('/who', 'split'), agent, user))), users), [], 'answered by its version, over its pool');
+  const after = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.requests, 0) >= users.length, 20_000);
+  t.is(after.router.handedOff, before.router.handedOff, 'no connection went through the primary');
+  t.is(after.workers.reduce((sum, worker) => sum + worker.forwarded, 0), 0, 'nothing relayed');
+
+  // v2's workers stop listening on its port (its port is taken out of the config, so they are replaced): nginx finds
+  // the port closed and goes on through graycluster's, where the primary places each connection.
+  const file = JSON.parse(readFileSync(cluster.configFile, 'utf8'));
+  delete file.versions.v2.port;
+  writeFileSync(cluster.configFile, JSON.stringify(file, null, 2));
+  await waitFor(async () => !(await canConnect(v2Port)), { timeoutMs: 20_000, what: 'v2\'s port closed' });
+  const v2Users = Array.from({ length: 40 }, () => userOf('v2'));
+  t.deepEqual(right(await Promise.all(v2Users.map((user) => send(nginx.url('/who', 'split'), agent, user))), v2Users), [], 'answered by v2 through the backup line');
+  t.true((await cluster.status()).router.handedOff > after.router.handedOff, 'those connections went through the primary');
 });
 
 test('with routing.versionCookie, nginx routing on that cookie keeps a pool per version: after a client\'s first answer, nothing of it is relayed', async (t) => {

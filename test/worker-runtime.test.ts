@@ -61,7 +61,7 @@ async function harness(t: ExecutionContext, version: string, app: http.RequestLi
   const sent: ToPrimary[] = [];
   const exits: number[] = [];
   const runDir = options.runDir ?? mkdtempSync(path.join(os.tmpdir(), 'graycluster-runtime-'));
-  const env: WorkerEnv = { version, workerId: `${version}.1`, entry: '', maxInFlight: options.maxInFlight ?? 64, runDir, port: 0, host: '127.0.0.1', statsIntervalMs: 500 };
+  const env: WorkerEnv = { version, workerId: `${version}.1`, entry: '', maxInFlight: options.maxInFlight ?? 64, runDir, port: 0, host: '127.0.0.1', statsIntervalMs: 500, versionPort: null };
   const runtime = new WorkerRuntime({
     env,
     hooks: { send: (message) => (sent.push(message), true), exit: (code) => exits.push(code) },

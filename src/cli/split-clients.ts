@@ -1,14 +1,16 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
-import { nginxSplit, poolVariable, type NginxSplit } from '../routing/split-clients.js';
+import { nginxSplit, poolVariable, upstreamOf, type NginxSplit } from '../routing/split-clients.js';
 import { configPath } from './options.js';
 
 export const splitClientsUsage = `Usage: graycluster split-clients [--config <file>]
 
 Prints nginx config that splits users by routing.weights exactly as graycluster does
 (split_clients on the sticky key, MurmurHash2 like graycluster's), with one upstream
-block per version, all pointing at graycluster's port, and one more for requests
-without a key (graycluster picks theirs at random). nginx keeps a pool of
+block per version, pointing at graycluster's port (or at the version's own port,
+versions.<name>.port, where its workers take connections without the primary, with
+graycluster's port as the backup), and one more for requests without a key
+(graycluster picks theirs at random). nginx keeps a pool of
 connections per block, so each pooled connection carries one version's users, and
 graycluster serves every request in place instead of relaying it to another version's
 worker. graycluster still routes every request itself: a request nginx sent to the
@@ -45,6 +47,7 @@ export function splitClients(args: string[]): number {
   }
   const { host, port } = config.server;
   const address = wildcard.has(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const versionPorts = new Map([...config.versions.values()].flatMap((version) => (version.port === null ? [] : [[upstreamOf(version.name), version.port] as const])));
   const weights = config.routing.weights.map(([version, weight]) => `${version}=${weight}`).join(' ');
   const key = config.routing.sticky.key;
   process.stdout.write([
@@ -53,7 +56,12 @@ export function splitClients(args: string[]): number {
     '# with proxy_http_version 1.1; and proxy_set_header Connection "";',
     ...(key.source === 'ip' ? ['# The ip key: graycluster must see the client nginx saw (server.trustProxy listing nginx, and nginx setting X-Forwarded-For).'] : []),
     ...split.lines,
-    ...split.upstreams.map((upstream) => `upstream ${upstream} { server ${address}:${port}; keepalive 32; }`),
+    ...split.upstreams.map((upstream) => {
+      // A version with a port of its own is reached there, and through graycluster's port while that one is closed
+      // (no worker of the version listens on it: all restarting, say).
+      const own = versionPorts.get(upstream);
+      return `upstream ${upstream} { server ${address}:${own ?? port};${own === undefined ? '' : ` server ${address}:${port} backup;`} keepalive 32; }`;
+    }),
     '',
   ].join('\n'));
   return 0;

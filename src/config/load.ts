@@ -137,6 +137,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
       maxMemoryHardMB: version.maxMemoryHardMB ?? null,
       ...resolveLaunch(`versions.${name}`, version, folder, fail),
       logFile: resolveLogFile(`versions.${name}`, version.logFile, folder, logs, fail),
+      port: version.port ?? null,
     });
     if (version.maxMemoryHardMB !== undefined && version.maxMemoryMB !== undefined && version.maxMemoryHardMB < version.maxMemoryMB) {
       fail(`versions.${name}.maxMemoryHardMB`, `(${version.maxMemoryHardMB}) must not be below versions.${name}.maxMemoryMB (${version.maxMemoryMB})`);
@@ -192,6 +193,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
   for (const [key, taken] of [['server.port', server.port], ['dashboard.port', dashboard.port]] as const) {
     if (health.port !== null && health.port !== 0 && health.port === taken) fail('health.port', `(${health.port}) must differ from ${key}`);
   }
+  checkVersionPorts(versions.values(), [['server.port', server.port], ['dashboard.port', dashboard.port], ['health.port', health.port]], fail);
   return {
     file,
     raw,
@@ -204,6 +206,18 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     routing,
     rollout: resolveRollout(raw, fail),
   };
+}
+
+/** Each version's own port differs from every other port graycluster listens on. */
+function checkVersionPorts(versions: Iterable<VersionConfig>, others: Array<[key: string, port: number | null]>, fail: (key: string, message: string) => never): void {
+  const taken = [...others];
+  for (const version of versions) {
+    if (version.port === null) continue;
+    const key = `versions.${version.name}.port`;
+    const clash = taken.find(([, port]) => port === version.port);
+    if (clash) fail(key, `(${version.port}) must differ from ${clash[0]}`);
+    taken.push([key, version.port]);
+  }
 }
 
 export function parseStickyKey(key: string): StickyKey {

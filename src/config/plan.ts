@@ -75,6 +75,7 @@ function replaceReason(before: VersionConfig, after: VersionConfig): string | un
     before.maxInFlight !== after.maxInFlight && `maxInFlight ${before.maxInFlight} → ${after.maxInFlight}`,
     !isDeepStrictEqual(before.nodeArgs, after.nodeArgs) && `nodeArgs ${JSON.stringify(before.nodeArgs)} → ${JSON.stringify(after.nodeArgs)}`,
     !isDeepStrictEqual(before.args, after.args) && `args ${JSON.stringify(before.args)} → ${JSON.stringify(after.args)}`,
+    before.port !== after.port && `port ${before.port ?? 'none'} → ${after.port ?? 'none'}`,
     before.cwd !== after.cwd && `cwd ${before.cwd ?? '(the supervisor\'s)'} → ${after.cwd ?? '(the supervisor\'s)'}`,
   ].filter(Boolean);
   return changed.length > 0 ? changed.join(', ') : undefined;

@@ -15,7 +15,7 @@ export interface ConfigFile {
   diagnostics?: Partial<DiagnosticsConfig>;
   logs?: Partial<LogsConfig>;
   versions: Record<string, {
-    entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number; maxMemoryHardMB?: number;
+    entry: string; workers?: number; env?: Record<string, string>; maxInFlight?: number; maxMemoryMB?: number; maxMemoryHardMB?: number; port?: number;
     nodeArgs?: string[]; args?: string[]; cwd?: string;
     logFile?: string | { path: string; maxBytes?: number; keep?: number };
   }>;
@@ -204,6 +204,11 @@ export interface VersionConfig {
   cwd: string | null;
   /** Where this version's workers' lines are written too, beside the primary's stdout; null: nowhere else. */
   logFile: LogFileConfig | null;
+  /**
+   * A port of this version's own (on server.host), on which its workers accept connections themselves, so a proxy
+   * that keeps a pool per version reaches them without the primary; null: none.
+   */
+  port: number | null;
 }
 
 /** A rule in evaluation form: where to look, and what a match routes to. */

@@ -21,8 +21,8 @@ export const handleWindowLimits = { maxHandles: 16, maxBytes: 16 * 1024 };
 
 /**
  * One worker's channel as the primary writes it: bytes written, and where each unanswered handle message ends,
- * graycluster's and those Node's cluster module sends (connections of an app's own second listener, which cluster's
- * round-robin accepts in the primary): the worker answers all of them, in the order they were sent.
+ * graycluster's and those Node's cluster module sends (the shared socket of a port a worker listens on through the
+ * cluster: a version's own, or an app's second listener): the worker answers all of them, in the order they were sent.
  */
 export class HandleWindow {
   #written = 0;

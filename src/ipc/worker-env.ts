@@ -16,6 +16,8 @@ export interface WorkerEnv {
   port: number;
   host: string;
   statsIntervalMs: number;
+  /** The version's own port (`versions.<name>.port`), on `host`, where the worker accepts connections itself. */
+  versionPort: number | null;
 }
 
 const names = {
@@ -26,6 +28,7 @@ const names = {
   runDir: 'GRAYCLUSTER_RUN_DIR',
   host: 'GRAYCLUSTER_PUBLIC_HOST',
   statsIntervalMs: 'GRAYCLUSTER_STATS_INTERVAL_MS',
+  versionPort: 'GRAYCLUSTER_VERSION_PORT',
 } as const;
 
 /**
@@ -38,7 +41,7 @@ const supervisorOnly = ['GRAYCLUSTER_TOKEN', 'GRAYCLUSTER_PORT', 'GRAYCLUSTER_DA
 export function encodeWorkerEnv(worker: WorkerEnv, appEnv: Record<string, string>): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...appEnv, PORT: String(worker.port) };
   for (const name of supervisorOnly) if (!(name in appEnv)) env[name] = undefined;
-  for (const [key, name] of Object.entries(names)) env[name] = String(worker[key as keyof typeof names]);
+  for (const [key, name] of Object.entries(names)) env[name] = String(worker[key as keyof typeof names] ?? '');
   return env;
 }
 
@@ -53,5 +56,6 @@ export function decodeWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv
     port: Number(env.PORT ?? 0),
     host: env[names.host] ?? '0.0.0.0',
     statsIntervalMs: Number(env[names.statsIntervalMs] ?? 500),
+    versionPort: env[names.versionPort] ? Number(env[names.versionPort]) : null,
   };
 }

@@ -39,6 +39,7 @@ export function workerEnv(slot: WorkerSlot, version: VersionConfig, server: Reso
     port: place.publicPort,
     host: place.publicHost,
     statsIntervalMs: server.statsIntervalMs,
+    versionPort: version.port,
   }, version.env);
 }
 

@@ -109,6 +109,11 @@ class ClusterWorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
 
 /** Forks real workers running the graycluster runtime (which loads the version's app). */
 export function clusterFork(): ForkWorker {
+  // A worker listens through the cluster only on its version's own port (the app's listen is taken over; see
+  // worker/intercept.ts), and there its connections must not pass through the primary: with SCHED_NONE the primary
+  // binds the port once and every worker listening on it accepts from that one socket itself. Set before the first
+  // fork, which fixes it. (A port an app's worker listens on besides $PORT is shared the same way.)
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   return (env, launch) => {
     // cluster.fork takes only an env: it forks with cluster.settings, which setupPrimary sets (synchronously) for
     // this fork. The runtime is the script; `args` follow it, and the runtime puts the entry in its place.

@@ -169,8 +169,8 @@ export function answerHandlesUngated(child: ChildProcess): void {
 
 /**
  * Calls `onSend` for each message sent to `child`, before Node writes it: graycluster's and those of Node's cluster
- * module, which sends through the same `send` (cluster's round-robin hands a worker the connections of an app's
- * own listeners that way). Node writes messages with handles in the order `send` is called, and the child answers
+ * module, which sends through the same `send` (it hands a worker the shared socket of each port the worker listens on
+ * through the cluster that way). Node writes messages with handles in the order `send` is called, and the child answers
  * them in that order, so a listener can tell whose each answer is.
  */
 export function watchSends(child: ChildProcess, onSend: (message: unknown, carriesHandle: boolean) => void): void {

@@ -14,6 +14,7 @@ import { ranSince, runningNow } from '../shared/stalls.js';
 import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
 import { diagnose } from './diagnostics.js';
 import { ForwardBudget, Forwarder } from './forward.js';
+import { originalListen } from './intercept.js';
 import { Relay } from './relay.js';
 import { emptyRouteMemo, RouteCheck, type RouteMemo } from './route-check.js';
 import { RequestStats } from './stats.js';
@@ -26,8 +27,13 @@ export interface ConnectionInfo {
   trustedPeer: boolean;
   /** Requests seen; the first was routed by the primary, unless `routeFirst`. */
   requests: number;
-  /** Placed here for its peer's sake (primary/shared-peers.ts): its first request is routed here like later ones. */
+  /**
+   * Its first request is routed here like later ones: placed here for its peer's sake (primary/shared-peers.ts),
+   * or accepted on the version's own port.
+   */
   routeFirst: boolean;
+  /** Accepted on the version's own port (`versions.<name>.port`): a proxy's pool for this version, not a peer to learn. */
+  byPort: boolean;
   /** The version its first request went to. */
   firstVersion: string | null;
   /** It carried requests of two versions, and its peer was reported as one that pools its connections. */
@@ -88,6 +94,8 @@ export class WorkerRuntime {
   /** Where other workers forward requests of this version that reached them. */
   readonly forwardPath: string;
   readonly forwardServer: net.Server;
+  /** Accepts the connections to the version's own port itself, once the app listens; undefined without one. */
+  readonly versionServer: net.Server | undefined;
   readonly #hooks: RuntimeHooks;
   readonly #drainIdleGraceMs: number;
   readonly #connections = new Map<Socket, ConnectionInfo>();
@@ -117,6 +125,12 @@ export class WorkerRuntime {
       if (!this.#appServer || this.#draining) socket.destroy();
       else this.admit(socket, { forwarded: true });
     });
+    if (this.env.versionPort !== null) {
+      this.versionServer = net.createServer((socket) => {
+        if (this.#draining) socket.destroy();
+        else this.admit(socket, { forwarded: false, byPort: true });
+      });
+    }
   }
 
   get inFlight(): number {
@@ -156,7 +170,7 @@ export class WorkerRuntime {
   }
 
   /** Gives the app a connection, keeping net's own bookkeeping so the app's server.close() behaves. */
-  admit(socket: Socket, options: { forwarded: boolean; assignCookie?: string | undefined; routeFirst?: boolean }): void {
+  admit(socket: Socket, options: { forwarded: boolean; assignCookie?: string | undefined; routeFirst?: boolean; byPort?: boolean }): void {
     const server = this.#appServer;
     if (!server) {
       socket.destroy();  // The app has not listened yet: there is nothing to give it to.
@@ -166,7 +180,7 @@ export class WorkerRuntime {
     const forwarded = options.forwarded;
     const trustedPeer = !forwarded && this.#trustedPeer !== undefined && this.#trustedPeer(socket.remoteAddress);
     this.#connections.set(socket, {
-      forwarded, trustedPeer, requests: 0, routeFirst: options.routeFirst === true, firstVersion: this.env.version, mixed: false, oneUser: false,
+      forwarded, trustedPeer, requests: 0, routeFirst: options.routeFirst === true || options.byPort === true, byPort: options.byPort === true, firstVersion: this.env.version, mixed: false, oneUser: false,
       assignCookie: options.assignCookie, active: 0, idleSince: performance.now(), route: undefined,
     });
     adoptConnection(server, socket);
@@ -204,8 +218,35 @@ export class WorkerRuntime {
 
   /** Tells the primary the app listens, once the forward socket does too. */
   announce(): void {
-    if (this.forwardServer.listening) this.#hooks.send({ kind: 'listening', forwardPath: this.forwardPath });
-    else this.forwardServer.once('listening', () => this.announce());
+    if (!this.forwardServer.listening) {
+      this.forwardServer.once('listening', () => this.announce());
+      return;
+    }
+    this.#listenOnVersionPort(() => this.#hooks.send({ kind: 'listening', forwardPath: this.forwardPath }));
+  }
+
+  /**
+   * Starts accepting on the version's own port, then calls `then`. Every worker of the version listens on one
+   * socket the cluster primary binds for them all (node:cluster's shared handle: `cluster.schedulingPolicy` is
+   * SCHED_NONE, see primary/worker-process.ts), so connections to it reach the workers without the primary and the
+   * port stays open while any of them listens. A port that cannot be had is reported; the worker still serves.
+   */
+  #listenOnVersionPort(then: () => void): void {
+    const server = this.versionServer;
+    if (server === undefined || server.listening || this.#draining) {
+      then();
+      return;
+    }
+    const done = (error?: NodeJS.ErrnoException) => {
+      server.off('listening', done);
+      server.off('error', done);
+      if (error) console.error(`graycluster: versions.${this.env.version}.port: cannot listen on ${this.env.host}:${this.env.versionPort} (${error.code ?? error.message}); this worker takes connections from server.port only`);
+      else if (this.#draining) server.close();  // The drain began while the port was being had.
+      then();
+    };
+    server.once('listening', done);
+    server.once('error', done);
+    Reflect.apply(originalListen, server, [{ port: this.env.versionPort, host: this.env.host }]);
   }
 
   snapshot(): WorkerStats {
@@ -217,6 +258,7 @@ export class WorkerRuntime {
     if (this.#draining) return;
     this.#draining = true;
     if (this.forwardServer.listening) this.forwardServer.close();
+    if (this.versionServer?.listening) this.versionServer.close();
     for (const res of this.#inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
     this.#drainTimer = setInterval(() => this.closeIdleConnections(), this.#drainIdleGraceMs / 4).unref();
     this.#finishDrainIfIdle();
@@ -291,8 +333,9 @@ export class WorkerRuntime {
     if (route === undefined) return first ? { version: null } : undefined;
     const memo = info.route ??= emptyRouteMemo();
     const version = route.versionForLater(req, memo);
-    // A client without a key, given a pick of its own, says nothing of the connection's peer.
-    if (memo.assignCookie === undefined) this.#notePeer(req.socket, info, first, version);
+    // A client without a key, given a pick of its own, says nothing of the connection's peer; nor does a proxy's
+    // connection to the version's own port, which is its pool for this version whatever it carries.
+    if (memo.assignCookie === undefined && !info.byPort) this.#notePeer(req.socket, info, first, version);
     if (version === this.env.version) return undefined;
     return version === null ? { version } : { version, route };
   }

@@ -15,6 +15,8 @@ export interface VersionOptions {
   /** Added to APP_VERSION, which is the version's name. */
   env?: Record<string, string>;
   maxInFlight?: number;
+  /** The version's own port (versions.<name>.port). */
+  port?: number;
 }
 
 /**
@@ -30,6 +32,7 @@ export function makeConfig(versions: Record<string, VersionOptions>, routing: Re
       workers: version.workers ?? 1,
       env: { APP_VERSION: name, ...version.env },
       ...(version.maxInFlight ? { maxInFlight: version.maxInFlight } : {}),
+      ...(version.port ? { port: version.port } : {}),
     }])),
     routing: { default: Object.keys(versions)[0], ...routing },
   };

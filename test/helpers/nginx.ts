@@ -3,9 +3,9 @@
 // foreground with its prefix, config, pid file, logs and temp folders in a temp folder, 1 worker, every upstream
 // pooled (`keepalive 32`, HTTP/1.1, `Connection ""`; upgrades passed on when asked), everything on 127.0.0.1.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { canConnect, freePort } from './ports.js';
 import { findExecutable, startProcess, temporaryFolder } from './processes.js';
 import { sleep } from './wait.js';
 
@@ -62,25 +62,7 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-/** A port free on 127.0.0.1 right now (nginx needs a concrete one; a race is caught by startNginx's retry). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 /** The config for `options` with its files under `prefix` and the servers on `ports` (in their order). */
 export function nginxConfig(prefix: string, ports: number[], { upstreams, servers, http = [], maxBodyMegabytes, upgrades = false }: NginxOptions): string {

@@ -6,5 +6,6 @@ export { startInstance, waitForRunState, type Instance, type InstanceOptions } f
 export { nginxConfig, nginxMissing, nginxPath, startNginx, upstreamKeepalive, type Nginx, type NginxOptions, type NginxServer } from './nginx.js';
 export { findExecutable, installCleanup, killAll, startProcess, temporaryFolder, type StartedProcess } from './processes.js';
 export { residentBytes, rssOf, sampleRss, type RssSample } from './procfs.js';
+export { canConnect, freePort } from './ports.js';
 export { holdUp, sleep, waitFor, type WaitOptions } from './wait.js';
 export { runCli, type CliResult } from './cli.js';

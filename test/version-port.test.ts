@@ -1,0 +1,84 @@
+// A version's own port (versions.<name>.port): its workers accept the connections to it themselves, from one socket
+// the cluster primary binds for them all, so a proxy that keeps a pool per version reaches them without the primary.
+import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import test from 'ava';
+import { ConfigError, resolveConfig } from '../src/config/load.js';
+import { canConnect, freePort, makeConfig, request, startCluster, waitFor, type Cluster } from './helpers/cluster.js';
+import { steadyLoad } from './helpers/load.js';
+
+/** Two versions routed by `?version=`, with these ports of their own (undefined: none). */
+const configWithPorts = (ports: { v1?: number; v2?: number }) => makeConfig({ v1: { port: ports.v1 }, v2: { port: ports.v2 } }, { rules: [{ query: 'version' }] });
+
+/** Rewrites the cluster's config file with `change` applied to its versions. */
+function editVersions(cluster: Cluster, change: (versions: Record<string, Record<string, unknown>>) => void): void {
+  const file = JSON.parse(readFileSync(cluster.configFile, 'utf8'));
+  change(file.versions);
+  writeFileSync(cluster.configFile, JSON.stringify(file, null, 2));
+}
+
+test('on a version\'s own port its workers take the connections themselves: that version\'s requests are served in place, another\'s relayed, and the primary hands over none', async (t) => {
+  const ports = { v1: await freePort(), v2: await freePort() };
+  const cluster = await startCluster(t, configWithPorts(ports));
+  const before = await cluster.status();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const on = (port: number, target: string) => request(`http://127.0.0.1:${port}${target}`, { agent });
+
+  t.is((await on(ports.v2, '/')).body.version, 'v2');
+  t.is((await on(ports.v2, '/?version=v1')).body.version, 'v1', 'a rule still routes: relayed to v1');
+  t.is((await on(ports.v2, '/?version=v2')).body.version, 'v2');
+  t.is((await on(ports.v1, '/')).body.version, 'v1');
+  t.is((await request(cluster.url('/?version=v2'))).body.version, 'v2', 'server.port routes as before');
+
+  const after = await cluster.waitForStatus((status) => status.workers.reduce((sum, worker) => sum + worker.requests, 0) >= 5);
+  t.is(after.router.handedOff - before.router.handedOff, 1, 'only the connection to server.port went through the primary');
+  t.is(after.workers.find((worker) => worker.version === 'v2')?.forwarded, 1, 'v2\'s worker relayed the one request for v1');
+});
+
+test('a version\'s port stays open while its workers are replaced under load, and closes once the version has none listening', async (t) => {
+  const port = await freePort();
+  const cluster = await startCluster(t, configWithPorts({ v2: port }));
+  const load = steadyLoad(() => `http://127.0.0.1:${port}/`, { clients: 4 });
+  t.teardown(() => load.stop());
+  await load.answered(50);
+  const [old] = (await cluster.status()).workers.filter((worker) => worker.version === 'v2');
+  editVersions(cluster, (versions) => {
+    versions.v2!.env = { ...(versions.v2!.env as object), APP_BUILD: 'b2' };
+  });
+  await cluster.waitForStatus((status) => status.workers.some((worker) => worker.version === 'v2' && worker.pid !== old?.pid && worker.state === 'ready')
+    && !status.workers.some((worker) => worker.pid === old?.pid), 20_000);
+  load.mark();
+  await load.answered(50);
+  const report = await load.stop();
+  t.deepEqual({ failed: report.failed, unexpected: report.unexpected, errors: report.errors }, { failed: 0, unexpected: {}, errors: [] });
+  t.deepEqual([...report.afterMark.keys()], ['v2/b2'], 'the new workers answer on the same port');
+
+  t.true(await canConnect(port));
+  editVersions(cluster, (versions) => {
+    delete versions.v2!.port;
+  });
+  await waitFor(async () => !(await canConnect(port)), { timeoutMs: 20_000, what: 'the port closed once v2\'s workers left it' });
+  t.is((await request(cluster.url('/?version=v2'))).body.version, 'v2', 'v2 still serves through server.port');
+});
+
+test('a version\'s port that is taken is reported naming the key, and its workers still serve through server.port', async (t) => {
+  const squatter = net.createServer();
+  await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => squatter.close());
+  const { port } = squatter.address() as net.AddressInfo;
+  const cluster = await startCluster(t, configWithPorts({ v2: port }));
+  await cluster.waitForOutput(new RegExp(`versions\\.v2\\.port: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+  t.is((await request(cluster.url('/?version=v2'))).body.version, 'v2');
+});
+
+test('a version\'s port must differ from every other port graycluster listens on', (t) => {
+  const raw = { server: { port: 8000 }, dashboard: { port: 9000 }, health: { port: 9001 }, versions: { v1: { entry: 'a.js', port: 8001 }, v2: { entry: 'b.js', port: 8002 } }, routing: { default: 'v1' } };
+  t.is(resolveConfig('/srv/graycluster.json', raw).versions.get('v2')?.port, 8002);
+  const clash = (v2: number) => () => resolveConfig('/srv/graycluster.json', { ...raw, versions: { ...raw.versions, v2: { entry: 'b.js', port: v2 } } });
+  t.throws(clash(8001), { instanceOf: ConfigError, message: /versions\.v2\.port \(8001\) must differ from versions\.v1\.port/ });
+  t.throws(clash(8000), { message: /versions\.v2\.port \(8000\) must differ from server\.port/ });
+  t.throws(clash(9000), { message: /versions\.v2\.port \(9000\) must differ from dashboard\.port/ });
+  t.throws(clash(9001), { message: /versions\.v2\.port \(9001\) must differ from health\.port/ });
+});
