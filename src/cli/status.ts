@@ -66,9 +66,9 @@ function parseInterval(value: string): number {
 
 export function formatStatus(status: Status): string {
   const versions = table([
-    ['VERSION', 'STATE', 'READY', 'WEIGHT', 'ENTRY'],
+    ['VERSION', 'STATE', 'READY', 'WEIGHT', 'PORT', 'ENTRY'],
     ...Object.entries(status.versions).map(([name, version]) => [
-      name, version.state, `${version.ready}/${version.configured}`, version.weight ?? '-', version.entry,
+      name, version.state, `${version.ready}/${version.configured}`, version.weight ?? '-', version.port ?? '-', version.entry,
     ]),
   ]);
   const workers = table([

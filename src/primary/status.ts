@@ -41,6 +41,8 @@ export interface VersionStatus {
   ready: number;
   entry: string;
   weight: number | null;
+  /** The version's own port (`versions.<name>.port`), or null. */
+  port: number | null;
 }
 
 /** What GET /api/status and `graycluster status` report. */
@@ -114,6 +116,7 @@ export function snapshot(sources: StatusSources): Status {
       ready: 0,
       entry: config?.entry ?? '',
       weight: routing.weights?.[worker.version] ?? null,
+      port: config?.port ?? null,
     };
     if (worker.state === 'ready') version.ready++;
   }
