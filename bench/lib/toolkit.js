@@ -12,6 +12,6 @@ try {
 }
 
 export const {
-  findExecutable, installCleanup, killAll, makeConfig, nginxMissing, nginxPath, residentBytes, sampleRss, sleep, startInstance, startNginx,
+  findExecutable, freePort, installCleanup, killAll, makeConfig, nginxMissing, nginxPath, residentBytes, sampleRss, sleep, startInstance, startNginx,
   startProcess, temporaryFolder, upstreamKeepalive, waitFor, waitForRunState,
 } = toolkit;

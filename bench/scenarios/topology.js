@@ -2,18 +2,21 @@
  * Behind a load balancer, as graycluster is deployed: a real nginx (1 worker, pooled keep-alive upstreams) in
  * front, every request from a random user (`x-user`), so each pooled connection carries requests of both versions.
  * Rows: nginx → plain node:cluster (the baseline), nginx → graycluster (sticky on the user header), and nginx
- * `split_clients` on the user header → one plain process per version (what teams would do instead). Weights 50/50
+ * `split_clients` on the user header → one plain process per version (what teams would do instead), and graycluster
+ * behind nginx keeping a pool per version (`graycluster split-clients`, its versions' own ports, the version
+ * cookie). Weights 50/50
  * and 90/10; rounds interleave the rows and every ratio is to node:cluster's run of the same round. Also the
  * primaries' memory: node:cluster's and graycluster's VmRSS idle and after each run.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { fetchOnce } from '../lib/load.js';
-import { nginxMissing, nginxPath, residentBytes, sleep, startNginx, startProcess, upstreamKeepalive } from '../lib/toolkit.js';
+import { freePort, nginxMissing, nginxPath, residentBytes, sleep, startNginx, startProcess, upstreamKeepalive } from '../lib/toolkit.js';
 import { childPids, cpuMeter, otherCpuMeter, waitForQuiet } from '../lib/procfs.js';
 import { disturbanceNote, format, median, sectionEnd, table } from '../lib/report.js';
 import { app, startGraycluster, startPlainCluster } from '../lib/targets.js';
 import { runWrk, wrkPath } from '../lib/wrk.js';
+import { resolveConfig } from '../../dist/src/config/load.js';
 import { stickyHash, versionForHash } from '../../dist/src/routing/decide.js';
 import { keylessUpstream, nginxSplit, upstreamOf } from '../../dist/src/routing/split-clients.js';
 
@@ -42,6 +45,7 @@ const rows = [
   { key: 'graycluster', label: 'nginx → graycluster (v1 ×1, v2 ×1), sticky on x-user' },
   { key: 'split', label: 'nginx split_clients on x-user → one plain process per version' },
   { key: 'graycluster-split', label: 'nginx split_clients from `graycluster split-clients` → graycluster, a pool per version' },
+  { key: 'graycluster-split-ports', label: 'nginx split_clients → graycluster, each version on a port of its own' },
   { key: 'graycluster-cookie', label: 'nginx map on the version cookie → graycluster, a pool per version (returning users)' },
 ];
 
@@ -90,7 +94,7 @@ async function startPlainProcess(version) {
  * would not count), and waits until the primary runs it.
  */
 async function applyWeights(graycluster, weighting) {
-  const routing = { default: 'v1', weights: { v1: weighting.v1, v2: weighting.v2 }, sticky: { key: 'header:x-user' } };
+  const routing = routingOf(weighting);
   const file = JSON.parse(readFileSync(graycluster.configFile, 'utf8'));
   writeFileSync(graycluster.configFile, JSON.stringify({ ...file, routing }, null, 2));
   const deadline = Date.now() + 10_000;
@@ -105,10 +109,14 @@ async function applyWeights(graycluster, weighting) {
   }
 }
 
-/** A weighting as graycluster resolves it from the routing applyWeights writes. */
-const stickyRouting = (weighting) => ({
-  default: 'v1', rules: [], weights: [['v1', weighting.v1], ['v2', weighting.v2]], sticky: { key: { source: 'header', name: 'x-user' }, cookie: null }, versionCookie: null,
-});
+/** The routing applyWeights writes into graycluster's config file for a weighting: users sticky by header. */
+const routingOf = (weighting) => ({ default: 'v1', weights: { v1: weighting.v1, v2: weighting.v2 }, sticky: { key: 'header:x-user' } });
+
+/** That routing as graycluster resolves it, from its own config file with the routing replaced. */
+function resolvedRouting(graycluster, weighting) {
+  const file = JSON.parse(readFileSync(graycluster.configFile, 'utf8'));
+  return resolveConfig(graycluster.configFile, { ...file, routing: routingOf(weighting) }).routing;
+}
 
 /** The version cookie the cookie row's nginx routes on (graycluster's `routing.versionCookie`). */
 const versionCookie = 'gc_version';
@@ -117,8 +125,8 @@ const versionCookie = 'gc_version';
  * Users who come back: each request of the cookie row is one of 2,000 users, with the version cookie graycluster
  * gave it on its first answer (its version by graycluster's own hash), so nginx sends it to its version's pool.
  */
-function returningUsers(weighting) {
-  const { weights } = stickyRouting(weighting);
+function returningUsers(graycluster, weighting) {
+  const { weights } = resolvedRouting(graycluster, weighting);
   return Array.from({ length: 2000 }, (_, index) => {
     const user = `user-${index}-${Math.floor(Math.random() * 2 ** 31)}`;
     return { 'x-user': user, cookie: `${versionCookie}=${versionForHash(stickyHash(user), weights)}` };
@@ -163,22 +171,24 @@ export async function run({ settings: overrides, log }) {
   try {
     const entry = app('hello.js');
     started.cluster = await startPlainCluster({ entry, workers: 2 });
-    const versions = { v1: { entry, workers: 1 }, v2: { entry, workers: 1 } };
+    const versions = { v1: { entry, workers: 1, port: await freePort() }, v2: { entry, workers: 1, port: await freePort() } };
     started.graycluster = await startGraycluster({ versions });
     started.v1 = await startPlainProcess('v1');
     started.v2 = await startPlainProcess('v2');
     const port = (target) => Number(new URL(target.url).port);
     // graycluster's own split (as `graycluster split-clients` prints it), one variable per weighting.
     const graysplit = (weighting) => `$graycluster_pool_${weighting.v1}`;
-    const graysplits = weightings.map((weighting) => nginxSplit(stickyRouting(weighting), graysplit(weighting)));
+    const graysplits = weightings.map((weighting) => nginxSplit(resolvedRouting(started.graycluster, weighting), graysplit(weighting)));
     started.nginx = await startNginx({
       upstreams: {
         cluster: [port(started.cluster)], graycluster: [port(started.graycluster)], split_v1: [started.v1.port], split_v2: [started.v2.port],
+        graycluster_port_v1: [versions.v1.port], graycluster_port_v2: [versions.v2.port],
         ...Object.fromEntries(graysplits.flatMap((split) => split.upstreams).map((upstream) => [upstream, [port(started.graycluster)]])),
       },
       http: [
         ...weightings.flatMap((weighting, index) => [
           `split_clients "\${http_x_user}" $split_${weighting.v1} { ${weighting.v1}% split_v1; * split_v2; }`,
+          `split_clients "\${http_x_user}" $ports_${weighting.v1} { ${weighting.v1}% graycluster_port_v1; * graycluster_port_v2; }`,
           ...graysplits[index].lines,
         ]),
         `map $cookie_${versionCookie} $graycluster_by_cookie { v1 ${upstreamOf('v1')}; v2 ${upstreamOf('v2')}; default ${keylessUpstream}; }`,
@@ -188,6 +198,7 @@ export async function run({ settings: overrides, log }) {
         { key: 'graycluster', pass: 'graycluster' },
         ...weightings.map((weighting) => ({ key: `split ${weighting.name}`, pass: `$split_${weighting.v1}` })),
         ...weightings.map((weighting) => ({ key: `graycluster-split ${weighting.name}`, pass: graysplit(weighting) })),
+        ...weightings.map((weighting) => ({ key: `graycluster-split-ports ${weighting.name}`, pass: `$ports_${weighting.v1}` })),
         { key: 'graycluster-cookie', pass: '$graycluster_by_cookie' },
       ],
     });
@@ -195,9 +206,9 @@ export async function run({ settings: overrides, log }) {
     const nginxWorkerPids = childPids(nginx.pid);
     const processesOf = {
       cluster: [started.cluster], graycluster: [started.graycluster], split: [started.v1, started.v2],
-      'graycluster-split': [started.graycluster], 'graycluster-cookie': [started.graycluster],
+      'graycluster-split': [started.graycluster], 'graycluster-split-ports': [started.graycluster], 'graycluster-cookie': [started.graycluster],
     };
-    const usersOf = Object.fromEntries(weightings.map((weighting) => [weighting.name, returningUsers(weighting)]));
+    const usersOf = Object.fromEntries(weightings.map((weighting) => [weighting.name, returningUsers(started.graycluster, weighting)]));
     const pidsOf = (row) => [nginx.pid, ...nginxWorkerPids, ...processesOf[row].flatMap((target) => [target.pid, ...target.workerPids])];
     const everyPid = [process.pid, ...new Set(rows.flatMap((row) => pidsOf(row.key)))];
     const urlOf = (row, weighting) => nginx.url('/', row.includes('split') ? `${row} ${weighting.name}` : row);
@@ -339,7 +350,7 @@ function report({ runs, settings, started, client, idleRssKb, routings, loadComm
     '',
     `Table produced by **${client}**. A hello-world handler ([bench/apps/hello.js](apps/hello.js)) behind a real nginx (1 worker; every upstream \`keepalive ${upstreamKeepalive}\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection ""\`), as graycluster runs in production behind a TLS-terminating proxy: nginx's pooled connections carry requests of many users, so of both versions. ${clientText}. Weights ${weightings.map((weighting) => weighting.name).join(' and ')}; ${settings.runs} rounds per weighting, each running the rows in turn (after a ${settings.warmupSeconds} s warm-up of each), the machine quiet before each run.`,
     '',
-    'Rows: nginx → plain node:cluster (2 workers, round-robin; cannot route by version: the baseline); nginx → graycluster (v1 ×1, v2 ×1, `routing.sticky.key: "header:x-user"`, the weights); nginx `split_clients "${http_x_user}"` → one plain process per version (nginx splits users itself, as ingress-nginx canaries do: the anchor); nginx `split_clients` as `graycluster split-clients` writes it → the same graycluster, through one upstream block per version, all to its one port (nginx pools each block apart, so each pooled connection carries one version\'s users; graycluster still routes every request and would relay one nginx sent to the wrong pool); nginx `map` on the version cookie (`routing.versionCookie`) → the same graycluster through the same blocks, under another load: every request from one of 2,000 users who come back with the cookie graycluster gave them on their first answer (their version by its hash; graycluster runs without the option here, since the cookie only matters on a first answer, and every other row\'s new users would get one on each). Figures are medians; "× cluster" is the median of the per-round ratios to the node:cluster row of the same round. Server CPU/req: nginx (master and worker) plus the target\'s processes (primary and workers, or the two plain processes), from /proc/<pid>/stat, per answered request. Client CPU: the load generator, for context. Failed: non-2xx answers, timeouts and connection errors over all runs. Under "Every run", for both graycluster rows: new conn/s, the connections its primary handed to a worker per second (nginx\'s upstream pool opens one whenever more than its `keepalive` connections are busy and closes the surplus when they come back idle), and pending peak, the most connections the primary held at once (waiting for their head or for a worker to take them), from `/api/status` sampled every 100 ms.',
+    'Rows: nginx → plain node:cluster (2 workers, round-robin; cannot route by version: the baseline); nginx → graycluster (v1 ×1, v2 ×1, `routing.sticky.key: "header:x-user"`, the weights); nginx `split_clients "${http_x_user}"` → one plain process per version (nginx splits users itself, as ingress-nginx canaries do: the anchor); nginx `split_clients` as `graycluster split-clients` writes it → the same graycluster, through one upstream block per version, all to its one port (nginx pools each block apart, so each pooled connection carries one version\'s users; graycluster still routes every request and would relay one nginx sent to the wrong pool); the same split (`split_clients` at the same percentages, which is the split graycluster\'s hash makes) → the same graycluster, each block to its version\'s own port (`versions.<name>.port`: the version\'s workers accept those connections themselves, without the primary); nginx `map` on the version cookie (`routing.versionCookie`) → the same graycluster through the same blocks, under another load: every request from one of 2,000 users who come back with the cookie graycluster gave them on their first answer (their version by its hash; graycluster runs without the option here, since the cookie only matters on a first answer, and every other row\'s new users would get one on each). Figures are medians; "× cluster" is the median of the per-round ratios to the node:cluster row of the same round. Server CPU/req: nginx (master and worker) plus the target\'s processes (primary and workers, or the two plain processes), from /proc/<pid>/stat, per answered request. Client CPU: the load generator, for context. Failed: non-2xx answers, timeouts and connection errors over all runs. Under "Every run", for the graycluster rows: new conn/s, the connections its primary handed to a worker per second (nginx\'s upstream pool opens one whenever more than its `keepalive` connections are busy and closes the surplus when they come back idle), and pending peak, the most connections the primary held at once (waiting for their head or for a worker to take them), from `/api/status` sampled every 100 ms.',
     '',
     ...markdowns.flatMap((entry) => [entry, '']),
     '### Primary memory',
