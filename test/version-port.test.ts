@@ -69,7 +69,7 @@ test('a version\'s port that is taken is reported naming the key, and its worker
   t.teardown(() => squatter.close());
   const { port } = squatter.address() as net.AddressInfo;
   const cluster = await startCluster(t, configWithPorts({ v2: port }));
-  await cluster.waitForOutput(new RegExp(`versions\\.v2\\.port: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+  await cluster.waitForOutput(new RegExp(`versions\\.v2\\.port: 127\\.0\\.0\\.1:${port}: cannot listen \\(EADDRINUSE\\)`));
   t.is((await request(cluster.url('/?version=v2'))).body.version, 'v2');
 });
 

@@ -240,8 +240,11 @@ export class WorkerRuntime {
     const done = (error?: NodeJS.ErrnoException) => {
       server.off('listening', done);
       server.off('error', done);
-      if (error) console.error(`graycluster: versions.${this.env.version}.port: cannot listen on ${this.env.host}:${this.env.versionPort} (${error.code ?? error.message}); this worker takes connections from server.port only`);
+      const where = `graycluster: versions.${this.env.version}.port: ${this.env.host}:${this.env.versionPort}`;
+      if (error) console.error(`${where}: cannot listen (${error.code ?? error.message}); this worker takes connections from server.port only`);
       else if (this.#draining) server.close();  // The drain began while the port was being had.
+      // An accept that fails (out of file descriptors) is reported and the server goes on, as the primary's does.
+      else server.on('error', (failure: NodeJS.ErrnoException) => console.error(`${where}: ${failure.code ?? failure.message}`));
       then();
     };
     server.once('listening', done);
