@@ -1,9 +1,14 @@
+import { execFile } from 'node:child_process';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigWatcher } from '../config/watch.js';
+import type { ResolvedConfig } from '../config/types.js';
 import { nginxSplit, poolVariable, upstreamOf, type NginxSplit } from '../routing/split-clients.js';
 import { configPath } from './options.js';
+import { UsageError } from './usage.js';
 
-export const splitClientsUsage = `Usage: graycluster split-clients [--config <file>]
+export const splitClientsUsage = `Usage: graycluster split-clients [--config <file>] [--output <file> [--watch] [--reload <command>]]
 
 Prints nginx config that splits users by routing.weights exactly as graycluster does
 (split_clients on the sticky key, MurmurHash2 like graycluster's), with one upstream
@@ -16,21 +21,38 @@ graycluster serves every request in place instead of relaying it to another vers
 worker. graycluster still routes every request itself: a request nginx sent to the
 other pool (after a weight change nginx has not been given yet, or a rule that picks
 another version) is relayed to its version, never answered by the wrong one.
-Rerun it and reload nginx after changing the weights. Another proxy (HAProxy, Envoy, a
-cloud load balancer) can keep a pool per version with routing.versionCookie instead.
+Rerun it and reload nginx after changing the weights, or let --watch do both: it
+rewrites the file whenever the config's split changes (graycluster weights, each step
+of a progressive rollout) and runs --reload after each write. Another proxy (HAProxy,
+Envoy, a cloud load balancer) can keep a pool per version with routing.versionCookie
+instead.
 
 Options:
   -c, --config <file>   Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
+  -o, --output <file>   Write the lines to this file (atomically) instead of printing them
+  -w, --watch           With --output: keep running, and rewrite the file whenever the
+                        config file's split changes, until Ctrl-C or SIGTERM
+  -r, --reload <command>  With --output: a shell command to run after each write of the
+                        file, such as "nginx -s reload" (at most 30 s; a failure is printed)
   -h, --help            Show this help
 `;
+
+/** How long a --reload command may run. */
+const reloadTimeoutMs = 30_000;
 
 /** Addresses that listen everywhere: nginx on the same host reaches them on loopback. */
 const wildcard = new Set(['0.0.0.0', '::', '']);
 
-export function splitClients(args: string[]): number {
+export async function splitClients(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      output: { type: 'string', short: 'o' },
+      watch: { type: 'boolean', short: 'w' },
+      reload: { type: 'string', short: 'r' },
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: true,
     allowPositionals: false,
   });
@@ -38,7 +60,79 @@ export function splitClients(args: string[]): number {
     process.stdout.write(splitClientsUsage);
     return 0;
   }
-  const config = loadConfig(configPath(values.config));
+  const { output, reload } = values;
+  if (output === undefined && (values.watch || reload !== undefined)) throw new UsageError(`--${values.watch ? 'watch' : 'reload'} needs --output <file>`, splitClientsUsage);
+  const file = configPath(values.config);
+  const text = splitClientsText(loadConfig(file));
+  if (output === undefined) {
+    process.stdout.write(text);
+    return 0;
+  }
+  let written = await writeSplit(output, text, reload);
+  if (!values.watch) return 0;
+  process.stdout.write(`graycluster: watching ${file}; ${output} follows its split (Ctrl-C to stop)\n`);
+  // One write at a time, in the order the changes came; a config that cannot be split keeps the last file.
+  let queue = Promise.resolve();
+  const watcher = new ConfigWatcher(file, () => {
+    queue = queue.then(async () => {
+      try {
+        const next = splitClientsText(loadConfig(file));
+        if (next !== written) written = await writeSplit(output, next, reload);
+      } catch (error) {
+        process.stderr.write(`graycluster: ${(error as Error).message}; ${output} keeps the last split\n`);
+      }
+    });
+  });
+  watcher.start();
+  await new Promise<void>((resolve) => {
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    const stop = () => {
+      clearInterval(keepAlive);
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  watcher.close();
+  await queue;
+  return 0;
+}
+
+/**
+ * Writes `text` to `output` unless it holds that already (through a temporary file in its folder, renamed over it,
+ * so nginx never reads half of it), then runs `reload`. Returns the text the file holds.
+ */
+async function writeSplit(output: string, text: string, reload: string | undefined): Promise<string> {
+  let current: string | undefined;
+  try {
+    current = readFileSync(output, 'utf8');
+  } catch {
+    current = undefined;
+  }
+  if (current === text) return text;
+  const temporary = `${output}.${process.pid}.tmp`;
+  writeFileSync(temporary, text);
+  renameSync(temporary, output);
+  process.stdout.write(`graycluster: wrote ${output} (${text.split('\n', 1)[0]?.replace(/^# From graycluster's routing: (.*)\.$/, '$1')})\n`);
+  if (reload !== undefined) await runReload(reload);
+  return text;
+}
+
+/** Runs the --reload command through the shell; a failure is printed, not fatal. */
+function runReload(command: string): Promise<void> {
+  return new Promise((resolve) => {
+    execFile('/bin/sh', ['-c', command], { timeout: reloadTimeoutMs }, (error, _stdout, stderr) => {
+      if (error) {
+        const how = error.killed ? `did not finish within ${reloadTimeoutMs / 1000} s` : `exited with ${error.code ?? error.signal}`;
+        process.stderr.write(`graycluster: --reload "${command}" ${how}${stderr.trim() ? `: ${stderr.trim()}` : ''}\n`);
+      }
+      resolve();
+    });
+  });
+}
+
+/** The nginx lines for `config`, as printed. Throws a ConfigError naming the key when nginx cannot split by it. */
+export function splitClientsText(config: ResolvedConfig): string {
   let split: NginxSplit;
   try {
     split = nginxSplit(config.routing);
@@ -50,7 +144,7 @@ export function splitClients(args: string[]): number {
   const versionPorts = new Map([...config.versions.values()].flatMap((version) => (version.port === null ? [] : [[upstreamOf(version.name), version.port] as const])));
   const weights = config.routing.weights.map(([version, weight]) => `${version}=${weight}`).join(' ');
   const key = config.routing.sticky.key;
-  process.stdout.write([
+  return [
     `# From graycluster's routing: weights ${weights}, sticky key ${key.source === 'ip' ? 'ip' : `${key.source}:${key.name}`}.`,
     `# In nginx's http block; in the location: proxy_pass http://${poolVariable};`,
     '# with proxy_http_version 1.1; and proxy_set_header Connection "";',
@@ -63,6 +157,5 @@ export function splitClients(args: string[]): number {
       return `upstream ${upstream} { server ${address}:${own ?? port};${own === undefined ? '' : ` server ${address}:${port} backup;`} keepalive 32; }`;
     }),
     '',
-  ].join('\n'));
-  return 0;
+  ].join('\n');
 }

@@ -1,0 +1,66 @@
+// `graycluster split-clients --output --watch --reload`: nginx's split kept in step with the config file's weights.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import { bin, runCli, startProcess, waitFor } from './helpers/cluster.js';
+
+function folderWithConfig(t: { teardown(fn: () => void): void }, weights: Record<string, number> | undefined) {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-split-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  writeFileSync(path.join(folder, 'app.js'), '');
+  const config = path.join(folder, 'graycluster.json');
+  const write = (next: Record<string, number> | undefined) => writeFileSync(config, JSON.stringify({
+    versions: { v1: { entry: 'app.js' }, v2: { entry: 'app.js', port: 8002 } },
+    routing: { default: 'v1', sticky: { key: 'header:x-user' }, ...(next ? { weights: next } : {}) },
+  }, null, 2));
+  write(weights);
+  return { folder, config, write, output: path.join(folder, 'split.conf'), reloads: path.join(folder, 'reloads.txt') };
+}
+
+const lines = (file: string) => {
+  try {
+    return readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+};
+
+test('--output writes the lines to a file; --watch rewrites it when the weights change and runs --reload after each write; a config it cannot split keeps the last file', async (t) => {
+  const { config, write, output, reloads } = folderWithConfig(t, { v1: 90, v2: 10 });
+  const once = await runCli(['split-clients', '--config', config, '--output', output]);
+  t.is(once.code, 0, once.stderr);
+  t.regex(readFileSync(output, 'utf8'), /^split_clients "\$\{http_x_user\}" \$graycluster_pool_split \{ 90% graycluster_v1; \* graycluster_v2; \}$/m);
+  t.regex(readFileSync(output, 'utf8'), /^upstream graycluster_v2 \{ server 127\.0\.0\.1:8002; server 127\.0\.0\.1:8000 backup; keepalive 32; \}$/m);
+
+  const watching = startProcess('split-clients --watch', process.execPath, [bin, 'split-clients', '--config', config, '--output', output, '--watch', '--reload', `echo reloaded >> '${reloads}'`]);
+  t.teardown(() => watching.stop());
+  await watching.waitForOutput(/watching/);
+  t.deepEqual(lines(reloads), [], 'the file held this split already: neither written nor reloaded');
+
+  write({ v1: 70, v2: 30 });
+  await waitFor(() => lines(reloads).length === 1, { what: 'a reload after the new weights', describe: () => watching.output() });
+  t.regex(readFileSync(output, 'utf8'), /\{ 70% graycluster_v1; \* graycluster_v2; \}/);
+
+  write(undefined);
+  await watching.waitForOutput(/routing\.weights is not set: .*; .*split\.conf keeps the last split/);
+  t.regex(readFileSync(output, 'utf8'), /\{ 70% graycluster_v1; \* graycluster_v2; \}/);
+
+  write({ v1: 50, v2: 50 });
+  await waitFor(() => lines(reloads).length === 2, { what: 'a reload after the weights came back', describe: () => watching.output() });
+  t.regex(readFileSync(output, 'utf8'), /\{ 50% graycluster_v1; \* graycluster_v2; \}/);
+  t.is(await watching.stop(), 0, 'SIGTERM ends the watch with 0');
+});
+
+test('--watch and --reload need --output; a --reload that fails is reported and the file is still written', async (t) => {
+  const { config, output } = folderWithConfig(t, { v1: 90, v2: 10 });
+  for (const flag of [['--watch'], ['--reload', 'true']]) {
+    const refused = await runCli(['split-clients', '--config', config, ...flag]);
+    t.is(refused.code, 2);
+    t.regex(refused.stderr, new RegExp(`${flag[0]} needs --output <file>`));
+  }
+  const failing = await runCli(['split-clients', '--config', config, '--output', output, '--reload', 'echo no nginx here >&2; exit 3']);
+  t.is(failing.code, 0);
+  t.regex(failing.stderr, /--reload "echo no nginx here >&2; exit 3" exited with 3: no nginx here/);
+  t.regex(readFileSync(output, 'utf8'), /90% graycluster_v1/);
+});
