@@ -63,17 +63,15 @@ export async function splitClients(args: string[]): Promise<number> {
   const { output, reload } = values;
   if (output === undefined && (values.watch || reload !== undefined)) throw new UsageError(`--${values.watch ? 'watch' : 'reload'} needs --output <file>`, splitClientsUsage);
   const file = configPath(values.config);
-  const text = splitClientsText(loadConfig(file));
   if (output === undefined) {
-    process.stdout.write(text);
+    process.stdout.write(splitClientsText(loadConfig(file)));
     return 0;
   }
-  let written = await writeSplit(output, text, reload);
-  if (!values.watch) return 0;
-  process.stdout.write(`graycluster: watching ${file}; ${output} follows its split (Ctrl-C to stop)\n`);
-  // One write at a time, in the order the changes came; a config that cannot be split keeps the last file.
+  // The watcher takes the file's fingerprint before the first read, so an edit made meanwhile is a change it sees.
+  // Changes are written one at a time, in the order they came; a config that cannot be split keeps the last file.
+  let written = '';
   let queue = Promise.resolve();
-  const watcher = new ConfigWatcher(file, () => {
+  const watcher = values.watch ? new ConfigWatcher(file, () => {
     queue = queue.then(async () => {
       try {
         const next = splitClientsText(loadConfig(file));
@@ -82,8 +80,11 @@ export async function splitClients(args: string[]): Promise<number> {
         process.stderr.write(`graycluster: ${(error as Error).message}; ${output} keeps the last split\n`);
       }
     });
-  });
+  }) : undefined;
+  written = await writeSplit(output, splitClientsText(loadConfig(file)), reload);
+  if (watcher === undefined) return 0;
   watcher.start();
+  process.stdout.write(`graycluster: watching ${file}; ${output} follows its split (Ctrl-C to stop)\n`);
   await new Promise<void>((resolve) => {
     const keepAlive = setInterval(() => {}, 1 << 30);
     const stop = () => {
