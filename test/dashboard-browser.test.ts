@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import type { Page } from 'playwright-core';
-import { get, makeConfig, root, startCluster, token } from './helpers/cluster.js';
+import { freePort, get, makeConfig, root, startCluster, token } from './helpers/cluster.js';
 import { eventually, openPage, sharedBrowser } from './dashboard-helpers.js';
 
 /** Where the screenshots go (docs/dashboard.png is a copy of one). */
@@ -72,14 +72,17 @@ test('the page shows each worker\'s memory, in-flight requests rising and fallin
   t.deepEqual(errors, []);
 });
 
-test('moving a weight on the page changes where new requests go', async (t) => {
-  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, { weights: { v1: 100, v2: 0 }, sticky: { key: 'header:x-user' } }));
+test('moving a weight on the page changes where new requests go; the versions table shows a version\'s own port', async (t) => {
+  const v2Port = await freePort();
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: { port: v2Port } }, { weights: { v1: 100, v2: 0 }, sticky: { key: 'header:x-user' } }));
   const users = Array.from({ length: 20 }, (_, index) => `user-${index}`);
   const versions = async () => new Set((await Promise.all(users.map((user) => get(cluster.url('/who'), { 'x-user': user })))).map((answer) => answer.body.version));
   t.deepEqual([...await versions()], ['v1']);
 
   const { page, errors } = await openPage(browser(), t, `http://127.0.0.1:${cluster.dashboardPort}/?token=${token}`);
   await page.locator('input[data-weight="v2"]').waitFor();
+  t.is(await page.locator('#versions tr[data-key="v2"] [data-field="port"]').textContent(), String(v2Port));
+  t.is(await page.locator('#versions tr[data-key="v1"] [data-field="port"]').textContent(), '–');
   await page.fill('input[data-weight="v1"]', '0');
   await page.fill('input[data-weight="v2"]', '100');
   await page.click('#apply-weights');

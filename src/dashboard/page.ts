@@ -35,7 +35,7 @@ export const html = `<!doctype html>
     <h2>Versions</h2>
     <div class="scroll">
       <table id="versions">
-        <thead><tr><th>Version</th><th>State</th><th>Ready</th><th>Weight</th><th>Configured share</th><th>Actual share (10 s)</th><th>Req/s</th><th></th></tr></thead>
+        <thead><tr><th>Version</th><th>State</th><th>Ready</th><th>Port</th><th>Weight</th><th>Configured share</th><th>Actual share (10 s)</th><th>Req/s</th><th></th></tr></thead>
         <tbody></tbody>
       </table>
     </div>

@@ -19,7 +19,7 @@ function renderSummary(status: LiveStatus): void {
   byId('router-counters').textContent = `Router: ${status.router.handedOff} handed off, ${status.router.fallbacks} fallbacks, refused ${refused || 'none'} (${status.router.pendingShed ?? 0} shed, ${status.router.pendingSourceRefused ?? 0} over the per-address limit), ${status.router.pending} pending, ${status.router.sharedPlacements ?? 0} placed for ${status.router.sharedPeers ?? 0} pooling peers${status.router.sharedLeading ? ` (${status.router.sharedLeading} leads)` : ''}.`;
 }
 
-const versionFields = ['name', 'state', 'ready', 'weight', 'configuredShare', 'share', 'rate', 'actions'];
+const versionFields = ['name', 'state', 'ready', 'port', 'weight', 'configuredShare', 'share', 'rate', 'actions'];
 
 function renderVersions(status: LiveStatus, rates: Rates | undefined): void {
   const versions = Object.entries(status.versions);
@@ -35,6 +35,7 @@ function renderVersions(status: LiveStatus, rates: Rates | undefined): void {
     setCell(row, 'name', name === status.routing.default ? `${name} (default)` : name);
     setCell(row, 'state', [pill(version.state)]);
     setCell(row, 'ready', `${version.ready}/${version.configured}`);
+    setCell(row, 'port', version.port === null ? '–' : String(version.port));
     const input = row.querySelector('input[data-weight]');
     if (input instanceof HTMLInputElement && input.dataset.dirty !== 'true' && document.activeElement !== input) input.value = String(version.weight ?? 0);
     setCell(row, 'configuredShare', total > 0 ? percent((version.weight ?? 0) / total) : 'rules/default');
