@@ -52,13 +52,16 @@ test('--output writes the lines to a file; --watch rewrites it when the weights 
   t.is(await watching.stop(), 0, 'SIGTERM ends the watch with 0');
 });
 
-test('--watch and --reload need --output; a --reload that fails is reported and the file is still written', async (t) => {
+test('--watch and --reload need --output, which must be writable; a --reload that fails is reported and the file is still written', async (t) => {
   const { config, output } = folderWithConfig(t, { v1: 90, v2: 10 });
   for (const flag of [['--watch'], ['--reload', 'true']]) {
     const refused = await runCli(['split-clients', '--config', config, ...flag]);
     t.is(refused.code, 2);
     t.regex(refused.stderr, new RegExp(`${flag[0]} needs --output <file>`));
   }
+  const nowhere = await runCli(['split-clients', '--config', config, '--output', path.join(output, 'no-such-folder', 'split.conf')]);
+  t.is(nowhere.code, 2);
+  t.regex(nowhere.stderr, /--output .*no-such-folder.*: cannot write it \(ENOENT\)/);
   const failing = await runCli(['split-clients', '--config', config, '--output', output, '--reload', 'echo no nginx here >&2; exit 3']);
   t.is(failing.code, 0);
   t.regex(failing.stderr, /--reload "echo no nginx here >&2; exit 3" exited with 3: no nginx here/);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { ConfigWatcher } from '../config/watch.js';
@@ -112,8 +112,13 @@ async function writeSplit(output: string, text: string, reload: string | undefin
   }
   if (current === text) return text;
   const temporary = `${output}.${process.pid}.tmp`;
-  writeFileSync(temporary, text);
-  renameSync(temporary, output);
+  try {
+    writeFileSync(temporary, text);
+    renameSync(temporary, output);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw new UsageError(`--output ${output}: cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, splitClientsUsage);
+  }
   process.stdout.write(`graycluster: wrote ${output} (${text.split('\n', 1)[0]?.replace(/^# From graycluster's routing: (.*)\.$/, '$1')})\n`);
   if (reload !== undefined) await runReload(reload);
   return text;
