@@ -35,7 +35,9 @@ const settings = (extra: Partial<WorkerSettings> = {}): WorkerSettings => ({
   sharedLeading: null,
   ...extra,
 });
-const head = (target: string) => ({ method: 'GET', target, headers: {}, remoteAddress: '127.0.0.1' });
+/** A request as the app's server parsed it, seen by a routing check with nothing remembered of its connection. */
+const checked = (route: RouteCheck, url: string, headers: Record<string, string> = {}, socket: object = { remoteAddress: '127.0.0.1' }) =>
+  route.versionForLater({ url, method: 'GET', headers, socket } as unknown as http.IncomingMessage, emptyRouteMemo());
 
 async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -89,13 +91,13 @@ const whoAnswers = (version: string): http.RequestListener => (req, res) => {
 
 test('a later request stays here unless a rule names another version, which falls back to the default when not serving', (t) => {
   const route = new RouteCheck(settings(), 'v2');
-  t.is(route.versionForHead(head('/')), 'v2', 'no rule matches: the connection\'s version');
-  t.is(route.versionForHead(head('/?version=v2')), 'v2');
-  t.is(route.versionForHead(head('/?version=v3')), 'v3');
-  t.is(route.versionForHead(head('/?version=nope')), 'v2', 'an unknown version is no match');
-  t.is(new RouteCheck(settings({ serving: ['v1', 'v2'] }), 'v2').versionForHead(head('/?version=v3')), 'v1', 'v3 not serving: the default');
-  t.is(new RouteCheck(settings({ serving: ['v2'] }), 'v2').versionForHead(head('/?version=v3')), null, 'neither v3 nor the default serving');
-  t.is(new RouteCheck(settings({ serving: ['v2'] }), 'v1').versionForHead(head('/?version=v3')), 'v1', 'this worker is the default');
+  t.is(checked(route, '/'), 'v2', 'no rule matches: the connection\'s version');
+  t.is(checked(route, '/?version=v2'), 'v2');
+  t.is(checked(route, '/?version=v3'), 'v3');
+  t.is(checked(route, '/?version=nope'), 'v2', 'an unknown version is no match');
+  t.is(checked(new RouteCheck(settings({ serving: ['v1', 'v2'] }), 'v2'), '/?version=v3'), 'v1', 'v3 not serving: the default');
+  t.is(checked(new RouteCheck(settings({ serving: ['v2'] }), 'v2'), '/?version=v3'), null, 'neither v3 nor the default serving');
+  t.is(checked(new RouteCheck(settings({ serving: ['v2'] }), 'v1'), '/?version=v3'), 'v1', 'this worker is the default');
 });
 
 test('a later request whose routing values equal the previous one\'s gets its answer again; any change, or new settings, runs the rules', (t) => {
@@ -103,7 +105,7 @@ test('a later request whose routing values equal the previous one\'s gets its an
   const route = new RouteCheck(settings({ routing }), 'v1');
   const memo = emptyRouteMemo();
   const later = (url: string, headers: Record<string, string> = {}) => route.versionForLater({ url, method: 'GET', headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage, memo);
-  const fresh = (url: string, headers: Record<string, string> = {}) => route.versionFor({ url, method: 'GET', headers, socket: { remoteAddress: '127.0.0.1' } } as unknown as http.IncomingMessage);
+  const fresh = (url: string, headers: Record<string, string> = {}) => checked(route, url, headers);
   const sequence: Array<[string, Record<string, string>]> = [
     ['/a?version=v2', {}], ['/b?version=v2', {}], ['/b?version=v3', {}], ['/b?version=v1', {}], ['/b', {}], ['/c', {}],
     ['/c', { cookie: 'version=v2' }], ['/d', { cookie: 'version=v2' }], ['/d', { cookie: 'version=v1' }],
@@ -140,16 +142,16 @@ test('a routing check reads the client\'s address only for an ip sticky key, and
   const socket = { get remoteAddress() { reads++; return '10.0.0.1'; } };
   const request = (url: string, headers: Record<string, string> = {}) => ({ url, method: 'GET', headers, socket }) as unknown as http.IncomingMessage;
   const byQuery = new RouteCheck(settings(), 'v1');
-  t.is(byQuery.versionFor(request('/?version=v2')), 'v2');
+  t.is(byQuery.versionForLater(request('/?version=v2'), emptyRouteMemo()), 'v2');
   t.is(byQuery.versionForLater(request('/?version=v3'), emptyRouteMemo()), 'v3');
   t.is(reads, 0, 'routing by query: the address is never asked for (it costs a system call)');
   const weights: Array<[string, number]> = [['v1', 50], ['v2', 50]];
   const byAddress = new RouteCheck(settings({ routing: { default: 'v1', rules: [], weights, sticky: { key: { source: 'ip' }, cookie: null }, versionCookie: null }, trustProxy: ['10.0.0.0/8'] }), 'v1');
-  const direct = byAddress.versionFor(request('/'));
+  const direct = byAddress.versionForLater(request('/'), emptyRouteMemo());
   t.is(reads, 1);
-  const sameClient = Array.from({ length: 8 }, () => byAddress.versionFor(request('/')));
+  const sameClient = Array.from({ length: 8 }, () => byAddress.versionForLater(request('/'), emptyRouteMemo()));
   t.deepEqual(sameClient, Array(8).fill(direct), 'one client, one version');
-  const viaProxy = Array.from({ length: 64 }, (_, index) => byAddress.versionFor(request('/', { 'x-forwarded-for': `192.0.2.${index}` })));
+  const viaProxy = Array.from({ length: 64 }, (_, index) => byAddress.versionForLater(request('/', { 'x-forwarded-for': `192.0.2.${index}` }), emptyRouteMemo()));
   t.true(viaProxy.includes('v1') && viaProxy.includes('v2'), 'behind a trusted proxy the forwarded clients spread over both versions');
 });
 

@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import type { WorkerSettings } from '../ipc/messages.js';
 import { ClientHead } from '../routing/client-address.js';
 import { decide } from '../routing/decide.js';
-import type { RequestHead } from '../routing/head.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
 
 /**
@@ -34,7 +33,7 @@ export class RouteCheck {
   }
 
   /**
-   * versionFor for a later request on a connection, remembering in `memo` the raw values the routing read
+   * The version that must answer a later request on a connection (see #check), remembering in `memo` the raw values the routing read
    * (headers, cookie header, query string) and its answer: a request whose values are the same as the last
    * one's gets the same answer without the rules being run again, and without allocating. A fresh pick (a client
    * with no key, when `sticky.cookie` is set) is never reused: each such client gets its own, and
@@ -44,7 +43,7 @@ export class RouteCheck {
     const url = req.url ?? '/';
     if (memo.route === this && memo.assignCookie === undefined && this.#sameSignals(url, req, memo)) return memo.version;
     memo.route = this;
-    const decision = this.#check(this.#headOf(req));
+    const decision = this.#check(req);
     memo.version = decision.version;
     memo.assignCookie = decision.assignCookie;
     memo.query = this.#readsQuery ? queryOf(url) : '';
@@ -67,24 +66,13 @@ export class RouteCheck {
 
   /**
    * The version that must answer: this worker's own unless a rule or the request's sticky key says another; that
-   * version's fallback (`routing.default`) when it has no ready worker; null when neither has one.
+   * version's fallback (`routing.default`) when it has no ready worker; null when neither has one. And for a client
+   * without a key when `sticky.cookie` is set, the cookie it is to get: such a client gets a weighted pick of its own
+   * (the version its new cookie hashes to, or this one when that has no ready worker), as the primary places a
+   * connection's first request. Without `sticky.cookie` a request with no key stays with its connection's version.
    */
-  versionForHead(head: RequestHead): string | null {
-    return this.#check(head).version;
-  }
-
-  /** versionForHead for a request as the app's server parsed it. */
-  versionFor(req: IncomingMessage): string | null {
-    return this.versionForHead(this.#headOf(req));
-  }
-
-  /**
-   * versionForHead, and for a client without a key when `sticky.cookie` is set, the cookie it is to get: such a
-   * client gets a weighted pick of its own (the version its new cookie hashes to, or this one when that has no
-   * ready worker), as the primary places a connection's first request. Without `sticky.cookie` a request with no
-   * key stays with its connection's version.
-   */
-  #check(head: RequestHead): { version: string | null; assignCookie?: string } {
+  #check(req: IncomingMessage): { version: string | null; assignCookie?: string } {
+    const head = new ClientHead(req.method ?? 'GET', req.url ?? '/', req.headers as Record<string, string>, req.socket, this.#trusted);
     const decision = decide(head, this.settings.routing, this.#versions);
     if (decision.assignCookie !== undefined) {
       return { version: this.#serving.has(decision.version) ? decision.version : this.ownVersion, assignCookie: decision.assignCookie };
@@ -94,10 +82,6 @@ export class RouteCheck {
     const fallback = this.settings.routing.default;
     if (fallback === this.ownVersion) return { version: this.ownVersion };
     return { version: this.#serving.has(fallback) ? fallback : null };
-  }
-
-  #headOf(req: IncomingMessage): ClientHead {
-    return new ClientHead(req.method ?? 'GET', req.url ?? '/', req.headers as Record<string, string>, req.socket, this.#trusted);
   }
 
   /** The private forward sockets of a version's ready workers. */
