@@ -1,5 +1,5 @@
 // `graycluster split-clients --output --watch --reload`: nginx's split kept in step with the config file's weights.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -16,6 +16,21 @@ function folderWithConfig(t: { teardown(fn: () => void): void }, weights: Record
   }, null, 2));
   write(weights);
   return { folder, config, write, output: path.join(folder, 'split.conf'), reloads: path.join(folder, 'reloads.txt') };
+}
+
+/** The pids of processes in process group `group` that still run (a killed one may linger unreaped, as a zombie). */
+function liveInGroup(group: number): number[] {
+  return readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((pid) => {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return [];  // Gone meanwhile.
+    }
+    // Fields after the command name (which may hold spaces): state, ppid, pgrp.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(pgrp) === group && state !== 'Z' ? [Number(pid)] : [];
+  });
 }
 
 const lines = (file: string) => {
@@ -66,4 +81,16 @@ test('--watch and --reload need --output, which must be writable; a --reload tha
   t.is(failing.code, 0);
   t.regex(failing.stderr, /--reload "echo no nginx here >&2; exit 3" exited with 3: no nginx here/);
   t.regex(readFileSync(output, 'utf8'), /90% graycluster_v1/);
+});
+
+test('a --reload that runs past 30 s is killed with everything it started, reported, and the file is still written', async (t) => {
+  const { config, output, folder } = folderWithConfig(t, { v1: 90, v2: 10 });
+  const groupFile = path.join(folder, 'group.txt');
+  // The shell (the leader of the command's process group) writes its pid, then waits on a child of its own.
+  const slow = await runCli(['split-clients', '--config', config, '--output', output, '--reload', `echo $$ > '${groupFile}'; sleep 100`], { timeoutMs: 45_000 });
+  t.is(slow.code, 0);
+  t.regex(slow.stderr, /--reload "echo .*; sleep 100" did not finish within 30 s/);
+  t.regex(readFileSync(output, 'utf8'), /90% graycluster_v1/);
+  const group = Number(readFileSync(groupFile, 'utf8'));
+  t.deepEqual(liveInGroup(group), [], 'nothing of the command\'s group is left running, the sleep included');
 });

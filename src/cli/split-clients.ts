@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
@@ -33,7 +33,8 @@ Options:
   -w, --watch           With --output: keep running, and rewrite the file whenever the
                         config file's split changes, until Ctrl-C or SIGTERM
   -r, --reload <command>  With --output: a shell command to run after each write of the
-                        file, such as "nginx -s reload" (at most 30 s; a failure is printed)
+                        file, such as "nginx -s reload" (a failure is printed; after 30 s it
+                        is killed with whatever it started)
   -h, --help            Show this help
 `;
 
@@ -124,14 +125,36 @@ async function writeSplit(output: string, text: string, reload: string | undefin
   return text;
 }
 
-/** Runs the --reload command through the shell; a failure is printed, not fatal. */
+/**
+ * Runs the --reload command through the shell, in a process group of its own, so that at the timeout the shell and
+ * whatever it started are killed together; a failure is printed (with the first 4 KiB of its stderr), not fatal.
+ */
 function runReload(command: string): Promise<void> {
   return new Promise((resolve) => {
-    execFile('/bin/sh', ['-c', command], { timeout: reloadTimeoutMs }, (error, _stdout, stderr) => {
-      if (error) {
-        const how = error.killed ? `did not finish within ${reloadTimeoutMs / 1000} s` : `exited with ${error.code ?? error.signal}`;
-        process.stderr.write(`graycluster: --reload "${command}" ${how}${stderr.trim() ? `: ${stderr.trim()}` : ''}\n`);
+    const child = spawn('/bin/sh', ['-c', command], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      if (stderr.length < 4096) stderr = (stderr + chunk).slice(0, 4096);
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // The group is gone already.
       }
+    }, reloadTimeoutMs);
+    const report = (how: string) => process.stderr.write(`graycluster: --reload "${command}" ${how}${stderr.trim() ? `: ${stderr.trim()}` : ''}\n`);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      report(`could not start (${error.message})`);
+      resolve();
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) report(`did not finish within ${reloadTimeoutMs / 1000} s`);
+      else if (code !== 0) report(`exited with ${code ?? signal}`);
       resolve();
     });
   });
