@@ -223,6 +223,10 @@ test('split-clients prints the nginx split of the config\'s weights; a config ng
     t.regex(result.stderr, message);
     t.is(result.stdout, '');
   }
+  writeFileSync(file, JSON.stringify({ versions: { v1: { entry: 'a.js' }, any: { entry: 'a.js' } }, routing: { default: 'v1', weights: { v1: 1, any: 1 } } }));
+  const clash = await run(['split-clients', '--config', file]);
+  t.is(clash.code, 1);
+  t.regex(clash.stderr, /versions\.any: its upstream block would be graycluster_any, the name of the block for requests without a key/);
 });
 
 test('help is complete for every command, and init writes a starter config that validates', async (t) => {

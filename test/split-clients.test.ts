@@ -51,10 +51,11 @@ test('--output writes the lines to a file; --watch rewrites it when the weights 
   const watching = startProcess('split-clients --watch', process.execPath, [bin, 'split-clients', '--config', config, '--output', output, '--watch', '--reload', `echo reloaded >> '${reloads}'`]);
   t.teardown(() => watching.stop());
   await watching.waitForOutput(/watching/);
-  t.deepEqual(lines(reloads), [], 'the file held this split already: neither written nor reloaded');
+  t.notRegex(watching.output(), /wrote/, 'the file held this split already');
+  t.deepEqual(lines(reloads), ['reloaded'], 'the watch reloads once as it starts, the file unchanged or not');
 
   write({ v1: 70, v2: 30 });
-  await waitFor(() => lines(reloads).length === 1, { what: 'a reload after the new weights', describe: () => watching.output() });
+  await waitFor(() => lines(reloads).length === 2, { what: 'a reload after the new weights', describe: () => watching.output() });
   t.regex(readFileSync(output, 'utf8'), /\{ 70% graycluster_v1; \* graycluster_v2; \}/);
 
   write(undefined);
@@ -62,12 +63,12 @@ test('--output writes the lines to a file; --watch rewrites it when the weights 
   t.regex(readFileSync(output, 'utf8'), /\{ 70% graycluster_v1; \* graycluster_v2; \}/);
 
   write({ v1: 50, v2: 50 });
-  await waitFor(() => lines(reloads).length === 2, { what: 'a reload after the weights came back', describe: () => watching.output() });
+  await waitFor(() => lines(reloads).length === 3, { what: 'a reload after the weights came back', describe: () => watching.output() });
   t.regex(readFileSync(output, 'utf8'), /\{ 50% graycluster_v1; \* graycluster_v2; \}/);
   t.is(await watching.stop(), 0, 'SIGTERM ends the watch with 0');
 });
 
-test('--watch and --reload need --output, which must be writable; a --reload that fails is reported and the file is still written', async (t) => {
+test('--watch and --reload need --output, which must be writable; a --reload that fails is reported (exit 1) and the file is still written', async (t) => {
   const { config, output } = folderWithConfig(t, { v1: 90, v2: 10 });
   for (const flag of [['--watch'], ['--reload', 'true']]) {
     const refused = await runCli(['split-clients', '--config', config, ...flag]);
@@ -78,7 +79,7 @@ test('--watch and --reload need --output, which must be writable; a --reload tha
   t.is(nowhere.code, 2);
   t.regex(nowhere.stderr, /--output .*no-such-folder.*: cannot write it \(ENOENT\)/);
   const failing = await runCli(['split-clients', '--config', config, '--output', output, '--reload', 'echo no nginx here >&2; exit 3']);
-  t.is(failing.code, 0);
+  t.is(failing.code, 1);
   t.regex(failing.stderr, /--reload "echo no nginx here >&2; exit 3" exited with 3: no nginx here/);
   t.regex(readFileSync(output, 'utf8'), /90% graycluster_v1/);
 });
@@ -88,9 +89,36 @@ test('a --reload that runs past 30 s is killed with everything it started, repor
   const groupFile = path.join(folder, 'group.txt');
   // The shell (the leader of the command's process group) writes its pid, then waits on a child of its own.
   const slow = await runCli(['split-clients', '--config', config, '--output', output, '--reload', `echo $$ > '${groupFile}'; sleep 100`], { timeoutMs: 45_000 });
-  t.is(slow.code, 0);
+  t.is(slow.code, 1);
   t.regex(slow.stderr, /--reload "echo .*; sleep 100" did not finish within 30 s/);
   t.regex(readFileSync(output, 'utf8'), /90% graycluster_v1/);
   const group = Number(readFileSync(groupFile, 'utf8'));
   t.deepEqual(liveInGroup(group), [], 'nothing of the command\'s group is left running, the sleep included');
+});
+
+test('--watch tries a failed --reload again until it succeeds; a reload is over when its shell exits, whatever it left running', async (t) => {
+  const { config, output, folder, reloads } = folderWithConfig(t, { v1: 90, v2: 10 });
+  const up = path.join(folder, 'nginx-up');
+  const groupsFile = path.join(folder, 'groups.txt');
+  t.teardown(() => {
+    for (const group of lines(groupsFile)) {
+      try {
+        process.kill(-Number(group), 'SIGKILL');
+      } catch {
+        // That run's group is gone.
+      }
+    }
+  });
+  // Each run leaves a sleep behind that holds the command's stderr open, and fails until the file `up` names exists.
+  const command = `echo $$ >> '${groupsFile}'; sleep 100 >&2 & if [ -f '${up}' ]; then echo reloaded >> '${reloads}'; else echo nginx is down >&2; exit 1; fi`;
+  const watching = startProcess('split-clients --watch', process.execPath, [bin, 'split-clients', '--config', config, '--output', output, '--watch', '--reload', command]);
+  t.teardown(() => watching.stop());
+  await watching.waitForOutput(/watching/);
+  t.regex(watching.output(), /--reload ".*" exited with 1: nginx is down/);
+  t.regex(readFileSync(output, 'utf8'), /90% graycluster_v1/);
+  writeFileSync(up, '');
+  await waitFor(() => lines(reloads).length === 1, { what: 'the failed reload tried again', describe: () => watching.output() });
+  t.true(lines(groupsFile).length >= 2);
+  t.notRegex(watching.output(), /did not finish/);
+  t.is(await watching.stop(), 0);
 });

@@ -33,13 +33,17 @@ Options:
   -w, --watch           With --output: keep running, and rewrite the file whenever the
                         config file's split changes, until Ctrl-C or SIGTERM
   -r, --reload <command>  With --output: a shell command to run after each write of the
-                        file, such as "nginx -s reload" (a failure is printed; after 30 s it
-                        is killed with whatever it started)
+                        file, such as "nginx -s reload"; with --watch also once at the start.
+                        A failure is printed (without --watch: exit 1; with it: tried again
+                        every 5 s until it succeeds). It is done when its shell exits; one
+                        still running after 30 s is killed with its process group
   -h, --help            Show this help
 `;
 
 /** How long a --reload command may run. */
 const reloadTimeoutMs = 30_000;
+/** With --watch, how soon a failed --reload is tried again. */
+const reloadRetryMs = 5_000;
 
 /** Addresses that listen everywhere: nginx on the same host reaches them on loopback. */
 const wildcard = new Set(['0.0.0.0', '::', '']);
@@ -68,68 +72,88 @@ export async function splitClients(args: string[]): Promise<number> {
     process.stdout.write(splitClientsText(loadConfig(file)));
     return 0;
   }
+  if (!values.watch) {
+    const { reloaded } = await writeSplit(output, splitClientsText(loadConfig(file)), reload, false);
+    return reloaded ? 0 : 1;
+  }
+  // Ctrl-C or SIGTERM from here on ends the watch once the write or reload under way is done.
+  let stop = () => {};
+  const stopped = new Promise<void>((resolve) => { stop = resolve; });
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   // The watcher takes the file's fingerprint before the first read, so an edit made meanwhile is a change it sees.
   // Changes are written one at a time, in the order they came; a config that cannot be split keeps the last file.
+  // The first pass reloads even when the file held its split already (an earlier watch's last reload may have
+  // failed), and a failed reload is tried again every reloadRetryMs until one succeeds or the next write reloads.
   let written = '';
+  let retry: NodeJS.Timeout | undefined;
   let queue = Promise.resolve();
-  const watcher = values.watch ? new ConfigWatcher(file, () => {
-    queue = queue.then(async () => {
-      try {
-        const next = splitClientsText(loadConfig(file));
-        if (next !== written) written = await writeSplit(output, next, reload);
-      } catch (error) {
-        process.stderr.write(`graycluster: ${(error as Error).message}; ${output} keeps the last split\n`);
-      }
+  const write = async (force: boolean) => {
+    clearTimeout(retry);
+    const next = splitClientsText(loadConfig(file));
+    if (next === written && !force) return;
+    const result = await writeSplit(output, next, reload, force);
+    written = result.text;
+    if (!result.reloaded) retry = setTimeout(() => pass(true), reloadRetryMs);
+  };
+  const pass = (force: boolean) => {
+    queue = queue.then(() => write(force)).catch((error: unknown) => {
+      process.stderr.write(`graycluster: ${(error as Error).message}; ${output} keeps the last split\n`);
     });
-  }) : undefined;
-  written = await writeSplit(output, splitClientsText(loadConfig(file)), reload);
-  if (watcher === undefined) return 0;
-  watcher.start();
-  process.stdout.write(`graycluster: watching ${file}; ${output} follows its split (Ctrl-C to stop)\n`);
-  await new Promise<void>((resolve) => {
-    const keepAlive = setInterval(() => {}, 1 << 30);
-    const stop = () => {
-      clearInterval(keepAlive);
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  watcher.close();
-  await queue;
+  };
+  const watcher = new ConfigWatcher(file, () => pass(false));
+  try {
+    await write(true);  // A config or file that fails here is an error of the command, as without --watch.
+    watcher.start();
+    process.stdout.write(`graycluster: watching ${file}; ${output} follows its split (Ctrl-C to stop)\n`);
+    await stopped;
+    watcher.close();
+    await queue;
+  } finally {
+    watcher.close();
+    clearTimeout(retry);
+    clearInterval(keepAlive);
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
   return 0;
 }
 
 /**
  * Writes `text` to `output` unless it holds that already (through a temporary file in its folder, renamed over it,
- * so nginx never reads half of it), then runs `reload`. Returns the text the file holds.
+ * so nginx never reads half of it), then runs `reload` if it wrote, or always with `alwaysReload`. Returns the text
+ * the file holds, and false for `reloaded` only when a reload ran and failed.
  */
-async function writeSplit(output: string, text: string, reload: string | undefined): Promise<string> {
+async function writeSplit(output: string, text: string, reload: string | undefined, alwaysReload: boolean): Promise<{ text: string; reloaded: boolean }> {
   let current: string | undefined;
   try {
     current = readFileSync(output, 'utf8');
   } catch {
     current = undefined;
   }
-  if (current === text) return text;
-  const temporary = `${output}.${process.pid}.tmp`;
-  try {
-    writeFileSync(temporary, text);
-    renameSync(temporary, output);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw new UsageError(`--output ${output}: cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, splitClientsUsage);
+  if (current !== text) {
+    const temporary = `${output}.${process.pid}.tmp`;
+    try {
+      writeFileSync(temporary, text);
+      renameSync(temporary, output);
+    } catch (error) {
+      rmSync(temporary, { force: true });
+      throw new UsageError(`--output ${output}: cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, splitClientsUsage);
+    }
+    process.stdout.write(`graycluster: wrote ${output} (${text.split('\n', 1)[0]?.replace(/^# From graycluster's routing: (.*)\.$/, '$1')})\n`);
   }
-  process.stdout.write(`graycluster: wrote ${output} (${text.split('\n', 1)[0]?.replace(/^# From graycluster's routing: (.*)\.$/, '$1')})\n`);
-  if (reload !== undefined) await runReload(reload);
-  return text;
+  const reloaded = reload === undefined || (current === text && !alwaysReload) ? true : await runReload(reload);
+  return { text, reloaded };
 }
 
 /**
  * Runs the --reload command through the shell, in a process group of its own, so that at the timeout the shell and
  * whatever it started are killed together; a failure is printed (with the first 4 KiB of its stderr), not fatal.
+ * It is done when the shell exits: something it left running in the background (which may keep stderr open) is
+ * not waited for. Resolves to whether it exited with 0.
  */
-function runReload(command: string): Promise<void> {
+function runReload(command: string): Promise<boolean> {
   return new Promise((resolve) => {
     const child = spawn('/bin/sh', ['-c', command], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -149,13 +173,23 @@ function runReload(command: string): Promise<void> {
     child.on('error', (error) => {
       clearTimeout(timer);
       report(`could not start (${error.message})`);
-      resolve();
+      resolve(false);
     });
-    child.on('close', (code, signal) => {
+    child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      if (timedOut) report(`did not finish within ${reloadTimeoutMs / 1000} s`);
-      else if (code !== 0) report(`exited with ${code ?? signal}`);
-      resolve();
+      // What the shell wrote is in the pipe already; a moment for it to be read, then the pipe is let go.
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(grace);
+        child.stderr.destroy();
+        if (timedOut) report(`did not finish within ${reloadTimeoutMs / 1000} s`);
+        else if (code !== 0) report(`exited with ${code ?? signal}`);
+        resolve(!timedOut && code === 0);
+      };
+      const grace = setTimeout(settle, 100);
+      child.stderr.once('close', settle);
     });
   });
 }

@@ -65,6 +65,8 @@ export interface NginxSplit {
  */
 export function nginxSplit(routing: RoutingConfig, variable = poolVariable): NginxSplit {
   if (routing.weights.length === 0) throw new Error('routing.weights is not set: graycluster splits no users by weight, so there is nothing for nginx to split');
+  const clash = routing.weights.find(([version]) => upstreamOf(version) === keylessUpstream);
+  if (clash) throw new Error(`versions.${clash[0]}: its upstream block would be ${keylessUpstream}, the name of the block for requests without a key; rename the version`);
   const { key, map } = stickyKeyOf(routing.sticky);
   const parts = splitClientsParts(routing.weights);
   const lines = parts.map(({ version, hundredths }) => `${hundredths === undefined ? '*' : percent(hundredths)} ${upstreamOf(version)};`);
