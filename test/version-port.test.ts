@@ -73,6 +73,18 @@ test('a version\'s port that is taken is reported naming the key, and its worker
   t.is((await request(cluster.url('/?version=v2'))).body.version, 'v2');
 });
 
+test('a running graycluster refuses a version port on a port it still holds: a changed dashboard.port takes effect only at a restart', async (t) => {
+  const cluster = await startCluster(t, configWithPorts({}));
+  const file = JSON.parse(readFileSync(cluster.configFile, 'utf8'));
+  file.dashboard = { ...file.dashboard, port: await freePort() };
+  file.versions.v2.port = cluster.dashboardPort;
+  writeFileSync(cluster.configFile, JSON.stringify(file, null, 2));
+  const rejected = await cluster.waitForStatus((status) => status.configError !== null);
+  t.regex(rejected.configError!, new RegExp(`versions\\.v2\\.port \\(${cluster.dashboardPort}\\) must differ from dashboard\\.port \\(held by the running graycluster until it restarts\\)`));
+  t.is((await request(cluster.url('/?version=v2'))).body.version, 'v2', 'the last good config keeps serving');
+  t.is((await cluster.status()).versions.v2?.port, null, 'v2 has no port of its own');
+});
+
 test('a version\'s port must differ from every other port graycluster listens on', (t) => {
   const raw = { server: { port: 8000 }, dashboard: { port: 9000 }, health: { port: 9001 }, versions: { v1: { entry: 'a.js', port: 8001 }, v2: { entry: 'b.js', port: 8002 } }, routing: { default: 'v1' } };
   t.is(resolveConfig('/srv/graycluster.json', raw).versions.get('v2')?.port, 8002);

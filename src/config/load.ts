@@ -208,8 +208,11 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
   };
 }
 
-/** Each version's own port differs from every other port graycluster listens on. */
-function checkVersionPorts(versions: Iterable<VersionConfig>, others: Array<[key: string, port: number | null]>, fail: (key: string, message: string) => never): void {
+/**
+ * Each version's own port differs from every other port graycluster listens on: `others`, the config's own, and for a
+ * running supervisor also those it still holds (see Reconfigurer.holdPorts).
+ */
+export function checkVersionPorts(versions: Iterable<VersionConfig>, others: Array<[key: string, port: number | null]>, fail: (key: string, message: string) => never): void {
   const taken = [...others];
   for (const version of versions) {
     if (version.port === null) continue;

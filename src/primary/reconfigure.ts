@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
+import { checkVersionPorts, ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
 import { describe, plan } from '../config/plan.js';
 import { checkEntries } from '../config/update.js';
 import { ConfigWatcher } from '../config/watch.js';
@@ -26,6 +26,8 @@ export class Reconfigurer {
   readonly #watcher: ConfigWatcher;
   #running: Promise<void> | undefined;
   #again = false;
+  /** The ports this supervisor listens on, as bound: they stay until it restarts, whatever the file says. */
+  #held: Array<[key: string, port: number | null]> = [];
 
   constructor(
     current: ResolvedConfig,
@@ -59,6 +61,14 @@ export class Reconfigurer {
     this.#watcher.start();
   }
 
+  /**
+   * Tells the ports the supervisor has bound (`server.port` and the others, 0 resolved), which a new file's version
+   * ports must stay off: a changed `server.port` only takes effect at a restart, so its old port stays open.
+   */
+  holdPorts(ports: Array<[key: string, port: number | null]>): void {
+    this.#held = ports;
+  }
+
   close(): void {
     this.#watcher.close();
   }
@@ -88,6 +98,10 @@ export class Reconfigurer {
     try {
       next = loadConfig(this.#current.file, this.overrides);
       checkEntries(next);
+      const held = this.#held.map(([key, port]): [string, number | null] => [`${key} (held by the running graycluster until it restarts)`, port]);
+      checkVersionPorts(next.versions.values(), held, (key, message) => {
+        throw new ConfigError(`${next.file}: ${key} ${message}`);
+      });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       if (this.#configError !== error.message) {
