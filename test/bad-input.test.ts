@@ -223,6 +223,17 @@ test('split-clients prints the nginx split of the config\'s weights; a config ng
     t.regex(result.stderr, message);
     t.is(result.stdout, '');
   }
+  // server.port 0 leaves nginx no port: --port (or $GRAYCLUSTER_PORT) names the one start was given.
+  writeFileSync(file, JSON.stringify({ server: { port: 0 }, versions, routing: { default: 'v1', weights: { v1: 1, v2: 1 } } }));
+  const unknownPort = await run(['split-clients', '--config', file]);
+  t.is(unknownPort.code, 1);
+  t.regex(unknownPort.stderr, /server\.port is 0 .*give the one it serves on with --port/);
+  const given = await run(['split-clients', '--config', file, '--port', '8123']);
+  t.is(given.code, 0, given.stderr);
+  t.regex(given.stdout, /^upstream graycluster_v1 \{ server 127\.0\.0\.1:8123; keepalive 32; \}$/m);
+  const bad = await run(['split-clients', '--config', file, '--port', 'http']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--port must be a port number from 0 to 65535, not "http"/);
   writeFileSync(file, JSON.stringify({ versions: { v1: { entry: 'a.js' }, any: { entry: 'a.js' } }, routing: { default: 'v1', weights: { v1: 1, any: 1 } } }));
   const clash = await run(['split-clients', '--config', file]);
   t.is(clash.code, 1);

@@ -113,7 +113,7 @@ test('split-clients with each version on a port of its own: nginx reaches the ve
   const cluster = await startCluster(t, makeConfig({ v1: { port: v1Port }, v2: { port: v2Port } }, routing, { port }));
   const printed = await runCli(['split-clients', '--config', cluster.configFile]);
   t.is(printed.code, 0, printed.stderr);
-  t.true(printed.stdout.includes(`upstream ${upstreamOf('v2')} { server 127.0.0.1:${v2Port}; server 127.0.0.1:${port} backup; keepalive 32; }`), printed.stdout);
+  t.true(printed.stdout.includes(`upstream ${upstreamOf('v2')} { server 127.0.0.1:${v2Port} max_fails=0; server 127.0.0.1:${port} backup max_fails=0; keepalive 32; }`), printed.stdout);
   const nginx = await startNginx({
     upstreams: {},
     http: [...printed.stdout.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#')), `add_header x-nginx-pool ${poolVariable};`],
@@ -142,7 +142,16 @@ test('split-clients with each version on a port of its own: nginx reaches the ve
   await waitFor(async () => !(await canConnect(v2Port)), { timeoutMs: 20_000, what: 'v2\'s port closed' });
   const v2Users = Array.from({ length: 40 }, () => userOf('v2'));
   t.deepEqual(right(await Promise.all(v2Users.map((user) => send(nginx.url('/who', 'split'), agent, user))), v2Users), [], 'answered by v2 through the backup line');
-  t.true((await cluster.status()).router.handedOff > after.router.handedOff, 'those connections went through the primary');
+  const throughBackup = (await cluster.status()).router.handedOff;
+  t.true(throughBackup > after.router.handedOff, 'those connections went through the primary');
+
+  // The port back: nginx goes to it at once (max_fails=0), not only once fail_timeout (10 s) has passed.
+  file.versions.v2.port = v2Port;
+  writeFileSync(cluster.configFile, JSON.stringify(file, null, 2));
+  await waitFor(() => canConnect(v2Port), { timeoutMs: 20_000, what: 'v2\'s port open again' });
+  const returning = Array.from({ length: 40 }, () => userOf('v2'));
+  t.deepEqual(right(await Promise.all(returning.map((user) => send(nginx.url('/who', 'split'), agent, user))), returning), [], 'answered by v2 over its port again');
+  t.is((await cluster.status()).router.handedOff, throughBackup, 'no connection through the primary once the port is open');
 });
 
 test('with routing.versionCookie, nginx routing on that cookie keeps a pool per version: after a client\'s first answer, nothing of it is relayed', async (t) => {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mainUsage, UsageError } from './usage.js';
+import { CommandFailure, mainUsage, UsageError } from './usage.js';
 
 interface Command {
   run: (args: string[]) => number | Promise<number>;
@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     // Loaded only on the way out with an error: the command that threw them has loaded their modules already.
     const [{ ConfigError }, { NotRunningError }] = await Promise.all([import('../config/load.js'), import('./remote.js')]);
-    if (error instanceof ConfigError || error instanceof NotRunningError) {
+    if (error instanceof ConfigError || error instanceof NotRunningError || error instanceof CommandFailure) {
       process.stderr.write(`graycluster: ${error.message}\n`);
       return 1;
     }

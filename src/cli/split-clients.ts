@@ -1,14 +1,14 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
 import { ConfigWatcher } from '../config/watch.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { nginxSplit, poolVariable, upstreamOf, type NginxSplit } from '../routing/split-clients.js';
-import { configPath } from './options.js';
-import { UsageError } from './usage.js';
+import { configPath, parsePort } from './options.js';
+import { CommandFailure, UsageError } from './usage.js';
 
-export const splitClientsUsage = `Usage: graycluster split-clients [--config <file>] [--output <file> [--watch] [--reload <command>]]
+export const splitClientsUsage = `Usage: graycluster split-clients [--config <file>] [--port <n>] [--output <file> [--watch] [--reload <command>]]
 
 Prints nginx config that splits users by routing.weights exactly as graycluster does
 (split_clients on the sticky key, MurmurHash2 like graycluster's), with one upstream
@@ -29,6 +29,8 @@ instead.
 
 Options:
   -c, --config <file>   Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
+  -p, --port <n>        The port graycluster serves on, when start's --port gave another
+                        than server.port ($GRAYCLUSTER_PORT)
   -o, --output <file>   Write the lines to this file (atomically) instead of printing them
   -w, --watch           With --output: keep running, and rewrite the file whenever the
                         config file's split changes, until Ctrl-C or SIGTERM
@@ -53,6 +55,7 @@ export async function splitClients(args: string[]): Promise<number> {
     args,
     options: {
       config: { type: 'string', short: 'c' },
+      port: { type: 'string', short: 'p' },
       output: { type: 'string', short: 'o' },
       watch: { type: 'boolean', short: 'w' },
       reload: { type: 'string', short: 'r' },
@@ -68,12 +71,15 @@ export async function splitClients(args: string[]): Promise<number> {
   const { output, reload } = values;
   if (output === undefined && (values.watch || reload !== undefined)) throw new UsageError(`--${values.watch ? 'watch' : 'reload'} needs --output <file>`, splitClientsUsage);
   const file = configPath(values.config);
+  const port = values.port ?? process.env.GRAYCLUSTER_PORT;
+  const overrides: ConfigOverrides = port === undefined ? {} : { port: parsePort(port, values.port !== undefined ? '--port' : 'GRAYCLUSTER_PORT', splitClientsUsage) };
+  const split = () => splitClientsText(loadConfig(file, overrides));
   if (output === undefined) {
-    process.stdout.write(splitClientsText(loadConfig(file)));
+    process.stdout.write(split());
     return 0;
   }
   if (!values.watch) {
-    const { reloaded } = await writeSplit(output, splitClientsText(loadConfig(file)), reload, false);
+    const { reloaded } = await writeSplit(output, split(), reload, false);
     return reloaded ? 0 : 1;
   }
   // Ctrl-C or SIGTERM from here on ends the watch once the write or reload under way is done.
@@ -91,7 +97,7 @@ export async function splitClients(args: string[]): Promise<number> {
   let queue = Promise.resolve();
   const write = async (force: boolean) => {
     clearTimeout(retry);
-    const next = splitClientsText(loadConfig(file));
+    const next = split();
     if (next === written && !force) return;
     const result = await writeSplit(output, next, reload, force);
     written = result.text;
@@ -139,7 +145,7 @@ async function writeSplit(output: string, text: string, reload: string | undefin
       renameSync(temporary, output);
     } catch (error) {
       rmSync(temporary, { force: true });
-      throw new UsageError(`--output ${output}: cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, splitClientsUsage);
+      throw new CommandFailure(`--output "${output}": cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
     }
     process.stdout.write(`graycluster: wrote ${output} (${text.split('\n', 1)[0]?.replace(/^# From graycluster's routing: (.*)\.$/, '$1')})\n`);
   }
@@ -203,6 +209,7 @@ export function splitClientsText(config: ResolvedConfig): string {
     throw new ConfigError(`${config.file}: ${(error as Error).message}`);
   }
   const { host, port } = config.server;
+  if (port === 0) throw new ConfigError(`${config.file}: server.port is 0 (a free port, picked as graycluster starts), so nginx has no port to go to: give the one it serves on with --port`);
   const address = wildcard.has(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const versionPorts = new Map([...config.versions.values()].flatMap((version) => (version.port === null ? [] : [[upstreamOf(version.name), version.port] as const])));
   const weights = config.routing.weights.map(([version, weight]) => `${version}=${weight}`).join(' ');
@@ -215,9 +222,13 @@ export function splitClientsText(config: ResolvedConfig): string {
     ...split.lines,
     ...split.upstreams.map((upstream) => {
       // A version with a port of its own is reached there, and through graycluster's port while that one is closed
-      // (no worker of the version listens on it: all restarting, say).
+      // (no worker of the version listens on it: all restarting, say). max_fails=0: nginx tries the version's port
+      // again at the next request instead of leaving it for fail_timeout (10 s) after one refused connection, and
+      // never takes graycluster's port out for a connection a killed worker reset.
       const own = versionPorts.get(upstream);
-      return `upstream ${upstream} { server ${address}:${own ?? port};${own === undefined ? '' : ` server ${address}:${port} backup;`} keepalive 32; }`;
+      return own === undefined
+        ? `upstream ${upstream} { server ${address}:${port}; keepalive 32; }`
+        : `upstream ${upstream} { server ${address}:${own} max_fails=0; server ${address}:${port} backup max_fails=0; keepalive 32; }`;
     }),
     '',
   ].join('\n');

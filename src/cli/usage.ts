@@ -6,6 +6,11 @@ export class UsageError extends Error {
   }
 }
 
+/** A command that could not do its work (a file it cannot write, say): printed as one line, exit code 1. */
+export class CommandFailure extends Error {
+  override name = 'CommandFailure';
+}
+
 export const mainUsage = `graycluster: gray (canary) releases for Node.js HTTP services
 
 Usage: graycluster <command> [options]
