@@ -196,6 +196,30 @@ test('weights past the documented range are refused naming the key, at load and 
   t.is(readFileSync(file, 'utf8'), withWeights({ v1: 90, v2: 10 }), 'file unchanged');
 });
 
+test('--dry-run checks an edit as the edit itself does: what the schema refuses is refused naming the key, and nothing is written', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  writeFileSync(path.join(folder, 'a.js'), '');
+  const file = path.join(folder, 'graycluster.json');
+  const text = JSON.stringify({ versions: { v1: { entry: 'a.js' }, v2: { entry: 'a.js' } }, routing: { default: 'v1' } });
+  writeFileSync(file, text);
+  for (const [key, value, message] of [
+    ['versions.v2.port', '70000', /versions\.v2\.port.* must be <= 65535/],
+    ['versions.v2.workers', '0', /versions\.v2\.workers.* must be >= 1/],
+    ['versions.v2.entyr', '"b.js"', /versions\.v2\.entyr is not a known key/],
+  ] as const) {
+    for (const dryRun of [['--dry-run'], []]) {
+      const result = await run(['set', key, value, '--config', file, ...dryRun]);
+      t.is(result.code, 1, `${key} ${dryRun.join('')}`);
+      t.regex(result.stderr, message);
+    }
+  }
+  const fine = await run(['set', 'versions.v2.workers', '3', '--config', file, '--dry-run']);
+  t.is(fine.code, 0, fine.stderr);
+  t.regex(fine.stdout, /^would change:/);
+  t.is(readFileSync(file, 'utf8'), text, 'file unchanged');
+});
+
 test('split-clients prints the nginx split of the config\'s weights; a config nginx cannot split by exits 1 naming the key', async (t) => {
   const bundled = await run(['split-clients', '--config', 'config/graycluster.json']);
   t.is(bundled.code, 0, bundled.stderr);

@@ -56,6 +56,15 @@ export function readConfigFile(file: string): ConfigFile {
   }
 }
 
+/** Throws a ConfigError naming `file` and each bad key when `contents` (an edited copy, say) do not match the schema. */
+export function checkConfigContents(file: string, contents: unknown): void {
+  try {
+    checkSchema(contents);
+  } catch (error) {
+    throw new ConfigError(describeLoadError(path.resolve(file), error, contents));
+  }
+}
+
 /** Throws conf's own "Config schema violation: …" message when `data` does not match the schema. */
 function checkSchema(data: unknown): void {
   if (validate(data) || !validate.errors) return;
@@ -73,7 +82,7 @@ export async function writeConfigFile(file: string, contents: ConfigFile): Promi
     const store = createStore(await loadConf(), absolute);
     store.store = contents;
   } catch (error) {
-    throw new ConfigError(describeLoadError(absolute, error));
+    throw new ConfigError(describeLoadError(absolute, error, contents));
   }
 }
 
@@ -233,30 +242,32 @@ export function parseStickyKey(key: string): StickyKey {
   throw new ConfigError(`routing.sticky.key must be "ip", "cookie:NAME" or "header:NAME", not "${key}"`);
 }
 
-export function describeLoadError(file: string, error: unknown): string {
+/** A load or write error as one message naming the file and each bad key; `contents`: what was checked, when not the file's. */
+export function describeLoadError(file: string, error: unknown, contents?: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof SyntaxError) return `${file}: invalid JSON: ${message}`;
   const [, violations] = /^Config schema violation: (.*)$/s.exec(message) ?? [];
   if (violations === undefined) return `${file}: ${message}`;
-  return `${file}: ${violations.split('; ').map((item) => explainViolation(file, item)).join('; ')}`;
+  const checked = () => contents ?? JSON.parse(readFileSync(file, 'utf8'));
+  return `${file}: ${violations.split('; ').map((item) => explainViolation(checked, item)).join('; ')}`;
 }
 
 /** Turns conf's "`versions/v1` must NOT have additional properties" into "versions.v1.entyr is not a known key". */
-function explainViolation(file: string, violation: string): string {
+function explainViolation(checked: () => unknown, violation: string): string {
   const match = /^`([^`]*)` (.*)$/s.exec(violation);
   if (!match) return violation;
   const [, pointer = '', message = ''] = match;
   const key = pointer === '' ? '(top level)' : pointer.split('/').join('.');
   if (message === 'must NOT have additional properties') {
-    const unknown = unknownKeys(file, pointer);
+    const unknown = unknownKeys(checked(), pointer);
     if (unknown.length > 0) return unknown.map((name) => `${pointer ? `${key}.` : ''}${name} is not a known key`).join('; ');
   }
   return `${key} ${message}`;
 }
 
-/** The keys at `pointer` in the file that the schema does not allow. */
-function unknownKeys(file: string, pointer: string): string[] {
-  let value: unknown = JSON.parse(readFileSync(file, 'utf8'));
+/** The keys at `pointer` in `contents` that the schema does not allow. */
+function unknownKeys(contents: unknown, pointer: string): string[] {
+  let value = contents;
   let node: JsonSchema | undefined = schema;
   for (const part of pointer === '' ? [] : pointer.split('/')) {
     value = (value as Record<string, unknown>)?.[part];

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EditError, type Edit } from './edits.js';
 import { currentProcess, identityAlive, type ProcessIdentity } from '../shared/process-alive.js';
-import { ConfigError, readConfigFile, resolveConfig, writeConfigFile } from './load.js';
+import { checkConfigContents, ConfigError, readConfigFile, resolveConfig, writeConfigFile } from './load.js';
 import { describe, plan } from './plan.js';
 import type { ConfigFile, ResolvedConfig } from './types.js';
 
@@ -127,6 +127,7 @@ export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = 
       if (error instanceof EditError && error.code === 'invalid') throw new ConfigError(error.message, { cause: error });
       throw error;
     }
+    checkConfigContents(absolute, next);  // Here, not only in the write: a dry run checks the same.
     const after = resolveConfig(absolute, next);
     checkEntries(after);
     const changes = plan(before, after).map((step) => describe(step, before, after));
