@@ -158,6 +158,7 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayIdleTimeoutMs: 1000 } }), /server\.relayIdleTimeoutMs must be <= 600/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { cookie: 'gc' }, versionCookie: 'gc' } }), /routing\.versionCookie must not be the sticky cookie's name/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', versionCookie: 'a b' } }), /routing\.versionCookie must match pattern/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { key: 'cookie:uid' }, versionCookie: 'uid' } }), /routing\.versionCookie must not be the cookie routing\.sticky\.key reads \("uid"\)/],
   ];
   for (const [text, message] of cases) {
     const file = path.join(folder, 'graycluster.json');

@@ -100,6 +100,16 @@ test.serial('with routing.versionCookie, an answer names its version in that coo
     t.is(ruled.body.version, other);
     t.is(versionCookie(ruled), `gc_version=${other}; Path=/; HttpOnly; SameSite=Lax`);
   }
+  // On one keep-alive connection, users of both versions: a relayed answer names its version once, not twice.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  for (const user of users) {
+    const own = versionForHash(stickyHash(user), weights)!;
+    const reply = await request(cluster.url('/who'), { agent, headers: { cookie: `uid=${user}` } });
+    t.is(reply.body.version, own);
+    t.deepEqual((reply.headers['set-cookie'] ?? []).filter((cookie) => cookie.startsWith('gc_version=')), [`gc_version=${own}; Path=/; HttpOnly; SameSite=Lax`], user);
+  }
+  await cluster.waitForStatus((status) => status.workers.some((worker) => worker.forwarded > 0));  // Some were relayed.
 });
 
 test.serial('requests of different versions over one keep-alive connection are each answered by their own version', async (t) => {

@@ -181,6 +181,8 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     versionCookie: raw.routing.versionCookie ?? null,
   };
   if (routing.versionCookie !== null && routing.versionCookie === routing.sticky.cookie) fail('routing.versionCookie', `must not be the sticky cookie's name ("${routing.versionCookie}")`);
+  const keyCookie = routing.sticky.key.source === 'cookie' ? routing.sticky.key.name : null;
+  if (routing.versionCookie !== null && routing.versionCookie === keyCookie) fail('routing.versionCookie', `must not be the cookie routing.sticky.key reads ("${keyCookie}"): it would replace each user's key with a version's name`);
 
   const server = { ...serverDefaults, ...raw.server, ...(overrides.port === undefined ? {} : { port: overrides.port }) };
   if (server.trustProxy !== false) {

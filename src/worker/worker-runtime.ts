@@ -408,7 +408,8 @@ export class WorkerRuntime {
         respondUnavailable(res, 'no worker of the version this request belongs to is ready');
         return true;
       }
-      const cookies = this.#cookiesFor(req, info, other.version);
+      // The worker it goes to sets the version cookie: only this connection's sticky cookie is ours to add.
+      const cookies = this.#cookiesFor(req, info, undefined);
       const extraHead = cookies === undefined ? '' : cookies.map((cookie) => `Set-Cookie: ${cookie}\r\n`).join('');
       this.relay.forward(req, res, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending, expectsContinue, extraHead);
       return true;
@@ -446,22 +447,23 @@ export class WorkerRuntime {
    * The Set-Cookie values of an answer from `version`: the sticky cookie of a client without a key (the primary's
    * pick for a connection's first request, else this request's own: RouteCheck.versionForLater), unless it sent
    * one; and the cookie naming `version` (`routing.versionCookie`), for a proxy that keeps a pool of connections
-   * per version, unless the request named that version already. Undefined when there is neither; the request's
+   * per version, unless the request named that version already (undefined `version`: an answer relayed from
+   * another version's worker, which names its version itself). Undefined when there is neither; the request's
    * cookies are parsed at most once.
    */
-  #cookiesFor(req: IncomingMessage, info: ConnectionInfo | undefined, version: string): string[] | undefined {
+  #cookiesFor(req: IncomingMessage, info: ConnectionInfo | undefined, version: string | undefined): string[] | undefined {
     const routing = this.#route?.settings.routing;
     if (routing === undefined) return undefined;
     const assignCookie = info?.route?.assignCookie ?? (info?.requests === 1 ? info.assignCookie : undefined);
     const sticky = assignCookie === undefined ? null : routing.sticky.cookie;
-    const named = routing.versionCookie;
+    const named = version === undefined ? null : routing.versionCookie;
     if (!sticky && !named) return undefined;
     const sent = parseCookies(req.headers.cookie ?? '');
     const cookies: string[] = [];
     if (sticky && assignCookie !== undefined && sent[sticky] === undefined) {
       cookies.push(serializeCookie(sticky, assignCookie, { path: '/', maxAge: cookieMaxAgeSeconds, sameSite: 'lax', httpOnly: true }));
     }
-    if (named && sent[named] !== version) cookies.push(serializeCookie(named, version, { path: '/', sameSite: 'lax', httpOnly: true }));
+    if (named && version !== undefined && sent[named] !== version) cookies.push(serializeCookie(named, version, { path: '/', sameSite: 'lax', httpOnly: true }));
     return cookies.length === 0 ? undefined : cookies;
   }
 
