@@ -549,6 +549,33 @@ test('a request without a body whose pooled relay connection closes before any a
   t.is(v1.runtime.snapshot().forwarded, 6, 'each request counted once');
 });
 
+test('a relayed request sent again after its pooled connection closed goes to another worker of its version when there is one', async (t) => {
+  const seen: string[] = [];
+  const served = new WeakSet<net.Socket>();
+  // The first v2 worker closes a pooled connection as a request arrives on it (it drains, say); the second answers.
+  const closing = await harness(t, 'v2', (req, res) => {
+    seen.push(`closing ${req.url}`);
+    const pooled = served.has(req.socket);
+    served.add(req.socket);
+    if (pooled) req.socket.destroy();
+    else whoAnswers('v2')(req, res);
+  });
+  const other = await harness(t, 'v2', (req, res) => {
+    seen.push(`other ${req.url}`);
+    whoAnswers('v2')(req, res);
+  });
+  const v1 = await harness(t, 'v1', whoAnswers('v1'));
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [closing.runtime.forwardPath] } }));
+  const [agent] = await sharedConnections(t, v1, 1);
+  t.is((await request(v1.url('/warm?version=v2'), { agent: agent! })).body.version, 'v2');
+  // Both workers now; the relay's turn falls on the first, over the connection it keeps to it.
+  v1.runtime.applySettings(settings({ forwardPaths: { v2: [other.runtime.forwardPath, closing.runtime.forwardPath] } }));
+  const raced = await request(v1.url('/race?version=v2'), { agent: agent! });
+  t.is(raced.status, 200);
+  t.is(raced.body.version, 'v2');
+  t.deepEqual(seen, ['closing /warm?version=v2', 'closing /race?version=v2', 'other /race?version=v2']);
+});
+
 test('connections from clients and from other workers\' forwarders report their clients and share one hidden class', async (t) => {
   // Run with V8's natives syntax, to ask V8 itself. A hidden class per connection (an accessor with a closure of
   // its own), or one per way of learning the peer, made Node's net and HTTP code generic for every connection.

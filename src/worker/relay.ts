@@ -55,7 +55,7 @@ export class Relay {
       return;
     }
     const path = this.budget.take(paths);
-    const exchange: Exchange = { req, res, relayContinue, extraHead, connection: this.#takeIdle(path) ?? new RelayConnection(path, this) };
+    const exchange: Exchange = { req, res, relayContinue, extraHead, paths, connection: this.#takeIdle(path) ?? new RelayConnection(path, this) };
     res.once('close', () => {
       this.budget.release();
       exchange.connection.responseClosed(res);
@@ -63,8 +63,13 @@ export class Relay {
     exchange.connection.start(exchange);
   }
 
-  /** Sends an exchange whose pooled connection closed before its answer began again, on a new connection. */
-  retry(exchange: Exchange, path: string): void {
+  /**
+   * Sends an exchange whose pooled connection to `failed` closed before its answer began again, on a new connection:
+   * to another worker of the version when there is one (`failed` may be draining), else to the same.
+   */
+  retry(exchange: Exchange, failed: string): void {
+    const others = exchange.paths.filter((path) => path !== failed);
+    const path = others[Math.floor(Math.random() * others.length)] ?? failed;
     exchange.connection = new RelayConnection(path, this);
     exchange.connection.start(exchange);
   }
@@ -165,6 +170,8 @@ interface Exchange {
   relayContinue: boolean;
   /** Header lines the answer gets besides its own. */
   extraHead: string;
+  /** The workers of its version it could go to, when it was forwarded. */
+  paths: readonly string[];
   connection: RelayConnection;
 }
 
