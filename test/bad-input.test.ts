@@ -280,6 +280,13 @@ test('help is complete for every command, and init writes a starter config that 
   const again = await run(['init', folder]);
   t.is(again.code, 1);
   t.regex(again.stderr, /already exists/);
+  // A file given where a folder goes, or a folder that cannot be made (under /proc Node's own mkdir would spin
+  // forever): one line naming it, exit 1.
+  for (const [target, code] of [[path.join(folder, 'graycluster.json'), 'EEXIST'], ['/proc/graycluster-init', 'ENOENT']] as const) {
+    const failed = await run(['init', target]);
+    t.is(failed.code, 1, target);
+    t.regex(failed.stderr, new RegExp(`^graycluster: cannot create the folder ${target}: ${code} \\(init takes a folder`));
+  }
   // The starter config must validate: point its entries at a real app and start it.
   const file = path.join(folder, 'graycluster.json');
   const config = JSON.parse(readFileSync(file, 'utf8'));

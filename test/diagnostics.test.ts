@@ -113,6 +113,15 @@ test('heap-snapshot into a folder that cannot be created fails with a message na
   t.is((await get(cluster.url('/'))).status, 200);
 });
 
+test('heap-snapshot into a folder under /proc fails with 500 and leaves the primary serving (Node\'s recursive mkdir never returns there)', async (t) => {
+  const cluster = await startCluster(t, { ...makeConfig({ v1: {} }), diagnostics: { folder: '/proc/graycluster-test/snapshots' } });
+  const result = await cli(cluster, 'heap-snapshot', 'v1.1');
+  t.is(result.code, 1);
+  t.regex(result.stderr, /answered 500: cannot create diagnostics\.folder \/proc\/graycluster-test\/snapshots: ENOENT/);
+  t.is((await get(cluster.url('/'))).status, 200);
+  t.is((await cluster.status()).workers.length, 1);
+});
+
 test('heap-snapshot of an unknown worker is a 404; a missing worker id is a usage error', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {} }));
   const unknown = await cli(cluster, 'heap-snapshot', 'v9.1');

@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError } from './usage.js';
+import { makeFolder } from '../shared/make-folder.js';
+import { CommandFailure, UsageError } from './usage.js';
 
 export const initUsage = `Usage: graycluster init [dir] [--force]
 
@@ -48,7 +49,11 @@ export function init(args: string[]): number {
     process.stderr.write(`graycluster: ${file} already exists (use --force to overwrite it)\n`);
     return 1;
   }
-  mkdirSync(folder, { recursive: true });
+  try {
+    makeFolder(folder);
+  } catch (error) {
+    throw new CommandFailure(`cannot create the folder ${folder}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (init takes a folder and writes graycluster.json into it)`);
+  }
   // Owner-only: the file is where dashboard.token goes. (Overwriting an existing file keeps its mode.)
   writeFileSync(file, `${JSON.stringify(starterConfig, null, 2)}\n`, { mode: 0o600 });
   process.stdout.write(`wrote ${file}\nnext: point versions.v1.entry and versions.v2.entry at your app, then run: graycluster start --config ${path.relative(process.cwd(), file) || file}\n`);

@@ -1,7 +1,8 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { DiagnosticsConfig } from '../config/types.js';
 import type { DiagnoseRequest, ToPrimary } from '../ipc/messages.js';
+import { makeFolder } from '../shared/make-folder.js';
 import { Deadline } from '../shared/stalls.js';
 import type { WorkerProcess } from './worker-process.js';
 import type { WorkerSlot } from './worker-slot.js';
@@ -33,7 +34,7 @@ export class Diagnostics {
     return this.#run(workerId, (slot, process) => {
       const folder = this.settings().folder;
       try {
-        mkdirSync(folder, { recursive: true });
+        makeFolder(folder);
       } catch (error) {
         return { ok: false, status: 500, error: `cannot create diagnostics.folder ${folder}: ${(error as Error).message}` };
       }

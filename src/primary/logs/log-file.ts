@@ -1,6 +1,7 @@
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { LogFileConfig } from '../../config/types.js';
+import { makeFolder } from '../../shared/make-folder.js';
 
 interface Pending {
   bytes: Buffer;
@@ -91,7 +92,7 @@ export class RotatingLogFile {
   }
 
   async #open(): Promise<void> {
-    await mkdir(path.dirname(this.config.path), { recursive: true });
+    makeFolder(path.dirname(this.config.path));
     this.#handle = await open(this.config.path, 'a', 0o640);
     this.#size = (await this.#handle.stat()).size;
   }
