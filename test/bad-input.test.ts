@@ -144,6 +144,9 @@ test('unknown commands and flags are usage errors with exit code 2', async (t) =
   const badPort = await run(['start', '--port', 'eighty']);
   t.is(badPort.code, 2);
   t.regex(badPort.stderr, /--port must be a port number/);
+  const noSubcommand = await run(['canary', '--config', 'graycluster.json']);
+  t.is(noSubcommand.code, 2);
+  t.regex(noSubcommand.stderr, /canary needs a command first \(start, status, pause, resume, abort\), not "--config"/);
 });
 
 test('an invalid config exits 1 naming the bad key and leaves the file untouched', async (t) => {
@@ -158,6 +161,7 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayIdleTimeoutMs: 1000 } }), /server\.relayIdleTimeoutMs must be <= 600/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { cookie: 'gc' }, versionCookie: 'gc' } }), /routing\.versionCookie must not be the sticky cookie's name/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', versionCookie: 'a b' } }), /routing\.versionCookie must match pattern/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, logs: { format: 'xml' } }), /logs\.format must be equal to one of the allowed values \("text", "json"\)/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { key: 'cookie:uid' }, versionCookie: 'uid' } }), /routing\.versionCookie must not be the cookie routing\.sticky\.key reads \("uid"\)/],
   ];
   for (const [text, message] of cases) {

@@ -100,6 +100,7 @@ const subcommands: Record<string, { run: (args: string[]) => Promise<number>; us
 /** `graycluster canary <subcommand>`. */
 export async function canary(args: string[]): Promise<number> {
   const [name, ...rest] = args;
+  if (name?.startsWith('-') && name !== '-h' && name !== '--help') throw new UsageError(`canary needs a command first (start, status, pause, resume, abort), not "${name}"`, canaryUsage);
   if (name === undefined || name === '-h' || name === '--help') {
     process.stdout.write(canaryUsage);
     return 0;

@@ -14,7 +14,8 @@ its output that missed the primary's stdout or its log file because they could n
 Options:
   -c, --config <file>   Config file the supervisor was started with (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
       --json            Print the raw status JSON (as GET /api/status returns it)
-  -w, --watch           Redraw every second until Ctrl-C
+  -w, --watch           Redraw every second until Ctrl-C (with --json: one JSON
+                        document per line instead)
       --interval <ms>   Redraw interval for --watch (default 1000)
       --url <url>       Dashboard address of a supervisor elsewhere, or of one of several running
                         the config file, e.g. http://127.0.0.1:9000
@@ -44,13 +45,20 @@ export async function status(args: string[]): Promise<number> {
   const target = apiTarget(values);
   const show = async () => {
     const body = await callApi<Status>(target, 'GET', '/api/status');
-    return values.json ? `${JSON.stringify(body, null, 2)}\n` : `${formatStatus(body)}\n`;
+    return values.json ? `${JSON.stringify(body, null, values.watch ? undefined : 2)}\n` : `${formatStatus(body)}\n`;
   };
   if (!values.watch) {
     process.stdout.write(await show());
     return 0;
   }
   const intervalMs = parseInterval(values.interval ?? '1000');
+  if (values.json) {
+    // For a program to read: one JSON document per line, nothing else (an error goes to stderr).
+    for (;;) {
+      await show().then((text) => process.stdout.write(text), (error: Error) => process.stderr.write(`graycluster: ${error.message}\n`));
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  }
   for (;;) {
     const text = await show().catch((error: Error) => `${error.message}\n`);
     // Clear the screen and home the cursor, then draw the new table.

@@ -68,7 +68,10 @@ export function checkConfigContents(file: string, contents: unknown): void {
 /** Throws conf's own "Config schema violation: …" message when `data` does not match the schema. */
 function checkSchema(data: unknown): void {
   if (validate(data) || !validate.errors) return;
-  const errors = validate.errors.map(({ instancePath, message = '' }) => `\`${instancePath.slice(1)}\` ${message}`);
+  const errors = validate.errors.map(({ instancePath, message = '', keyword, params }) => {
+    const allowed = keyword === 'enum' ? params.allowedValues : undefined;
+    return `\`${instancePath.slice(1)}\` ${message}${allowed ? ` (${allowed.map((value) => JSON.stringify(value)).join(', ')})` : ''}`;
+  });
   throw new Error(`Config schema violation: ${errors.join('; ')}`);
 }
 

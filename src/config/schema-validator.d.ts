@@ -6,6 +6,9 @@ export interface SchemaError {
   /** JSON pointer of the offending value: "/versions/v1". */
   instancePath: string;
   message?: string;
+  /** The schema keyword that failed ("enum", "type", …) and its details (for "enum": `allowedValues`). */
+  keyword: string;
+  params: { allowedValues?: unknown[] } & Record<string, unknown>;
 }
 
 /** True when `data` matches the schema; otherwise `validate.errors` says why (all errors, not just the first). */

@@ -84,7 +84,7 @@ export function wireControls(): void {
     }
   });
   byId('rollback').addEventListener('click', () => {
-    if (confirm('Roll back: send all traffic to the default version?')) void control('/api/rollback', {});
+    if (confirm('Roll back: write back the config applied before the current one, and apply it?')) void control('/api/rollback', {});
   });
   byId('reload-all').addEventListener('click', () => {
     if (confirm('Reload every version: start fresh workers and drain the old ones?')) void control('/api/reload', {});
