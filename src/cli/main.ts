@@ -50,6 +50,13 @@ function commandNamed(name: string): (() => Promise<Command>) | undefined {
 /** Runs one command line; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
+  // Output into a pipe whose reader left (`| head`): a command has nothing more to say and ends; the supervisor
+  // (`start`) keeps serving, its lines still reaching log files and `graycluster logs`.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (name !== 'start' && error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    });
+  }
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     const topic = name === 'help' && args[0] !== undefined ? await commandNamed(args[0])?.() : undefined;
     process.stdout.write(topic?.usage ?? mainUsage);
