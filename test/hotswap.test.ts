@@ -118,6 +118,7 @@ test.serial('bad edits are never applied, never rewritten, and show as configErr
     [good.replace('"workers": 2', '"workers": "two"'), /versions\.v1\.workers must be integer/],
     [good.replace('"default": "v1"', '"default": "v7"'), /routing\.default names unknown version "v7"/],
     [good.replace(fixture('app.mjs'), fixture('no-such-app.mjs')), /versions\.v1\.entry: file not found: .*no-such-app\.mjs/],
+    [good.replace(fixture('app.mjs'), path.dirname(fixture('app.mjs'))), /versions\.v1\.entry: .* is a folder; name the app's file/],
   ] as const;
   for (const [text, message] of bad) {
     writeFileSync(cluster.configFile, text);

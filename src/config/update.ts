@@ -16,6 +16,7 @@ const staleLockMs = 30_000;
 export function checkEntries(config: ResolvedConfig): void {
   for (const version of config.versions.values()) {
     if (!existsSync(version.entry)) throw new ConfigError(`${config.file}: versions.${version.name}.entry: file not found: ${version.entry}`);
+    if (statSync(version.entry).isDirectory()) throw new ConfigError(`${config.file}: versions.${version.name}.entry: ${version.entry} is a folder; name the app's file (its main script)`);
   }
 }
 
