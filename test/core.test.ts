@@ -276,6 +276,10 @@ test.serial('a version that keeps crashing goes to crashloop and its traffic fal
   await cluster.waitForOutput(/crashloop\s+\[v2\] keeps crashing: its traffic goes to "v1"/);
   const status = await cluster.status();
   t.true(status.router.fallbacks >= 1);
+  // Between its processes the worker has none: no memory or CPU figure of the last one stays on show.
+  const between = await cluster.waitForStatus((current) => current.workers.some((worker) => worker.version === 'v2' && worker.pid === null));
+  const crashing = between.workers.find((worker) => worker.version === 'v2')!;
+  t.deepEqual([crashing.rss, crashing.heapUsed, crashing.cpuPercent, crashing.cpuSeconds, crashing.inFlight], [0, 0, null, null, 0]);
 });
 
 test.serial('with the default itself crash-looping, its requests get 503 with Retry-After', async (t) => {

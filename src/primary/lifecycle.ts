@@ -301,7 +301,7 @@ export class Lifecycle extends EventEmitter<LifecycleEvents> {
     if (this.#closed) return;
     const { server } = this.config();
     const process = this.fork(workerEnv(slot, version, server, { ...this.options, publicPort: this.publicPort }), { nodeArgs: version.nodeArgs, args: version.args, cwd: version.cwd });
-    slot.resetForNewProcess();
+    slot.resetProcessFigures();
     this.emit('forked', slot, process);
     const readyTimer = new Deadline(server.readyTimeoutMs, () => {
       this.kill(slot, { type: 'failed', message: `not ready within ${server.readyTimeoutMs} ms: killing it` });

@@ -115,6 +115,7 @@ export function workerProcessHandlers(context: WorkerProcessContext): WorkerProc
     slot.forwardPath = undefined;
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     slot.exitReason = how;
+    slot.resetProcessFigures();
     const wasReady = state.kind === 'ready' || state.kind === 'unresponsive';
     const failedHow = `${wasReady ? 'crashed' : 'failed to start'} (${how})`;
     if (state.kind === 'draining' || context.closed()) {

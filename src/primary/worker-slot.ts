@@ -63,7 +63,8 @@ export class WorkerSlot {
     return this.stats.connections + this.handoffsSinceReport;
   }
 
-  resetForNewProcess(): void {
+  /** Forgets the figures of its process: at a fork, and when the process ends (a worker without one has none). */
+  resetProcessFigures(): void {
     this.stats = emptyStats();
     this.handoffsSinceReport = 0;
     this.sampledRss = undefined;
