@@ -101,6 +101,8 @@ test('the control API answers bad input with 400 naming the field, and passes go
   t.regex((await post('/api/weights', '{"weights":')).body.error, /not valid JSON/);
   t.is((await post('/api/weights', JSON.stringify({ weights: { v1: 1, pad: 'x'.repeat(20_000) } }))).status, 413);
   t.is((await post('/api/nothing', '{}')).status, 404);
+  t.is((await post('/api/nothing', '{bad')).status, 404, 'an unknown endpoint, whatever the body');
+  t.is((await get(dashboardUrl(cluster.dashboardPort, '/api/nothing'), auth)).status, 404, 'an unknown endpoint, whatever the method');
   t.is((await get(dashboardUrl(cluster.dashboardPort, '/api/weights'), auth)).status, 405);
 
   // Good input reaches the controls: the weights are applied, and the answer says what changed.

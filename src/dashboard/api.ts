@@ -24,6 +24,14 @@ function versionField(body: Record<string, unknown>, required: boolean): string 
   return version;
 }
 
+const workerEndpoint = /^\/api\/workers\/([^/]+)\/(restart|heap-snapshot|inspect)$/;
+const rolloutEndpoint = /^\/api\/rollout\/(pause|resume|abort)$/;
+
+/** True for a path that names a control endpoint (POST only), so another one gets 404 whatever its method. */
+export function isControlEndpoint(pathname: string): boolean {
+  return workerEndpoint.test(pathname) || rolloutEndpoint.test(pathname) || ['/api/weights', '/api/promote', '/api/rollback', '/api/reload'].includes(pathname);
+}
+
 /**
  * Turns `POST <pathname>` with its parsed JSON body into a Controls call. Shapes are checked here; whether a
  * version or worker exists is the Controls' business, so the CLI and the page get the same answer.
@@ -38,10 +46,9 @@ function versionField(body: Record<string, unknown>, required: boolean): string 
  *   POST /api/rollout/pause         {}  (also resume, abort)
  */
 export function parseControl(pathname: string, body: unknown): ControlCall | Rejection {
-  const [, encodedWorkerId, workerAction] = /^\/api\/workers\/([^/]+)\/(restart|heap-snapshot|inspect)$/.exec(pathname) ?? [];
-  const rollout = /^\/api\/rollout\/(pause|resume|abort)$/.exec(pathname);
-  const known = encodedWorkerId !== undefined || rollout || ['/api/weights', '/api/promote', '/api/rollback', '/api/reload'].includes(pathname);
-  if (!known) return { status: 404, error: `no such endpoint: POST ${pathname}` };
+  const [, encodedWorkerId, workerAction] = workerEndpoint.exec(pathname) ?? [];
+  const rollout = rolloutEndpoint.exec(pathname);
+  if (!isControlEndpoint(pathname)) return { status: 404, error: `no such endpoint: POST ${pathname}` };
   if (!isObject(body)) return { status: 400, error: 'the body must be a JSON object' };
 
   if (encodedWorkerId !== undefined) {

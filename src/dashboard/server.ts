@@ -6,7 +6,7 @@ import type { Controls } from '../control/types.js';
 import type { EventLog, LifecycleEvent } from '../primary/events.js';
 import type { WorkerLogs } from '../primary/logs/types.js';
 import type { Status } from '../primary/status.js';
-import { maxBodyBytes, parseControl } from './api.js';
+import { isControlEndpoint, maxBodyBytes, parseControl } from './api.js';
 import { hasToken, isForeignOrigin, upgradeHasToken } from './auth.js';
 import { Feed } from './feed.js';
 import { chartPoint, History, sampleOf, type Sample } from './history.js';
@@ -233,6 +233,7 @@ export class DashboardServer {
       if (!readOnly) return send(res, 405, `${req.method} not allowed on ${url.pathname}\n`, { allow: 'GET, HEAD' });
       return this.#logs(res, url.searchParams, req.method === 'GET');
     }
+    if (!isControlEndpoint(url.pathname)) return send(res, 404, `no such endpoint: ${url.pathname}\n`);
     if (req.method !== 'POST') return send(res, 405, `${req.method} not allowed on ${url.pathname}\n`, { allow: 'POST' });
     const read = await readJson(req);
     if ('error' in read) {
