@@ -61,6 +61,18 @@ test('steps describe themselves for logs and the CLI', (t) => {
   next.routing.weights = { v1: 80, v2: 20 };
   const [step] = plan(resolve(base()), resolve(next));
   t.is(describe(step!, resolve(base()), resolve(next)), 'switch routing: default v1, weights v1=90 v2=10, 0 rules → default v1, weights v1=80 v2=20, 0 rules');
+
+  // A switch says what it changes, and nothing that it does not.
+  const switchOf = (edit: (raw: ConfigFile) => void) => {
+    const after = base();
+    edit(after);
+    const [before, changed] = [resolve(base()), resolve(after)];
+    return plan(before, changed).filter((each) => each.kind === 'switch-routing').map((each) => describe(each, before, changed));
+  };
+  t.deepEqual(switchOf((raw) => { raw.routing.sticky = { key: 'header:x-user', cookie: 'gc_uid' }; }), ['sticky key ip → sticky key header:x-user, cookie gc_uid']);
+  t.deepEqual(switchOf((raw) => { raw.routing.versionCookie = 'gc_version'; }), ['version cookie none → gc_version']);
+  t.deepEqual(switchOf((raw) => { raw.server = { ...raw.server, forwardMaxPending: 7 }; }), [`server.forwardMaxPending ${JSON.stringify(resolve(base()).server.forwardMaxPending)} → 7`]);
+  t.deepEqual(switchOf((raw) => { raw.versions.v3 = { entry: 'c.js' }; }), ['routing: the versions are now v1, v2, v3']);
 });
 
 test('edits: weights, promote, scale, deploy, set, replace', (t) => {

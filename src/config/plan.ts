@@ -89,7 +89,7 @@ export function describe(step: Step, current: ResolvedConfig, next: ResolvedConf
       return started ? `start version ${step.version} (${started.workers} × ${started.entry})` : `start version ${step.version}`;
     }
     case 'switch-routing':
-      return `switch routing: ${describeRouting(current)} → ${describeRouting(next)}`;
+      return describeSwitch(current, next);
     case 'scale':
       return `scale ${step.version} from ${step.from} to ${step.to} workers`;
     case 'replace':
@@ -107,6 +107,29 @@ export function describe(step: Step, current: ResolvedConfig, next: ResolvedConf
 
 function describeLogFile(logFile: LogFileConfig | null): string {
   return logFile ? `${logFile.path} (rotated at ${logFile.maxBytes} bytes, ${logFile.keep} kept)` : 'none';
+}
+
+/**
+ * What a routing switch changes: the routing's summary when its default, weights or rules change, then the sticky
+ * settings, the version cookie and each live server setting that changes; or, when only the set of versions did
+ * (one started or removed), that.
+ */
+function describeSwitch(current: ResolvedConfig, next: ResolvedConfig): string {
+  const changes: string[] = [];
+  const [before, after] = [current, next].map(describeRouting);
+  const rulesChanged = !isDeepStrictEqual(current.routing.rules, next.routing.rules);
+  if (before !== after || rulesChanged) changes.push(`switch routing: ${before} → ${after}${before === after ? ' (rules changed)' : ''}`);
+  const sticky = (config: ResolvedConfig) => {
+    const { key, cookie } = config.routing.sticky;
+    return `sticky key ${key.source === 'ip' ? 'ip' : `${key.source}:${key.name}`}${cookie === null ? '' : `, cookie ${cookie}`}`;
+  };
+  if (sticky(current) !== sticky(next)) changes.push(`${sticky(current)} → ${sticky(next)}`);
+  if (current.routing.versionCookie !== next.routing.versionCookie) changes.push(`version cookie ${current.routing.versionCookie ?? 'none'} → ${next.routing.versionCookie ?? 'none'}`);
+  const [liveBefore, liveAfter] = [liveServer(current), liveServer(next)] as Array<Record<string, unknown>>;
+  for (const key of Object.keys(liveAfter!)) {
+    if (!isDeepStrictEqual(liveBefore![key], liveAfter![key])) changes.push(`server.${key} ${JSON.stringify(liveBefore![key])} → ${JSON.stringify(liveAfter![key])}`);
+  }
+  return changes.length > 0 ? changes.join('; ') : `routing: the versions are now ${[...next.versions.keys()].join(', ')}`;
 }
 
 function describeRouting(config: ResolvedConfig): string {
