@@ -49,7 +49,7 @@ test.serial('a healthy canary started with the CLI is promoted through every ste
 
   const status = await cli(['canary', 'status', '--config', cluster.configFile]);
   t.is(status.code, 0, status.stderr);
-  t.regex(status.stdout, /^rollout of v2 against v1: promoted, step 3 of 4 \(100 % to v2\)\nsteps: 10 % → 30 % → \[60 %\] → 100 %\nverdict: step 3 of 4 \(60 %\) passed/);
+  t.regex(status.stdout, /^rollout of v2 against v1: promoted, 100 % to v2, after step 3 of 4\nsteps: 10 % → 30 % → \[60 %\] → 100 %\nverdict: step 3 of 4 \(60 %\) passed/);
 });
 
 test.serial('a canary that gets too few requests waits instead of advancing, then pauses at its progress deadline, saying why', async (t) => {

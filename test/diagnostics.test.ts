@@ -147,7 +147,7 @@ test('inspect opens the inspector of a worker on a loopback port, and --close cl
 
   const closed = await cli(cluster, 'inspect', 'v1.1', '--close');
   t.is(closed.code, 0, closed.stderr);
-  t.is(closed.stdout, 'closed the inspector of v1.1\n');
+  t.is(closed.stdout, `closed the inspector of v1.1 (${wsUrl})\n`);
   await waitFor(async () => {
     try {
       await get(`http://${address.host}/json/version`);
@@ -157,4 +157,7 @@ test('inspect opens the inspector of a worker on a loopback port, and --close cl
     }
   }, { what: 'the inspector port to stop answering' });
   t.is((await get(cluster.url('/'))).status, 200);
+  const none = await cli(cluster, 'inspect', 'v1.1', '--close');
+  t.is(none.code, 0, none.stderr);
+  t.is(none.stdout, 'v1.1 had no inspector open\n');
 });

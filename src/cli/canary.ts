@@ -178,7 +178,10 @@ async function statusCommand(args: string[]): Promise<number> {
 export function formatRollout(rollout: RolloutReport | null): string {
   if (!rollout) return 'no rollout in the config file (start one with: graycluster canary start <version>)';
   const { step, steps } = rollout;
-  const where = `step ${step + 1} of ${steps.length} (${rollout.weight} % to ${rollout.version})`;
+  // Promotion follows the last step judged, which is not always the last of the list: say which it was.
+  const where = rollout.state === 'promoted'
+    ? `${rollout.weight} % to ${rollout.version}, after step ${step + 1} of ${steps.length}`
+    : `step ${step + 1} of ${steps.length} (${rollout.weight} % to ${rollout.version})`;
   const inStep = rollout.timeInStepMs === null ? '' : `, ${duration(rollout.timeInStepMs)} in step (at least ${duration(rollout.stepMs)})`;
   const bar = steps.map((weight, index) => (index === step ? `[${weight} %]` : `${weight} %`)).join(' → ');
   const lines = [

@@ -49,7 +49,7 @@ export async function inspect(args: string[]): Promise<number> {
   const result = await callApi<ControlResult>(apiTarget(values), 'POST', `/api/workers/${encodeURIComponent(workerId)}/inspect`, close ? { close: true } : {});
   if (!result.ok) return 1;
   if (close || !result.inspector) {
-    process.stdout.write(`closed the inspector of ${workerId}\n`);
+    process.stdout.write(`${result.changes.join('\n')}\n`);
     return 0;
   }
   process.stdout.write(`inspector of ${workerId}: ${result.inspector.url}\n`

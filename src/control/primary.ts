@@ -76,7 +76,8 @@ export function primaryControls(reconfigurer: Reconfigurer, supervisor: Supervis
     async inspect(workerId, open) {
       const outcome = await supervisor.diagnostics.inspector(workerId, open);
       if (!outcome.ok) return outcome;
-      if (!open || !outcome.inspectorUrl) return { ok: true, changes: [`closed the inspector of ${workerId}`] };
+      if (!open) return { ok: true, changes: [outcome.inspectorUrl ? `closed the inspector of ${workerId} (${outcome.inspectorUrl})` : `${workerId} had no inspector open`] };
+      if (!outcome.inspectorUrl) return { ok: false, status: 500, error: `the inspector of ${workerId} did not open` };
       const url = outcome.inspectorUrl;
       const devtools = `devtools://devtools/bundled/js_app.html?experiments=true&v8only=true&ws=${url.slice('ws://'.length)}`;
       return { ok: true, changes: [`the inspector of ${workerId} listens at ${url}`, `open in Chrome: ${devtools}`], inspector: { url, devtools } };

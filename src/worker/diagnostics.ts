@@ -22,9 +22,12 @@ export function diagnose(request: DiagnoseRequest): DiagnoseAnswer {
         // Already open (by an earlier request, or nodeArgs): report it rather than fail.
         if (inspector.url() === undefined) inspector.open(0, '127.0.0.1', false);
         return { ok: true, inspectorUrl: inspector.url() ?? '' };
-      case 'inspect-close':
+      case 'inspect-close': {
+        // Which one it closed, if any: an operator is told when there was none.
+        const open = inspector.url();
         inspector.close();
-        return { ok: true };
+        return open === undefined ? { ok: true } : { ok: true, inspectorUrl: open };
+      }
     }
   } catch (error) {
     return failure(error);
