@@ -116,7 +116,7 @@ test('a worker\'s row takes a heap snapshot and opens and closes its inspector',
   const [, inspectorHost] = /listens at ws:\/\/(127\.0\.0\.1:\d+)\/.+; open in Chrome: devtools:\/\/devtools\/bundled\/js_app\.html\?/.exec(await answered('Inspect')) ?? [];
   t.truthy(inspectorHost);
   t.is((await get(`http://${inspectorHost}/json/version`)).status, 200);
-  t.is(await answered('Close inspector'), 'closed the inspector of v1.1');
+  t.regex(await answered('Close inspector'), new RegExp(`^closed the inspector of v1\\.1 \\(ws://${inspectorHost!.replaceAll('.', '\\.')}/.+\\)$`));
   await eventually(() => get(`http://${inspectorHost}/json/version`).then(() => false, () => true), 'the inspector port stops answering');
   t.deepEqual(errors, []);
 });

@@ -134,8 +134,8 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
     uptimeMs: 5000,
     server: { host: '127.0.0.1', port: 8000 },
     versions: {
-      v1: { state: 'ready', configured: 1, ready: 1, entry: 'v1.js', weight: 90, port: null },
-      v2: { state: 'crashloop', configured: 1, ready: 0, entry: 'v2.js', weight: 10, port: 8002 },
+      v1: { state: 'ready', configured: 1, ready: 1, entry: 'v1.js', weight: 90, port: null, portListening: 0, portError: null },
+      v2: { state: 'crashloop', configured: 1, ready: 0, entry: 'v2.js', weight: 10, port: 8002, portListening: 0, portError: null },
     },
     workers: workers.map((worker) => ({
       pid: 10, state: 'ready', rss: 50e6, cpuPercent: 12.5, cpuSeconds: 3.25, heapUsed: 5e6, inFlight: 2, connections: 3, requests: 7, restarts: 0, uptimeMs: 4000,

@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import test from 'ava';
 import { ConfigError, resolveConfig } from '../src/config/load.js';
-import { canConnect, freePort, makeConfig, request, startCluster, waitFor, type Cluster } from './helpers/cluster.js';
+import { canConnect, freePort, makeConfig, request, runCli, startCluster, waitFor, type Cluster } from './helpers/cluster.js';
 import { steadyLoad } from './helpers/load.js';
 
 /** Two versions routed by `?version=`, with these ports of their own (undefined: none). */
@@ -63,14 +63,32 @@ test('a version\'s port stays open while its workers are replaced under load, an
   t.is((await request(cluster.url('/?version=v2'))).body.version, 'v2', 'v2 still serves through server.port');
 });
 
-test('a version\'s port that is taken is reported naming the key, and its workers still serve through server.port', async (t) => {
-  const squatter = net.createServer();
+test('a version\'s port that is taken is reported naming the key and shown in status; its workers serve through server.port, and take the port once it is free', async (t) => {
+  const squatter = net.createServer((socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nsquatter'));
+  const squatters = new Set<net.Socket>();
+  squatter.on('connection', (socket) => squatters.add(socket));
   await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
   t.teardown(() => squatter.close());
   const { port } = squatter.address() as net.AddressInfo;
   const cluster = await startCluster(t, configWithPorts({ v2: port }));
   await cluster.waitForOutput(new RegExp(`versions\\.v2\\.port: 127\\.0\\.0\\.1:${port}: cannot listen \\(EADDRINUSE\\)`));
   t.is((await request(cluster.url('/?version=v2'))).body.version, 'v2');
+  const taken = await cluster.waitForStatus((status) => status.versions.v2?.portError === 'EADDRINUSE');
+  t.like(taken.versions.v2, { port, ready: 1, portListening: 0 });
+  const shown = await runCli(['status', '--config', cluster.configFile]);
+  t.regex(shown.stdout, new RegExp(`^v2\\s+ready\\s+1/1\\s+\\S+\\s+${port} \\(0/1 listening: EADDRINUSE\\)`, 'm'), shown.stdout);
+  t.is((await request(`http://127.0.0.1:${port}/`)).text, 'squatter');
+
+  // The other program goes: v2's worker takes the port at its next try.
+  await new Promise<void>((resolve) => {
+    squatter.close(() => resolve());
+    for (const socket of squatters) socket.destroy();
+  });
+  const free = await cluster.waitForStatus((status) => status.versions.v2?.portListening === 1, 20_000);
+  t.like(free.versions.v2, { portError: null });
+  t.is((await request(`http://127.0.0.1:${port}/`)).body.version, 'v2');
+  await cluster.waitForOutput(new RegExp(`versions\\.v2\\.port: 127\\.0\\.0\\.1:${port}: listening now`));
+  t.regex((await runCli(['status', '--config', cluster.configFile])).stdout, new RegExp(`^v2\\s+ready\\s+1/1\\s+\\S+\\s+${port}\\s`, 'm'));
 });
 
 test('a running graycluster refuses a version port on a port it still holds: a changed dashboard.port takes effect only at a restart', async (t) => {

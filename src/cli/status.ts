@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { Status } from '../primary/status.js';
+import type { Status, VersionStatus } from '../primary/status.js';
 import { duration, megabytes, table } from './format.js';
 import { apiTarget, callApi } from './remote.js';
 import { UsageError } from './usage.js';
@@ -72,11 +72,18 @@ function parseInterval(value: string): number {
   return Number(value);
 }
 
+/** A version's own port, and how many of its ready workers listen there when not all do (another program holds it). */
+function portText({ port, ready, portListening, portError }: VersionStatus): string {
+  if (port === null) return '-';
+  if (ready === 0 || portListening === ready) return String(port);
+  return `${port} (${portListening}/${ready} listening${portError ? `: ${portError}` : ''})`;
+}
+
 export function formatStatus(status: Status): string {
   const versions = table([
     ['VERSION', 'STATE', 'READY', 'WEIGHT', 'PORT', 'ENTRY'],
     ...Object.entries(status.versions).map(([name, version]) => [
-      name, version.state, `${version.ready}/${version.configured}`, version.weight ?? '-', version.port ?? '-', version.entry,
+      name, version.state, `${version.ready}/${version.configured}`, version.weight ?? '-', portText(version), version.entry,
     ]),
   ]);
   const workers = table([

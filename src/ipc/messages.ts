@@ -101,6 +101,8 @@ export type ToPrimary =
    * user's connection does: that peer's connections are not all pooled.
    */
   | { kind: 'unpooled-peer'; address: string }
+  /** Whether the worker listens on its version's own port now; `error`: why not (tried again every 5 s). */
+  | { kind: 'version-port'; listening: boolean; error?: string }
   /** The app failed to load; the worker exits next. */
   | { kind: 'fatal'; message: string }
   | { kind: 'diagnosed'; requestId: number; answer: DiagnoseAnswer };

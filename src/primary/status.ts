@@ -43,6 +43,10 @@ export interface VersionStatus {
   weight: number | null;
   /** The version's own port (`versions.<name>.port`), or null. */
   port: number | null;
+  /** Of its ready workers, how many listen on `port` (0 without one). */
+  portListening: number;
+  /** Why a ready worker of it cannot listen on `port` (another program holds it: "EADDRINUSE"), or null. */
+  portError: string | null;
 }
 
 /** What GET /api/status and `graycluster status` report. */
@@ -107,6 +111,7 @@ export function snapshot(sources: StatusSources): Status {
   const now = Date.now();
   const routing = sources.routing();
   const workers = workerStatuses(sources.supervisor, now);
+  const ports = new Map(sources.supervisor.workers.map((view) => [view.id, view.versionPort]));
   const versions: Record<string, VersionStatus> = {};
   for (const worker of workers) {
     const config = sources.supervisor.versionConfig(worker.version);
@@ -117,8 +122,14 @@ export function snapshot(sources: StatusSources): Status {
       entry: config?.entry ?? '',
       weight: routing.weights?.[worker.version] ?? null,
       port: config?.port ?? null,
+      portListening: 0,
+      portError: null,
     };
-    if (worker.state === 'ready') version.ready++;
+    if (worker.state !== 'ready') continue;
+    version.ready++;
+    const port = ports.get(worker.id);
+    if (port?.listening) version.portListening++;
+    else if (port?.error) version.portError = port.error;
   }
   return {
     pid: process.pid,

@@ -163,6 +163,9 @@ export function workerProcessHandlers(context: WorkerProcessContext): WorkerProc
     'unpooled-peer': (_slot, _process, message) => {
       if (typeof message.address === 'string' && message.address !== '') context.unpooledPeer(message.address);
     },
+    'version-port': (slot, _process, message) => {
+      slot.versionPort = { listening: message.listening === true, error: typeof message.error === 'string' ? message.error : null };
+    },
     diagnosed: () => {},  // Heard by the request that asked for it (diagnostics.ts).
     fatal: (slot, process, message) => {
       context.events.record({ type: 'error', version: slot.version, workerId: slot.id, pid: process.pid, message: message.message });

@@ -39,6 +39,8 @@ export class WorkerSlot {
   sampledCpu: CpuReading | undefined;
   cpuPercent: number | undefined;
   forwardPath: string | undefined;
+  /** Whether its process listens on the version's own port, as it last said (undefined: it has said nothing). */
+  versionPort: { listening: boolean; error: string | null } | undefined;
   /** How its last process ended, e.g. "exit code 1". */
   exitReason: string | undefined;
 
@@ -70,6 +72,7 @@ export class WorkerSlot {
     this.sampledRss = undefined;
     this.sampledCpu = undefined;
     this.cpuPercent = undefined;
+    this.versionPort = undefined;
     this.lastReportAt = runningNow();
   }
 
@@ -92,6 +95,7 @@ export class WorkerSlot {
       rss: this.rss,
       cpuPercent: this.cpuPercent ?? null,
       cpuSeconds: this.sampledCpu?.seconds ?? null,
+      versionPort: this.versionPort,
       stats: { ...this.stats },
     };
   }

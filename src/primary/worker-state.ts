@@ -96,5 +96,7 @@ export interface WorkerView {
   readonly cpuPercent: number | null;
   /** CPU time (user + system) of its current process, in seconds; null without /proc. */
   readonly cpuSeconds: number | null;
+  /** Whether it listens on its version's own port, and why not; undefined until it says (or without a port). */
+  readonly versionPort: { readonly listening: boolean; readonly error: string | null } | undefined;
   readonly stats: Readonly<WorkerStats>;
 }

@@ -70,6 +70,8 @@ export interface RuntimeOptions {
 }
 
 const cookieMaxAgeSeconds = 365 * 24 * 3600;
+/** How often a worker tries again for its version's port while another program holds it. */
+const versionPortRetryMs = 5_000;
 
 /**
  * Requests of one other version in a row, from the first, that tell one user's connection from a proxy's pooled one
@@ -107,6 +109,9 @@ export class WorkerRuntime {
   #appServer: Server | undefined;
   #draining = false;
   #drainTimer: NodeJS.Timeout | undefined;
+  /** Why the version's port could not be had at the last try (its code), while it is tried again; else undefined. */
+  #versionPortError: string | undefined;
+  #versionPortRetry: NodeJS.Timeout | undefined;
   /** Connections on their way back to the primary: the process must not exit before they have left. */
   #handingBack = 0;
 
@@ -229,23 +234,36 @@ export class WorkerRuntime {
    * Starts accepting on the version's own port, then calls `then`. Every worker of the version listens on one
    * socket the cluster primary binds for them all (node:cluster's shared handle: `cluster.schedulingPolicy` is
    * SCHED_NONE, see primary/worker-process.ts), so connections to it reach the workers without the primary and the
-   * port stays open while any of them listens. A port that cannot be had is reported; the worker still serves.
+   * port stays open while any of them listens. A port that cannot be had (another program holds it) is reported,
+   * to the terminal once and to the primary each time, and tried again every versionPortRetryMs; meanwhile the
+   * worker serves through server.port.
    */
-  #listenOnVersionPort(then: () => void): void {
+  #listenOnVersionPort(then?: () => void): void {
     const server = this.versionServer;
     if (server === undefined || server.listening || this.#draining) {
-      then();
+      then?.();
       return;
     }
     const done = (error?: NodeJS.ErrnoException) => {
       server.off('listening', done);
       server.off('error', done);
       const where = `graycluster: versions.${this.env.version}.port: ${this.env.host}:${this.env.versionPort}`;
-      if (error) console.error(`${where}: cannot listen (${error.code ?? error.message}); this worker takes connections from server.port only`);
-      else if (this.#draining) server.close();  // The drain began while the port was being had.
-      // An accept that fails (out of file descriptors) is reported and the server goes on, as the primary's does.
-      else server.on('error', (failure: NodeJS.ErrnoException) => console.error(`${where}: ${failure.code ?? failure.message}`));
-      then();
+      if (error) {
+        const code = error.code ?? error.message;
+        if (this.#versionPortError !== code) console.error(`${where}: cannot listen (${code}); this worker takes connections from server.port only, and tries again every ${versionPortRetryMs / 1000} s`);
+        this.#versionPortError = code;
+        this.#hooks.send({ kind: 'version-port', listening: false, error: code });
+        if (!this.#draining) this.#versionPortRetry = setTimeout(() => this.#listenOnVersionPort(), versionPortRetryMs).unref();
+      } else if (this.#draining) {
+        server.close();  // The drain began while the port was being had.
+      } else {
+        if (this.#versionPortError !== undefined) console.error(`${where}: listening now`);
+        this.#versionPortError = undefined;
+        this.#hooks.send({ kind: 'version-port', listening: true });
+        // An accept that fails (out of file descriptors) is reported and the server goes on, as the primary's does.
+        server.on('error', (failure: NodeJS.ErrnoException) => console.error(`${where}: ${failure.code ?? failure.message}`));
+      }
+      then?.();
     };
     server.once('listening', done);
     server.once('error', done);
@@ -261,6 +279,7 @@ export class WorkerRuntime {
     if (this.#draining) return;
     this.#draining = true;
     if (this.forwardServer.listening) this.forwardServer.close();
+    clearTimeout(this.#versionPortRetry);
     if (this.versionServer?.listening) this.versionServer.close();
     for (const res of this.#inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
     this.#drainTimer = setInterval(() => this.closeIdleConnections(), this.#drainIdleGraceMs / 4).unref();

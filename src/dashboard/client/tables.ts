@@ -35,7 +35,9 @@ function renderVersions(status: LiveStatus, rates: Rates | undefined): void {
     setCell(row, 'name', name === status.routing.default ? `${name} (default)` : name);
     setCell(row, 'state', [pill(version.state)]);
     setCell(row, 'ready', `${version.ready}/${version.configured}`);
-    setCell(row, 'port', version.port === null ? '–' : String(version.port));
+    // A port its ready workers cannot all listen on (another program holds it) says so.
+    const short = version.port !== null && version.ready > 0 && version.portListening < version.ready;
+    setCell(row, 'port', version.port === null ? '–' : short ? `${version.port} (${version.portListening}/${version.ready} listening${version.portError ? `: ${version.portError}` : ''})` : String(version.port));
     const input = row.querySelector('input[data-weight]');
     if (input instanceof HTMLInputElement && input.dataset.dirty !== 'true' && document.activeElement !== input) input.value = String(version.weight ?? 0);
     setCell(row, 'configuredShare', total > 0 ? percent((version.weight ?? 0) / total) : 'rules/default');
