@@ -1,5 +1,5 @@
 // `graycluster split-clients --output --watch --reload`: nginx's split kept in step with the config file's weights.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -43,8 +43,14 @@ const lines = (file: string) => {
 
 test('--output writes the lines to a file; --watch rewrites it when the weights change and runs --reload after each write; a config it cannot split keeps the last file', async (t) => {
   const { config, write, output, reloads } = folderWithConfig(t, { v1: 90, v2: 10 });
+  // --output a symlink (conf.d pointing into another folder): the file it names is written, keeping its mode.
+  const linked = path.join(path.dirname(output), 'linked.conf');
+  writeFileSync(linked, '', { mode: 0o640 });
+  symlinkSync(linked, output);
   const once = await runCli(['split-clients', '--config', config, '--output', output]);
   t.is(once.code, 0, once.stderr);
+  t.true(lstatSync(output).isSymbolicLink(), 'the link stays a link');
+  t.is(statSync(linked).mode & 0o777, 0o640);
   t.regex(readFileSync(output, 'utf8'), /^split_clients "\$\{http_x_user\}" \$graycluster_pool_split \{ 90% graycluster_v1; \* graycluster_v2; \}$/m);
   t.regex(readFileSync(output, 'utf8'), /^upstream graycluster_v2 \{ server 127\.0\.0\.1:8002 max_fails=0; server 127\.0\.0\.1:8000 backup max_fails=0; keepalive 32; \}$/m);
 

@@ -111,4 +111,5 @@ test('a version\'s port must differ from every other port graycluster listens on
   t.throws(clash(8000), { message: /versions\.v2\.port \(8000\) must differ from server\.port/ });
   t.throws(clash(9000), { message: /versions\.v2\.port \(9000\) must differ from dashboard\.port/ });
   t.throws(clash(9001), { message: /versions\.v2\.port \(9001\) must differ from health\.port/ });
+  t.throws(() => resolveConfig('/srv/graycluster.json', raw, { port: 8002 }), { message: /versions\.v2\.port \(8002\) must differ from server\.port \(given by --port or \$GRAYCLUSTER_PORT\)/ });
 });

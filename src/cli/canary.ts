@@ -197,7 +197,7 @@ export function formatRollout(rollout: RolloutReport | null): string {
 
 function parseDuration(value: string, flag: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
-  if (!match) throw new UsageError(`${flag} must be a duration such as 500ms, 60s, 5m or 1h, not "${value}"`, canaryStartUsage);
+  if (!match) throw new UsageError(`${flag} must be a duration with its unit (ms, s, m or h) such as 60s, 5m or 1h, not "${value}"`, canaryStartUsage);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
   return Math.round(Number(match[1]) * unit);
 }

@@ -125,7 +125,7 @@ type Positionals<Min extends number, Known extends string[] = []> = Known['lengt
 
 function checkCount<Min extends number>(usage: string, positionals: string[], count: { min: Min; max: number }): asserts positionals is Positionals<Min> {
   if (positionals.length < count.min || positionals.length > count.max) {
-    throw new UsageError(`expected ${count.min === count.max ? count.min : `${count.min} to ${count.max}`} arguments, got ${positionals.length}`, usage);
+    throw new UsageError(`expected ${count.min === count.max ? count.min : `${count.min} to ${count.max}`} argument${count.max === 1 ? '' : 's'}, got ${positionals.length}`, usage);
   }
 }
 

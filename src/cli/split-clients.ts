@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
 import { ConfigWatcher } from '../config/watch.js';
@@ -128,7 +128,7 @@ export async function splitClients(args: string[]): Promise<number> {
 
 /**
  * Writes `text` to `output` unless it holds that already (through a temporary file in its folder, renamed over it,
- * so nginx never reads half of it), then runs `reload` if it wrote, or always with `alwaysReload`. Returns the text
+ * so nginx never reads half of it; a symlink's target is what is written, keeping its mode), then runs `reload` if it wrote, or always with `alwaysReload`. Returns the text
  * the file holds, and false for `reloaded` only when a reload ran and failed.
  */
 async function writeSplit(output: string, text: string, reload: string | undefined, alwaysReload: boolean): Promise<{ text: string; reloaded: boolean }> {
@@ -139,10 +139,20 @@ async function writeSplit(output: string, text: string, reload: string | undefin
     current = undefined;
   }
   if (current !== text) {
-    const temporary = `${output}.${process.pid}.tmp`;
+    // Through a symlink to the file it names, and with the mode the file had.
+    let target = output;
+    let mode: number | undefined;
+    try {
+      target = realpathSync(output);
+      mode = statSync(target).mode & 0o7777;
+    } catch {
+      // Not there yet: a new file, with the usual mode.
+    }
+    const temporary = `${target}.${process.pid}.tmp`;
     try {
       writeFileSync(temporary, text);
-      renameSync(temporary, output);
+      if (mode !== undefined) chmodSync(temporary, mode);
+      renameSync(temporary, target);
     } catch (error) {
       rmSync(temporary, { force: true });
       throw new CommandFailure(`--output "${output}": cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);

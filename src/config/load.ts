@@ -207,7 +207,13 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
   for (const [key, taken] of [['server.port', server.port], ['dashboard.port', dashboard.port]] as const) {
     if (health.port !== null && health.port !== 0 && health.port === taken) fail('health.port', `(${health.port}) must differ from ${key}`);
   }
-  checkVersionPorts(versions.values(), [['server.port', server.port], ['dashboard.port', dashboard.port], ['health.port', health.port]], fail);
+  // A port given on the command line is named as the flag that gave it.
+  const given = (key: string, flag: string, override: number | undefined) => (override === undefined ? key : `${key} (given by ${flag})`);
+  checkVersionPorts(versions.values(), [
+    [given('server.port', '--port or $GRAYCLUSTER_PORT', overrides.port), server.port],
+    [given('dashboard.port', '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT', overrides.dashboardPort), dashboard.port],
+    [given('health.port', '--health-port or $GRAYCLUSTER_HEALTH_PORT', overrides.healthPort), health.port],
+  ], fail);
   return {
     file,
     raw,

@@ -81,6 +81,9 @@ function replaceReason(before: VersionConfig, after: VersionConfig): string | un
   return changed.length > 0 ? changed.join(', ') : undefined;
 }
 
+/** The flags of `graycluster start` that set a port instead of the file. */
+const portFlags: Record<string, string> = { 'server.port': '--port', 'dashboard.port': '--dashboard-port', 'health.port': '--health-port' };
+
 /** One line per step, for logs and for the CLI's "what will change". */
 export function describe(step: Step, current: ResolvedConfig, next: ResolvedConfig): string {
   switch (step.kind) {
@@ -96,8 +99,10 @@ export function describe(step: Step, current: ResolvedConfig, next: ResolvedConf
       return `replace ${step.version}'s workers, rolling (${step.reason})`;
     case 'remove-version':
       return `stop sending to ${step.version}, then drain and remove it`;
-    case 'needs-restart':
-      return `${step.key} changed: takes effect after a restart`;
+    case 'needs-restart': {
+      const flag = portFlags[step.key];
+      return `${step.key} changed: takes effect after a restart${flag ? ` (where start is not given ${flag}, which wins over it)` : ''}`;
+    }
     case 'set-limit':
       return `set ${step.version}'s ${step.key} from ${step.from ?? 'none'} to ${step.to ?? 'none'} (no restart)`;
     case 'set-log-file':
