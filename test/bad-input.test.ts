@@ -144,6 +144,9 @@ test('unknown commands and flags are usage errors with exit code 2', async (t) =
   const badPort = await run(['start', '--port', 'eighty']);
   t.is(badPort.code, 2);
   t.regex(badPort.stderr, /--port must be a port number/);
+  const emptyTarget = await run(['logs', '']);
+  t.is(emptyTarget.code, 2);
+  t.regex(emptyTarget.stderr, /the version or worker to show is empty/);
   const noSubcommand = await run(['canary', '--config', 'graycluster.json']);
   t.is(noSubcommand.code, 2);
   t.regex(noSubcommand.stderr, /canary needs a command first \(start, status, pause, resume, abort\), not "--config"/);

@@ -30,6 +30,7 @@ export async function logs(args: string[]): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`expected at most 1 argument (a version such as v2 or a worker such as v2.1), got ${positionals.length}`, logsUsage);
   const query = new URLSearchParams();
   const [selector] = positionals;
+  if (selector === '') throw new UsageError('the version or worker to show is empty: name one such as v2 or v2.1, or none for all', logsUsage);
   if (selector !== undefined) query.set('target', selector);
   if (values.lines !== undefined) query.set('lines', String(parseLines(values.lines)));
   const print = values.json ? (item: LogStreamItem) => `${JSON.stringify(item)}\n` : formatItem;
