@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { readAllRunStates, readRunStates, type RunState } from '../primary/state-file.js';
 import { displayPath } from '../shared/display-path.js';
 import { configPath } from './options.js';
@@ -110,8 +111,23 @@ export async function callApi<T>(target: ApiTarget, method: 'GET' | 'POST', path
  * GETs an endpoint that streams (`/api/logs?follow=1`); resolves with its body once the answer's head is in,
  * throws as callApi does when it is refused. It streams until the server ends it or `signal` aborts.
  */
-export async function streamApi(target: ApiTarget, path: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
-  const response = await send(target, 'GET', path, undefined, signal);
-  if (!response.ok || !response.body) throw refusal(target, path, response.status, await response.text());
-  return response.body;
+/**
+ * Opens a stream from the API (`logs --follow`). Through node:http, not fetch: fetch (undici) ends a body that
+ * brings nothing for 300 s ("terminated"), and a followed service may write nothing for longer.
+ */
+export function streamApi(target: ApiTarget, path: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(new URL(path, target.url), { headers: { authorization: `Bearer ${target.token ?? ''}` }, signal }, (response) => {
+      const status = response.statusCode ?? 0;
+      if (status >= 200 && status < 300) {
+        resolve(response);
+        return;
+      }
+      let text = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => { text += chunk; });
+      response.on('end', () => reject(refusal(target, path, status, text)));
+      response.on('error', (error) => reject(new NotRunningError(`cannot reach ${target.url}: ${error.message}`)));
+    });
+    request.on('error', (error) => reject(new NotRunningError(`cannot reach ${target.url}: ${error.message}`)));
+  });
 }
