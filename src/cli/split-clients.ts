@@ -128,8 +128,9 @@ export async function splitClients(args: string[]): Promise<number> {
 
 /**
  * Writes `text` to `output` unless it holds that already (through a temporary file in its folder, renamed over it,
- * so nginx never reads half of it; a symlink's target is what is written, keeping its mode), then runs `reload` if it wrote, or always with `alwaysReload`. Returns the text
- * the file holds, and false for `reloaded` only when a reload ran and failed.
+ * so nginx never reads half of it; a symlink's target is what is written, keeping its mode), then runs `reload` if
+ * it wrote, or always with `alwaysReload`. Returns the text the file holds, and false for `reloaded` only when a
+ * reload ran and failed.
  */
 async function writeSplit(output: string, text: string, reload: string | undefined, alwaysReload: boolean): Promise<{ text: string; reloaded: boolean }> {
   let current: string | undefined;
