@@ -138,13 +138,14 @@ th, td { text-align: right; padding: .3rem .5rem; border-bottom: 1px solid var(-
 th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
 th { color: var(--muted); font-weight: 500; font-size: .85rem; }
 td input[type=number] { width: 5.5rem; font: inherit; text-align: right; }
+td[data-field=actions] { white-space: normal; }  /* A row's buttons wrap rather than run off a narrower screen. */
 .pill { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .8rem; border: 1px solid currentColor; }
 .pill[data-state=ready], .pill[data-state=live] { color: var(--ok); }
 .pill[data-state=starting], .pill[data-state=draining], .pill[data-state=connecting], .pill[data-state=reconnecting] { color: var(--warn); }
 .pill[data-state=crashloop], .pill[data-state=stopped], .pill[data-state=unresponsive], .pill[data-state=offline] { color: var(--bad); }
 .swatch { display: inline-block; width: .7rem; height: .7rem; border-radius: 2px; margin-right: .35rem; vertical-align: -1px; }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin-top: .75rem; }
-button { font: inherit; padding: .3rem .75rem; border-radius: 6px; border: 1px solid var(--line); background: var(--bg); color: var(--text); cursor: pointer; }
+button { white-space: nowrap; font: inherit; padding: .3rem .75rem; border-radius: 6px; border: 1px solid var(--line); background: var(--bg); color: var(--text); cursor: pointer; }
 button:hover:not(:disabled) { border-color: var(--accent); }
 button:disabled { opacity: .5; cursor: default; }
 #apply-weights:not(:disabled) { background: var(--accent); color: #fff; border-color: var(--accent); }
