@@ -100,6 +100,12 @@ test('the control API answers bad input with 400 naming the field, and passes go
   t.regex((await post('/api/promote', '{"versoin":"v2"}')).body.error, /^version must be/);
   t.regex((await post('/api/weights', '{"weights":')).body.error, /not valid JSON/);
   t.is((await post('/api/weights', JSON.stringify({ weights: { v1: 1, pad: 'x'.repeat(20_000) } }))).status, 413);
+  // A version the body names that does not exist is bad input, whichever the endpoint.
+  for (const [path, body] of [['/api/reload', { version: 'v9' }], ['/api/promote', { version: 'v9' }], ['/api/weights', { weights: { v9: 1 } }]] as const) {
+    const unknownVersion = await post(path, JSON.stringify(body));
+    t.is(unknownVersion.status, 400, path);
+    t.regex(unknownVersion.body.error, /unknown version "v9"/, path);
+  }
   t.is((await post('/api/nothing', '{}')).status, 404);
   t.is((await post('/api/nothing', '{bad')).status, 404, 'an unknown endpoint, whatever the body');
   t.is((await get(dashboardUrl(cluster.dashboardPort, '/api/nothing'), auth)).status, 404, 'an unknown endpoint, whatever the method');

@@ -64,7 +64,7 @@ export function primaryControls(reconfigurer: Reconfigurer, supervisor: Supervis
     async reload(version) {
       const known = [...reconfigurer.current.versions.keys()];
       if (version !== undefined && !known.includes(version)) {
-        return { ok: false, status: 404, error: `unknown version "${version}" (known: ${known.join(', ')})` };
+        return { ok: false, status: 400, error: `unknown version "${version}" (known: ${known.join(', ')})` };
       }
       return replace(version === undefined ? known : [version], 'reload requested');
     },
