@@ -49,12 +49,16 @@ export interface StartOptions {
 }
 
 let exitHookInstalled = false;
+let cleanupInstalled = false;
 
 /** Starts `command` as the leader of its own process group. */
 export function startProcess(name: string, command: string, args: string[], { env = {}, ipc = false, cwd, user }: StartOptions = {}): StartedProcess {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.once('exit', killAll);
+    // ava ends a test file that runs past its timeout with SIGTERM (Ctrl-C too), which skips 'exit' handlers: the
+    // process groups started here would be left running.
+    installCleanup();
   }
   const child = spawn(command, args, {
     cwd,
@@ -187,14 +191,19 @@ export function killAll(): void {
   folders.clear();
 }
 
-/** For a script (the bench): ends every process it started on Ctrl-C, SIGTERM or SIGHUP too, then exits. */
+/** For a script (the bench, a test file): ends every process it started on Ctrl-C, SIGTERM or SIGHUP too, then exits. */
 export function installCleanup(log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): void {
+  if (cleanupInstalled) return;  // The first caller's log wins (the bench installs its own before any process starts).
+  cleanupInstalled = true;
   const signals = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
   for (const [name, number] of Object.entries(signals)) {
     process.once(name, () => {
       log(`${name}: stopping every process started`);
       killAll();
-      process.exit(128 + number);
+      // Ended by the signal, as without this handler (ava reports a process.exit() in a test file as an error of its
+      // own); should another handler keep the process up, it exits anyway.
+      setTimeout(() => process.exit(128 + number), 1000).unref();
+      process.kill(process.pid, name);
     });
   }
 }
