@@ -66,7 +66,7 @@ export class Reconfigurer {
    * ports must stay off: a changed `server.port` only takes effect at a restart, so its old port stays open.
    */
   holdPorts(ports: Array<[key: string, port: number | null]>): void {
-    this.#held = ports;
+    this.#held = ports.map(([key, port]) => [`${key} (held by the running graycluster until it restarts)`, port]);
   }
 
   close(): void {
@@ -98,8 +98,7 @@ export class Reconfigurer {
     try {
       next = loadConfig(this.#current.file, this.overrides);
       checkEntries(next);
-      const held = this.#held.map(([key, port]): [string, number | null] => [`${key} (held by the running graycluster until it restarts)`, port]);
-      checkVersionPorts(next.versions.values(), held, (key, message) => {
+      checkVersionPorts(next.versions.values(), this.#held, (key, message) => {
         throw new ConfigError(`${next.file}: ${key} ${message}`);
       });
     } catch (error) {

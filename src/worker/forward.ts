@@ -64,11 +64,15 @@ export class ForwardBudget {
     return paths.length === 0 ? 'no worker of this version can take forwarded requests' : `more than ${maxPending} forwarded requests under way`;
   }
 
+  /** The next worker among `paths`, in turn; undefined when there is none. */
+  next(paths: readonly string[]): string | undefined {
+    return paths[this.#cursor++ % paths.length];
+  }
+
   /** Takes a place in the budget (give it back with `release`) and picks the worker to go to. */
   take(paths: readonly string[]): string {
-    const path = paths[this.#cursor % paths.length];
+    const path = this.next(paths);
     if (path === undefined) throw new Error('ForwardBudget.take with no worker path: ask refusal() first');
-    this.#cursor++;
     this.#pending++;
     this.counters.forwarded++;
     return path;

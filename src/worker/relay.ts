@@ -68,8 +68,7 @@ export class Relay {
    * to another worker of the version when there is one (`failed` may be draining), else to the same.
    */
   retry(exchange: Exchange, failed: string): void {
-    const others = exchange.paths.filter((path) => path !== failed);
-    const path = others[Math.floor(Math.random() * others.length)] ?? failed;
+    const path = this.budget.next(exchange.paths.filter((each) => each !== failed)) ?? failed;
     exchange.connection = new RelayConnection(path, this);
     exchange.connection.start(exchange);
   }

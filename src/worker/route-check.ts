@@ -33,10 +33,10 @@ export class RouteCheck {
   }
 
   /**
-   * The version that must answer a later request on a connection (see #check), remembering in `memo` the raw values the routing read
-   * (headers, cookie header, query string) and its answer: a request whose values are the same as the last
-   * one's gets the same answer without the rules being run again, and without allocating. A fresh pick (a client
-   * with no key, when `sticky.cookie` is set) is never reused: each such client gets its own, and
+   * The version that must answer a later request on a connection (see #check), remembering in `memo` the raw
+   * values the routing read (headers, cookie header, query string) and its answer: a request whose values are the
+   * same as the last one's gets the same answer without the rules being run again, and without allocating. A fresh
+   * pick (a client with no key, when `sticky.cookie` is set) is never reused: each such client gets its own, and
    * `memo.assignCookie` the cookie that keeps it there.
    */
   versionForLater(req: IncomingMessage, memo: RouteMemo): string | null {
