@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { editedText } from '../src/config/file-format.js';
 import { bin, get, makeConfig, request, startCluster, token } from './helpers/cluster.js';
 
 const run = async (...args: string[]) =>
@@ -77,4 +78,47 @@ test('configAppliedAt in the status moves when a change of the file is applied, 
   const writtenAt = statSync(cluster.configFile).mtimeMs;
   const applied = await cluster.waitForStatus((status) => status.routing.weights?.v2 === 20 && status.configError === null);
   t.true(applied.configAppliedAt >= writtenAt, `applied at ${applied.configAppliedAt}, after the file was written at ${writtenAt}`);
+});
+
+test('an edit rewrites only the values it changes, in the file\'s own indentation and line endings', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  writeFileSync(path.join(folder, 'app.js'), 'require("node:http").createServer((req, res) => res.end("x")).listen(3000);\n');
+  const file = path.join(folder, 'graycluster.json');
+  const layout = [
+    '{',
+    '\t"server": { "host": "127.0.0.1", "port": 18080 },',
+    '\t"versions": {',
+    '\t\t"v1": { "entry": "./app.js", "workers": 1 },',
+    '\t\t"v2": { "entry": "./app.js", "workers": 1 }',
+    '\t},',
+    '\t"routing": { "default": "v1", "weights": { "v1": 90, "v2": 10 }, "sticky": { "key": "header:x-user" } }',
+    '}',
+    '',
+  ];
+  const original = layout.join('\r\n');
+  writeFileSync(file, original);
+
+  await run('weights', 'v1=80', 'v2=20', '--config', file);
+  t.is(readFileSync(file, 'utf8'), original.replace('"v1": 90, "v2": 10', '"v1": 80, "v2": 20'), 'two numbers changed, nothing else');
+
+  await run('set', 'routing.sticky', '{"key":"cookie:uid"}', '--config', file);
+  t.is(readFileSync(file, 'utf8'), original.replace('"v1": 90, "v2": 10', '"v1": 80, "v2": 20').replace('header:x-user', 'cookie:uid'));
+
+  await run('deploy', 'v3', '--entry', path.join(folder, 'app.js'), '--config', file);
+  const added = readFileSync(file, 'utf8');
+  t.deepEqual(JSON.parse(added).versions.v3, { entry: './app.js' });
+  t.false(/[^\r]\n/.test(added), 'CRLF line endings kept');
+  t.true(added.includes('\r\n\t\t"v3": {\r\n\t\t\t"entry": "./app.js"\r\n\t\t}'), `the new version indented with tabs:\n${added}`);
+  t.true(added.startsWith(layout.slice(0, 4).join('\r\n')), 'the lines before it untouched');
+});
+
+test('editedText keeps a file\'s layout where it can, and writes the file whole where it cannot', (t) => {
+  const fourSpaces = '{\n    "a": 1,\n    "list": [1, 2],\n    "b": { "c": true }\n}\n';
+  t.is(editedText(fourSpaces, { a: 2, list: [1, 2], b: { c: true } }), fourSpaces.replace('"a": 1', '"a": 2'));
+  t.is(editedText(fourSpaces, { a: 1, list: [3], b: { c: true } }), fourSpaces.replace('[1, 2]', '[\n        3\n    ]'));
+  t.is(editedText(fourSpaces, { a: 1, list: [1, 2] }), '{\n    "a": 1,\n    "list": [1, 2]\n}\n', 'a key removed');
+  t.is(editedText(fourSpaces, { a: 1, list: [1, 2], b: { c: true }, d: 'x' }), '{\n    "a": 1,\n    "list": [1, 2],\n    "b": {\n        "c": true\n    },\n    "d": "x"\n}\n', 'a key added: the one before it spread over lines, as documented');
+  t.is(editedText('{ "a": 1', { a: 2 }), '{\n  "a": 2\n}\n', 'text that is not JSON (changed by hand meanwhile): written whole');
+  t.is(editedText('{"a":1}', { a: 2 }), '{"a":2}', 'a file on one line stays on one line');
 });

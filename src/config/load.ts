@@ -77,12 +77,15 @@ function checkSchema(data: unknown): void {
 
 /**
  * Writes `contents` to the config file through `conf`, which validates them against the schema, then writes to a
- * temp file and renames it. conf is loaded on the first write: a primary that is never edited never loads it.
+ * temp file and renames it. Only what changed is rewritten, in the file's own layout (file-format.ts). conf is
+ * loaded on the first write: a primary that is never edited never loads it.
  */
 export async function writeConfigFile(file: string, contents: ConfigFile): Promise<void> {
   const absolute = path.resolve(file);
   try {
-    const store = createStore(await loadConf(), absolute);
+    const [Store, { editedText }] = await Promise.all([loadConf(), import('./file-format.js')]);
+    const text = readFileSync(absolute, 'utf8');
+    const store = createStore(Store, absolute, (value) => editedText(text, value));
     store.store = contents;
   } catch (error) {
     throw new ConfigError(describeLoadError(absolute, error, contents));
@@ -107,7 +110,7 @@ async function loadConf(): Promise<typeof Conf> {
   return loaded;
 }
 
-function createStore(Store: typeof Conf, absolute: string): Conf<ConfigFile> {
+function createStore(Store: typeof Conf, absolute: string, serialize: (value: ConfigFile) => string): Conf<ConfigFile> {
   const extension = path.extname(absolute);
   const { properties, ...rootSchema } = schema;
   return new Store<ConfigFile>({
@@ -118,7 +121,7 @@ function createStore(Store: typeof Conf, absolute: string): Conf<ConfigFile> {
     schema: properties as never,
     rootSchema: rootSchema as never,
     ajvOptions: { useDefaults: false, strict: false },
-    serialize: (value) => `${JSON.stringify(value, null, 2)}\n`,
+    serialize,
     // conf's default (0o666) would make every edit world-readable, and the file may hold dashboard.token.
     // Left unset, its writer (atomically) gives the new file the mode and owner of the one it replaces.
     configFileMode: undefined,
