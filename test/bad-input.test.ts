@@ -150,6 +150,12 @@ test('unknown commands and flags are usage errors with exit code 2', async (t) =
   const noSubcommand = await run(['canary', '--config', 'graycluster.json']);
   t.is(noSubcommand.code, 2);
   t.regex(noSubcommand.stderr, /canary needs a command first \(start, status, pause, resume, abort\), not "--config"/);
+  const negativeCount = await run(['scale', 'v1', '-3']);
+  t.is(negativeCount.code, 2);
+  t.regex(negativeCount.stderr, /^graycluster: -3: no value here can be negative/);
+  const negativeFlag = await run(['logs', 'v1', '--lines', '-5']);
+  t.is(negativeFlag.code, 2);
+  t.regex(negativeFlag.stderr, /^graycluster: --lines -5: no value here can be negative/);
 });
 
 test('an invalid config exits 1 naming the bad key and leaves the file untouched', async (t) => {

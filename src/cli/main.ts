@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     const code = (error as { code?: string }).code ?? '';
     if (error instanceof UsageError || code.startsWith('ERR_PARSE_ARGS')) {
       const usage = error instanceof UsageError ? error.usage : command?.usage ?? mainUsage;
-      process.stderr.write(`graycluster: ${(error as Error).message}\n\n${usage}`);
+      process.stderr.write(`graycluster: ${negativeNumberMessage(args, code) ?? (error as Error).message}\n\n${usage}`);
       return 2;
     }
     // Loaded only on the way out with an error: the command that threw them has loaded their modules already.
@@ -87,4 +87,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
+}
+
+/**
+ * parseArgs reads a negative number as a flag ("Unknown option '-3'", or a flag's "argument is ambiguous"), and
+ * no value graycluster takes can be negative (counts, weights, ports, line counts): say that instead.
+ */
+function negativeNumberMessage(args: string[], code: string): string | undefined {
+  if (code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && code !== 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return undefined;
+  const at = args.findIndex((arg) => /^-\d/.test(arg));
+  if (at < 0) return undefined;
+  const flag = code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && args[at - 1]?.startsWith('-') ? `${args[at - 1]} ` : '';
+  return `${flag}${args[at]}: no value here can be negative (counts, weights, ports and line counts are 0 or more)`;
 }
