@@ -122,3 +122,12 @@ test('editedText keeps a file\'s layout where it can, and writes the file whole 
   t.is(editedText('{ "a": 1', { a: 2 }), '{\n  "a": 2\n}\n', 'text that is not JSON (changed by hand meanwhile): written whole');
   t.is(editedText('{"a":1}', { a: 2 }), '{"a":2}', 'a file on one line stays on one line');
 });
+
+test('a port the file changes where start was given one is reported as having no effect', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {} }), { args: ['--port', '0'] });
+  const raw = JSON.parse(readFileSync(cluster.configFile, 'utf8'));
+  raw.server.port = 65001;
+  writeFileSync(cluster.configFile, JSON.stringify(raw, null, 2));
+  t.truthy(await cluster.waitForOutput(/server\.port changed in the file \(0 → 65001\) and has no effect: start was given --port or \$GRAYCLUSTER_PORT, which wins over it/));
+  t.is((await get(cluster.url('/'))).status, 200, 'still serving on the port start was given');
+});

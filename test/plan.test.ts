@@ -1,7 +1,7 @@
 import os from 'node:os';
 import test from 'ava';
 import { resolveConfig } from '../src/config/load.js';
-import { describe, plan } from '../src/config/plan.js';
+import { describe, hiddenPortChanges, plan } from '../src/config/plan.js';
 import type { ConfigFile } from '../src/config/types.js';
 import { deploy, EditError, promote, replaceWith, scale, setKey, setWeights } from '../src/config/edits.js';
 
@@ -54,6 +54,17 @@ test('a new address or token is reported as needing a restart', (t) => {
   t.deepEqual(steps((raw) => { raw.server = { port: 81 }; }), [{ kind: 'needs-restart', key: 'server.port' }]);
   t.deepEqual(steps((raw) => { raw.dashboard = { token: 'x'.repeat(20) }; }), [{ kind: 'needs-restart', key: 'dashboard.token' }]);
   t.deepEqual(steps((raw) => { raw.health = { port: 9100 }; }), [{ kind: 'needs-restart', key: 'health.port' }]);
+});
+
+test('a port changed in the file where start was given one is named; one start was not given is not', (t) => {
+  const next = base();
+  next.server = { port: 81 };
+  next.dashboard = { port: 9001 };
+  t.deepEqual(hiddenPortChanges(base(), next, { port: 8080 }), [
+    'server.port changed in the file (unset → 81) and has no effect: start was given --port or $GRAYCLUSTER_PORT, which wins over it',
+  ]);
+  t.deepEqual(hiddenPortChanges(base(), next, {}), [], 'no override: plan() reports it as needing a restart');
+  t.deepEqual(hiddenPortChanges(next, next, { port: 8080, dashboardPort: 0 }), [], 'nothing changed');
 });
 
 test('steps describe themselves for logs and the CLI', (t) => {

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { LogFileConfig, ResolvedConfig, VersionConfig } from './types.js';
+import type { ConfigOverrides } from './load.js';
+import type { ConfigFile, LogFileConfig, ResolvedConfig, VersionConfig } from './types.js';
 
 /** One thing to do to move a running supervisor from one config to the next. */
 export type Step =
@@ -83,6 +84,26 @@ function replaceReason(before: VersionConfig, after: VersionConfig): string | un
 
 /** The flags of `graycluster start` that set a port instead of the file. */
 const portFlags: Record<string, string> = { 'server.port': '--port', 'dashboard.port': '--dashboard-port', 'health.port': '--health-port' };
+
+/** Each port `graycluster start` can be given: the override, the key of the file it hides, and how it is given. */
+const portOverrides = [
+  ['port', 'server', '--port or $GRAYCLUSTER_PORT'],
+  ['dashboardPort', 'dashboard', '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT'],
+  ['healthPort', 'health', '--health-port or $GRAYCLUSTER_HEALTH_PORT'],
+] as const;
+
+/**
+ * One line for each port the file changed where a port given to `start` hides it: plan() sees no change there
+ * (both configs are resolved with the override), and a user who edits the key should hear that it does nothing.
+ */
+export function hiddenPortChanges(before: ConfigFile, after: ConfigFile, overrides: ConfigOverrides): string[] {
+  return portOverrides.flatMap(([override, section, given]) => {
+    const from = before[section]?.port;
+    const to = after[section]?.port;
+    if (overrides[override] === undefined || from === to) return [];
+    return [`${section}.port changed in the file (${from ?? 'unset'} → ${to ?? 'unset'}) and has no effect: start was given ${given}, which wins over it`];
+  });
+}
 
 /** One line per step, for logs and for the CLI's "what will change". */
 export function describe(step: Step, current: ResolvedConfig, next: ResolvedConfig): string {

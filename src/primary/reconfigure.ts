@@ -1,5 +1,5 @@
 import { checkVersionPorts, ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
-import { describe, plan } from '../config/plan.js';
+import { describe, hiddenPortChanges, plan } from '../config/plan.js';
 import { checkEntries } from '../config/update.js';
 import { ConfigWatcher } from '../config/watch.js';
 import type { ConfigFile, ResolvedConfig, VersionConfig } from '../config/types.js';
@@ -114,6 +114,7 @@ export class Reconfigurer {
 
   async #apply(next: ResolvedConfig): Promise<void> {
     const before = this.#current;
+    for (const message of hiddenPortChanges(before.raw, next.raw, this.overrides)) this.events.record({ type: 'config', message });
     const steps = plan(before, next);
     if (steps.length === 0) {
       this.#current = next;
