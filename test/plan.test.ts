@@ -99,6 +99,9 @@ test('edits: weights, promote, scale, deploy, set, replace', (t) => {
   t.deepEqual(apply(deploy('v1', './new.js')).versions.v1, { entry: './new.js', workers: 2 });
   t.is(apply(setKey('routing.sticky.cookie', 'gc')).routing.sticky?.cookie, 'gc');
   t.false('maxInFlight' in apply((raw) => { setKey('versions.v1.maxInFlight', 5)(raw); setKey('versions.v1.maxInFlight', undefined)(raw); }).versions.v1!);
+  const rolledBack = apply((raw) => { setWeights({ v1: 100, v2: 0 })(raw); setKey('versions.v2', undefined)(raw); });
+  t.deepEqual(rolledBack.routing.weights, { v1: 100 }, 'a version taken out takes its weight of 0 with it');
+  t.deepEqual(apply(setKey('versions.v2', undefined)).routing.weights, { v1: 90, v2: 10 }, 'a weight above 0 stays, for the check to refuse');
   const other = base();
   other.routing.default = 'v2';
   t.is(apply(replaceWith(other)).routing.default, 'v2');

@@ -59,7 +59,8 @@ Sets any key of the config file; the value is JSON, e.g.
   graycluster set routing.sticky.cookie '"gc_uid"'
   graycluster set versions.v2.maxMemoryMB 512
   graycluster set routing.rules '[{"header":"x-canary","equals":"1","to":"v2"}]'
-Use null to remove a key.
+Use null to remove a key; a version goes once no traffic does (its weight of 0 goes
+with it): graycluster set versions.v2 null
 
 Options:
 ${common}

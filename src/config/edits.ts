@@ -89,6 +89,10 @@ export function setKey(key: string, value: unknown): Edit {
     }
     if (value === undefined) delete node[leaf];
     else node[leaf] = value;
+    // A version taken out takes its weight of 0 with it (what a rollback that keeps the canary leaves); a weight
+    // above 0 stays, so the change is refused, naming it: traffic must be moved off a version before it goes.
+    const weights = config.routing?.weights;
+    if (value === undefined && parts.length === 2 && parts[0] === 'versions' && weights?.[leaf] === 0) delete weights[leaf];
   };
 }
 
