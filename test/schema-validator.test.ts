@@ -32,3 +32,21 @@ for (const [what, contents] of Object.entries(bad)) {
     t.is(fromValidator?.message, fromConf?.message);
   });
 }
+
+test('a value that fits no branch of a oneOf is named once, by what fits, not by every branch', (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-schema-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const file = path.join(folder, 'graycluster.json');
+  const messageOf = (contents: object) => {
+    writeFileSync(file, JSON.stringify({ ...good, ...contents }));
+    return t.throws(() => readConfigFile(file), { name: 'ConfigError' })?.message.replace(`${file}: `, '');
+  };
+  const version = (logFile: unknown) => ({ versions: { v1: { entry: 'app.js', logFile } } });
+  t.is(messageOf(version(5)), 'versions.v1.logFile must be a string or an object', 'no branch\'s type: what each accepts');
+  t.is(messageOf(version({ path: 'a.log', maxBytes: 'big' })), 'versions.v1.logFile.maxBytes must be integer', 'the object branch\'s own error');
+  t.is(messageOf({ server: { versionHeader: true } }), 'server.versionHeader must be a string or false');
+  t.is(messageOf({ server: { trustProxy: '10.0.0.0/8' } }), 'server.trustProxy must be false or an array');
+  t.is(messageOf({ rollout: { version: 'v1', progressDeadlineMs: 5 } }), 'rollout.progressDeadlineMs must be >= 1000', 'the integer branch, not "must be null"');
+  t.is(messageOf({ routing: { default: 'v1', rules: [{ query: 'a', header: 'b' }] } }), 'routing.rules.0 must have exactly one of "query", "header", "cookie"');
+  t.is(messageOf({ versions: { v1: { entry: 'app.js', workers: 0, logFile: 5 } } }), 'versions.v1.workers must be >= 1; versions.v1.logFile must be a string or an object', 'other errors kept, in order');
+});

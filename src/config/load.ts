@@ -4,6 +4,7 @@ import type Conf from 'conf';
 import { resolveLaunch } from './launch.js';
 import { checkLogFilesDistinct, resolveLogFile, resolveLogs } from './logs.js';
 import { resolveRollout } from './rollout.js';
+import { withoutUnionNoise } from './schema-errors.js';
 import { validate } from './schema-validator.js';
 import { parseAddressRange } from '../shared/address-range.js';
 import {
@@ -68,7 +69,7 @@ export function checkConfigContents(file: string, contents: unknown): void {
 /** Throws conf's own "Config schema violation: …" message when `data` does not match the schema. */
 function checkSchema(data: unknown): void {
   if (validate(data) || !validate.errors) return;
-  const errors = validate.errors.map(({ instancePath, message = '', keyword, params }) => {
+  const errors = withoutUnionNoise(validate.errors, schema).map(({ instancePath, message = '', keyword, params }) => {
     const allowed = keyword === 'enum' ? params.allowedValues : undefined;
     return `\`${instancePath.slice(1)}\` ${message}${allowed ? ` (${allowed.map((value) => JSON.stringify(value)).join(', ')})` : ''}`;
   });

@@ -5,6 +5,8 @@
 export interface SchemaError {
   /** JSON pointer of the offending value: "/versions/v1". */
   instancePath: string;
+  /** JSON pointer of the schema keyword that failed: "#/properties/server/properties/port/maximum". */
+  schemaPath: string;
   message?: string;
   /** The schema keyword that failed ("enum", "type", …) and its details (for "enum": `allowedValues`). */
   keyword: string;
