@@ -198,6 +198,11 @@ test('a 10 MB binary body crosses nginx and graycluster byte-exact both ways, fo
     t.is(answer.body.length, upload.length);
     t.is(sha256(answer.body), sha256(upload), `${version}: the echoed body differs from the upload`);
   }
+  // All three went over one upstream connection, so the two whose version is not the one it was handed to were
+  // relayed: without this the test would pass as well with every upload answered in place on a fresh connection.
+  const status = await cluster.waitForStatus((current) => current.workers.reduce((sum, worker) => sum + worker.requests, 0) >= 3, 20_000);
+  t.is(status.router.handedOff, 1, 'one pooled upstream connection carried the three uploads');
+  t.true(status.workers.reduce((sum, worker) => sum + worker.forwarded, 0) >= 1, 'an upload of the other version was relayed');
 });
 
 test('a WebSocket upgrade on a pooled upstream connection reaches the version its user belongs to, after a request of the other version on it', async (t) => {
