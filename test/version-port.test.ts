@@ -37,6 +37,25 @@ test('on a version\'s own port its workers take the connections themselves: that
   t.is(after.workers.find((worker) => worker.version === 'v2')?.forwarded, 1, 'v2\'s worker relayed the one request for v1');
 });
 
+test('on a version\'s own port, which the primary\'s connection limits do not cover, maxInFlight still sheds: past it 503 with Retry-After, in place and for a request relayed from it to a worker at its limit', async (t) => {
+  const ports = { v1: await freePort() };
+  const cluster = await startCluster(t, makeConfig({ v1: { port: ports.v1, maxInFlight: 2 }, v2: { maxInFlight: 2 } }, { rules: [{ query: 'version' }] }));
+  const on = (target: string) => request(`http://127.0.0.1:${ports.v1}${target}`);
+  for (const version of ['v1', 'v2']) {
+    // Each on a connection of its own to v1's port: v1's requests served there, v2's relayed by v1's worker.
+    const replies = await Promise.all(Array.from({ length: 6 }, () => on(`/slow?ms=2500&version=${version}`)));
+    const ok = replies.filter((reply) => reply.status === 200);
+    const shed = replies.filter((reply) => reply.status === 503);
+    t.is(ok.length, 2, `${version}: as many answered as its maxInFlight`);
+    t.is(shed.length, 4, `${version}: the rest 503`);
+    t.true(ok.every((reply) => (reply.body as { version: string }).version === version), `${version}: answered by ${version}`);
+    t.true(shed.every((reply) => reply.headers['retry-after'] === '1' && /at its limit of 2 requests in flight/.test(reply.text)), `${version}: ${shed.map((reply) => reply.text).join(' | ')}`);
+    t.is((await on(`/most-active?version=${version}`)).body.mostActive, 2, `${version}'s app never ran more than its limit`);
+  }
+  const status = await cluster.waitForStatus((current) => current.workers.every((worker) => worker.shed >= 4));
+  t.is(status.router.handedOff, 0, 'nothing went through the primary');
+});
+
 test('a version\'s port stays open while its workers are replaced under load, and closes once the version has none listening', async (t) => {
   const port = await freePort();
   const cluster = await startCluster(t, configWithPorts({ v2: port }));
