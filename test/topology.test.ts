@@ -293,5 +293,9 @@ test('a worker SIGKILLed mid-relay under random users through nginx fails no req
   t.deepEqual(v2Unexpected, [], 'a v2 user got 502 or an answer, never a dropped connection');
   const v2Before = outcomes.slice(0, killedAt).filter((outcome) => outcome.owner === 'v2');
   t.true(v2Before.every((outcome) => outcome.answeredBy === 'v2'), 'before the kill, v2 users were answered by v2');
+  // The 502s are the kill's alone: once the restarted v2 is ready, nothing is relayed to the dead worker any more.
+  const lateFailures = outcomes.slice(restartedAt).filter((outcome) => outcome.status !== 200);
+  t.deepEqual(lateFailures, [], 'no request failed once the restarted v2 was ready');
+  t.log(`502 at: ${outcomes.flatMap((outcome, index) => (outcome.status === 502 ? [index] : [])).join(',')}; killed at ${killedAt}, restarted at ${restartedAt}`);
   t.log(`${outcomes.length} requests; v2 users: ${outcomes.filter((outcome) => outcome.owner === 'v2' && outcome.status === 502).length} got 502, ${outcomes.filter((outcome) => outcome.owner === 'v2' && outcome.answeredBy === 'v1').length} answered by v1 while v2 restarted`);
 });
