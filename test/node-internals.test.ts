@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import {
-  acceptBareHandles, adoptConnection, adoptResponseHead, bareHandlePeerAddress, bareHandleToSend, closeBareHandle, internalCommand,
+  acceptBareHandles, adoptConnection, adoptResponseHead, bareHandlePeerAddress, bareHandleToSend, closeBareHandle, emitConnectionWithHeaderRoom, internalCommand,
   internalMessageEvent, onHandleAnswer, readBareHandle, responseMayKeepAlive, socketOverBareHandle,
   stopReadingBareHandle, type TcpHandle,
 } from '../src/shared/node-internals.js';
@@ -389,4 +389,22 @@ test('res.shouldKeepAlive and res.maxRequestsOnConnectionReached say whether Nod
   await limitedAnswered;
   t.deepEqual(answers, [true, false, false],
     'Node internal changed: res.shouldKeepAlive (from the request\'s Connection) or res.maxRequestsOnConnectionReached (server.maxRequestsPerSocket) no longer tell whether the connection stays open (used by responseMayKeepAlive)');
+});
+
+test("server.maxHeaderSize, read as a 'connection' sets its parser up, gives one connection room for a longer head", async (t) => {
+  const server = http.createServer((req, res) => res.end('ok'));
+  t.teardown(() => server.close());
+  const statusOf = async (room: number | undefined) => {
+    const { accepted, client } = await socketPair(t);
+    if (room === undefined) server.emit('connection', accepted);
+    else emitConnectionWithHeaderRoom(server, accepted, room);
+    client.end(`GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(http.maxHeaderSize + 20)}\r\n\r\n`);
+    const answer: Buffer[] = [];
+    for await (const chunk of client) answer.push(chunk as Buffer);
+    return Buffer.concat(answer).toString('latin1').split(' ')[1];
+  };
+  t.is(await statusOf(undefined), '431', 'past the limit without room');
+  t.is(await statusOf(200), '200', 'within the limit and its room');
+  t.is((server as http.Server & { maxHeaderSize?: number }).maxHeaderSize, undefined, 'the server\'s own setting is back');
+  t.is(await statusOf(undefined), '431', 'the next connection without room is held to the limit again');
 });

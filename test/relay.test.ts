@@ -174,3 +174,20 @@ test('an answer past the relay\'s framing caps: a head over 64 KiB gets 502, a c
     t.is(JSON.parse((await send(fresh.agent, '/?version=v2')).body.toString()).version, 'v2', 'a new connection is served');
   }
 });
+
+test('a request head just under the size limit is answered the same relayed as in place (the relay\'s private header has room)', async (t) => {
+  // The largest head v1 serves in place on a connection it holds, found by trying sizes down from past the limit.
+  let padding = 16_400;
+  for (; padding > 16_000; padding -= 4) {
+    const { agent } = await connectionOnV1(t);
+    if ((await send(agent, '/?version=v1', { headers: { 'x-pad': 'p'.repeat(padding) } })).status === 200) break;
+  }
+  t.true(padding > 16_000, 'v1 serves a head near the limit in place');
+  const { agent, sockets } = await connectionOnV1(t);
+  const relayed = await send(agent, '/?version=v2', { headers: { 'x-pad': 'p'.repeat(padding) } });
+  t.is(relayed.status, 200, `a ${padding}-byte header relayed to v2`);
+  t.is(JSON.parse(relayed.body.toString()).version, 'v2');
+  t.is(sockets.size, 1, 'over the connection v1 holds');
+  const over = await send(agent, '/?version=v2', { headers: { 'x-pad': 'p'.repeat(padding + 200) } });
+  t.is(over.status, 431, 'past the limit it is refused as in place');
+});

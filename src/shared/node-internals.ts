@@ -4,7 +4,7 @@
  * fails that test by name instead of breaking handoffs in subtle ways.
  */
 import type { ChildProcess } from 'node:child_process';
-import type { ServerResponse } from 'node:http';
+import http, { type ServerResponse } from 'node:http';
 import net, { type Server, type Socket } from 'node:net';
 
 /**
@@ -291,4 +291,21 @@ export function adoptResponseHead(res: ServerResponse, status: number, head: str
   internals._headerSent = false;
   internals.chunkedEncoding = false;
   if (closeAfter) internals._last = true;
+}
+
+/**
+ * Gives an HTTP server a connection whose request heads may be up to `extra` bytes longer than the server allows
+ * its own clients. Node's HTTP server reads `server.maxHeaderSize` (the `maxHeaderSize` option it was created with;
+ * unset: the process's limit, `http.maxHeaderSize`) once, when its 'connection' listener sets the connection's
+ * parser up (lib/_http_server.js connectionListenerInternal), so the limit is raised around that call only.
+ */
+export function emitConnectionWithHeaderRoom(server: http.Server, socket: Socket, extra: number): void {
+  const limited = server as http.Server & { maxHeaderSize?: number };
+  const own = limited.maxHeaderSize;
+  limited.maxHeaderSize = (own || http.maxHeaderSize) + extra;
+  try {
+    server.emit('connection', socket);
+  } finally {
+    limited.maxHeaderSize = own;
+  }
 }

@@ -14,6 +14,9 @@ import { headerNameIn, rawHeaderPairs } from './raw-headers.js';
  */
 export const clientHeader = 'x-graycluster-client';
 
+/** The most bytes the private header's line can take in a head: its name, an IPv6 address, a port. */
+export const clientHeaderRoom = `${clientHeader}: ${'f'.repeat(45)} 65535\r\n`.length;
+
 /** Headers by which proxies tell the next hop who the client was: a client can write any of them itself. */
 export const forwardingHeaders = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip'] as const;
 

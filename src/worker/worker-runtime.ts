@@ -9,9 +9,9 @@ import type { WorkerEnv } from '../ipc/worker-env.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
 import { respondUnavailable, unavailableText } from '../shared/answers.js';
 import { ExpiringSet } from '../shared/expiring-set.js';
-import { adoptConnection, closeBareHandle, reservePeerSlot, socketOverBareHandle, type TcpHandle } from '../shared/node-internals.js';
+import { adoptConnection, closeBareHandle, emitConnectionWithHeaderRoom, reservePeerSlot, socketOverBareHandle, type TcpHandle } from '../shared/node-internals.js';
 import { ranSince, runningNow } from '../shared/stalls.js';
-import { applyForwardedClient, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
+import { applyForwardedClient, clientHeaderRoom, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
 import { diagnose } from './diagnostics.js';
 import { ForwardBudget, Forwarder } from './forward.js';
 import { originalListen } from './intercept.js';
@@ -193,7 +193,10 @@ export class WorkerRuntime {
       this.#connections.delete(socket);
       this.#finishDrainIfIdle();
     });
-    server.emit('connection', socket);
+    // A relayed head carries the private client header on top of what the client sent, which the worker that
+    // relayed it held to the same limit: room for it, so a head near the limit is answered as it is in place.
+    if (forwarded) emitConnectionWithHeaderRoom(server, socket, clientHeaderRoom);
+    else server.emit('connection', socket);
   }
 
   /** Handles one message from the primary (a connection's handle, new settings, drain, a diagnostic request). */
