@@ -392,7 +392,7 @@ test('res.shouldKeepAlive and res.maxRequestsOnConnectionReached say whether Nod
 });
 
 test("server.maxHeaderSize, read as a 'connection' sets its parser up, gives one connection room for a longer head", async (t) => {
-  const server = http.createServer((req, res) => res.end('ok'));
+  const server = http.createServer((_req, res) => res.end('ok'));
   t.teardown(() => server.close());
   const statusOf = async (room: number | undefined) => {
     const { accepted, client } = await socketPair(t);

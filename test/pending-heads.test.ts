@@ -1,5 +1,5 @@
 import test from 'ava';
-import { PendingBook, sourceOf } from '../src/primary/pending-heads.js';
+import { PendingBook, sourceOf } from '../src/shared/pending-book.js';
 
 test('under pressure a source at maxPendingPerSource is refused while others are still taken', (t) => {
   const book = new PendingBook<string>({ maxPending: 6, maxPerSource: 3 });

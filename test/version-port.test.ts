@@ -6,6 +6,7 @@ import net from 'node:net';
 import test from 'ava';
 import { ConfigError, resolveConfig } from '../src/config/load.js';
 import { canConnect, freePort, makeConfig, request, runCli, startCluster, waitFor, type Cluster } from './helpers/cluster.js';
+import { RawConnection } from './helpers/raw-connection.js';
 import { steadyLoad } from './helpers/load.js';
 
 /** Two versions routed by `?version=`, with these ports of their own (undefined: none). */
@@ -54,6 +55,51 @@ test('on a version\'s own port, which the primary\'s connection limits do not co
   }
   const status = await cluster.waitForStatus((current) => current.workers.every((worker) => worker.shed >= 4));
   t.is(status.router.handedOff, 0, 'nothing went through the primary');
+});
+
+test('on a version\'s own port, connections waiting for their first head are held to the primary\'s limits: 408 past headTimeoutMs, the oldest closed to make room past maxPendingConnections, 503 past maxPendingPerSource', async (t) => {
+  const port = await freePort();
+  const server = { headTimeoutMs: 1500, maxPendingConnections: 4, maxPendingPerSource: 100 };
+  const cluster = await startCluster(t, makeConfig({ v1: { port } }, {}, server));
+  const connect = () => RawConnection.connect(port);
+  const textOf = async (connection: RawConnection) => (await connection.readToEnd()).toString();
+
+  const silent = await connect();
+  t.regex(await textOf(silent), /^HTTP\/1\.1 408 Request Timeout\r\n[^]*no complete request head within 1500 ms/, 'a connection that sends no head');
+  const trickling = await connect();
+  trickling.send('GET / HTTP/1.1\r\nHost: x\r\n');
+  t.regex(await textOf(trickling), /^HTTP\/1\.1 408 /, 'a head begun but never finished');
+
+  const waiting = [];
+  for (let index = 0; index < 4; index++) waiting.push(await connect());
+  const newcomer = await connect();
+  t.regex(await textOf(waiting[0]!), /^HTTP\/1\.1 408 [^]*closed to make room: 4 connections were waiting for their head/, 'the oldest makes room');
+  for (const connection of waiting.slice(2)) connection.close();
+  newcomer.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  t.is((await newcomer.readResponse()).status, 200, 'the newcomer is served');
+  const served = waiting[1]!;
+  served.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  t.is((await served.readResponse()).status, 200, 'a connection whose head came in time is served');
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  served.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  t.is((await served.readResponse()).status, 200, 'and no longer held to headTimeoutMs once its first head came');
+  for (const connection of [...waiting, newcomer]) connection.close();
+
+  const file = JSON.parse(readFileSync(cluster.configFile, 'utf8'));
+  file.server.maxPendingPerSource = 1;
+  writeFileSync(cluster.configFile, JSON.stringify(file, null, 2));
+  await cluster.waitForOutput(/config\s+applied/);
+  await new Promise((resolve) => setTimeout(resolve, 500));  // The workers' settings follow the primary's.
+  const pressure = [await connect(), await connect()];
+  const refused = await connect();
+  t.regex(await textOf(refused), /^HTTP\/1\.1 503 Service Unavailable\r\n[^]*retry-after: 1\r\n[^]*more than 1 connections from one address waiting/, 'under pressure, one address past its limit');
+  for (const connection of pressure) connection.close();
+
+  await cluster.waitForStatus((current) => current.workers[0]!.pendingTurnedAway >= 4);
+  await new Promise((resolve) => setTimeout(resolve, 1500));  // A report later: nothing more was turned away.
+  const status = await cluster.status();
+  t.is(status.workers[0]!.pendingTurnedAway, 4, 'each counted: two timed out, one made room, one refused');
+  t.is(status.router.handedOff, 0, 'none of it went through the primary');
 });
 
 test('a version\'s port stays open while its workers are replaced under load, and closes once the version has none listening', async (t) => {

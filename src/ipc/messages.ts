@@ -22,6 +22,8 @@ export interface WorkerStats {
   forwarded: number;
   /** Forwards refused with 503 because forwardMaxPending were already under way. */
   forwardShed: number;
+  /** Connections on the version's own port closed (408) or refused (503) while waiting for their first head. */
+  pendingTurnedAway: number;
   /** Latency histogram of answered requests: counts per upper bound in `latencyBoundsMs` (+Inf last). */
   latencyBuckets: number[];
   /** Sum of the latencies counted in `latencyBuckets`, in ms. */
@@ -48,6 +50,10 @@ export interface WorkerSettings {
   relayMaxIdlePerTarget: number;
   /** A relay connection idle this long is closed (`server.relayIdleTimeoutMs`). */
   relayIdleTimeoutMs: number;
+  /** Limits on connections to the version's own port waiting for their first head (worker/first-heads.ts). */
+  headTimeoutMs: number;
+  maxPendingConnections: number;
+  maxPendingPerSource: number;
   /** Peers whose forwarding headers reach the app (`server.trustProxy`). */
   trustProxy: false | string[];
   /**

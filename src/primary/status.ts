@@ -24,6 +24,8 @@ export interface WorkerStatus {
   shed: number;
   forwarded: number;
   forwardShed: number;
+  /** Connections on the version's own port closed or refused while waiting for their first head. */
+  pendingTurnedAway: number;
   eventLoopDelayMs: number;
   /** Missed its heartbeat: its event loop is blocked. */
   unresponsive: boolean;
@@ -98,6 +100,7 @@ export function workerStatuses(supervisor: Supervisor, now = Date.now()): Worker
     shed: worker.stats.shed,
     forwarded: worker.stats.forwarded,
     forwardShed: worker.stats.forwardShed,
+    pendingTurnedAway: worker.stats.pendingTurnedAway,
     eventLoopDelayMs: worker.stats.eventLoopDelayMs,
     unresponsive: worker.unresponsive,
     statusClasses: worker.stats.statusClasses,

@@ -58,6 +58,9 @@ export function workerSettings(config: ResolvedConfig, live: Iterable<WorkerSlot
     forwardMaxPending: config.server.forwardMaxPending,
     relayMaxIdlePerTarget: config.server.relayMaxIdlePerTarget,
     relayIdleTimeoutMs: config.server.relayIdleTimeoutMs,
+    headTimeoutMs: config.server.headTimeoutMs,
+    maxPendingConnections: config.server.maxPendingConnections,
+    maxPendingPerSource: config.server.maxPendingPerSource,
     trustProxy: config.server.trustProxy,
     sharedLeading,
   };

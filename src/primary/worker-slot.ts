@@ -8,7 +8,7 @@ export function emptyStats(): WorkerStats {
   return {
     rss: 0, heapUsed: 0, heapTotal: 0, inFlight: 0, connections: 0, requests: 0,
     statusClasses: Object.fromEntries(statusClasses.map((name) => [name, 0])) as WorkerStats['statusClasses'],
-    shed: 0, forwarded: 0, forwardShed: 0, latencyBuckets: [], latencySumMs: 0, eventLoopDelayMs: 0,
+    shed: 0, forwarded: 0, forwardShed: 0, pendingTurnedAway: 0, latencyBuckets: [], latencySumMs: 0, eventLoopDelayMs: 0,
   };
 }
 

@@ -23,7 +23,7 @@ export function latencyBucketOf(latencyMs: number): number {
 
 /** A worker's request counters and latency histogram, as reported to the primary. */
 export class RequestStats {
-  readonly counters = { requests: 0, shed: 0, forwarded: 0, forwardShed: 0 };
+  readonly counters = { requests: 0, shed: 0, forwarded: 0, forwardShed: 0, pendingTurnedAway: 0 };
   /** Counts per status class, 1xx first: indexed, so counting a request builds no string. */
   readonly #statusClasses = statusClasses.map(() => 0);
   readonly #latencyBuckets = new Array<number>(latencyBoundsMs.length + 1).fill(0);

@@ -16,6 +16,7 @@ import { diagnose } from './diagnostics.js';
 import { ForwardBudget, Forwarder } from './forward.js';
 import { originalListen } from './intercept.js';
 import { Relay } from './relay.js';
+import { FirstHeads } from './first-heads.js';
 import { emptyRouteMemo, RouteCheck, type RouteMemo } from './route-check.js';
 import { RequestStats } from './stats.js';
 
@@ -112,6 +113,11 @@ export class WorkerRuntime {
   /** Why the version's port could not be had at the last try (its code), while it is tried again; else undefined. */
   #versionPortError: string | undefined;
   #versionPortRetry: NodeJS.Timeout | undefined;
+  /** Connections on the version's port waiting for their first head, within the limits the primary's port has. */
+  readonly #firstHeads = new FirstHeads(
+    () => this.#route?.settings ?? serverDefaults,
+    () => this.stats.counters.pendingTurnedAway++,
+  );
   /** Connections on their way back to the primary: the process must not exit before they have left. */
   #handingBack = 0;
 
@@ -133,7 +139,7 @@ export class WorkerRuntime {
     if (this.env.versionPort !== null) {
       this.versionServer = net.createServer((socket) => {
         if (this.#draining) socket.destroy();
-        else this.admit(socket, { forwarded: false, byPort: true });
+        else if (this.#firstHeads.admit(socket)) this.admit(socket, { forwarded: false, byPort: true });
       });
     }
   }
@@ -190,6 +196,7 @@ export class WorkerRuntime {
     });
     adoptConnection(server, socket);
     socket.once('close', () => {
+      if (options.byPort === true) this.#firstHeads.done(socket);
       this.#connections.delete(socket);
       this.#finishDrainIfIdle();
     });
@@ -352,6 +359,7 @@ export class WorkerRuntime {
     }
     if (!info.trustedPeer && hasForwardingHeaders(req.rawHeaders)) stripForwardingHeaders(req);
     const first = info.requests++ === 0;
+    if (first && info.byPort) this.#firstHeads.done(req.socket);
     if (first && !info.routeFirst) return undefined;  // The primary routed it here.
     const route = this.#route;
     // Settings come before any connection; without them, a first request placed for its peer's sake cannot be routed.
