@@ -165,6 +165,8 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
     [JSON.stringify({ versions: { v1: { entry: 'a.js', workers: 0 } }, routing: { default: 'v1' } }), /versions\.v1\.workers must be >= 1/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js', entyr: 'b' } }, routing: { default: 'v1' } }), /versions\.v1\.entyr is not a known key/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v9' } }), /routing\.default names unknown version "v9"/],
+    [JSON.stringify({ versions: { toString: { entry: 'a.js' } }, routing: { default: 'toString' } }), /versions\.toString is not a usable version name: every JavaScript object has a property "toString"/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' }, constructor: { entry: 'a.js' } }, routing: { default: 'v1' } }), /versions\.constructor is not a usable version name/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', weights: { v1: 1, v3: 1 } } }), /routing\.weights\.v3 names unknown version "v3"/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayMaxIdlePerTarget: -1 } }), /server\.relayMaxIdlePerTarget must be >= 0/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayIdleTimeoutMs: 1000 } }), /server\.relayIdleTimeoutMs must be <= 600/],

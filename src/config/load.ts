@@ -143,6 +143,9 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
   const logs = resolveLogs(raw.logs, overrides.logFormat);
   const versions = new Map<string, VersionConfig>();
   for (const [name, version] of Object.entries(raw.versions)) {
+    // The schema's pattern lets these through; as keys of the plain objects that carry versions around (settings,
+    // weights) they would read Object.prototype's members instead.
+    if (name in Object.prototype) fail(`versions.${name}`, `is not a usable version name: every JavaScript object has a property "${name}"`);
     versions.set(name, {
       name,
       entry: path.resolve(folder, version.entry),

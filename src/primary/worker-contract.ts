@@ -45,7 +45,7 @@ export function workerEnv(slot: WorkerSlot, version: VersionConfig, server: Reso
 
 /** What every worker needs to route the later requests on its connections. */
 export function workerSettings(config: ResolvedConfig, live: Iterable<WorkerSlot>, serving: string[], sharedLeading: string | null = null): WorkerSettings {
-  const forwardPaths: Record<string, string[]> = {};
+  const forwardPaths: Record<string, string[]> = Object.create(null) as Record<string, string[]>;  // Keyed by version name.
   for (const slot of live) {
     if (slot.state.kind === 'ready' && slot.forwardPath) (forwardPaths[slot.version] ??= []).push(slot.forwardPath);
   }
