@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import type { Status } from '../src/primary/status.js';
-import { fixture, makeConfig, sleep, startCluster } from './helpers/cluster.js';
+import { fixture, makeConfig, runCli, sleep, startCluster } from './helpers/cluster.js';
 import { RawConnection } from './helpers/raw-connection.js';
 import { sharedPeerLimits } from '../src/primary/shared-peers.js';
 
@@ -191,4 +191,20 @@ test('once another version leads among a peer\'s pooled connections, one held by
   t.is(await ask(next, 'v2'), 'keep-alive');
   t.is(await ask(next, 'v1'), 'keep-alive', 'the new connection went to v1, the version that leads: it stays');
   t.true((await cluster.status()).router.sharedPlacements >= 1);
+});
+
+test('a request relayed to another version finishes while the worker that relays it drains: its version reloaded, or graycluster stopping', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, { rules: [{ query: 'version' }] }));
+  const relayedDuring = async (drain: () => Promise<unknown>) => {
+    const connection = await connectedToV1(t, cluster.port);
+    connection.send('GET /slow?ms=2500&version=v2 HTTP/1.1\r\nHost: app\r\n\r\n');
+    await sleep(300);
+    await drain();
+    const answer = await connection.readResponse();
+    t.is(answer.status, 200);
+    t.is(JSON.parse(answer.body.toString()).version, 'v2');
+    t.is(answer.headers.connection, 'close', 'and the draining worker then lets the connection go');
+  };
+  await relayedDuring(() => runCli(['reload', 'v1', '--config', cluster.configFile]));
+  await relayedDuring(async () => cluster.process.kill('SIGTERM'));
 });

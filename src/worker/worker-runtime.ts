@@ -426,6 +426,16 @@ export class WorkerRuntime {
     this.#hooks.send({ kind: 'shared-peer', address });
   }
 
+  /** Counts a request on its connection until its answer is done, so that a drain does not close the connection under it. */
+  #activeUntilClosed(info: ConnectionInfo, res: ServerResponse): void {
+    info.active++;
+    res.once('close', () => {
+      info.active--;
+      info.idleSince = performance.now();
+      this.#finishDrainIfIdle();
+    });
+  }
+
   /**
    * A request, whichever event it reaches the app through. Answers it (forwarded to its version, or 503 past a
    * limit) and returns true; or sets up its accounting and headers and returns false, for the app to answer.
@@ -441,6 +451,7 @@ export class WorkerRuntime {
       // The worker it goes to sets the version cookie: only this connection's sticky cookie is ours to add.
       const cookies = this.#cookiesFor(req, info, undefined);
       const extraHead = cookies === undefined ? '' : cookies.map((cookie) => `Set-Cookie: ${cookie}\r\n`).join('');
+      if (info) this.#activeUntilClosed(info, res);  // A drain waits for its answer as for one served here.
       this.relay.forward(req, res, other.route.forwardPaths(other.version), other.route.settings.forwardMaxPending, expectsContinue, extraHead);
       return true;
     }
