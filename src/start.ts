@@ -116,7 +116,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
   let probes;
   try {
     probes = config.health.port === null ? undefined : await openProbes(config.health, () => ({
-      stopping: stopping !== undefined, defaultState: supervisor.versionState(current().routing.default), configError: reconfigurer.configError,
+      stopping: stopping !== undefined, defaultState: supervisor.versionState(current().routing.default), configRejected: reconfigurer.configRejected,
     }));
   } catch (error) {
     await Promise.all([router.close(), dashboard.close()]);

@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import test from 'ava';
 import type { Status } from '../src/primary/status.js';
-import { get, startCluster, token, type Cluster } from './helpers/cluster.js';
+import { fixture, get, startCluster, token, type Cluster } from './helpers/cluster.js';
 import { canaryConfig, cli, fileOf, users, usersLoad, versionsOfUsers, waitForRollout } from './helpers/canary.js';
 import { parseExposition } from './dashboard-helpers.js';
 
@@ -183,4 +183,23 @@ test.serial('two supervisors sharing one config file run one rollout: each step 
   t.is(events.filter((message) => message.startsWith('rollout of v2 advances to step 2 of 3')).length, 1, events.join('\n'));
   t.is(events.filter((message) => message.startsWith('v2 promoted to routing.default')).length, 1, events.join('\n'));
   t.like(fileOf(first), { routing: { default: 'v2', weights: { v1: 0, v2: 100 } }, rollout: { status: { state: 'promoted', step: 1 } } });
+});
+
+test.serial('a rollout of a version whose new build did not start pauses at once, saying so, instead of judging the build before', async (t) => {
+  const cluster = await startCluster(t, canaryConfig({}, null));
+  const deployed = await cli(['deploy', 'v2', '--entry', fixture('throws-at-load.mjs'), '--config', cluster.configFile]);
+  t.is(deployed.code, 0, deployed.stderr);
+  await cluster.waitForStatus((status) => /versions\.v2: /.test(status.configError ?? ''), 30_000);
+  const load = usersLoad(cluster);
+  try {
+    const started = await cli(['canary', 'start', 'v2', '--steps', '10,50,100', '--interval', '2s', '--check-every', '250ms', '--min-requests', '5', '--config', cluster.configFile]);
+    t.is(started.code, 0, started.stderr);
+    const rollout = await waitForRollout(cluster, (current) => current.state !== 'running', 45_000);
+    t.like(rollout, { state: 'paused', step: 0 });
+    t.regex(rollout.reason, /^v2's new workers did not start \(.+\), so what serves it is its build before; fix it, then resume$/);
+    t.true((await rolloutEvents(cluster)).some((message) => message.startsWith('rollout of v2 paused at step 1 of 3 (10 %): v2\'s new workers did not start')));
+  } finally {
+    await load.stop();
+  }
+  t.like(fileOf(cluster), { routing: { default: 'v1' }, rollout: { status: { state: 'paused' } } });
 });

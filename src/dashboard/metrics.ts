@@ -67,7 +67,7 @@ export function renderMetrics({ status, feed, primary, logFollowers }: MetricsSo
     family('graycluster_primary_heap_used_bytes', 'gauge', 'V8 heap in use in the primary.', [{ value: primary.heapUsed }]);
     family('graycluster_primary_array_buffers_bytes', 'gauge', 'Buffers held by the primary, such as data queued for slow sockets.', [{ value: primary.arrayBuffers }]);
   }
-  family('graycluster_config_error', 'gauge', '1 when the config file on disk was rejected and the running config is older.', [{ value: status.configError ? 1 : 0 }]);
+  family('graycluster_config_error', 'gauge', '1 when the config file on disk is not wholly applied: rejected, or a version\'s new workers did not start.', [{ value: status.configError ? 1 : 0 }]);
   family('graycluster_config_applied_timestamp_seconds', 'gauge', 'When the running config was applied (at start, then at each change of the file it applied), in seconds since the epoch.',
     [{ value: status.configAppliedAt / 1000 }]);
 

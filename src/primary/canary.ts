@@ -2,7 +2,7 @@ import { updateConfigFile } from '../config/update.js';
 import type { RolloutConfig } from '../config/types.js';
 import { manualRoutingChange, resolveRollout } from '../config/rollout.js';
 import type { ControllerMemory, TickResult } from '../rollout/controller.js';
-import { RolloutError, type RolloutEdit } from '../rollout/edits.js';
+import { pauseRollout, RolloutError, type RolloutEdit } from '../rollout/edits.js';
 import { rolloutReport, type RolloutReport } from '../rollout/report.js';
 import type { WorkerSample } from '../rollout/window.js';
 import type { EventLog } from './events.js';
@@ -75,26 +75,40 @@ export class CanaryController {
       this.#last = null;
       return;
     }
+    const { version, baseline, status } = config.rollout;
+    if (status.state === 'running') {
+      // The workers serving a version whose new build did not start are its build before: judging (and promoting)
+      // them would say nothing of the build the file names.
+      const stale = [version, baseline].find((name) => this.reconfigurer.failedReplacement(name) !== undefined);
+      if (stale !== undefined) {
+        const reason = `${stale}'s new workers did not start (${this.reconfigurer.failedReplacement(stale)}), so what serves it is its build before; fix it, then resume`;
+        await this.#write(config.file, pauseRollout(Date.now(), reason, status.step), 'pause', version, `rollout of ${version} paused at ${where(config.rollout)}: ${reason}`);
+        return;
+      }
+    }
     // The controller and its statistics load with the first rollout: most supervisors never run one.
     const { tick } = await import('../rollout/controller.js');
     const result = tick({ rollout: config.rollout, routing: config.raw.routing, snapshot: { at: Date.now(), workers: this.workers() }, memory: this.#memory });
     this.#memory = result.memory;
     this.#last = result;
     this.#lastFor = statusKey(config.rollout);
-    if (!result.edit) return;
-    const { version } = config.rollout;
+    if (result.edit) await this.#write(config.file, guarded(result.edit, result), result.action, version, result.event);
+  }
+
+  /** Writes a rollout edit through the CLI's locked path, records it, and applies the file at once. */
+  async #write(file: string, edit: RolloutEdit, action: string, version: string, event: string | null): Promise<void> {
     try {
-      const { after } = await updateConfigFile(config.file, guarded(result.edit, result));
+      const { after } = await updateConfigFile(file, edit);
       this.#lastError = '';
       this.#seen = after.rollout;
-      if (result.event) this.events.record({ type: 'rollout', version, message: result.event });
+      if (event) this.events.record({ type: 'rollout', version, message: event });
       // Applied now rather than when the watcher notices, so the next tick judges the file as written.
       await this.reconfigurer.reload();
     } catch (error) {
       if (error instanceof RolloutError && error.code === 'conflict') return;  // The file moved first; the next tick reads it.
-      const message = `rollout: could not write "${result.action}" to the config file: ${(error as Error).message}`;
+      const message = `rollout: could not write "${action}" to the config file: ${(error as Error).message}`;
       // Said once, not at every tick while the file stays unwritable.
-      if (message !== this.#lastError) this.events.record({ type: 'error', version: config.rollout?.version, message });
+      if (message !== this.#lastError) this.events.record({ type: 'error', version, message });
       this.#lastError = message;
       return;
     }

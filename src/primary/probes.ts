@@ -18,17 +18,20 @@ export interface ReadinessFacts {
   stopping: boolean;
   /** The state of routing.default's version. */
   defaultState: VersionState;
-  configError: string | null;
+  /** The config file on disk is refused whole (a version whose new workers failed keeps its old ones: not this). */
+  configRejected: boolean;
 }
 
 /**
- * Ready to take traffic: not stopping, routing.default has a ready worker and the config file on disk was applied.
+ * Ready to take traffic: not stopping, routing.default has a ready worker and the config file on disk was not refused.
+ * A version whose new workers did not start (a canary's bad build) keeps its old ones and leaves this alone: a bad
+ * canary must not take every pod of a shared config out of its Service.
  * The reasons name no version, path or figure: the probe listener has no token and exposes nothing else.
  */
-export function readiness({ stopping, defaultState, configError }: ReadinessFacts): ProbeVerdict {
+export function readiness({ stopping, defaultState, configRejected }: ReadinessFacts): ProbeVerdict {
   if (stopping) return { ok: false, reason: 'stopping' };
   if (defaultState !== 'ready') return { ok: false, reason: `no ready worker of the default version (${defaultState})` };
-  if (configError !== null) return { ok: false, reason: 'config file rejected; serving the last good config' };
+  if (configRejected) return { ok: false, reason: 'config file rejected; serving the last good config' };
   return { ok: true, reason: 'ok' };
 }
 

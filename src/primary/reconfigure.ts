@@ -21,6 +21,10 @@ const historyLimit = 20;
 export class Reconfigurer {
   #current: ResolvedConfig;
   #configError: string | null = null;
+  /** The file on disk was refused whole (invalid): what runs is the last good config. */
+  #rejected = false;
+  /** Versions whose new workers did not start at the last apply, with why: what runs of each is its build before. */
+  #failedReplacements = new Map<string, string>();
   #appliedAt = Date.now();
   readonly #history: ConfigFile[] = [];
   readonly #watcher: ConfigWatcher;
@@ -45,6 +49,16 @@ export class Reconfigurer {
 
   get configError(): string | null {
     return this.#configError;
+  }
+
+  /** True while the file on disk is refused whole; a version's failed replacement leaves it false. */
+  get configRejected(): boolean {
+    return this.#rejected;
+  }
+
+  /** Why the version's replacement failed at the last apply (its previous workers serve it), or undefined. */
+  failedReplacement(version: string): string | undefined {
+    return this.#failedReplacements.get(version);
   }
 
   /** When the config now running was applied (ms since the epoch): at start, then after each file it applied. */
@@ -107,8 +121,10 @@ export class Reconfigurer {
         this.events.record({ type: 'config', message: `rejected, the last good config keeps serving: ${error.message}` });
       }
       this.#configError = error.message;
+      this.#rejected = true;
       return;
     }
+    this.#rejected = false;
     await this.#apply(next);
   }
 
@@ -119,11 +135,13 @@ export class Reconfigurer {
     if (steps.length === 0) {
       this.#current = next;
       this.#configError = null;
+      this.#failedReplacements.clear();
       this.#appliedAt = Date.now();
       return;
     }
     this.events.record({ type: 'config', message: `applying: ${steps.map((step) => describe(step, before, next)).join('; ')}` });
     const failures: string[] = [];
+    const failed = new Map<string, string>();
     /** What runs of each version: the old settings of a version whose replacement failed. */
     const running = new Map(next.versions);
     const withVersion = (name: string, version: VersionConfig | undefined) => {
@@ -159,6 +177,7 @@ export class Reconfigurer {
             const old = before.versions.get(step.version);
             if (old) running.set(step.version, old);
             failures.push(`versions.${step.version}: ${failure}`);
+            failed.set(step.version, failure);
           }
           withVersion(step.version, running.get(step.version));
           break;
@@ -186,6 +205,7 @@ export class Reconfigurer {
     if (this.#history.length > historyLimit) this.#history.shift();
     this.#current = { ...next, versions: running };
     this.#configError = failures.length > 0 ? failures.join('; ') : null;
+    this.#failedReplacements = failed;
     this.#appliedAt = Date.now();
     this.events.record({ type: 'config', message: failures.length > 0 ? `applied, except: ${this.#configError}` : 'applied' });
   }
