@@ -180,3 +180,16 @@ test.serial('a worker with no file descriptor free: connections sent to it go to
   t.is(status.router.refused[503] ?? 0, 0);
   t.true(status.workers.every((worker) => worker.state === 'ready' && worker.restarts === 0), 'no worker crashed on the way (its stats need a descriptor to read its memory)');
 });
+
+test.serial('a build that passes maxMemoryMB soon after every start is recycled with backoff, not every few seconds for good', async (t) => {
+  const config = makeConfig({ v1: { entry: fixture('leak-fast.mjs'), env: { LEAK_AT_START: '1', LEAK_CAP_MB: '150' } } }, {}, { statsIntervalMs: 100 });
+  (config.versions.v1 as Record<string, unknown>).maxMemoryMB = 100;
+  (config.versions.v1 as Record<string, unknown>).maxMemoryHardMB = 1000;
+  const cluster = await startCluster(t, config);
+  // Each new worker is over the limit within half a second of its start: the nth recycle in a row waits for the
+  // worker to have served 0, 100 ms, 200 ms … doubling (restartDelay), and says so once per worker it holds back.
+  for (const waitMs of [1600, 3200]) {
+    t.truthy(await cluster.waitForOutput(new RegExp(`restarting\\s+\\[v1 worker v1\\.\\d+ pid \\d+\\] memory \\d+ MB over maxMemoryMB 100, recycle \\d+ in a row within 30 s of a start: replacing it once it has served ${waitMs} ms`), 30_000));
+  }
+  t.is((await get(cluster.url('/'))).status, 200, 'still serving throughout');
+});

@@ -1,4 +1,5 @@
 import type { ResolvedConfig, VersionConfig } from '../config/types.js';
+import { backoffDefaults, restartDelay, type BackoffPolicy } from './backoff.js';
 import type { EventLog } from './events.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { WorkerSlot } from './worker-slot.js';
@@ -12,11 +13,16 @@ import { processOf } from './worker-state.js';
 export class Replacements {
   /** Pool members being replaced one by one, so none is replaced twice. */
   readonly #replacing = new Set<WorkerSlot>();
+  /** Per version: memory recycles in a row, each of a worker that had not yet served backoff.healthyAfterMs. */
+  readonly #recyclesInARow = new Map<string, number>();
+  /** Workers whose recycle waits out its backoff, and were told so (once each). */
+  readonly #toldToWait = new WeakSet<WorkerSlot>();
 
   constructor(
     private readonly lifecycle: Lifecycle,
     private readonly config: () => ResolvedConfig,
     private readonly events: EventLog,
+    private readonly backoff: BackoffPolicy = backoffDefaults,
   ) {}
 
   isReplacing(slot: WorkerSlot): boolean {
@@ -66,9 +72,29 @@ export class Replacements {
     }
   }
 
-  /** Replaces a pool member whose memory passed its soft limit, unless it is already being replaced. */
+  /**
+   * Replaces a pool member whose memory passed its soft limit, unless it is already being replaced; asked again at
+   * every sample while it stays over. A version whose new workers pass the limit soon after they start (a leak in
+   * the build) backs off as crashes do (backoff.ts): its nth recycle in a row waits until the worker has served
+   * restartDelay(n), 0 then 100 ms doubling up to 30 s, so it is not replaced every few seconds for good; the hard
+   * limit still kills it meanwhile.
+   */
   recycle(slot: WorkerSlot, reason: string): void {
     if (this.#replacing.has(slot) || !this.lifecycle.pool(slot.version).includes(slot)) return;
+    const servedMs = slot.state.kind === 'ready' ? Date.now() - slot.state.readyAt : Infinity;
+    const inARow = servedMs < this.backoff.healthyAfterMs ? (this.#recyclesInARow.get(slot.version) ?? 0) + 1 : 1;
+    const delayMs = restartDelay(inARow, this.backoff);
+    if (servedMs < delayMs) {
+      if (!this.#toldToWait.has(slot)) {
+        this.#toldToWait.add(slot);
+        this.events.record({
+          type: 'restarting', version: slot.version, workerId: slot.id, pid: slot.process?.pid,
+          message: `${reason}, recycle ${inARow} in a row within ${this.backoff.healthyAfterMs / 1000} s of a start: replacing it once it has served ${delayMs} ms`,
+        });
+      }
+      return;
+    }
+    this.#recyclesInARow.set(slot.version, inARow);
     void this.replaceWorker(slot, reason);
   }
 

@@ -1,5 +1,5 @@
 import type { LogsConfig, ResolvedConfig, VersionConfig } from '../config/types.js';
-import type { BackoffPolicy } from './backoff.js';
+import { backoffDefaults, type BackoffPolicy } from './backoff.js';
 import { Diagnostics } from './diagnostics.js';
 import type { EventLog } from './events.js';
 import { Handoff } from './handoff.js';
@@ -48,7 +48,7 @@ export class Supervisor {
 
   constructor(private readonly config: () => ResolvedConfig, events: EventLog, fork: ForkWorker, options: SupervisorOptions) {
     this.#lifecycle = new Lifecycle(config, events, fork, { ...options, sharedLeading: () => this.sharedPeers.leading ?? null });
-    this.#replacements = new Replacements(this.#lifecycle, config, events);
+    this.#replacements = new Replacements(this.#lifecycle, config, events, { ...backoffDefaults, ...options.backoff });
     this.#health = new HealthMonitor(this.#lifecycle, config, (slot, reason) => this.#replacements.recycle(slot, reason));
     this.handoff = new Handoff(this.#lifecycle, config, events);
     this.diagnostics = new Diagnostics((id) => this.#lifecycle.worker(id), () => config().diagnostics);
