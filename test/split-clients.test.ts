@@ -63,6 +63,7 @@ test('--output writes the lines to a file; --watch rewrites it when the weights 
   write({ v1: 70, v2: 30 });
   await waitFor(() => lines(reloads).length === 2, { what: 'a reload after the new weights', describe: () => watching.output() });
   t.regex(readFileSync(output, 'utf8'), /\{ 70% graycluster_v1; \* graycluster_v2; \}/);
+  await watching.waitForOutput(/wrote .*split\.conf \(.*\)\ngraycluster: --reload "echo reloaded >> .*" done\n/);
 
   write(undefined);
   await watching.waitForOutput(/routing\.weights is not set: .*; .*split\.conf keeps the last split/);

@@ -203,6 +203,7 @@ function runReload(command: string): Promise<boolean> {
         child.stderr.destroy();
         if (timedOut) report(`did not finish within ${reloadTimeoutMs / 1000} s`);
         else if (code !== 0) report(`exited with ${code ?? signal}`);
+        else process.stdout.write(`graycluster: --reload "${command}" done\n`);
         resolve(!timedOut && code === 0);
       };
       const grace = setTimeout(settle, 100);
