@@ -3,6 +3,7 @@ import net from 'node:net';
 import test from 'ava';
 import WebSocket from 'ws';
 import { get, makeConfig, request, startCluster, token } from './helpers/cluster.js';
+import { RawConnection } from './helpers/raw-connection.js';
 import { eventually, nextMessage, openFeed, parseExposition, refusal } from './dashboard-helpers.js';
 
 const auth = { authorization: `Bearer ${token}` };
@@ -100,6 +101,11 @@ test('the control API answers bad input with 400 naming the field, and passes go
   t.regex((await post('/api/promote', '{"versoin":"v2"}')).body.error, /^version must be/);
   t.regex((await post('/api/weights', '{"weights":')).body.error, /not valid JSON/);
   t.is((await post('/api/weights', JSON.stringify({ weights: { v1: 1, pad: 'x'.repeat(20_000) } }))).status, 413);
+  // A body announced too long is refused at once, before it comes (a client that then sends little is not waited for).
+  const announced = await RawConnection.connect(cluster.dashboardPort, 5000);
+  t.teardown(() => announced.close());
+  announced.send(`POST /api/weights HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
+  t.is((await announced.readResponse()).status, 413);
   // A version the body names that does not exist is bad input, whichever the endpoint.
   for (const [path, body] of [['/api/reload', { version: 'v9' }], ['/api/promote', { version: 'v9' }], ['/api/weights', { weights: { v9: 1 } }]] as const) {
     const unknownVersion = await post(path, JSON.stringify(body));

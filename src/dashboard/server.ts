@@ -76,6 +76,8 @@ function refuseUpgrade(socket: Duplex, status: number, message: string, headers:
 
 /** Reads a JSON body of at most maxBodyBytes; an empty body is `{}`. */
 function readJson(req: IncomingMessage): Promise<{ body: unknown } | { status: number; error: string }> {
+  // A body announced as too long is refused before it comes, not after the client sent it (or stopped sending).
+  if (Number(req.headers['content-length'] ?? 0) > maxBodyBytes) return Promise.resolve({ status: 413, error: `the body is over ${maxBodyBytes} bytes` });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let length = 0;
