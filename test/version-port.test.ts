@@ -166,6 +166,17 @@ test('a running graycluster refuses a version port on a port it still holds: a c
   t.regex(rejected.configError!, new RegExp(`versions\\.v2\\.port \\(${cluster.dashboardPort}\\) must differ from dashboard\\.port \\(held by the running graycluster until it restarts\\)`));
   t.is((await request(cluster.url('/?version=v2'))).body.version, 'v2', 'the last good config keeps serving');
   t.is((await cluster.status()).versions.v2?.port, null, 'v2 has no port of its own');
+
+  // The CLI refuses the same before it writes, reading the ports the running supervisor holds from its run state.
+  writeFileSync(cluster.configFile, JSON.stringify(configWithPorts({}), null, 2));
+  await cluster.waitForStatus((status) => status.configError === null);
+  const before = readFileSync(cluster.configFile, 'utf8');
+  for (const dryRun of [['--dry-run'], []]) {
+    const refused = await runCli(['set', 'versions.v2.port', String(cluster.dashboardPort), '--config', cluster.configFile, ...dryRun]);
+    t.is(refused.code, 1, refused.stdout);
+    t.regex(refused.stderr, new RegExp(`versions\\.v2\\.port \\(${cluster.dashboardPort}\\) must differ from dashboard\\.port \\(held by the running graycluster until it restarts\\)`));
+  }
+  t.is(readFileSync(cluster.configFile, 'utf8'), before, 'nothing written');
 });
 
 test('a version\'s port must differ from every other port graycluster listens on', (t) => {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../config/load.js';
+import { ConfigError, heldPorts } from '../config/load.js';
 import { updateConfigFile } from '../config/update.js';
 import { deploy, promote, scale, setKey, setWeights, type Edit } from '../config/edits.js';
 import type { ControlResult } from '../control/types.js';
@@ -101,7 +101,10 @@ const editOptions = {
 
 /** Validates and writes an edit, then says what changes (also for `canary`). Exit 1 when the edit is rejected. */
 export async function applyEdit(file: string, edit: Edit, dryRun: boolean): Promise<number> {
-  const { changes } = await updateConfigFile(file, edit, { dryRun }).catch((error: unknown) => {
+  const running = readRunStates(file);
+  // What the running supervisors would refuse is refused here, before the file is written.
+  const held = running.flatMap((state) => heldPorts([['server.port', state.server.port], ['dashboard.port', state.dashboard.port], ['health.port', state.health?.port ?? null]]));
+  const { changes } = await updateConfigFile(file, edit, { dryRun, held }).catch((error: unknown) => {
     // A missing file: name the supervisors running with another one, in case --config was forgotten.
     const elsewhere = error instanceof ConfigError && !existsSync(file) ? supervisorsElsewhere() : undefined;
     throw elsewhere === undefined ? error : new ConfigError(`${(error as ConfigError).message}; ${elsewhere}`);
@@ -112,7 +115,7 @@ export async function applyEdit(file: string, edit: Edit, dryRun: boolean): Prom
   }
   process.stdout.write(`${dryRun ? 'would change' : 'changes'}:\n${changes.map((line) => `  - ${line}\n`).join('')}`);
   if (dryRun) return 0;
-  const pids = readRunStates(file).map((state) => state.pid);
+  const pids = running.map((state) => state.pid);
   process.stdout.write(pids.length === 0
     ? `wrote ${file}; no supervisor is running with it: it applies at the next start\n`
     : pids.length === 1

@@ -239,6 +239,14 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
  * Each version's own port differs from every other port graycluster listens on: `others`, the config's own, and for a
  * running supervisor also those it still holds (see Reconfigurer.holdPorts).
  */
+/**
+ * The ports a running supervisor bound at start (`server.port` and the others, 0 resolved), labelled for
+ * checkVersionPorts: a changed `server.port` only takes effect at a restart, so the old one stays open meanwhile.
+ */
+export function heldPorts(ports: Array<[key: string, port: number | null]>): Array<[key: string, port: number | null]> {
+  return ports.map(([key, port]) => [`${key} (held by the running graycluster until it restarts)`, port]);
+}
+
 export function checkVersionPorts(versions: Iterable<VersionConfig>, others: Array<[key: string, port: number | null]>, fail: (key: string, message: string) => never): void {
   const taken = [...others];
   for (const version of versions) {

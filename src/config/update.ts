@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EditError, type Edit } from './edits.js';
 import { currentProcess, identityAlive, type ProcessIdentity } from '../shared/process-alive.js';
-import { checkConfigContents, ConfigError, readConfigFile, resolveConfig, writeConfigFile } from './load.js';
+import { checkConfigContents, checkVersionPorts, ConfigError, readConfigFile, resolveConfig, writeConfigFile } from './load.js';
 import { describe, plan } from './plan.js';
 import type { ConfigFile, ResolvedConfig } from './types.js';
 
@@ -115,8 +115,9 @@ export interface UpdateResult {
  * (schema, versions named, entries present), then write it atomically. Nothing is written when the edit is
  * invalid or changes nothing. With `dryRun`, only says what would change. An edit's EditError of code 'invalid'
  * becomes a ConfigError (the CLI's exit 1, the API's 400); one of code 'conflict' passes, for its caller.
+ * `held`: the ports running supervisors of the file hold (heldPorts), which no version's port may take.
  */
-export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = {}): Promise<UpdateResult> {
+export function updateConfigFile(file: string, edit: Edit, { dryRun = false, held = [] as Array<[key: string, port: number | null]> } = {}): Promise<UpdateResult> {
   return withFileLock(file, async () => {
     const absolute = path.resolve(file);
     const raw = readConfigFile(absolute);
@@ -131,6 +132,9 @@ export function updateConfigFile(file: string, edit: Edit, { dryRun = false } = 
     checkConfigContents(absolute, next);  // Here, not only in the write: a dry run checks the same.
     const after = resolveConfig(absolute, next);
     checkEntries(after);
+    checkVersionPorts(after.versions.values(), held, (key, message) => {
+      throw new ConfigError(`${absolute}: ${key} ${message}`);
+    });
     const changes = plan(before, after).map((step) => describe(step, before, after));
     if (changes.length === 0 && JSON.stringify(raw) !== JSON.stringify(next)) changes.push('no effect on the running workers or routing');
     if (!dryRun && JSON.stringify(raw) !== JSON.stringify(next)) await writeConfigFile(absolute, next);

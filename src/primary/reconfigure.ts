@@ -1,4 +1,4 @@
-import { checkVersionPorts, ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
+import { checkVersionPorts, ConfigError, heldPorts, loadConfig, type ConfigOverrides } from '../config/load.js';
 import { describe, hiddenPortChanges, plan } from '../config/plan.js';
 import { checkEntries } from '../config/update.js';
 import { ConfigWatcher } from '../config/watch.js';
@@ -80,7 +80,7 @@ export class Reconfigurer {
    * ports must stay off: a changed `server.port` only takes effect at a restart, so its old port stays open.
    */
   holdPorts(ports: Array<[key: string, port: number | null]>): void {
-    this.#held = ports.map(([key, port]) => [`${key} (held by the running graycluster until it restarts)`, port]);
+    this.#held = heldPorts(ports);
   }
 
   close(): void {
