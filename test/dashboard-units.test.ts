@@ -120,6 +120,10 @@ test('control requests: each endpoint calls its Controls method; bad input is a 
   t.regex((await call('/api/promote', {}) as { error: string }).error, /^version must be/);
   t.regex((await call('/api/reload', { version: 3 }) as { error: string }).error, /^version must be/);
   t.like(await call('/api/promote', ['v2']), { status: 400, error: 'the body must be a JSON object' });
+  t.like(await call('/api/promote', { version: 'v2', extra: true }), { status: 400, error: 'unknown field "extra": this endpoint takes version' });
+  t.like(await call('/api/rollback', { anything: 1 }), { status: 400, error: 'unknown field "anything": this endpoint takes an empty body, {}' });
+  t.like(await call('/api/workers/v1.2/inspect', { clsoe: true }), { status: 400, error: 'unknown field "clsoe": this endpoint takes close' });
+  t.like(await call('/api/rollout/pause', { reason: 'x' }), { status: 400 });
   t.like(await call('/api/shutdown', {}), { status: 404 });
   t.like(await call('/api/rollout/start', {}), { status: 404 });
   t.like(await call('/api/rollout/abort', 'now'), { status: 400, error: 'the body must be a JSON object' });
@@ -139,7 +143,7 @@ function status(workers: Array<Partial<WorkerStatus> & { id: string; version: st
     },
     workers: workers.map((worker) => ({
       pid: 10, state: 'ready', rss: 50e6, cpuPercent: 12.5, cpuSeconds: 3.25, heapUsed: 5e6, inFlight: 2, connections: 3, requests: 7, restarts: 0, uptimeMs: 4000,
-      shed: 0, forwarded: 1, forwardShed: 0, eventLoopDelayMs: 1.5, statusClasses: { '1xx': 0, '2xx': 6, '3xx': 0, '4xx': 1, '5xx': 0 },
+      shed: 0, forwarded: 1, forwardShed: 0, pendingTurnedAway: 0, eventLoopDelayMs: 1.5, statusClasses: { '1xx': 0, '2xx': 6, '3xx': 0, '4xx': 1, '5xx': 0 },
       unresponsive: false, latencyBuckets: [], latencySumMs: 0, logLinesDropped: 0,
       ...worker,
     }) as WorkerStatus),

@@ -45,11 +45,20 @@ export function isControlEndpoint(pathname: string): boolean {
  *   POST /api/workers/<id>/inspect  {}  (or {"close": true})
  *   POST /api/rollout/pause         {}  (also resume, abort)
  */
+/** The fields each endpoint's body may have (the others take `{}`). */
+const bodyFields: Record<string, string[]> = { '/api/weights': ['weights'], '/api/promote': ['version'], '/api/reload': ['version'] };
+
 export function parseControl(pathname: string, body: unknown): ControlCall | Rejection {
   const [, encodedWorkerId, workerAction] = workerEndpoint.exec(pathname) ?? [];
   const rollout = rolloutEndpoint.exec(pathname);
   if (!isControlEndpoint(pathname)) return { status: 404, error: `no such endpoint: POST ${pathname}` };
   if (!isObject(body)) return { status: 400, error: 'the body must be a JSON object' };
+  // A field the endpoint does not read is refused, not ignored: a misspelt one would otherwise do nothing, silently.
+  const fields = workerAction === 'inspect' ? ['close'] : encodedWorkerId !== undefined || rollout ? [] : bodyFields[pathname] ?? [];
+  const unknown = Object.keys(body).find((field) => !fields.includes(field));
+  if (unknown !== undefined) {
+    return { status: 400, error: `unknown field ${JSON.stringify(unknown)}: ${fields.length === 0 ? 'this endpoint takes an empty body, {}' : `this endpoint takes ${fields.join(', ')}`}` };
+  }
 
   if (encodedWorkerId !== undefined) {
     let workerId: string;
