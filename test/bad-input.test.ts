@@ -161,7 +161,8 @@ test('unknown commands and flags are usage errors with exit code 2', async (t) =
 test('an invalid config exits 1 naming the bad key and leaves the file untouched', async (t) => {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
   const cases: Array<[string, RegExp]> = [
-    ['{ "versions": {', /invalid JSON/],
+    ['{ "versions": {', /invalid JSON at line 1, column 16: /],
+    ['{\n  "versions": {\n    "v1": { "entry": "a.js" }\n    "v2": 1\n  }\n}\n', /invalid JSON at line 4, column 5: Expected ',' or '}' after property value\n/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js', workers: 0 } }, routing: { default: 'v1' } }), /versions\.v1\.workers must be >= 1/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js', entyr: 'b' } }, routing: { default: 'v1' } }), /versions\.v1\.entyr is not a known key/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v9' } }), /routing\.default names unknown version "v9"/],

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Conf from 'conf';
 import { resolveLaunch } from './launch.js';
@@ -268,10 +269,27 @@ export function parseStickyKey(key: string): StickyKey {
   throw new ConfigError(`routing.sticky.key must be "ip", "cookie:NAME" or "header:NAME", not "${key}"`);
 }
 
+/**
+ * Where in `file` its JSON first goes wrong, as " at line L, column C" (empty when it cannot be read): Node's own
+ * message gives an offset or quotes the text instead. Only on this error path is the parser loaded.
+ */
+function jsonErrorPlace(file: string): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    const errors: Array<{ offset: number }> = [];
+    (createRequire(import.meta.url)('jsonc-parser') as typeof import('jsonc-parser')).parse(text, errors as never, { allowTrailingComma: false, disallowComments: true });
+    const offset = errors[0]?.offset ?? text.length;
+    const before = text.slice(0, offset).split(/\r?\n/);
+    return ` at line ${before.length}, column ${before.at(-1)!.length + 1}`;
+  } catch {
+    return '';
+  }
+}
+
 /** A load or write error as one message naming the file and each bad key; `contents`: what was checked, when not the file's. */
 export function describeLoadError(file: string, error: unknown, contents?: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof SyntaxError) return `${file}: invalid JSON: ${message}`;
+  if (error instanceof SyntaxError) return `${file}: invalid JSON${jsonErrorPlace(file)}: ${message.replace(/, "[^]*" is not valid JSON$/, '').replace(/ in JSON at position \d+$/, '')}`;
   const [, violations] = /^Config schema violation: (.*)$/s.exec(message) ?? [];
   if (violations === undefined) return `${file}: ${message}`;
   const checked = () => contents ?? JSON.parse(readFileSync(file, 'utf8'));
