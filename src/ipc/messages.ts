@@ -50,7 +50,7 @@ export interface WorkerSettings {
   relayMaxIdlePerTarget: number;
   /** A relay connection idle this long is closed (`server.relayIdleTimeoutMs`). */
   relayIdleTimeoutMs: number;
-  /** Limits on connections to the version's own port waiting for their first head (worker/first-heads.ts). */
+  /** Limits on connections to the version's own port waiting for their first head (shared/pending-book.ts HeadWait). */
   headTimeoutMs: number;
   maxPendingConnections: number;
   maxPendingPerSource: number;

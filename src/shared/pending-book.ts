@@ -1,8 +1,9 @@
 /**
  * Who waits for the head of a first request, within `maxPendingConnections` and `maxPendingPerSource`, and for how
  * long: the policy the primary applies to the connections it reads (primary/pending-heads.ts) and a worker to the
- * connections it accepts on its version's own port (worker/first-heads.ts). No sockets here.
+ * connections it accepts on its version's own port (worker/worker-runtime.ts). No sockets here.
  */
+import { retryAfterSeconds } from './answers.js';
 import { ranSince, runningNow } from './stalls.js';
 
 /**
@@ -29,7 +30,7 @@ export interface PendingLimits {
 }
 
 /** The limits as `server` names them (`maxPendingConnections`, `maxPendingPerSource`). */
-export function pendingLimits(server: { maxPendingConnections: number; maxPendingPerSource: number }): PendingLimits {
+function pendingLimits(server: { maxPendingConnections: number; maxPendingPerSource: number }): PendingLimits {
   return { maxPending: server.maxPendingConnections, maxPerSource: server.maxPendingPerSource };
 }
 
@@ -139,7 +140,7 @@ export class PendingBook<T> {
  * oldest will have waited `timeoutMs()`, hands every item that has to `expire`, and is set again for the next
  * oldest. Time the process stalled does not count (shared/stalls.ts).
  */
-export class WaitDeadlines<T> {
+class WaitDeadlines<T> {
   /** Each item, with when it came (runningNow()); oldest first. */
   readonly #since = new Map<T, number>();
   #timer: NodeJS.Timeout | undefined;
@@ -183,5 +184,77 @@ export class WaitDeadlines<T> {
       this.#watch(now);
     }, Math.max(0, timeoutMs - ranSince(oldest.value)));
     this.#timer.unref();
+  }
+}
+
+/** The settings of `server` that bound connections waiting for their first head. */
+export interface HeadWaitLimits {
+  headTimeoutMs: number;
+  maxPendingConnections: number;
+  maxPendingPerSource: number;
+}
+
+/** A connection closed by the limits: why (timed out, shed to make room, its source over its limit) and its answer. */
+export interface TurnedAway<T> {
+  item: T;
+  why: 'timeout' | 'shed' | 'source';
+  status: 408 | 503;
+  reason: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Connections waiting for their first head, from arrival until the head came or the connection closed, within
+ * the limits: `headTimeoutMs` to send it (then 408), `maxPendingConnections` at once (the oldest of the source
+ * holding the most closed with 408 to make room) and, under pressure, `maxPendingPerSource` from one source (503).
+ * The one policy of the primary's port (primary/pending-heads.ts) and of a version's own port (a worker).
+ * `turnAway` answers and closes each connection these limits end; it is off the books already.
+ */
+export class HeadWait<T> {
+  readonly #book: PendingBook<T>;
+  readonly #deadlines: WaitDeadlines<T>;
+
+  constructor(private readonly limits: () => HeadWaitLimits, private readonly turnAway: (turned: TurnedAway<T>) => void) {
+    this.#book = new PendingBook(pendingLimits(limits()));
+    this.#deadlines = new WaitDeadlines(() => this.limits().headTimeoutMs, (item, timeoutMs) => {
+      this.#book.remove(item);
+      this.turnAway({ item, why: 'timeout', status: 408, reason: `no complete request head within ${timeoutMs} ms` });
+    });
+  }
+
+  get size(): number {
+    return this.#book.size;
+  }
+
+  /** Books a new connection, closing others to make room; false when it is itself turned away. */
+  admit(item: T, address: () => string | undefined): boolean {
+    const limits = this.limits();
+    this.#book.setLimits(pendingLimits(limits));
+    const admission = this.#book.admit(item, () => sourceOf(address()));
+    if (!admission.admit) {
+      this.turnAway({ item, why: 'source', status: 503, reason: `more than ${limits.maxPendingPerSource} connections from one address waiting`, headers: { 'retry-after': String(retryAfterSeconds) } });
+      return false;
+    }
+    for (const victim of admission.shed) {
+      this.#deadlines.delete(victim);
+      this.turnAway({ item: victim, why: 'shed', status: 408, reason: `closed to make room: ${limits.maxPendingConnections} connections were waiting for their head` });
+    }
+    this.#deadlines.add(item);
+    return true;
+  }
+
+  /** The connection's head came, or it closed: it waits no longer. False when it was not waiting. */
+  done(item: T): boolean {
+    if (!this.#book.has(item)) return false;
+    this.#book.remove(item);
+    this.#deadlines.delete(item);
+    return true;
+  }
+
+  /** Takes every connection off the books; returns them, oldest first. */
+  clear(): T[] {
+    const items = this.#deadlines.clear();
+    for (const item of items) this.#book.remove(item);
+    return items;
   }
 }

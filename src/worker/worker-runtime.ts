@@ -7,8 +7,9 @@ import { serverDefaults } from '../config/types.js';
 import type { ToPrimary, ToWorker, WorkerSettings, WorkerStats } from '../ipc/messages.js';
 import type { WorkerEnv } from '../ipc/worker-env.js';
 import { addressMatcher, type AddressMatcher } from '../shared/address-range.js';
-import { respondUnavailable, unavailableText } from '../shared/answers.js';
+import { answerText, respondUnavailable, unavailableText } from '../shared/answers.js';
 import { ExpiringSet } from '../shared/expiring-set.js';
+import { HeadWait } from '../shared/pending-book.js';
 import { adoptConnection, closeBareHandle, emitConnectionWithHeaderRoom, reservePeerSlot, socketOverBareHandle, type TcpHandle } from '../shared/node-internals.js';
 import { ranSince, runningNow } from '../shared/stalls.js';
 import { applyForwardedClient, clientHeaderRoom, hasForwardingHeaders, stripForwardingHeaders } from './client-address.js';
@@ -16,7 +17,6 @@ import { diagnose } from './diagnostics.js';
 import { ForwardBudget, Forwarder } from './forward.js';
 import { originalListen } from './intercept.js';
 import { Relay } from './relay.js';
-import { FirstHeads } from './first-heads.js';
 import { emptyRouteMemo, RouteCheck, type RouteMemo } from './route-check.js';
 import { RequestStats } from './stats.js';
 
@@ -113,11 +113,15 @@ export class WorkerRuntime {
   /** Why the version's port could not be had at the last try (its code), while it is tried again; else undefined. */
   #versionPortError: string | undefined;
   #versionPortRetry: NodeJS.Timeout | undefined;
-  /** Connections on the version's port waiting for their first head, within the limits the primary's port has. */
-  readonly #firstHeads = new FirstHeads(
-    () => this.#route?.settings ?? serverDefaults,
-    () => this.stats.counters.pendingTurnedAway++,
-  );
+  /**
+   * Connections on the version's own port waiting for their first head, held to the limits the primary holds its
+   * port's to (shared/pending-book.ts); Node's parser reads the head, this only keeps the books until it came.
+   */
+  readonly #firstHeads = new HeadWait<Socket>(() => this.#route?.settings ?? serverDefaults, ({ item, status, reason, headers }) => {
+    this.stats.counters.pendingTurnedAway++;
+    item.on('error', () => item.destroy());
+    item.end(answerText(status, reason, headers), () => item.destroy());
+  });
   /** Connections on their way back to the primary: the process must not exit before they have left. */
   #handingBack = 0;
 
@@ -139,7 +143,7 @@ export class WorkerRuntime {
     if (this.env.versionPort !== null) {
       this.versionServer = net.createServer((socket) => {
         if (this.#draining) socket.destroy();
-        else if (this.#firstHeads.admit(socket)) this.admit(socket, { forwarded: false, byPort: true });
+        else if (this.#firstHeads.admit(socket, () => socket.remoteAddress)) this.admit(socket, { forwarded: false, byPort: true });
       });
     }
   }
