@@ -197,7 +197,8 @@ test('a request relayed to another version finishes while the worker that relays
   const cluster = await startCluster(t, makeConfig({ v1: {}, v2: {} }, { rules: [{ query: 'version' }] }));
   const relayedDuring = async (drain: () => Promise<unknown>) => {
     const connection = await connectedToV1(t, cluster.port);
-    connection.send('GET /slow?ms=2500&version=v2 HTTP/1.1\r\nHost: app\r\n\r\n');
+    // Longer than a reload takes even on a loaded machine, so the answer comes after the relaying worker drains.
+    connection.send('GET /slow?ms=8000&version=v2 HTTP/1.1\r\nHost: app\r\n\r\n');
     await sleep(300);
     await drain();
     const answer = await connection.readResponse();
