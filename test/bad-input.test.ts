@@ -174,6 +174,8 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { cookie: 'gc' }, versionCookie: 'gc' } }), /routing\.versionCookie must not be the sticky cookie's name/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', versionCookie: 'a b' } }), /routing\.versionCookie must match pattern/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, logs: { format: 'xml' } }), /logs\.format must be equal to one of the allowed values \("text", "json"\)/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' }, vé: { entry: 'a.js' } }, routing: { default: 'v1' } }), /versions: "vé" is not a usable version name \(letters, digits, .\.., ._. or .-., not all digits, at most 64 characters\)/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { key: 'bogus' } } }), /routing\.sticky\.key "bogus" is not a usable sticky key \("ip", "cookie:NAME" or "header:NAME"\)/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { key: 'cookie:uid' }, versionCookie: 'uid' } }), /routing\.versionCookie must not be the cookie routing\.sticky\.key reads \("uid"\)/],
   ];
   for (const [text, message] of cases) {

@@ -50,3 +50,22 @@ test('a value that fits no branch of a oneOf is named once, by what fits, not by
   t.is(messageOf({ routing: { default: 'v1', rules: [{ query: 'a', header: 'b' }] } }), 'routing.rules.0 must have exactly one of "query", "header", "cookie"');
   t.is(messageOf({ versions: { v1: { entry: 'app.js', workers: 0, logFile: 5 } } }), 'versions.v1.workers must be >= 1; versions.v1.logFile must be a string or an object', 'other errors kept, in order');
 });
+
+test('a bad version name or a value that breaks a rule is named with the rule in words, not the regex', (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-schema-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const file = path.join(folder, 'graycluster.json');
+  const messageOf = (contents: object) => {
+    writeFileSync(file, JSON.stringify({ ...good, ...contents }));
+    return t.throws(() => readConfigFile(file), { name: 'ConfigError' })?.message.replace(`${file}: `, '');
+  };
+  const rule = "(letters, digits, '.', '_' or '-', not all digits, at most 64 characters)";
+  const long = `v${'x'.repeat(69)}`;
+  for (const name of ['vé', '123', long]) {
+    t.is(messageOf({ versions: { v1: { entry: 'app.js' }, [name]: { entry: 'app.js' } } }), `versions: ${JSON.stringify(name)} is not a usable version name ${rule}`);
+  }
+  t.is(messageOf({ routing: { default: 'vé' } }), `routing.default "vé" is not a usable version name ${rule}`);
+  t.is(messageOf({ routing: { default: 'v1', weights: { 'a b': 1 } } }), `routing.weights: "a b" is not a usable version name ${rule}`);
+  t.is(messageOf({ routing: { default: 'v1', sticky: { key: 'bogus' } } }), 'routing.sticky.key "bogus" is not a usable sticky key ("ip", "cookie:NAME" or "header:NAME")');
+  t.regex(messageOf({ routing: { default: 'v1', versionCookie: 'a b' } })!, /^routing\.versionCookie must match pattern/, 'no rule in words: the regex it is');
+});

@@ -5,7 +5,7 @@ import type Conf from 'conf';
 import { resolveLaunch } from './launch.js';
 import { checkLogFilesDistinct, resolveLogFile, resolveLogs } from './logs.js';
 import { resolveRollout } from './rollout.js';
-import { withoutUnionNoise } from './schema-errors.js';
+import { withoutUnionNoise, withReadableRules } from './schema-errors.js';
 import { validate } from './schema-validator.js';
 import { parseAddressRange } from '../shared/address-range.js';
 import {
@@ -70,9 +70,9 @@ export function checkConfigContents(file: string, contents: unknown): void {
 /** Throws conf's own "Config schema violation: …" message when `data` does not match the schema. */
 function checkSchema(data: unknown): void {
   if (validate(data) || !validate.errors) return;
-  const errors = withoutUnionNoise(validate.errors, schema).map(({ instancePath, message = '', keyword, params }) => {
+  const errors = withReadableRules(withoutUnionNoise(validate.errors, schema), schema, data).map(({ instancePath, message = '', keyword, params }) => {
     const allowed = keyword === 'enum' ? params.allowedValues : undefined;
-    return `\`${instancePath.slice(1)}\` ${message}${allowed ? ` (${allowed.map((value) => JSON.stringify(value)).join(', ')})` : ''}`;
+    return `\`${instancePath.slice(1)}\`${message.startsWith(':') ? '' : ' '}${message}${allowed ? ` (${allowed.map((value) => JSON.stringify(value)).join(', ')})` : ''}`;
   });
   throw new Error(`Config schema violation: ${errors.join('; ')}`);
 }
@@ -298,15 +298,15 @@ export function describeLoadError(file: string, error: unknown, contents?: unkno
 
 /** Turns conf's "`versions/v1` must NOT have additional properties" into "versions.v1.entyr is not a known key". */
 function explainViolation(checked: () => unknown, violation: string): string {
-  const match = /^`([^`]*)` (.*)$/s.exec(violation);
+  const match = /^`([^`]*)`( ?)(.*)$/s.exec(violation);
   if (!match) return violation;
-  const [, pointer = '', message = ''] = match;
+  const [, pointer = '', space = '', message = ''] = match;
   const key = pointer === '' ? '(top level)' : pointer.split('/').join('.');
   if (message === 'must NOT have additional properties') {
     const unknown = unknownKeys(checked(), pointer);
     if (unknown.length > 0) return unknown.map((name) => `${pointer ? `${key}.` : ''}${name} is not a known key`).join('; ');
   }
-  return `${key} ${message}`;
+  return `${key}${space}${message}`;
 }
 
 /** The keys at `pointer` in `contents` that the schema does not allow. */

@@ -62,3 +62,70 @@ export function withoutUnionNoise(errors: SchemaError[], schema: Schema): Schema
   }
   return kept;
 }
+
+/** A local `$ref` ("#/$defs/versionName") followed to the node it names, as often as it takes. */
+function followRefs(root: Schema, node: unknown): unknown {
+  for (let hops = 0; hops < 8 && typeof node === 'object' && node !== null && typeof (node as Schema).$ref === 'string'; hops++) {
+    node = schemaAt(root, (node as Schema).$ref as string);
+  }
+  return node;
+}
+
+/**
+ * The rule a schema node's description states in words, as a sentence "A <subject>: <rule>." ("A version name:
+ * letters, digits, …"); undefined when its description has none.
+ */
+export function describedRule(node: unknown): { subject: string; rule: string } | undefined {
+  const description = typeof node === 'object' && node !== null ? (node as Schema).description : undefined;
+  if (typeof description !== 'string') return undefined;
+  for (const sentence of description.split(/(?<=\.)\s+/)) {
+    const [, subject, rule] = /^An? ([^:]+): (.+?)\.?$/s.exec(sentence) ?? [];
+    if (subject !== undefined && rule !== undefined) return { subject, rule };
+  }
+  return undefined;
+}
+
+/** A value as a message quotes it: JSON, cut short past 80 characters. */
+function quoted(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 78)}…${text.at(-1) === '"' ? '"' : ''}` : text;
+}
+
+/** The value at a JSON pointer ("/routing/sticky/key") in `data`. */
+function valueAt(data: unknown, pointer: string): unknown {
+  let value = data;
+  for (const part of pointer.split('/').slice(1)) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<string, unknown>)[part.replaceAll('~1', '/').replaceAll('~0', '~')];
+  }
+  return value;
+}
+
+/**
+ * ajv names a bad name under `propertyNames` twice, once by the regex it failed and once as "property name must be
+ * valid", and never says which name; and a `pattern` failure shows the regex. Where the schema states the rule in
+ * words (its description's "A <subject>: <rule>." sentence, see describedRule), this says it once, with the bad
+ * name or value: `: "vé" is not a usable version name (letters, …)` for a name (the message starts with ": ", to be
+ * read after its object's key), `"bogus" is not a usable sticky key (…)` for a value. A `writeOnly` value (a
+ * token) is never quoted. Without such a sentence the errors are kept, the name added to them.
+ */
+export function withReadableRules(errors: SchemaError[], schema: Schema, data: unknown): SchemaError[] {
+  return errors.flatMap((error): SchemaError[] => {
+    if (error.propertyName !== undefined) return [];  // Said by the propertyNames error that follows it.
+    if (error.keyword === 'propertyNames') {
+      const name = String(error.params.propertyName);
+      const rule = describedRule(followRefs(schema, schemaAt(schema, error.schemaPath)));
+      if (rule) return [{ ...error, message: `: ${quoted(name)} is not a usable ${rule.subject} (${rule.rule})` }];
+      const inner = errors.filter((each) => each.propertyName === name && each.instancePath === error.instancePath);
+      return [{ ...error, message: `: the name ${quoted(name)} ${inner.map((each) => each.message).join(', ') || 'is not allowed'}` }];
+    }
+    if (error.keyword === 'pattern') {
+      const node = followRefs(schema, schemaAt(schema, error.schemaPath.replace(/\/pattern$/, '')));
+      const rule = describedRule(node);
+      if (!rule) return [error];
+      const shown = (node as Schema).writeOnly === true ? '' : `${quoted(valueAt(data, error.instancePath))} `;
+      return [{ ...error, message: `${shown}is not a usable ${rule.subject} (${rule.rule})` }];
+    }
+    return [error];
+  });
+}

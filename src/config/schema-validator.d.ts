@@ -11,6 +11,8 @@ export interface SchemaError {
   /** The schema keyword that failed ("enum", "type", …) and its details (for "enum": `allowedValues`). */
   keyword: string;
   params: { allowedValues?: unknown[] } & Record<string, unknown>;
+  /** Set on the errors of a name checked by `propertyNames`: the name that failed. */
+  propertyName?: string;
 }
 
 /** True when `data` matches the schema; otherwise `validate.errors` says why (all errors, not just the first). */
