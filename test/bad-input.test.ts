@@ -175,6 +175,7 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', versionCookie: 'a b' } }), /routing\.versionCookie must match pattern/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, logs: { format: 'xml' } }), /logs\.format must be equal to one of the allowed values \("text", "json"\)/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' }, vé: { entry: 'a.js' } }, routing: { default: 'v1' } }), /versions: "vé" is not a usable version name \(letters, digits, .\.., ._. or .-., not all digits, at most 64 characters\)/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, dashboard: { token: 'aaaa bbbb cccc dddd' } }), /dashboard\.token is not a usable API token \(at least 16 characters, no spaces or other whitespace/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { key: 'bogus' } } }), /routing\.sticky\.key "bogus" is not a usable sticky key \("ip", "cookie:NAME" or "header:NAME"\)/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { key: 'cookie:uid' }, versionCookie: 'uid' } }), /routing\.versionCookie must not be the cookie routing\.sticky\.key reads \("uid"\)/],
   ];
@@ -189,6 +190,17 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
   const absent = await run(['start', '--config', path.join(folder, 'absent.json')]);
   t.is(absent.code, 1);
   t.regex(absent.stderr, /config file not found/);
+});
+
+test('a token with whitespace in $GRAYCLUSTER_TOKEN is refused at start naming it, not accepted to fail every request', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const file = path.join(folder, 'graycluster.json');
+  writeFileSync(file, JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' } }));
+  const result = await runCli(['start', '--config', file, '--port', '0', '--dashboard-port', '0'], { env: { GRAYCLUSTER_TOKEN: 'aaaa bbbb cccc dddd' }, timeoutMs: 20_000 });
+  t.is(result.code, 1);
+  t.regex(result.stderr, /dashboard\.token \(given by \$GRAYCLUSTER_TOKEN\) is not a usable API token \(at least 16 characters, no spaces or other whitespace/);
+  t.notRegex(result.stderr, /aaaa/, 'the token is not printed');
 });
 
 test('weights past the documented range are refused naming the key, at load and by graycluster weights', async (t) => {

@@ -5,7 +5,7 @@ import type Conf from 'conf';
 import { resolveLaunch } from './launch.js';
 import { checkLogFilesDistinct, resolveLogFile, resolveLogs } from './logs.js';
 import { resolveRollout } from './rollout.js';
-import { withoutUnionNoise, withReadableRules } from './schema-errors.js';
+import { describedRule, withoutUnionNoise, withReadableRules } from './schema-errors.js';
 import { validate } from './schema-validator.js';
 import { parseAddressRange } from '../shared/address-range.js';
 import {
@@ -24,6 +24,11 @@ interface JsonSchema {
 }
 
 const schema = JSON.parse(readFileSync(schemaFile, 'utf8')) as JsonSchema;
+
+/** dashboard.token's schema: the API matches `Bearer\s+(\S+)`, so a token with whitespace could never authenticate. */
+const tokenSchema = schema.properties!.dashboard!.properties!.token! as JsonSchema & { minLength: number; pattern: string };
+const tokenRule = describedRule(tokenSchema)!;
+const usableToken = (token: string) => token.length >= tokenSchema.minLength && new RegExp(tokenSchema.pattern, 'u').test(token);
 
 /** A config that cannot be used; the message names the file and the bad key. */
 export class ConfigError extends Error {
@@ -211,12 +216,16 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     ...(overrides.dashboardPort === undefined ? {} : { port: overrides.dashboardPort }),
     ...(overrides.token === undefined ? {} : { token: overrides.token }),
   };
+  // A value given on the command line or in the environment is named as the flag or variable that gave it.
+  const given = (key: string, flag: string, override: unknown) => (override === undefined ? key : `${key} (given by ${flag})`);
+  // $GRAYCLUSTER_TOKEN (and an edit) passes no schema: its rule is checked here, the schema's own.
+  if (dashboard.token !== null && !usableToken(dashboard.token)) {
+    fail(given('dashboard.token', '$GRAYCLUSTER_TOKEN', overrides.token), `is not a usable ${tokenRule.subject} (${tokenRule.rule})`);
+  }
   const health = { ...healthDefaults, ...raw.health, ...(overrides.healthPort === undefined ? {} : { port: overrides.healthPort }) };
   for (const [key, taken] of [['server.port', server.port], ['dashboard.port', dashboard.port]] as const) {
     if (health.port !== null && health.port !== 0 && health.port === taken) fail('health.port', `(${health.port}) must differ from ${key}`);
   }
-  // A port given on the command line is named as the flag that gave it.
-  const given = (key: string, flag: string, override: number | undefined) => (override === undefined ? key : `${key} (given by ${flag})`);
   checkVersionPorts(versions.values(), [
     [given('server.port', '--port or $GRAYCLUSTER_PORT', overrides.port), server.port],
     [given('dashboard.port', '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT', overrides.dashboardPort), dashboard.port],
