@@ -1,6 +1,6 @@
 import os from 'node:os';
 import test from 'ava';
-import { resolveConfig } from '../src/config/load.js';
+import { ConfigError, resolveConfig } from '../src/config/load.js';
 import { describe, hiddenPortChanges, plan } from '../src/config/plan.js';
 import type { ConfigFile } from '../src/config/types.js';
 import { deploy, EditError, promote, replaceWith, scale, setKey, setWeights } from '../src/config/edits.js';
@@ -126,4 +126,17 @@ test('a version\'s logFile changes without a restart; a logs setting takes effec
   next.versions.v1!.logFile = 'logs/v1.log';
   t.is(describe(changed[0]!, resolve(base()), resolve(next)), 'set v1\'s logFile from none to /srv/logs/v1.log (rotated at 10485760 bytes, 5 kept) (no restart)');
   t.deepEqual(steps((raw) => { raw.logs = { format: 'json' }; }), [{ kind: 'needs-restart', key: 'logs.format' }]);
+});
+
+test('dashboard.port equal to server.port is refused naming both, and the flag that set either; 0 is any free port', (t) => {
+  const raw = (): ConfigFile => ({ ...base(), server: { port: 18123 }, dashboard: { port: 18123 } });
+  t.throws(() => resolve(raw()), { instanceOf: ConfigError, message: '/srv/graycluster.json: dashboard.port (18123) must differ from server.port' });
+  t.throws(() => resolveConfig('/srv/graycluster.json', base(), { port: 9000 }), {
+    message: '/srv/graycluster.json: dashboard.port (9000) must differ from server.port (given by --port or $GRAYCLUSTER_PORT)',
+  });
+  t.throws(() => resolveConfig('/srv/graycluster.json', base(), { port: 8100, dashboardPort: 8100 }), {
+    message: '/srv/graycluster.json: dashboard.port (given by --dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT) (8100) must differ from server.port (given by --port or $GRAYCLUSTER_PORT)',
+  });
+  t.notThrows(() => resolve({ ...base(), server: { port: 0 }, dashboard: { port: 0 } }));
+  t.notThrows(() => resolveConfig('/srv/graycluster.json', raw(), { port: 0, dashboardPort: 0 }));
 });

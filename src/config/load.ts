@@ -223,14 +223,15 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     fail(given('dashboard.token', '$GRAYCLUSTER_TOKEN', overrides.token), `is not a usable ${tokenRule.subject} (${tokenRule.rule})`);
   }
   const health = { ...healthDefaults, ...raw.health, ...(overrides.healthPort === undefined ? {} : { port: overrides.healthPort }) };
-  for (const [key, taken] of [['server.port', server.port], ['dashboard.port', dashboard.port]] as const) {
-    if (health.port !== null && health.port !== 0 && health.port === taken) fail('health.port', `(${health.port}) must differ from ${key}`);
+  // Two listeners on one port: the second would fail at start with a bare EADDRINUSE. 0 (any free port) never clashes.
+  const serverKey = given('server.port', '--port or $GRAYCLUSTER_PORT', overrides.port);
+  const dashboardKey = given('dashboard.port', '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT', overrides.dashboardPort);
+  const healthKey = given('health.port', '--health-port or $GRAYCLUSTER_HEALTH_PORT', overrides.healthPort);
+  if (dashboard.port !== 0 && dashboard.port === server.port) fail(dashboardKey, `(${dashboard.port}) must differ from ${serverKey}`);
+  for (const [key, taken] of [[serverKey, server.port], [dashboardKey, dashboard.port]] as const) {
+    if (health.port !== null && health.port !== 0 && health.port === taken) fail(healthKey, `(${health.port}) must differ from ${key}`);
   }
-  checkVersionPorts(versions.values(), [
-    [given('server.port', '--port or $GRAYCLUSTER_PORT', overrides.port), server.port],
-    [given('dashboard.port', '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT', overrides.dashboardPort), dashboard.port],
-    [given('health.port', '--health-port or $GRAYCLUSTER_HEALTH_PORT', overrides.healthPort), health.port],
-  ], fail);
+  checkVersionPorts(versions.values(), [[serverKey, server.port], [dashboardKey, dashboard.port], [healthKey, health.port]], fail);
   return {
     file,
     raw,
