@@ -227,6 +227,24 @@ test('weights past the documented range are refused naming the key, at load and 
   t.is(readFileSync(file, 'utf8'), withWeights({ v1: 90, v2: 10 }), 'file unchanged');
 });
 
+test('canary start: a step set alone takes a deadline that fits it; a key a flag set is refused naming the flag', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  writeFileSync(path.join(folder, 'a.js'), '');
+  const file = path.join(folder, 'graycluster.json');
+  writeFileSync(file, JSON.stringify({ versions: { v1: { entry: 'a.js' }, v2: { entry: 'a.js' } }, routing: { default: 'v1' } }));
+  for (const interval of ['1h', '2s']) {
+    const fine = await run(['canary', 'start', 'v2', '--interval', interval, '--config', file, '--dry-run']);
+    t.is(fine.code, 0, fine.stderr);
+  }
+  const refused = await run(['canary', 'start', 'v2', '--interval', '1h', '--progress-deadline', '30m', '--config', file, '--dry-run']);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /rollout\.progressDeadlineMs \(given by --progress-deadline\) \(1800000\) must not be shorter than rollout\.stepMs \(given by --interval\) \(3600000\)/);
+  const steps = await run(['canary', 'start', 'v2', '--steps', '50,25', '--config', file, '--dry-run']);
+  t.is(steps.code, 1);
+  t.regex(steps.stderr, /rollout\.steps \(given by --steps\) must be strictly increasing/);
+});
+
 test('--dry-run checks an edit as the edit itself does: what the schema refuses is refused naming the key, and nothing is written', async (t) => {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
   t.teardown(() => rmSync(folder, { recursive: true, force: true }));

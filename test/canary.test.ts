@@ -151,8 +151,8 @@ test.serial('a bad rollout config is rejected with a message naming the key, and
 
   const refused: Array<[string[], RegExp]> = [
     [['v9'], /^graycluster: rollout\.version names unknown version "v9" \(known: v1, v2\)\n$/],
-    [['v2', '--steps', '50,25'], /^graycluster: .*rollout\.steps must be strictly increasing: 25 comes after 50\n$/],
-    [['v2', '--errors', 'maxRate=2'], /^graycluster: .*rollout\.gates\.errors\.maxRate must be a number above 0 up to 1, not 2\n$/],
+    [['v2', '--steps', '50,25'], /^graycluster: .*rollout\.steps \(given by --steps\) must be strictly increasing: 25 comes after 50\n$/],
+    [['v2', '--errors', 'maxRate=2'], /^graycluster: .*rollout\.gates\.errors\.maxRate \(given by --errors\) must be a number above 0 up to 1, not 2\n$/],
     [['v2', '--interval', '60'], /^graycluster: --interval must be a duration with its unit \(ms, s, m or h\) such as 60s, 5m or 1h, not "60"\n/],
   ];
   for (const [args, message] of refused) {

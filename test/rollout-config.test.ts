@@ -34,6 +34,14 @@ test('a rollout names only its canary; every other setting takes its default', (
   });
 });
 
+test('a step set alone brings the defaults bounded by it along: the deadline is at least the step, the check at most', (t) => {
+  t.like(rolloutOf({ version: 'v2', stepMs: 3_600_000 }), { stepMs: 3_600_000, progressDeadlineMs: 3_600_000, checkIntervalMs: 5000 });
+  t.like(rolloutOf({ version: 'v2', stepMs: 2000 }), { stepMs: 2000, progressDeadlineMs: 600_000, checkIntervalMs: 2000 });
+  t.like(rolloutOf({ version: 'v2', stepMs: 3_600_000, progressDeadlineMs: null }), { progressDeadlineMs: null });
+  t.like(rolloutOf({ version: 'v2', stepMs: 3_600_000, progressDeadlineMs: 7_200_000 }), { progressDeadlineMs: 7_200_000 });
+  t.throws(() => rolloutOf({ version: 'v2', stepMs: 3_600_000, progressDeadlineMs: 600_000 }), { message: /rollout\.progressDeadlineMs \(600000\) must not be shorter than rollout\.stepMs \(3600000\)/ });
+});
+
 test('a gate can be tuned key by key, switched off with false, or kept with true', (t) => {
   const { gates } = rolloutOf({ version: 'v2', gates: { errors: { maxRate: 0.1 }, latency: false, memory: true } });
   t.deepEqual(gates.errors, { significance: 0.001, maxRate: 0.1 });

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/load.js';
 import type { RolloutOptions } from '../config/types.js';
 import { rolloutEdits } from '../control/primary.js';
 import type { Status } from '../primary/status.js';
@@ -45,10 +46,10 @@ Options:
                                  (default routing.default)
   -s, --steps <w,w,...>          The canary's weight at each step, increasing (default ${rolloutDefaults.steps.join(',')})
   -i, --interval <duration>      How long each step lasts at least, e.g. 60s, 5m (default ${duration(rolloutDefaults.stepMs)})
-      --check-every <duration>   How often the gates judge (default ${duration(rolloutDefaults.checkIntervalMs)})
+      --check-every <duration>   How often the gates judge (default ${duration(rolloutDefaults.checkIntervalMs)}, or --interval when shorter)
       --min-requests <n>         Requests each version needs in a step before it is judged (default ${rolloutDefaults.minRequests})
       --progress-deadline <duration|off>
-                                 A step still short of requests this long is paused (default ${rolloutDefaults.progressDeadlineMs === null ? 'off' : duration(rolloutDefaults.progressDeadlineMs)})
+                                 A step still short of requests this long is paused (default ${rolloutDefaults.progressDeadlineMs === null ? 'off' : `${duration(rolloutDefaults.progressDeadlineMs)}, or --interval when longer`})
       --remove-canary-on-rollback
                                  After a rollback, remove the canary from the file (default: keep
                                  its workers running, with no traffic, for inspection)
@@ -155,7 +156,34 @@ async function startCommand(args: string[]): Promise<number> {
     if (given !== undefined) (gates as Record<string, unknown>)[gate] = parseGate(given, `--${flag}`);
   }
   if (Object.keys(gates).length > 0) rollout.gates = gates;
-  return applyEdit(configPath(values.config), startRollout(rollout, Date.now()), values['dry-run'] ?? false);
+  // A key a flag set is named with the flag in a refusal: "rollout.progressDeadlineMs (given by --progress-deadline)".
+  const flagOf: Record<string, string> = {};
+  for (const [key, flag] of Object.entries(startFlags)) if (values[flag.slice(2) as keyof typeof values] !== undefined) flagOf[key] = flag;
+  for (const [flag, gate] of Object.entries(gateFlags)) if (values[flag as keyof typeof gateFlags] !== undefined) flagOf[`gates.${gate}`] = `--${flag}`;
+  return applyEdit(configPath(values.config), startRollout(rollout, Date.now()), values['dry-run'] ?? false).catch((error: unknown) => {
+    throw error instanceof ConfigError ? new ConfigError(namingFlags(error.message, flagOf), { cause: error }) : error;
+  });
+}
+
+/** The rollout keys `canary start` sets from a flag of its own (the gates' flags are gateFlags). */
+const startFlags: Record<string, string> = {
+  baseline: '--baseline',
+  steps: '--steps',
+  stepMs: '--interval',
+  checkIntervalMs: '--check-every',
+  minRequests: '--min-requests',
+  progressDeadlineMs: '--progress-deadline',
+  keepCanaryOnRollback: '--remove-canary-on-rollback',
+};
+
+/** `message` with each `rollout.<key>` (or a key under it) that a flag set followed by "(given by <flag>)". */
+function namingFlags(message: string, flagOf: Record<string, string>): string {
+  let named = message;
+  for (const [key, flag] of Object.entries(flagOf)) {
+    const pattern = new RegExp(`\\brollout\\.${key.replaceAll('.', '\\.')}(?![\\w])(?:\\[\\d+\\]|\\.\\w+)*`, 'g');
+    named = named.replace(pattern, (match) => `${match} (given by ${flag})`);
+  }
+  return named;
 }
 
 async function stateCommand(action: keyof typeof rolloutEdits, usage: string, args: string[]): Promise<number> {

@@ -8,9 +8,13 @@ export const finishedStates: ReadonlySet<RolloutState> = new Set(['promoted', 'r
 export const rolloutDefaults = {
   steps: [5, 25, 50, 100],
   stepMs: 60_000,
+  /** Or stepMs, when that is shorter: the gates judge at least once a step. */
   checkIntervalMs: 5000,
   minRequests: 100,
-  /** Flagger's progressDeadlineSeconds: a step that cannot be judged for this long pauses instead of waiting forever. */
+  /**
+   * Flagger's progressDeadlineSeconds: a step that cannot be judged for this long pauses instead of waiting forever.
+   * Or stepMs, when that is longer: a deadline never cuts a step short.
+   */
   progressDeadlineMs: 600_000 as number | null,
   keepCanaryOnRollback: true,
 };
@@ -36,6 +40,11 @@ const gateRanges: Record<string, [number, number, boolean, boolean]> = {
   'memory.maxGrowthMBPerMinute': [0, 1_048_576, true, false],
   'eventLoop.maxDelayMs': [0, 600_000, true, false],
 };
+
+/** progressDeadlineMs when the rollout does not set it: the default, or stepMs when that is longer. */
+export function defaultProgressDeadline(stepMs: number): number | null {
+  return rolloutDefaults.progressDeadlineMs === null ? null : Math.max(rolloutDefaults.progressDeadlineMs, stepMs);
+}
 
 /** Reports a bad key of the config file; never returns. */
 export type Fail = (key: string, message: string) => never;
@@ -71,9 +80,13 @@ export function resolveRollout(raw: ConfigFile, fail: Fail): RolloutConfig | nul
   }
   if (status.step >= steps.length) fail('rollout.status.step', `is ${status.step}, past the last step (${steps.length} steps)`);
   const stepMs = whole(options.stepMs ?? rolloutDefaults.stepMs, 'rollout.stepMs', 1000, fail);
-  const checkIntervalMs = whole(options.checkIntervalMs ?? rolloutDefaults.checkIntervalMs, 'rollout.checkIntervalMs', 100, fail);
+  // The defaults of the two keys bounded by stepMs follow it, so that a step set alone (`canary start --interval 1h`)
+  // never contradicts a default the user did not choose.
+  const checkIntervalMs = options.checkIntervalMs === undefined
+    ? Math.min(rolloutDefaults.checkIntervalMs, stepMs)
+    : whole(options.checkIntervalMs, 'rollout.checkIntervalMs', 100, fail);
   if (checkIntervalMs > stepMs) fail('rollout.checkIntervalMs', `(${checkIntervalMs}) must not be longer than rollout.stepMs (${stepMs})`);
-  const deadline = options.progressDeadlineMs === undefined ? rolloutDefaults.progressDeadlineMs : options.progressDeadlineMs;
+  const deadline = options.progressDeadlineMs === undefined ? defaultProgressDeadline(stepMs) : options.progressDeadlineMs;
   if (deadline !== null) {
     if (typeof deadline !== 'number' || !Number.isInteger(deadline) || deadline < 1000) fail('rollout.progressDeadlineMs', `must be a whole number >= 1000, or null for no deadline, not ${JSON.stringify(deadline)}`);
     if (deadline < stepMs) fail('rollout.progressDeadlineMs', `(${deadline}) must not be shorter than rollout.stepMs (${stepMs}), or null for no deadline`);
