@@ -132,11 +132,32 @@ test('dashboard.port equal to server.port is refused naming both, and the flag t
   const raw = (): ConfigFile => ({ ...base(), server: { port: 18123 }, dashboard: { port: 18123 } });
   t.throws(() => resolve(raw()), { instanceOf: ConfigError, message: '/srv/graycluster.json: dashboard.port (18123) must differ from server.port' });
   t.throws(() => resolveConfig('/srv/graycluster.json', base(), { port: 9000 }), {
-    message: '/srv/graycluster.json: dashboard.port (9000) must differ from server.port (given by --port or $GRAYCLUSTER_PORT)',
+    message: '/srv/graycluster.json: server.port (given by --port or $GRAYCLUSTER_PORT) (9000) must differ from dashboard.port (its default)',
   });
   t.throws(() => resolveConfig('/srv/graycluster.json', base(), { port: 8100, dashboardPort: 8100 }), {
     message: '/srv/graycluster.json: dashboard.port (given by --dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT) (8100) must differ from server.port (given by --port or $GRAYCLUSTER_PORT)',
   });
   t.notThrows(() => resolve({ ...base(), server: { port: 0 }, dashboard: { port: 0 } }));
   t.notThrows(() => resolveConfig('/srv/graycluster.json', raw(), { port: 0, dashboardPort: 0 }));
+});
+
+test('checks between keys hold on resolved values, a default included, and say which value is one', (t) => {
+  const server = (settings: NonNullable<ConfigFile['server']>) => () => resolve({ ...base(), server: settings });
+  t.throws(server({ unresponsiveRestartMs: 500 }), {
+    instanceOf: ConfigError,
+    message: /^\/srv\/graycluster\.json: server\.unresponsiveRestartMs \(500\) must be above server\.handoffTimeoutMs \(1000, its default\): a stuck worker's connections/,
+  });
+  t.throws(server({ handoffTimeoutMs: 40_000 }), { message: /server\.handoffTimeoutMs \(40000\) must be below server\.unresponsiveRestartMs \(30000, its default\)/ });
+  t.throws(server({ handoffTimeoutMs: 2000, unresponsiveRestartMs: 2000 }), { message: /server\.handoffTimeoutMs \(2000\) must be below server\.unresponsiveRestartMs \(2000\):/ });
+  t.throws(server({ heartbeatTimeoutMs: 60_000 }), {
+    message: /server\.heartbeatTimeoutMs \(60000\) must be below server\.unresponsiveRestartMs \(30000, its default\): a silent worker is flagged unresponsive/,
+  });
+  t.throws(server({ unresponsiveRestartMs: 2000, handoffTimeoutMs: 500 }), { message: /server\.unresponsiveRestartMs \(2000\) must be above server\.heartbeatTimeoutMs \(3000, its default\)/ });
+  t.notThrows(server({ unresponsiveRestartMs: 3001, handoffTimeoutMs: 500 }));
+  // A port the file sets clashing with another's default; a log file smaller than the default longest line.
+  t.throws(() => resolve({ ...base(), dashboard: { port: 8000 } }), { message: /dashboard\.port \(8000\) must differ from server\.port \(its default\)/ });
+  t.throws(() => resolve({ ...base(), health: { port: 9000 } }), { message: /health\.port \(9000\) must differ from dashboard\.port \(its default\)/ });
+  const logFile = base();
+  logFile.versions.v1!.logFile = { path: 'v1.log', maxBytes: 4096 };
+  t.throws(() => resolve(logFile), { message: /versions\.v1\.logFile\.maxBytes \(4096\) must be at least logs\.maxLineBytes \(16384, its default\)/ });
 });

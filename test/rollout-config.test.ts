@@ -67,6 +67,8 @@ const rejected: Array<[string, RolloutOptions, RegExp]> = [
   ['a step shorter than a second', { version: 'v2', stepMs: 10 }, /rollout\.stepMs must be a whole number >= 1000, not 10/],
   ['a check interval longer than the step', { version: 'v2', stepMs: 1000, checkIntervalMs: 5000 }, /rollout\.checkIntervalMs \(5000\) must not be longer than rollout\.stepMs/],
   ['a progress deadline shorter than a step', { version: 'v2', stepMs: 60_000, progressDeadlineMs: 5000 }, /rollout\.progressDeadlineMs \(5000\) must not be shorter than rollout\.stepMs \(60000\)/],
+  ['a progress deadline shorter than the default step', { version: 'v2', progressDeadlineMs: 5000 }, /rollout\.progressDeadlineMs \(5000\) must not be shorter than rollout\.stepMs \(60000, its default\)/],
+  ['a check interval longer than the default step', { version: 'v2', checkIntervalMs: 90_000 }, /rollout\.checkIntervalMs \(90000\) must not be longer than rollout\.stepMs \(60000, its default\)/],
   ['no minimum of requests', { version: 'v2', minRequests: 0 }, /rollout\.minRequests must be a whole number >= 1/],
   ['an unknown state', { version: 'v2', status: { state: 'sleeping' as never, step: 0, stepStartedAt: 1 } }, /rollout\.status\.state must be one of running, paused, promoted, rolled_back, aborted/],
   ['a step past the last', { version: 'v2', steps: [10, 20], status: { state: 'running', step: 2, stepStartedAt: 1 } }, /rollout\.status\.step is 2, past the last step \(2 steps\)/],

@@ -161,7 +161,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
       maxMemoryMB: version.maxMemoryMB ?? null,
       maxMemoryHardMB: version.maxMemoryHardMB ?? null,
       ...resolveLaunch(`versions.${name}`, version, folder, fail),
-      logFile: resolveLogFile(`versions.${name}`, version.logFile, folder, logs, fail),
+      logFile: resolveLogFile(`versions.${name}`, version.logFile, folder, logs, fail, raw.logs?.maxLineBytes === undefined),
       port: version.port ?? null,
     });
     if (version.maxMemoryHardMB !== undefined && version.maxMemoryMB !== undefined && version.maxMemoryHardMB < version.maxMemoryMB) {
@@ -207,9 +207,18 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
     });
   }
 
-  if (raw.server?.handoffTimeoutMs !== undefined && server.handoffTimeoutMs >= server.unresponsiveRestartMs) {
-    fail('server.handoffTimeoutMs', `(${server.handoffTimeoutMs}) must be below server.unresponsiveRestartMs (${server.unresponsiveRestartMs}): a stuck worker's connections must go elsewhere before it is killed`);
-  }
+  // Checks between keys hold on the resolved values, a default included: the message leads with a key the file set
+  // and says which value is a default.
+  type Timing = 'handoffTimeoutMs' | 'heartbeatTimeoutMs' | 'unresponsiveRestartMs';
+  const isSet = (name: Timing) => raw.server?.[name] !== undefined;
+  const shown = (name: Timing) => `server.${name} (${server[name]}${isSet(name) ? '' : ', its default'})`;
+  const below = (lower: Timing, upper: Timing, why: string) => {
+    if (server[lower] < server[upper]) return;
+    if (!isSet(lower) && isSet(upper)) fail(`server.${upper}`, `(${server[upper]}) must be above ${shown(lower)}: ${why}`);
+    fail(`server.${lower}`, `(${server[lower]}${isSet(lower) ? '' : ', its default'}) must be below ${shown(upper)}: ${why}`);
+  };
+  below('handoffTimeoutMs', 'unresponsiveRestartMs', "a stuck worker's connections must go elsewhere before it is killed");
+  below('heartbeatTimeoutMs', 'unresponsiveRestartMs', 'a silent worker is flagged unresponsive (and gets no connections) before it is killed');
   const dashboard = {
     ...dashboardDefaults,
     ...raw.dashboard,
@@ -218,16 +227,24 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
   };
   // A value given on the command line or in the environment is named as the flag or variable that gave it.
   const given = (key: string, flag: string, override: unknown) => (override === undefined ? key : `${key} (given by ${flag})`);
+  /** A port's key as a clash names it: with the flag that gave it, or as a default the file left out. */
+  const portKey = (key: string, flag: string, override: number | undefined, written: unknown) => (
+    override === undefined && written === undefined ? `${key} (its default)` : given(key, flag, override));
   // $GRAYCLUSTER_TOKEN (and an edit) passes no schema: its rule is checked here, the schema's own.
   if (dashboard.token !== null && !usableToken(dashboard.token)) {
     fail(given('dashboard.token', '$GRAYCLUSTER_TOKEN', overrides.token), `is not a usable ${tokenRule.subject} (${tokenRule.rule})`);
   }
   const health = { ...healthDefaults, ...raw.health, ...(overrides.healthPort === undefined ? {} : { port: overrides.healthPort }) };
   // Two listeners on one port: the second would fail at start with a bare EADDRINUSE. 0 (any free port) never clashes.
-  const serverKey = given('server.port', '--port or $GRAYCLUSTER_PORT', overrides.port);
-  const dashboardKey = given('dashboard.port', '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT', overrides.dashboardPort);
+  const serverKey = portKey('server.port', '--port or $GRAYCLUSTER_PORT', overrides.port, raw.server?.port);
+  const dashboardKey = portKey('dashboard.port', '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT', overrides.dashboardPort, raw.dashboard?.port);
   const healthKey = given('health.port', '--health-port or $GRAYCLUSTER_HEALTH_PORT', overrides.healthPort);
-  if (dashboard.port !== 0 && dashboard.port === server.port) fail(dashboardKey, `(${dashboard.port}) must differ from ${serverKey}`);
+  if (dashboard.port !== 0 && dashboard.port === server.port) {
+    // Led by the one the file or a flag set (server.port when both were).
+    const dashboardDefaulted = overrides.dashboardPort === undefined && raw.dashboard?.port === undefined;
+    const [first, second] = dashboardDefaulted ? [serverKey, dashboardKey] : [dashboardKey, serverKey];
+    fail(first, `(${dashboard.port}) must differ from ${second}`);
+  }
   for (const [key, taken] of [[serverKey, server.port], [dashboardKey, dashboard.port]] as const) {
     if (health.port !== null && health.port !== 0 && health.port === taken) fail(healthKey, `(${health.port}) must differ from ${key}`);
   }

@@ -16,12 +16,14 @@ export function resolveLogFile(
   folder: string,
   logs: LogsConfig,
   fail: (key: string, message: string) => never,
+  /** logs.maxLineBytes is its default (the file leaves it out): the message says so. */
+  maxLineBytesIsDefault = false,
 ): LogFileConfig | null {
   if (logFile === undefined) return null;
   const written = typeof logFile === 'string' ? { path: logFile } : logFile;
   const resolved = { ...logFileDefaults, ...written, path: path.resolve(folder, written.path) };
   if (resolved.maxBytes < logs.maxLineBytes) {
-    fail(`${key}.logFile.maxBytes`, `(${resolved.maxBytes}) must be at least logs.maxLineBytes (${logs.maxLineBytes}): a file must hold the longest line`);
+    fail(`${key}.logFile.maxBytes`, `(${resolved.maxBytes}) must be at least logs.maxLineBytes (${logs.maxLineBytes}${maxLineBytesIsDefault ? ', its default' : ''}): a file must hold the longest line`);
   }
   return resolved;
 }

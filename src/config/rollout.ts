@@ -85,11 +85,13 @@ export function resolveRollout(raw: ConfigFile, fail: Fail): RolloutConfig | nul
   const checkIntervalMs = options.checkIntervalMs === undefined
     ? Math.min(rolloutDefaults.checkIntervalMs, stepMs)
     : whole(options.checkIntervalMs, 'rollout.checkIntervalMs', 100, fail);
-  if (checkIntervalMs > stepMs) fail('rollout.checkIntervalMs', `(${checkIntervalMs}) must not be longer than rollout.stepMs (${stepMs})`);
+  // Checks against stepMs hold on its resolved value, and say when it is the default.
+  const step = `rollout.stepMs (${stepMs}${options.stepMs === undefined ? ', its default' : ''})`;
+  if (checkIntervalMs > stepMs) fail('rollout.checkIntervalMs', `(${checkIntervalMs}) must not be longer than ${step}`);
   const deadline = options.progressDeadlineMs === undefined ? defaultProgressDeadline(stepMs) : options.progressDeadlineMs;
   if (deadline !== null) {
     if (typeof deadline !== 'number' || !Number.isInteger(deadline) || deadline < 1000) fail('rollout.progressDeadlineMs', `must be a whole number >= 1000, or null for no deadline, not ${JSON.stringify(deadline)}`);
-    if (deadline < stepMs) fail('rollout.progressDeadlineMs', `(${deadline}) must not be shorter than rollout.stepMs (${stepMs}), or null for no deadline`);
+    if (deadline < stepMs) fail('rollout.progressDeadlineMs', `(${deadline}) must not be shorter than ${step}, or null for no deadline`);
   }
   const keep = options.keepCanaryOnRollback ?? rolloutDefaults.keepCanaryOnRollback;
   if (typeof keep !== 'boolean') fail('rollout.keepCanaryOnRollback', 'must be true or false');
