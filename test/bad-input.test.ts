@@ -169,6 +169,8 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
     [JSON.stringify({ versions: { toString: { entry: 'a.js' } }, routing: { default: 'toString' } }), /versions\.toString is not a usable version name: every JavaScript object has a property "toString"/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' }, constructor: { entry: 'a.js' } }, routing: { default: 'v1' } }), /versions\.constructor is not a usable version name/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', weights: { v1: 1, v3: 1 } } }), /routing\.weights\.v3 names unknown version "v3"/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js', maxMemoryHardMB: 0.5 } }, routing: { default: 'v1' } }), /versions\.v1\.maxMemoryHardMB must be >= 32/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js', maxMemoryMB: 2 } }, routing: { default: 'v1' } }), /versions\.v1\.maxMemoryMB must be >= 32/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayMaxIdlePerTarget: -1 } }), /server\.relayMaxIdlePerTarget must be >= 0/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayIdleTimeoutMs: 1000 } }), /server\.relayIdleTimeoutMs must be <= 600/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { cookie: 'gc' }, versionCookie: 'gc' } }), /routing\.versionCookie must not be the sticky cookie's name/],
