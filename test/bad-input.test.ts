@@ -171,6 +171,7 @@ test('an invalid config exits 1 naming the bad key and leaves the file untouched
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', weights: { v1: 1, v3: 1 } } }), /routing\.weights\.v3 names unknown version "v3"/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js', maxMemoryHardMB: 0.5 } }, routing: { default: 'v1' } }), /versions\.v1\.maxMemoryHardMB must be >= 32/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js', maxMemoryMB: 2 } }, routing: { default: 'v1' } }), /versions\.v1\.maxMemoryMB must be >= 32/],
+    [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { drainTimeoutMs: 1e10, statsIntervalMs: 3e9 } }), /server\.drainTimeoutMs must be <= 2147483647; server\.statsIntervalMs must be <= 2147483647/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayMaxIdlePerTarget: -1 } }), /server\.relayMaxIdlePerTarget must be >= 0/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1' }, server: { relayIdleTimeoutMs: 1000 } }), /server\.relayIdleTimeoutMs must be <= 600/],
     [JSON.stringify({ versions: { v1: { entry: 'a.js' } }, routing: { default: 'v1', sticky: { cookie: 'gc' }, versionCookie: 'gc' } }), /routing\.versionCookie must not be the sticky cookie's name/],
@@ -245,6 +246,9 @@ test('canary start: a step set alone takes a deadline that fits it; a key a flag
   const steps = await run(['canary', 'start', 'v2', '--steps', '50,25', '--config', file, '--dry-run']);
   t.is(steps.code, 1);
   t.regex(steps.stderr, /rollout\.steps \(given by --steps\) must be strictly increasing/);
+  const huge = await run(['canary', 'start', 'v2', '--min-requests', '99999999999999999999', '--config', file, '--dry-run']);
+  t.is(huge.code, 1);
+  t.regex(huge.stderr, /rollout\.minRequests \(given by --min-requests\) must be a whole number from 1 to 1000000/);
 });
 
 test('--dry-run checks an edit as the edit itself does: what the schema refuses is refused naming the key, and nothing is written', async (t) => {

@@ -64,12 +64,14 @@ const rejected: Array<[string, RolloutOptions, RegExp]> = [
   ['a negative restart allowance', { version: 'v2', gates: { restarts: { max: -1 } } }, /rollout\.gates\.restarts\.max must be a whole number from 0/],
   ['an unknown gate', { version: 'v2', gates: { cpu: {} } as never }, /rollout\.gates\.cpu is not a known gate/],
   ['an unknown gate key', { version: 'v2', gates: { errors: { maxRat: 1 } } as never }, /rollout\.gates\.errors\.maxRat is not a known key/],
-  ['a step shorter than a second', { version: 'v2', stepMs: 10 }, /rollout\.stepMs must be a whole number >= 1000, not 10/],
+  ['a step shorter than a second', { version: 'v2', stepMs: 10 }, /rollout\.stepMs must be a whole number from 1000 to 604800000, not 10/],
+  ['a step longer than a week', { version: 'v2', stepMs: 1e12, progressDeadlineMs: null }, /rollout\.stepMs must be a whole number from 1000 to 604800000, not 1000000000000/],
   ['a check interval longer than the step', { version: 'v2', stepMs: 1000, checkIntervalMs: 5000 }, /rollout\.checkIntervalMs \(5000\) must not be longer than rollout\.stepMs/],
   ['a progress deadline shorter than a step', { version: 'v2', stepMs: 60_000, progressDeadlineMs: 5000 }, /rollout\.progressDeadlineMs \(5000\) must not be shorter than rollout\.stepMs \(60000\)/],
   ['a progress deadline shorter than the default step', { version: 'v2', progressDeadlineMs: 5000 }, /rollout\.progressDeadlineMs \(5000\) must not be shorter than rollout\.stepMs \(60000, its default\)/],
   ['a check interval longer than the default step', { version: 'v2', checkIntervalMs: 90_000 }, /rollout\.checkIntervalMs \(90000\) must not be longer than rollout\.stepMs \(60000, its default\)/],
-  ['no minimum of requests', { version: 'v2', minRequests: 0 }, /rollout\.minRequests must be a whole number >= 1/],
+  ['no minimum of requests', { version: 'v2', minRequests: 0 }, /rollout\.minRequests must be a whole number from 1 to 1000000, not 0/],
+  ['more requests than a step can reach', { version: 'v2', minRequests: 1e20 }, /rollout\.minRequests must be a whole number from 1 to 1000000, not 100000000000000000000/],
   ['an unknown state', { version: 'v2', status: { state: 'sleeping' as never, step: 0, stepStartedAt: 1 } }, /rollout\.status\.state must be one of running, paused, promoted, rolled_back, aborted/],
   ['a step past the last', { version: 'v2', steps: [10, 20], status: { state: 'running', step: 2, stepStartedAt: 1 } }, /rollout\.status\.step is 2, past the last step \(2 steps\)/],
 ];
@@ -94,6 +96,8 @@ test('the schema check of a real file names the rollout key too', (t) => {
   const write = (rollout: unknown) => writeFileSync(config, JSON.stringify({ ...file(), rollout }));
   write({ version: 'v2', gates: { errors: { significance: 2 }, latency: { bogus: 1 } } });
   t.throws(() => loadConfig(config), { message: /rollout\.gates\.errors\.significance must be <= 0\.5; rollout\.gates\.latency\.bogus is not a known key/ });
+  write({ version: 'v2', minRequests: 1e20, stepMs: 1e12 });
+  t.throws(() => loadConfig(config), { message: /rollout\.stepMs must be <= 604800000; rollout\.minRequests must be <= 1000000/ });
   write({ version: 'v2', steps: [5, 500] });
   t.throws(() => loadConfig(config), { message: /rollout\.steps\.1 must be <= 100/ });
   write({ version: 'v2', steps: [50, 25], gates: { errors: false } });

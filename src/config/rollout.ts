@@ -19,6 +19,12 @@ export const rolloutDefaults = {
   keepCanaryOnRollback: true,
 };
 
+/**
+ * The largest values that still let a rollout act (the schema's maximums, checked here too for edits): a step of at
+ * most a week, and a number of requests a step can reach (a huge one would never be judged).
+ */
+export const rolloutLimits = { stepMs: 604_800_000, minRequests: 1_000_000 };
+
 /** Every gate on, with thresholds that a handful of noisy requests cannot cross (see gates.ts). */
 export const gateDefaults: { [Gate in keyof RolloutGates]-?: NonNullable<RolloutGates[Gate]> } = {
   errors: { significance: 0.001, maxRate: 0.05 },
@@ -79,7 +85,7 @@ export function resolveRollout(raw: ConfigFile, fail: Fail): RolloutConfig | nul
     previous = weight;
   }
   if (status.step >= steps.length) fail('rollout.status.step', `is ${status.step}, past the last step (${steps.length} steps)`);
-  const stepMs = whole(options.stepMs ?? rolloutDefaults.stepMs, 'rollout.stepMs', 1000, fail);
+  const stepMs = whole(options.stepMs ?? rolloutDefaults.stepMs, 'rollout.stepMs', 1000, fail, rolloutLimits.stepMs);
   // The defaults of the two keys bounded by stepMs follow it, so that a step set alone (`canary start --interval 1h`)
   // never contradicts a default the user did not choose.
   const checkIntervalMs = options.checkIntervalMs === undefined
@@ -101,7 +107,7 @@ export function resolveRollout(raw: ConfigFile, fail: Fail): RolloutConfig | nul
     steps: [...steps],
     stepMs,
     checkIntervalMs,
-    minRequests: whole(options.minRequests ?? rolloutDefaults.minRequests, 'rollout.minRequests', 1, fail),
+    minRequests: whole(options.minRequests ?? rolloutDefaults.minRequests, 'rollout.minRequests', 1, fail, rolloutLimits.minRequests),
     progressDeadlineMs: deadline,
     keepCanaryOnRollback: keep,
     gates: resolveGates(options.gates ?? {}, fail),
@@ -150,8 +156,10 @@ function resolveGates(gates: NonNullable<RolloutOptions['gates']>, fail: Fail): 
   return resolved as unknown as RolloutGates;
 }
 
-function whole(value: unknown, key: string, lowest: number, fail: Fail): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < lowest) fail(key, `must be a whole number >= ${lowest}, not ${JSON.stringify(value)}`);
+function whole(value: unknown, key: string, lowest: number, fail: Fail, highest?: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < lowest || (highest !== undefined && value > highest)) {
+    fail(key, `must be a whole number ${highest === undefined ? `>= ${lowest}` : `from ${lowest} to ${highest}`}, not ${JSON.stringify(value)}`);
+  }
   return value as number;
 }
 
