@@ -204,6 +204,9 @@ test('a token with whitespace in $GRAYCLUSTER_TOKEN is refused at start naming i
   t.is(result.code, 1);
   t.regex(result.stderr, /dashboard\.token \(given by \$GRAYCLUSTER_TOKEN\) is not a usable API token \(at least 16 characters, no spaces or other whitespace/);
   t.notRegex(result.stderr, /aaaa/, 'the token is not printed');
+  const empty = await runCli(['start', '--config', file, '--port', '0', '--dashboard-port', '0'], { env: { GRAYCLUSTER_TOKEN: '' }, timeoutMs: 20_000 });
+  t.is(empty.code, 2);
+  t.regex(empty.stderr, /^graycluster: GRAYCLUSTER_TOKEN is set but empty/);
 });
 
 test('weights past the documented range are refused naming the key, at load and by graycluster weights', async (t) => {

@@ -67,7 +67,9 @@ export async function start(args: string[]): Promise<number> {
     if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format must be "text" or "json", not "${logFormat}"`, startUsage);
     overrides.logFormat = logFormat;
   }
-  if (process.env.GRAYCLUSTER_TOKEN) {
+  if (process.env.GRAYCLUSTER_TOKEN !== undefined) {
+    // Set but empty (a compose file's ${TOKEN} with TOKEN unset) is an error, as for the other variables, not "unset".
+    if (process.env.GRAYCLUSTER_TOKEN === '') throw new UsageError('GRAYCLUSTER_TOKEN is set but empty: give it a token of at least 16 characters, or unset it', startUsage);
     if (process.env.GRAYCLUSTER_TOKEN.length < 16) throw new UsageError('GRAYCLUSTER_TOKEN must be at least 16 characters', startUsage);
     overrides.token = process.env.GRAYCLUSTER_TOKEN;
   }
