@@ -1,9 +1,11 @@
 // Progressive delivery on real processes: promotion, waiting for samples, a restart mid-rollout, changes by
 // hand, the CLI and API controls, and bad rollout configs. Serial: most run a load of their own.
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'ava';
 import type { Status } from '../src/primary/status.js';
-import { fixture, get, startCluster, token, type Cluster } from './helpers/cluster.js';
+import { fixture, get, root, startCluster, token, type Cluster } from './helpers/cluster.js';
 import { canaryConfig, cli, fileOf, users, usersLoad, versionsOfUsers, waitForRollout } from './helpers/canary.js';
 import { parseExposition } from './dashboard-helpers.js';
 
@@ -202,4 +204,37 @@ test.serial('a rollout of a version whose new build did not start pauses at once
     await load.stop();
   }
   t.like(fileOf(cluster), { routing: { default: 'v1' }, rollout: { status: { state: 'paused' } } });
+});
+
+/** A gate setting's rule in the schema: a number with a range, or one of a number and null. */
+interface SettingRule { minimum?: number; exclusiveMinimum?: number; maximum?: number; oneOf?: SettingRule[]; type?: string }
+
+test('canary start takes every key the schema knows for each gate on that gate\'s flag, and its --help example as written', async (t) => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const file = path.join(folder, 'graycluster.json');
+  const config = JSON.stringify(canaryConfig({}, null), null, 2);
+  const schema = JSON.parse(readFileSync(path.join(root, 'config/graycluster.schema.json'), 'utf8'));
+  const gates = schema.properties.rollout.properties.gates.properties as Record<string, { properties: Record<string, SettingRule> }>;
+  t.true(Object.keys(gates).length >= 5);
+  for (const [gate, { properties }] of Object.entries(gates)) {
+    // A value in the key's range: its maximum, else just above its lowest.
+    const settings = Object.fromEntries(Object.entries(properties).map(([key, rule]) => {
+      const number = rule.oneOf?.find((each) => each.type === 'number') ?? rule;
+      return [key, number.maximum ?? number.minimum ?? (number.exclusiveMinimum ?? 0) + 1];
+    }));
+    const flag = `--${gate.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+    const given = Object.entries(settings).map(([key, value]) => `${key}=${value}`).join(',');
+    writeFileSync(file, config);
+    const result = await cli(['canary', 'start', 'v2', flag, given, '--config', file]);
+    t.is(result.code, 0, `${flag} ${given}: ${result.stderr}`);
+    t.deepEqual(JSON.parse(readFileSync(file, 'utf8')).rollout.gates[gate], settings, `${flag} ${given}`);
+  }
+  const help = await cli(['canary', 'start', '--help']);
+  const [, example = ''] = /^Example: graycluster (.+)$/m.exec(help.stdout) ?? [];
+  t.is(example, 'canary start v2 --steps 10,50,100 --interval 2m --latency maxP99Ratio=1.5');
+  writeFileSync(file, config);
+  const run = await cli([...example.split(' '), '--config', file]);
+  t.is(run.code, 0, run.stderr);
+  t.like(JSON.parse(readFileSync(file, 'utf8')).rollout, { version: 'v2', steps: [10, 50, 100], stepMs: 120_000, gates: { latency: { maxP99Ratio: 1.5 } } });
 });

@@ -241,7 +241,7 @@ function parseGate(value: string, flag: string): boolean | Record<string, number
   if (value === 'on') return true;
   const settings: Record<string, number | null> = {};
   for (const pair of value.split(',')) {
-    const [, key, text] = /^([A-Za-z]+)=(.+)$/.exec(pair.trim()) ?? [];
+    const [, key, text] = /^([A-Za-z][A-Za-z0-9]*)=(.+)$/.exec(pair.trim()) ?? [];
     const number = text === 'none' ? null : Number(text);
     if (key === undefined || (number !== null && !Number.isFinite(number))) {
       throw new UsageError(`${flag} must be off, on, or key=number pairs separated by commas (e.g. ${flag} ${flag === '--latency' ? 'maxP99Ratio=1.5' : 'off'}), not "${value}"`, canaryStartUsage);
