@@ -156,6 +156,10 @@ test.serial('a bad rollout config is rejected with a message naming the key, and
     [['v2', '--steps', '50,25'], /^graycluster: .*rollout\.steps \(given by --steps\) must be strictly increasing: 25 comes after 50\n$/],
     [['v2', '--errors', 'maxRate=2'], /^graycluster: .*rollout\.gates\.errors\.maxRate \(given by --errors\) must be a number above 0 up to 1, not 2\n$/],
     [['v2', '--interval', '60'], /^graycluster: --interval must be a duration with its unit \(ms, s, m or h\) such as 60s, 5m or 1h, not "60"\n/],
+    // Past a timer's 2^31-1 ms the supervisor would check the gates at once, over and over.
+    [['v2', '--interval', '1000h', '--check-every', '1000h', '--progress-deadline', 'off'], /^graycluster: --interval must be at most 576h \(24 days\), not "1000h"\n/],
+    [['v2', '--check-every', '2147483648ms'], /^graycluster: --check-every must be at most 576h \(24 days\), not "2147483648ms"\n/],
+    [['v2', '--progress-deadline', `${'9'.repeat(400)}h`], /^graycluster: --progress-deadline must be at most 576h \(24 days\), not "9+h"\n/],
   ];
   for (const [args, message] of refused) {
     const result = await cli(['canary', 'start', ...args, '--config', cluster.configFile]);

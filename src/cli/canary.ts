@@ -223,11 +223,19 @@ export function formatRollout(rollout: RolloutReport | null): string {
   return lines.join('\n');
 }
 
+/**
+ * The longest duration a flag takes: 24 days. The supervisor waits --check-every on a timer, which takes at most
+ * 2^31-1 ms (past it Node fires it at once, over and over); a step or deadline that long is no rollout either.
+ */
+const longestDurationMs = 24 * 86_400_000;
+
 function parseDuration(value: string, flag: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
   if (!match) throw new UsageError(`${flag} must be a duration with its unit (ms, s, m or h) such as 60s, 5m or 1h, not "${value}"`, canaryStartUsage);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(match[1]) * unit);
+  const ms = Math.round(Number(match[1]) * unit);
+  if (!(ms <= longestDurationMs)) throw new UsageError(`${flag} must be at most 576h (24 days), not "${value}"`, canaryStartUsage);
+  return ms;
 }
 
 function wholeNumber(value: string, flag: string): number {

@@ -16,7 +16,7 @@ Options:
       --json            Print the raw status JSON (as GET /api/status returns it)
   -w, --watch           Redraw every second until Ctrl-C (with --json: one JSON
                         document per line instead)
-      --interval <ms>   Redraw interval for --watch (default 1000)
+      --interval <ms>   Redraw interval for --watch, 100 to 3600000 (default 1000)
       --url <url>       Dashboard address of a supervisor elsewhere, or of one of several running
                         the config file, e.g. http://127.0.0.1:9000
       --token <token>   API token (default $GRAYCLUSTER_TOKEN, else the run-state file's)
@@ -42,6 +42,7 @@ export async function status(args: string[]): Promise<number> {
     process.stdout.write(statusUsage);
     return 0;
   }
+  const intervalMs = values.watch ? parseInterval(values.interval ?? '1000') : 0;
   const target = apiTarget(values);
   const show = async () => {
     const body = await callApi<Status>(target, 'GET', '/api/status');
@@ -51,7 +52,6 @@ export async function status(args: string[]): Promise<number> {
     process.stdout.write(await show());
     return 0;
   }
-  const intervalMs = parseInterval(values.interval ?? '1000');
   if (values.json) {
     // For a program to read: one JSON document per line, nothing else (an error goes to stderr).
     for (;;) {
@@ -67,8 +67,13 @@ export async function status(args: string[]): Promise<number> {
   }
 }
 
+/** The longest --interval: 1 hour (a timer takes at most 2^31-1 ms; past it Node fires it at once). */
+const longestIntervalMs = 3_600_000;
+
 function parseInterval(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 100) throw new UsageError(`--interval must be a number of milliseconds >= 100, not "${value}"`, statusUsage);
+  if (!/^\d+$/.test(value) || Number(value) < 100 || Number(value) > longestIntervalMs) {
+    throw new UsageError(`--interval must be a number of milliseconds from 100 to ${longestIntervalMs} (1 hour), not "${value}"`, statusUsage);
+  }
   return Number(value);
 }
 
