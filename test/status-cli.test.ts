@@ -1,4 +1,7 @@
-// `graycluster status --json --watch`: a stream a program can read.
+// `graycluster status` and the other commands that ask a supervisor through its API: `--json --watch` as a stream
+// a program can read, and what they say when the address they reach is not a graycluster dashboard.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import type { Status } from '../src/primary/status.js';
 import { bin, makeConfig, runCli, startCluster, startProcess, waitFor } from './helpers/cluster.js';
@@ -24,4 +27,43 @@ test('status --watch refuses an --interval past 1 hour, or under 100 ms, before 
   const longest = await runCli(['status', '--watch', '--interval', '3600000', '--config', '/nonexistent/graycluster.json']);
   t.is(longest.code, 1, 'an hour is taken: what fails is finding the supervisor');
   t.regex(longest.stderr, /^graycluster: no supervisor is running with \/nonexistent\/graycluster\.json/);
+});
+
+/** A plain HTTP server on a free loopback port answering every request as `answer` does; closed at the test's end. */
+async function foreignServer(t: import('ava').ExecutionContext, answer: (res: http.ServerResponse) => void): Promise<string> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    answer(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+test('every command that asks a supervisor says, in one line with exit 1, that an address answering something else is not a graycluster dashboard', async (t) => {
+  // The app's own port, say: one answering JSON the API never sends, one answering an HTML page.
+  const json = await foreignServer(t, (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  const html = await foreignServer(t, (res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<!DOCTYPE html>\n<html><body><h1>Not Found</h1></body></html>\n'));
+  const commands: Array<[string[], string]> = [
+    [['status'], 'GET /api/status'],
+    [['status', '--json'], 'GET /api/status'],
+    [['canary', 'status'], 'GET /api/status'],
+    [['logs'], 'GET /api/logs?'],
+    [['logs', 'v1', '--follow'], 'GET /api/logs?target=v1&follow=1'],
+    [['reload'], 'POST /api/reload'],
+    [['restart', 'v1.4'], 'POST /api/workers/v1.4/restart'],
+    [['rollback'], 'POST /api/rollback'],
+    [['heap-snapshot', 'v1.4'], 'POST /api/workers/v1.4/heap-snapshot'],
+    [['inspect', 'v1.4'], 'POST /api/workers/v1.4/inspect'],
+  ];
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const [url, answered] of [[json, '200 application/json: {}'], [html, '404 text/html: <!DOCTYPE html> <html><body><h1>Not Found</h1></body></html>']] as const) {
+    for (const [args, request] of commands) {
+      const result = await runCli([...args, '--url', url]);
+      const what = `${args.join(' ')} at ${answered}`;
+      t.is(result.code, 1, what);
+      t.is(result.stdout, '', what);
+      t.regex(result.stderr, new RegExp(`^graycluster: ${escape(url)} is not a graycluster dashboard \\(${escape(request)}\\S* answered ${escape(answered)}\\)\n$`), what);
+    }
+  }
 });

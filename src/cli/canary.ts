@@ -2,14 +2,13 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
 import type { RolloutOptions } from '../config/types.js';
 import { rolloutEdits } from '../control/primary.js';
-import type { Status } from '../primary/status.js';
 import { gateDefaults, rolloutDefaults } from '../config/rollout.js';
 import { startRollout, type StartOptions } from '../rollout/edits.js';
 import type { RolloutReport } from '../rollout/report.js';
 import { applyEdit } from './edit.js';
 import { duration, table } from './format.js';
 import { configPath } from './options.js';
-import { apiTarget, callApi } from './remote.js';
+import { apiTarget, callApi, isStatus } from './remote.js';
 import { UsageError } from './usage.js';
 
 const settings = (gate: keyof typeof gateDefaults) => Object.entries(gateDefaults[gate]).map(([key, value]) => `${key}=${value ?? 'none'}`).join(',');
@@ -197,7 +196,7 @@ async function statusCommand(args: string[]): Promise<number> {
   const options = { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
   const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
   if (values.help) return help(canaryStatusUsage);
-  const status = await callApi<Status>(apiTarget(values), 'GET', '/api/status');
+  const status = await callApi(apiTarget(values), isStatus, 'GET', '/api/status');
   process.stdout.write(values.json ? `${JSON.stringify(status.rollout, null, 2)}\n` : `${formatRollout(status.rollout)}\n`);
   return 0;
 }

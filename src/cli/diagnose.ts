@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { ControlResult } from '../control/types.js';
-import { apiTarget, callApi, remoteCommon, remoteOptions } from './remote.js';
+import { apiTarget, callApi, isControlResult, remoteCommon, remoteOptions } from './remote.js';
 import { UsageError } from './usage.js';
 
 export const heapSnapshotUsage = `Usage: graycluster heap-snapshot <worker-id> [options]
@@ -35,7 +34,7 @@ export async function heapSnapshot(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: remoteOptions, strict: true, allowPositionals: true });
   if (values.help) return help(heapSnapshotUsage);
   const workerId = workerIdFrom(positionals, heapSnapshotUsage);
-  const result = await callApi<ControlResult>(apiTarget(values), 'POST', `/api/workers/${encodeURIComponent(workerId)}/heap-snapshot`, {});
+  const result = await callApi(apiTarget(values), isControlResult, 'POST', `/api/workers/${encodeURIComponent(workerId)}/heap-snapshot`, {});
   if (result.ok) process.stdout.write(`${result.file}\n`);
   return 0;
 }
@@ -46,7 +45,7 @@ export async function inspect(args: string[]): Promise<number> {
   if (values.help) return help(inspectUsage);
   const workerId = workerIdFrom(positionals, inspectUsage);
   const close = values.close ?? false;
-  const result = await callApi<ControlResult>(apiTarget(values), 'POST', `/api/workers/${encodeURIComponent(workerId)}/inspect`, close ? { close: true } : {});
+  const result = await callApi(apiTarget(values), isControlResult, 'POST', `/api/workers/${encodeURIComponent(workerId)}/inspect`, close ? { close: true } : {});
   if (!result.ok) return 1;
   if (close || !result.inspector) {
     process.stdout.write(`${result.changes.join('\n')}\n`);

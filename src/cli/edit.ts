@@ -4,10 +4,9 @@ import { parseArgs } from 'node:util';
 import { ConfigError, heldPorts } from '../config/load.js';
 import { updateConfigFile } from '../config/update.js';
 import { deploy, promote, scale, setKey, setWeights, type Edit } from '../config/edits.js';
-import type { ControlResult } from '../control/types.js';
 import { readRunStates } from '../primary/state-file.js';
 import { configPath } from './options.js';
-import { apiTarget, callApi, remoteCommon, remoteOptions, supervisorsElsewhere } from './remote.js';
+import { apiTarget, callApi, isControlResult, remoteCommon, remoteOptions, supervisorsElsewhere } from './remote.js';
 import { UsageError } from './usage.js';
 
 const common = `  -c, --config <file>   Config file (default $GRAYCLUSTER_CONFIG or ./graycluster.json)
@@ -203,7 +202,7 @@ async function remote<Min extends number>(usage: string, args: string[], count: 
   if (values.help) return help(usage);
   checkCount(usage, positionals, count);
   const request = call(positionals);
-  const result = await callApi<ControlResult>(apiTarget(values), 'POST', request.path, request.body);
+  const result = await callApi(apiTarget(values), isControlResult, 'POST', request.path, request.body);
   if (result.ok) process.stdout.write(`${result.changes.map((line) => `  - ${line}\n`).join('') || 'nothing to change\n'}`);
   return 0;
 }

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { defaultLogLines, logLinesRule, maxLogLines, parseLogLines } from '../dashboard/logs.js';
-import type { LogsAnswer, LogStreamItem } from '../dashboard/messages.js';
+import type { LogStreamItem } from '../dashboard/messages.js';
 import { formatWorkerLine } from '../primary/logs/format.js';
-import { apiTarget, callApi, NotRunningError, remoteCommon, remoteOptions, streamApi, type ApiTarget } from './remote.js';
+import { apiTarget, callApi, isLogsAnswer, NotRunningError, remoteCommon, remoteOptions, streamApi, type ApiTarget } from './remote.js';
 import { UsageError } from './usage.js';
 
 export const logsUsage = `Usage: graycluster logs [version|worker] [--lines <n>] [--follow] [--json] [options]
@@ -36,7 +36,7 @@ export async function logs(args: string[]): Promise<number> {
   const print = values.json ? (item: LogStreamItem) => `${JSON.stringify(item)}\n` : formatItem;
   const target = apiTarget(values);
   if (!values.follow) {
-    const answer = await callApi<LogsAnswer>(target, 'GET', `/api/logs?${query}`);
+    const answer = await callApi(target, isLogsAnswer, 'GET', `/api/logs?${query}`);
     process.stdout.write(answer.lines.map(print).join(''));
     return 0;
   }

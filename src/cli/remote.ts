@@ -1,5 +1,8 @@
 import http from 'node:http';
+import type { ControlResult } from '../control/types.js';
+import type { LogsAnswer } from '../dashboard/messages.js';
 import { readAllRunStates, readRunStates, type RunState } from '../primary/state-file.js';
+import type { Status } from '../primary/status.js';
 import { displayPath } from '../shared/display-path.js';
 import { configPath } from './options.js';
 
@@ -85,26 +88,58 @@ async function send(target: ApiTarget, method: 'GET' | 'POST', path: string, bod
   }
 }
 
-/** The error for an answer that is not 2xx, with the server's message (its JSON `error`, or its text). */
-function refusal(target: ApiTarget, path: string, status: number, text: string): NotRunningError {
-  let message = text.trim();
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) message = String((parsed as { error: unknown }).error);
-  } catch {}
-  return new NotRunningError(`${target.url}${path} answered ${status}: ${message}`);
+/** What an answer of the API must look like to be used: another server at the address answers something else. */
+export type Shape<T> = (value: unknown) => value is T;
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** GET /api/status. */
+export const isStatus: Shape<Status> = (value): value is Status =>
+  isObject(value) && isObject(value.versions) && Array.isArray(value.workers) && isObject(value.routing) && isObject(value.server);
+
+/** GET /api/logs. */
+export const isLogsAnswer: Shape<LogsAnswer> = (value): value is LogsAnswer => isObject(value) && Array.isArray(value.lines);
+
+/** POST to a control endpoint (reload, restart, heap-snapshot, …). */
+export const isControlResult: Shape<ControlResult> = (value): value is ControlResult =>
+  isObject(value) && (value.ok === true ? Array.isArray(value.changes) : value.ok === false && typeof value.error === 'string');
+
+/** The error for an answer that is not the API's, with the start of what it was. */
+function notADashboard(target: ApiTarget, method: string, path: string, status: number, contentType: string | null, text: string): NotRunningError {
+  const type = contentType?.split(';')[0]?.trim();
+  const excerpt = text.replace(/\s+/g, ' ').trim();
+  const shown = excerpt === '' ? 'an empty body' : excerpt.length > 80 ? `${excerpt.slice(0, 80)}…` : excerpt;
+  return new NotRunningError(`${target.url} is not a graycluster dashboard (${method} ${path} answered ${status}${type ? ` ${type}` : ''}: ${shown})`);
 }
 
-/** Calls the API; resolves with the parsed JSON body, or throws with the server's message. */
-export async function callApi<T>(target: ApiTarget, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+/**
+ * The error for an answer that is not 2xx: the API's refusal (its JSON `error`, or its line of plain text), or,
+ * for anything else (an HTML page, JSON without `error`), that another server answered.
+ */
+function refusal(target: ApiTarget, method: string, path: string, status: number, contentType: string | null, text: string): NotRunningError {
+  const type = contentType?.split(';')[0]?.trim();
+  if (type === 'text/plain') return new NotRunningError(`${target.url}${path} answered ${status}: ${text.trim()}`);
+  if (type === 'application/json') {
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (isObject(parsed) && typeof parsed.error === 'string') return new NotRunningError(`${target.url}${path} answered ${status}: ${parsed.error}`);
+    } catch {}
+  }
+  return notADashboard(target, method, path, status, contentType, text);
+}
+
+/** Calls the API; resolves with the parsed JSON body, or throws with the server's message, or when it is not `shape`. */
+export async function callApi<T>(target: ApiTarget, shape: Shape<T>, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   const response = await send(target, method, path, body, AbortSignal.timeout(120_000));
   const text = await response.text();
-  if (!response.ok) throw refusal(target, path, response.status, text);
+  const contentType = response.headers.get('content-type');
+  if (!response.ok) throw refusal(target, method, path, response.status, contentType, text);
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as T;
-  } catch {
-    return text as T;
-  }
+    parsed = JSON.parse(text);
+  } catch {}
+  if (!shape(parsed)) throw notADashboard(target, method, path, response.status, contentType, text);
+  return parsed;
 }
 
 /**
@@ -119,13 +154,23 @@ export function streamApi(target: ApiTarget, path: string, signal: AbortSignal):
   return new Promise((resolve, reject) => {
     const request = http.get(new URL(path, target.url), { headers: { authorization: `Bearer ${target.token ?? ''}` }, signal }, (response) => {
       const status = response.statusCode ?? 0;
-      if (status >= 200 && status < 300) {
+      const contentType = response.headers['content-type'] ?? null;
+      const ok = status >= 200 && status < 300;
+      if (ok && contentType?.startsWith('application/x-ndjson')) {
         resolve(response);
         return;
       }
+      // A refusal is read whole; another server's answer only far enough to show its start (it may never end).
       let text = '';
-      response.setEncoding('utf8').on('data', (chunk: string) => { text += chunk; });
-      response.on('end', () => reject(refusal(target, path, status, text)));
+      const answered = () => reject(ok ? notADashboard(target, 'GET', path, status, contentType, text) : refusal(target, 'GET', path, status, contentType, text));
+      response.setEncoding('utf8').on('data', (chunk: string) => {
+        text += chunk;
+        if (ok && text.length > 100) {
+          response.destroy();
+          answered();
+        }
+      });
+      response.on('end', answered);
       response.on('error', (error) => reject(new NotRunningError(`cannot reach ${target.url}: ${error.message}`)));
     });
     request.on('error', (error) => reject(new NotRunningError(`cannot reach ${target.url}: ${error.message}`)));

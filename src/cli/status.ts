@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Status, VersionStatus } from '../primary/status.js';
 import { duration, megabytes, table } from './format.js';
-import { apiTarget, callApi } from './remote.js';
+import { apiTarget, callApi, isStatus } from './remote.js';
 import { UsageError } from './usage.js';
 
 export const statusUsage = `Usage: graycluster status [--config <file>] [--json] [--watch [--interval <ms>]] [--url <url> [--token <token>]]
@@ -45,7 +45,7 @@ export async function status(args: string[]): Promise<number> {
   const intervalMs = values.watch ? parseInterval(values.interval ?? '1000') : 0;
   const target = apiTarget(values);
   const show = async () => {
-    const body = await callApi<Status>(target, 'GET', '/api/status');
+    const body = await callApi(target, isStatus, 'GET', '/api/status');
     return values.json ? `${JSON.stringify(body, null, values.watch ? undefined : 2)}\n` : `${formatStatus(body)}\n`;
   };
   if (!values.watch) {
