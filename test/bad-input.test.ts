@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -156,6 +156,34 @@ test('unknown commands and flags are usage errors with exit code 2', async (t) =
   const negativeFlag = await run(['logs', 'v1', '--lines', '-5']);
   t.is(negativeFlag.code, 2);
   t.regex(negativeFlag.stderr, /^graycluster: --lines -5: no value here can be negative/);
+});
+
+test('an empty flag value or argument is a usage error naming it, before anything is read, written or asked', async (t) => {
+  // An unset shell variable: graycluster status --config "$CONFIG". Run in an empty folder: nothing may land there.
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-test-'));
+  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
+  const cases: Array<[string[], string]> = [
+    [['status', '--config', ''], '--config is empty'],
+    [['start', '--config', ''], '--config is empty'],
+    [['split-clients', '--output', ''], '--output is empty'],
+    [['logs', 'v1', '--url', ''], '--url is empty'],
+    [['weights', 'v1=1', '-c', ''], '--config is empty'],
+    [['init', ''], 'the folder is empty'],
+    [['restart', ''], 'the worker id is empty'],
+    [['heap-snapshot', ''], 'the worker id is empty'],
+    [['inspect', ''], 'the worker id is empty'],
+    [['reload', ''], 'the version to reload is empty'],
+    [['scale', 'v1', ''], 'the worker count is empty'],
+    [['canary', 'start', ''], 'the version to roll out is empty'],
+  ];
+  for (const [args, message] of cases) {
+    const result = await run(args, folder);
+    const what = args.map((arg) => arg || '""').join(' ');
+    t.is(result.code, 2, `${what}: ${result.stderr}`);
+    t.true(result.stderr.startsWith(`graycluster: ${message} ("")`), `${what}: ${result.stderr}`);
+    t.regex(result.stderr, /\n\nUsage: graycluster /, what);
+  }
+  t.deepEqual(readdirSync(folder), [], 'init "" wrote nothing into the current folder');
 });
 
 test('an invalid config exits 1 naming the bad key and leaves the file untouched', async (t) => {

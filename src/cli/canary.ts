@@ -7,7 +7,7 @@ import { startRollout, type StartOptions } from '../rollout/edits.js';
 import type { RolloutReport } from '../rollout/report.js';
 import { applyEdit } from './edit.js';
 import { duration, table } from './format.js';
-import { configPath } from './options.js';
+import { configPath, refuseEmpty } from './options.js';
 import { apiTarget, callApi, isStatus } from './remote.js';
 import { UsageError } from './usage.js';
 
@@ -138,6 +138,7 @@ async function startCommand(args: string[]): Promise<number> {
   } as const;
   const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
   if (values.help) return help(canaryStartUsage);
+  refuseEmpty({ values, positionals }, canaryStartUsage, ['the version to roll out']);
   const [version, ...extra] = positionals;
   if (version === undefined || extra.length > 0) throw new UsageError(`expected the canary version, got ${positionals.length} arguments`, canaryStartUsage);
   const rollout: StartOptions = { version };
@@ -188,6 +189,7 @@ function namingFlags(message: string, flagOf: Record<string, string>): string {
 async function stateCommand(action: keyof typeof rolloutEdits, usage: string, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: editOptions, strict: true, allowPositionals: true });
   if (values.help) return help(usage);
+  refuseEmpty({ values }, usage);
   if (positionals.length > 0) throw new UsageError(`expected no arguments, got ${positionals.length}`, usage);
   return applyEdit(configPath(values.config), rolloutEdits[action](Date.now()), values['dry-run'] ?? false);
 }
@@ -196,6 +198,7 @@ async function statusCommand(args: string[]): Promise<number> {
   const options = { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
   const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
   if (values.help) return help(canaryStatusUsage);
+  refuseEmpty({ values }, canaryStatusUsage);
   const status = await callApi(apiTarget(values), isStatus, 'GET', '/api/status');
   process.stdout.write(values.json ? `${JSON.stringify(status.rollout, null, 2)}\n` : `${formatRollout(status.rollout)}\n`);
   return 0;

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { apiTarget, callApi, isControlResult, remoteCommon, remoteOptions } from './remote.js';
+import { refuseEmpty } from './options.js';
 import { UsageError } from './usage.js';
 
 export const heapSnapshotUsage = `Usage: graycluster heap-snapshot <worker-id> [options]
@@ -33,6 +34,7 @@ function workerIdFrom(positionals: string[], usage: string): string {
 export async function heapSnapshot(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: remoteOptions, strict: true, allowPositionals: true });
   if (values.help) return help(heapSnapshotUsage);
+  refuseEmpty({ values, positionals }, heapSnapshotUsage, ['the worker id']);
   const workerId = workerIdFrom(positionals, heapSnapshotUsage);
   const result = await callApi(apiTarget(values), isControlResult, 'POST', `/api/workers/${encodeURIComponent(workerId)}/heap-snapshot`, {});
   if (result.ok) process.stdout.write(`${result.file}\n`);
@@ -43,6 +45,7 @@ export async function inspect(args: string[]): Promise<number> {
   const options = { ...remoteOptions, close: { type: 'boolean' } } as const;
   const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
   if (values.help) return help(inspectUsage);
+  refuseEmpty({ values, positionals }, inspectUsage, ['the worker id']);
   const workerId = workerIdFrom(positionals, inspectUsage);
   const close = values.close ?? false;
   const result = await callApi(apiTarget(values), isControlResult, 'POST', `/api/workers/${encodeURIComponent(workerId)}/inspect`, close ? { close: true } : {});

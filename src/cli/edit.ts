@@ -5,7 +5,7 @@ import { ConfigError, heldPorts } from '../config/load.js';
 import { updateConfigFile } from '../config/update.js';
 import { deploy, promote, scale, setKey, setWeights, type Edit } from '../config/edits.js';
 import { readRunStates } from '../primary/state-file.js';
-import { configPath } from './options.js';
+import { configPath, refuseEmpty } from './options.js';
 import { apiTarget, callApi, isControlResult, remoteCommon, remoteOptions, supervisorsElsewhere } from './remote.js';
 import { UsageError } from './usage.js';
 
@@ -144,6 +144,7 @@ function count(value: string, name: string, usage: string): number {
 export async function weights(args: string[]): Promise<number> {
   const { values, positionals } = editArgs(args);
   if (values.help) return help(weightsUsage);
+  refuseEmpty({ values, positionals }, weightsUsage, ['a <version>=<weight> pair']);
   checkCount(weightsUsage, positionals, { min: 1, max: 64 });
   const parsed: Record<string, number> = {};
   for (const pair of positionals) {
@@ -158,6 +159,7 @@ export async function deployCommand(args: string[]): Promise<number> {
   const options = { ...editOptions, entry: { type: 'string', short: 'e' }, workers: { type: 'string', short: 'w' } } as const;
   const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
   if (values.help) return help(deployUsage);
+  refuseEmpty({ values, positionals }, deployUsage, ['the version']);
   checkCount(deployUsage, positionals, { min: 1, max: 1 });
   const entry = values.entry;
   if (!entry) throw new UsageError('--entry <file> is required', deployUsage);
@@ -171,6 +173,7 @@ export async function deployCommand(args: string[]): Promise<number> {
 export async function scaleCommand(args: string[]): Promise<number> {
   const { values, positionals } = editArgs(args);
   if (values.help) return help(scaleUsage);
+  refuseEmpty({ values, positionals }, scaleUsage, ['the version', 'the worker count']);
   checkCount(scaleUsage, positionals, { min: 2, max: 2 });
   const [version, workers] = positionals;
   return applyEdit(configPath(values.config), scale(version, count(workers, 'workers', scaleUsage)), values['dry-run'] ?? false);
@@ -179,6 +182,7 @@ export async function scaleCommand(args: string[]): Promise<number> {
 export async function promoteCommand(args: string[]): Promise<number> {
   const { values, positionals } = editArgs(args);
   if (values.help) return help(promoteUsage);
+  refuseEmpty({ values, positionals }, promoteUsage, ['the version']);
   checkCount(promoteUsage, positionals, { min: 1, max: 1 });
   return applyEdit(configPath(values.config), promote(positionals[0]), values['dry-run'] ?? false);
 }
@@ -186,6 +190,7 @@ export async function promoteCommand(args: string[]): Promise<number> {
 export async function set(args: string[]): Promise<number> {
   const { values, positionals } = editArgs(args);
   if (values.help) return help(setUsage);
+  refuseEmpty({ values, positionals }, setUsage, ['the key', 'the value']);
   checkCount(setUsage, positionals, { min: 2, max: 2 });
   const [key, json] = positionals;
   let value: unknown;
@@ -197,9 +202,10 @@ export async function set(args: string[]): Promise<number> {
   return applyEdit(configPath(values.config), setKey(key, value === null ? undefined : value), values['dry-run'] ?? false);
 }
 
-async function remote<Min extends number>(usage: string, args: string[], count: { min: Min; max: number }, call: (positionals: Positionals<Min>) => { path: string; body: unknown }): Promise<number> {
+async function remote<Min extends number>(usage: string, args: string[], count: { min: Min; max: number; argument?: string }, call: (positionals: Positionals<Min>) => { path: string; body: unknown }): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: remoteOptions, strict: true, allowPositionals: true });
   if (values.help) return help(usage);
+  refuseEmpty({ values, positionals }, usage, [count.argument ?? 'an argument']);
   checkCount(usage, positionals, count);
   const request = call(positionals);
   const result = await callApi(apiTarget(values), isControlResult, 'POST', request.path, request.body);
@@ -208,8 +214,8 @@ async function remote<Min extends number>(usage: string, args: string[], count: 
 }
 
 export const rollback = (args: string[]) => remote(rollbackUsage, args, { min: 0, max: 0 }, () => ({ path: '/api/rollback', body: {} }));
-export const reload = (args: string[]) => remote(reloadUsage, args, { min: 0, max: 1 }, ([version]) => ({ path: '/api/reload', body: version === undefined ? {} : { version } }));
-export const restart = (args: string[]) => remote(restartUsage, args, { min: 1, max: 1 }, ([id]) => ({ path: `/api/workers/${encodeURIComponent(id)}/restart`, body: {} }));
+export const reload = (args: string[]) => remote(reloadUsage, args, { min: 0, max: 1, argument: 'the version to reload' }, ([version]) => ({ path: '/api/reload', body: version === undefined ? {} : { version } }));
+export const restart = (args: string[]) => remote(restartUsage, args, { min: 1, max: 1, argument: 'the worker id' }, ([id]) => ({ path: `/api/workers/${encodeURIComponent(id)}/restart`, body: {} }));
 
 function help(usage: string): number {
   process.stdout.write(usage);

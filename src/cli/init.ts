@@ -2,6 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeFolder } from '../shared/make-folder.js';
+import { refuseEmpty } from './options.js';
 import { CommandFailure, UsageError } from './usage.js';
 
 export const initUsage = `Usage: graycluster init [dir] [--force]
@@ -42,6 +43,7 @@ export function init(args: string[]): number {
     process.stdout.write(initUsage);
     return 0;
   }
+  refuseEmpty({ values, positionals }, initUsage, ['the folder']);
   if (positionals.length > 1) throw new UsageError(`init takes one folder, not ${positionals.length}`, initUsage);
   const folder = path.resolve(positionals[0] ?? '.');
   const file = path.join(folder, 'graycluster.json');

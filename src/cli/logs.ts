@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { defaultLogLines, logLinesRule, maxLogLines, parseLogLines } from '../dashboard/logs.js';
 import type { LogStreamItem } from '../dashboard/messages.js';
 import { formatWorkerLine } from '../primary/logs/format.js';
+import { refuseEmpty } from './options.js';
 import { apiTarget, callApi, isLogsAnswer, NotRunningError, remoteCommon, remoteOptions, streamApi, type ApiTarget } from './remote.js';
 import { UsageError } from './usage.js';
 
@@ -31,6 +32,7 @@ export async function logs(args: string[]): Promise<number> {
   const query = new URLSearchParams();
   const [selector] = positionals;
   if (selector === '') throw new UsageError('the version or worker to show is empty: name one such as v2 or v2.1, or none for all', logsUsage);
+  refuseEmpty({ values }, logsUsage);
   if (selector !== undefined) query.set('target', selector);
   if (values.lines !== undefined) query.set('lines', String(parseLines(values.lines)));
   const print = values.json ? (item: LogStreamItem) => `${JSON.stringify(item)}\n` : formatItem;

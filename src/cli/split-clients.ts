@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js
 import { ConfigWatcher } from '../config/watch.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { nginxSplit, poolVariable, upstreamOf, type NginxSplit } from '../routing/split-clients.js';
-import { configPath, parsePort } from './options.js';
+import { configPath, parsePort, refuseEmpty } from './options.js';
 import { CommandFailure, UsageError } from './usage.js';
 
 export const splitClientsUsage = `Usage: graycluster split-clients [--config <file>] [--port <n>] [--output <file> [--watch] [--reload <command>]]
@@ -68,6 +68,7 @@ export async function splitClients(args: string[]): Promise<number> {
     process.stdout.write(splitClientsUsage);
     return 0;
   }
+  refuseEmpty({ values }, splitClientsUsage);
   const { output, reload } = values;
   if (output === undefined && (values.watch || reload !== undefined)) throw new UsageError(`--${values.watch ? 'watch' : 'reload'} needs --output <file>`, splitClientsUsage);
   const file = configPath(values.config);

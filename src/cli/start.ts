@@ -3,7 +3,7 @@ import { ConfigError, type ConfigOverrides } from '../config/load.js';
 import { start as startGraycluster } from '../index.js';
 import { formatOwnLine } from '../primary/logs/format.js';
 import { UsageError } from './usage.js';
-import { configPath, parsePort } from './options.js';
+import { configPath, parsePort, refuseEmpty } from './options.js';
 
 export const startUsage = `Usage: graycluster start [--config <file>] [--port <n>] [--dashboard-port <n>] [--health-port <n>]
                          [--log-format text|json]
@@ -51,6 +51,7 @@ export async function start(args: string[]): Promise<number> {
     process.stdout.write(startUsage);
     return 0;
   }
+  refuseEmpty({ values }, startUsage);
   const overrides: ConfigOverrides = {};
   const port = values.port ?? process.env.GRAYCLUSTER_PORT;
   const dashboardPort = values['dashboard-port'] ?? process.env.GRAYCLUSTER_DASHBOARD_PORT;

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Status, VersionStatus } from '../primary/status.js';
 import { duration, megabytes, table } from './format.js';
 import { apiTarget, callApi, isStatus } from './remote.js';
+import { refuseEmpty } from './options.js';
 import { UsageError } from './usage.js';
 
 export const statusUsage = `Usage: graycluster status [--config <file>] [--json] [--watch [--interval <ms>]] [--url <url> [--token <token>]]
@@ -42,6 +43,7 @@ export async function status(args: string[]): Promise<number> {
     process.stdout.write(statusUsage);
     return 0;
   }
+  refuseEmpty({ values }, statusUsage);
   const intervalMs = values.watch ? parseInterval(values.interval ?? '1000') : 0;
   const target = apiTarget(values);
   const show = async () => {
