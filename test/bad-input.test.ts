@@ -137,6 +137,13 @@ test('unknown commands and flags are usage errors with exit code 2', async (t) =
   t.is(unknownCommand.code, 2);
   t.regex(unknownCommand.stderr, /unknown command "frobnicate"/);
   t.regex(unknownCommand.stderr, /Usage: graycluster <command>/);
+  const unknownTopic = await run(['help', 'frobnicate']);
+  t.is(unknownTopic.code, 2, 'help of an unknown command is as wrong as the command');
+  t.is(unknownTopic.stderr, unknownCommand.stderr);
+  t.is(unknownTopic.stdout, '');
+  const topic = await run(['help', 'status']);
+  t.is(topic.code, 0);
+  t.regex(topic.stdout, /^Usage: graycluster status/);
   const unknownFlag = await run(['start', '--prot', '80']);
   t.is(unknownFlag.code, 2);
   t.regex(unknownFlag.stderr, /--prot/);

@@ -58,8 +58,14 @@ export async function main(argv: string[]): Promise<number> {
     });
   }
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
-    const topic = name === 'help' && args[0] !== undefined ? await commandNamed(args[0])?.() : undefined;
-    process.stdout.write(topic?.usage ?? mainUsage);
+    // `help <command>` is that command's --help; `help bogus` is as wrong as `graycluster bogus`.
+    const topic = name === 'help' && args[0] !== undefined && args[0] !== 'help' ? args[0] : undefined;
+    const loader = topic === undefined ? undefined : commandNamed(topic);
+    if (topic !== undefined && !loader) {
+      process.stderr.write(`graycluster: unknown command "${topic}"\n\n${mainUsage}`);
+      return 2;
+    }
+    process.stdout.write((await loader?.())?.usage ?? mainUsage);
     return 0;
   }
   if (name === '-v' || name === '--version') {
