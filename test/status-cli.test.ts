@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import type { Status } from '../src/primary/status.js';
-import { bin, makeConfig, runCli, startCluster, startProcess, waitFor } from './helpers/cluster.js';
+import { bin, get, makeConfig, runCli, startCluster, startProcess, waitFor } from './helpers/cluster.js';
 
 test('status --json --watch prints one JSON document per line and nothing else', async (t) => {
   const cluster = await startCluster(t, makeConfig({ v1: {} }));
@@ -66,4 +66,21 @@ test('every command that asks a supervisor says, in one line with exit 1, that a
       t.regex(result.stderr, new RegExp(`^graycluster: ${escape(url)} is not a graycluster dashboard \\(${escape(request)}\\S* answered ${escape(answered)}\\)\n$`), what);
     }
   }
+});
+
+test('status shows a worker whose event loop is blocked as unresponsive, and its version as not plainly ready', async (t) => {
+  const cluster = await startCluster(t, makeConfig({ v1: { workers: 2 } }, {}, { statsIntervalMs: 200, heartbeatTimeoutMs: 1000, unresponsiveRestartMs: 30_000 }));
+  // app.mjs busy-loops on /block: no heartbeat until it ends.
+  const blocked = get(cluster.url('/block?ms=12000')).catch((error: Error) => error);
+  t.teardown(() => blocked);
+  const stuck = await cluster.waitForStatus((status) => status.workers.some((worker) => worker.unresponsive));
+  const victim = stuck.workers.find((worker) => worker.unresponsive)!;
+  const sibling = stuck.workers.find((worker) => !worker.unresponsive)!;
+  t.is(victim.state, 'ready', 'the API says ready, with unresponsive set');
+  const result = await runCli(['status', '--config', cluster.configFile]);
+  t.is(result.code, 0, result.stderr);
+  const rows = new Map(result.stdout.split('\n').map((line) => [line.split(/\s+/)[0], line.split(/\s{2,}/)] as const));
+  t.is(rows.get('v1')?.[1], 'ready (1 unresponsive)', result.stdout);
+  t.is(rows.get(victim.id)?.[3], 'unresponsive', result.stdout);
+  t.is(rows.get(sibling.id)?.[3], 'ready', result.stdout);
 });

@@ -8,7 +8,8 @@ import { UsageError } from './usage.js';
 export const statusUsage = `Usage: graycluster status [--config <file>] [--json] [--watch [--interval <ms>]] [--url <url> [--token <token>]]
 
 Shows every version and worker of a running supervisor: CPU (% of one core over the
-last stats interval), state, memory, requests in flight, restarts, and LOG-DROPS (lines of
+last stats interval), state ("unresponsive": no heartbeat for server.heartbeatTimeoutMs,
+its event loop blocked), memory, requests in flight, restarts, and LOG-DROPS (lines of
 its output that missed the primary's stdout or its log file because they could not keep up). Finds the supervisor started with the same config file; --url and
 --token (or $GRAYCLUSTER_TOKEN) reach one anywhere else.
 
@@ -86,17 +87,24 @@ function portText({ port, ready, portListening, portError }: VersionStatus): str
   return `${port} (${portListening}/${ready} listening${portError ? `: ${portError}` : ''})`;
 }
 
+/** A version's state, and how many of its workers missed their heartbeat (they count as ready, taking nothing new). */
+function versionStateText(name: string, { state }: VersionStatus, workers: Status['workers']): string {
+  const unresponsive = workers.filter((worker) => worker.version === name && worker.unresponsive).length;
+  return unresponsive === 0 ? state : `${state} (${unresponsive} unresponsive)`;
+}
+
 export function formatStatus(status: Status): string {
   const versions = table([
     ['VERSION', 'STATE', 'READY', 'WEIGHT', 'PORT', 'ENTRY'],
     ...Object.entries(status.versions).map(([name, version]) => [
-      name, version.state, `${version.ready}/${version.configured}`, version.weight ?? '-', portText(version), version.entry,
+      name, versionStateText(name, version, status.workers), `${version.ready}/${version.configured}`, version.weight ?? '-', portText(version), version.entry,
     ]),
   ]);
   const workers = table([
     ['WORKER', 'PID', 'CPU', 'STATE', 'RSS', 'HEAP', 'IN-FLIGHT', 'CONNS', 'REQUESTS', 'SHED', 'RESTARTS', 'UPTIME', 'LOG-DROPS'],
     ...status.workers.map((worker) => [
-      worker.id, worker.pid ?? '-', worker.cpuPercent === null ? '-' : `${worker.cpuPercent.toFixed(1)}%`, worker.state, megabytes(worker.rss), megabytes(worker.heapUsed), worker.inFlight,
+      worker.id, worker.pid ?? '-', worker.cpuPercent === null ? '-' : `${worker.cpuPercent.toFixed(1)}%`,
+      worker.unresponsive ? 'unresponsive' : worker.state, megabytes(worker.rss), megabytes(worker.heapUsed), worker.inFlight,
       worker.connections, worker.requests, worker.shed, worker.restarts, duration(worker.uptimeMs),
       worker.logLinesDropped,
     ]),
