@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readConfigFile, writeConfigFile } from '../src/config/load.js';
 import type { ConfigFile } from '../src/config/types.js';
 
@@ -33,14 +33,19 @@ for (const [what, contents] of Object.entries(bad)) {
   });
 }
 
-test('a value that fits no branch of a oneOf is named once, by what fits, not by every branch', (t) => {
+/** What readConfigFile says of a file of `good` with `contents` over it, without the file's path. */
+function messageFor(t: ExecutionContext) {
   const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-schema-'));
   t.teardown(() => rmSync(folder, { recursive: true, force: true }));
   const file = path.join(folder, 'graycluster.json');
-  const messageOf = (contents: object) => {
+  return (contents: object) => {
     writeFileSync(file, JSON.stringify({ ...good, ...contents }));
     return t.throws(() => readConfigFile(file), { name: 'ConfigError' })?.message.replace(`${file}: `, '');
   };
+}
+
+test('a value that fits no branch of a oneOf is named once, by what fits, not by every branch', (t) => {
+  const messageOf = messageFor(t);
   const version = (logFile: unknown) => ({ versions: { v1: { entry: 'app.js', logFile } } });
   t.is(messageOf(version(5)), 'versions.v1.logFile must be a string or an object', 'no branch\'s type: what each accepts');
   t.is(messageOf(version({ path: 'a.log', maxBytes: 'big' })), 'versions.v1.logFile.maxBytes must be integer', 'the object branch\'s own error');
@@ -52,13 +57,7 @@ test('a value that fits no branch of a oneOf is named once, by what fits, not by
 });
 
 test('a bad version name or a value that breaks a rule is named with the rule in words, not the regex', (t) => {
-  const folder = mkdtempSync(path.join(os.tmpdir(), 'graycluster-schema-'));
-  t.teardown(() => rmSync(folder, { recursive: true, force: true }));
-  const file = path.join(folder, 'graycluster.json');
-  const messageOf = (contents: object) => {
-    writeFileSync(file, JSON.stringify({ ...good, ...contents }));
-    return t.throws(() => readConfigFile(file), { name: 'ConfigError' })?.message.replace(`${file}: `, '');
-  };
+  const messageOf = messageFor(t);
   const rule = "(letters, digits, '.', '_' or '-', not all digits, at most 64 characters)";
   const long = `v${'x'.repeat(69)}`;
   for (const name of ['vé', '123', long]) {
