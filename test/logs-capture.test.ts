@@ -122,7 +122,7 @@ test('a bad --log-format is a usage error; a bad logs or logFile key is refused 
     [{ logs: { ringLines: 0 } }, /logs\.ringLines must be >= 1/],
     [{ versions: { v1: { entry: writer, logFile: 5 } } }, /versions\.v1\.logFile must be a string or an object\n/],
     [{ versions: { v1: { entry: writer, logFile: { path: 'a.log', keep: 101 } } } }, /versions\.v1\.logFile\.keep must be <= 100/],
-    [{ versions: { v1: { entry: writer, logFile: { path: 'a.log', maxBytes: 8192 } } } }, /versions\.v1\.logFile\.maxBytes \(8192\) must be at least logs\.maxLineBytes \(16384\)/],
+    [{ versions: { v1: { entry: writer, logFile: { path: 'a.log', maxBytes: 8192 } } } }, /versions\.v1\.logFile\.maxBytes \(8192\) must be at least logs\.maxLineBytes \(16384, its default\)/],
   ];
   for (const [change, message] of cases) {
     writeFileSync(file, JSON.stringify({ ...makeConfig({ v1: { entry: writer } }), ...change }));
