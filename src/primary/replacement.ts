@@ -94,6 +94,8 @@ export class Replacements {
       }
       return;
     }
+    // Kept for the versions there are: one removed takes its count with it.
+    for (const version of this.#recyclesInARow.keys()) if (!this.lifecycle.versions.includes(version)) this.#recyclesInARow.delete(version);
     this.#recyclesInARow.set(slot.version, inARow);
     void this.replaceWorker(slot, reason);
   }
