@@ -117,7 +117,7 @@ test('failures in a row back off, then crashloop; a ready worker brings the vers
 });
 
 test('a worker that misses its heartbeat is unresponsive, gets no connections, recovers with a report, and is killed when silent too long', async (t) => {
-  const p = primary(t, { heartbeatTimeoutMs: 50, unresponsiveRestartMs: 1000, handoffTimeoutMs: 500 });
+  const p = primary(t, { statsIntervalMs: 10, heartbeatTimeoutMs: 50, unresponsiveRestartMs: 1000, handoffTimeoutMs: 500 });
   const [v1, v2] = p.readyVersions('v1', 'v2');
   await new Promise((resolve) => setTimeout(resolve, 80));
   p.workerOf(v1!).emit('message', { kind: 'stats', stats: v1!.stats }, undefined);

@@ -154,6 +154,8 @@ test('checks between keys hold on resolved values, a default included, and say w
   });
   t.throws(server({ unresponsiveRestartMs: 2000, handoffTimeoutMs: 500 }), { message: /server\.unresponsiveRestartMs \(2000\) must be above server\.heartbeatTimeoutMs \(3000, its default\)/ });
   t.notThrows(server({ unresponsiveRestartMs: 3001, handoffTimeoutMs: 500 }));
+  t.throws(server({ statsIntervalMs: 5000 }), { message: /server\.statsIntervalMs \(5000\) must be below server\.heartbeatTimeoutMs \(3000, its default\): a worker reports every statsIntervalMs/ });
+  t.throws(server({ heartbeatTimeoutMs: 400 }), { message: /server\.heartbeatTimeoutMs \(400\) must be above server\.statsIntervalMs \(500, its default\)/ });
   // A port the file sets clashing with another's default; a log file smaller than the default longest line.
   t.throws(() => resolve({ ...base(), dashboard: { port: 8000 } }), { message: /dashboard\.port \(8000\) must differ from server\.port \(its default\)/ });
   t.throws(() => resolve({ ...base(), health: { port: 9000 } }), { message: /health\.port \(9000\) must differ from dashboard\.port \(its default\)/ });

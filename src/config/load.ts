@@ -209,7 +209,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
 
   // Checks between keys hold on the resolved values, a default included: the message leads with a key the file set
   // and says which value is a default.
-  type Timing = 'handoffTimeoutMs' | 'heartbeatTimeoutMs' | 'unresponsiveRestartMs';
+  type Timing = 'statsIntervalMs' | 'handoffTimeoutMs' | 'heartbeatTimeoutMs' | 'unresponsiveRestartMs';
   const isSet = (name: Timing) => raw.server?.[name] !== undefined;
   const shown = (name: Timing) => `server.${name} (${server[name]}${isSet(name) ? '' : ', its default'})`;
   const below = (lower: Timing, upper: Timing, why: string) => {
@@ -219,6 +219,7 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
   };
   below('handoffTimeoutMs', 'unresponsiveRestartMs', "a stuck worker's connections must go elsewhere before it is killed");
   below('heartbeatTimeoutMs', 'unresponsiveRestartMs', 'a silent worker is flagged unresponsive (and gets no connections) before it is killed');
+  below('statsIntervalMs', 'heartbeatTimeoutMs', 'a worker reports every statsIntervalMs, its heartbeat, so a healthy one would be flagged unresponsive between two reports');
   const dashboard = {
     ...dashboardDefaults,
     ...raw.dashboard,
