@@ -112,7 +112,7 @@ export function renderMetrics({ status, feed, primary, logFollowers }: MetricsSo
   family('graycluster_worker_forwarded_total', 'counter', 'Requests on a shared keep-alive connection that belonged to another version and were forwarded to it.', perWorker((worker) => worker.forwarded));
   family('graycluster_worker_log_lines_dropped_total', 'counter', 'Lines of the worker\'s output that missed the primary\'s stdout or the version\'s log file because they could not keep up.',
     perWorker((worker) => worker.logLinesDropped));
-  family('graycluster_worker_pending_turned_away_total', 'counter', 'Connections on the version\'s own port closed (408) or refused (503) while waiting for their first head.', perWorker((worker) => worker.pendingTurnedAway)),
+  family('graycluster_worker_pending_turned_away_total', 'counter', 'Connections on the version\'s own port closed (408) or refused (503) while waiting for their first head.', perWorker((worker) => worker.pendingTurnedAway));
   family('graycluster_worker_forward_shed_total', 'counter', 'Forwards refused with 503 because forwardMaxPending were under way.', perWorker((worker) => worker.forwardShed));
 
   const histogram: Point[] = [];

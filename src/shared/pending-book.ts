@@ -147,18 +147,14 @@ class WaitDeadlines<T> {
 
   constructor(private readonly timeoutMs: () => number, private readonly expire: (item: T, timeoutMs: number) => void) {}
 
-  get size(): number {
-    return this.#since.size;
-  }
-
   add(item: T): void {
     this.#since.set(item, runningNow());
     this.#watch(this.timeoutMs());
   }
 
-  /** Stops the item's clock; false when it was not waiting. */
-  delete(item: T): boolean {
-    return this.#since.delete(item);
+  /** Stops the item's clock. */
+  delete(item: T): void {
+    this.#since.delete(item);
   }
 
   /** Every item still waiting, oldest first; the timer stops. */
