@@ -127,7 +127,7 @@ export async function startPrimary(configFile: string, overrides: ConfigOverride
 
   // Connections that come before a worker is ready wait for it (bounded): "serving" is said once one is.
   const defaultReady = await untilAborted(supervisor.start(address.port), signal);
-  reconfigurer.holdPorts([['server.port', address.port], ['dashboard.port', dashboardAddress.port], ['health.port', healthAddress?.port ?? null]]);
+  reconfigurer.holdPorts({ server: address.port, dashboard: dashboardAddress.port, health: healthAddress?.port ?? null });
   reconfigurer.watch();
   canary.start();
   if (!signal?.aborted) {

@@ -102,7 +102,7 @@ const editOptions = {
 export async function applyEdit(file: string, edit: Edit, dryRun: boolean): Promise<number> {
   const running = readRunStates(file);
   // What the running supervisors would refuse is refused here, before the file is written.
-  const held = running.flatMap((state) => heldPorts([['server.port', state.server.port], ['dashboard.port', state.dashboard.port], ['health.port', state.health?.port ?? null]]));
+  const held = running.flatMap((state) => heldPorts({ server: state.server.port, dashboard: state.dashboard.port, health: state.health?.port ?? null }));
   const { changes } = await updateConfigFile(file, edit, { dryRun, held }).catch((error: unknown) => {
     // A missing file: name the supervisors running with another one, in case --config was forgotten.
     const elsewhere = error instanceof ConfigError && !existsSync(file) ? supervisorsElsewhere() : undefined;

@@ -46,6 +46,19 @@ export interface ConfigOverrides {
   logFormat?: LogFormat;
 }
 
+/** The sections of the file with a port graycluster listens on, which `graycluster start` can give instead. */
+export type PortSection = 'server' | 'dashboard' | 'health';
+
+/** For each such port: the override that replaces it, the start flag and how it is given (flag or variable). */
+export const portOverrides: ReadonlyArray<{ section: PortSection; override: 'port' | 'dashboardPort' | 'healthPort'; flag: string; given: string }> = [
+  { section: 'server', override: 'port', flag: '--port', given: '--port or $GRAYCLUSTER_PORT' },
+  { section: 'dashboard', override: 'dashboardPort', flag: '--dashboard-port', given: '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT' },
+  { section: 'health', override: 'healthPort', flag: '--health-port', given: '--health-port or $GRAYCLUSTER_HEALTH_PORT' },
+];
+
+/** How a port's override is given, for messages: "--port or $GRAYCLUSTER_PORT". */
+const portGiven = (section: PortSection) => portOverrides.find((each) => each.section === section)!.given;
+
 /**
  * The file's contents, read and validated against the schema now, by the validator compiled at build time
  * (schema-validator.js): the same checks and messages as `conf`'s, without loading conf, ajv and a schema compiler
@@ -237,9 +250,9 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
   }
   const health = { ...healthDefaults, ...raw.health, ...(overrides.healthPort === undefined ? {} : { port: overrides.healthPort }) };
   // Two listeners on one port: the second would fail at start with a bare EADDRINUSE. 0 (any free port) never clashes.
-  const serverKey = portKey('server.port', '--port or $GRAYCLUSTER_PORT', overrides.port, raw.server?.port);
-  const dashboardKey = portKey('dashboard.port', '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT', overrides.dashboardPort, raw.dashboard?.port);
-  const healthKey = given('health.port', '--health-port or $GRAYCLUSTER_HEALTH_PORT', overrides.healthPort);
+  const serverKey = portKey('server.port', portGiven('server'), overrides.port, raw.server?.port);
+  const dashboardKey = portKey('dashboard.port', portGiven('dashboard'), overrides.dashboardPort, raw.dashboard?.port);
+  const healthKey = given('health.port', portGiven('health'), overrides.healthPort);
   if (dashboard.port !== 0 && dashboard.port === server.port) {
     // Led by the one the file or a flag set (server.port when both were).
     const dashboardDefaulted = overrides.dashboardPort === undefined && raw.dashboard?.port === undefined;
@@ -269,11 +282,11 @@ export function resolveConfig(file: string, raw: ConfigFile, overrides: ConfigOv
  * running supervisor also those it still holds (see Reconfigurer.holdPorts).
  */
 /**
- * The ports a running supervisor bound at start (`server.port` and the others, 0 resolved), labelled for
+ * The ports a running supervisor bound at start (`server.port` and the others, 0 resolved; null: none), labelled for
  * checkVersionPorts: a changed `server.port` only takes effect at a restart, so the old one stays open meanwhile.
  */
-export function heldPorts(ports: Array<[key: string, port: number | null]>): Array<[key: string, port: number | null]> {
-  return ports.map(([key, port]) => [`${key} (held by the running graycluster until it restarts)`, port]);
+export function heldPorts(bound: Record<PortSection, number | null>): Array<[key: string, port: number | null]> {
+  return portOverrides.map(({ section }) => [`${section}.port (held by the running graycluster until it restarts)`, bound[section]]);
 }
 
 export function checkVersionPorts(versions: Iterable<VersionConfig>, others: Array<[key: string, port: number | null]>, fail: (key: string, message: string) => never): void {

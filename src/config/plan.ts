@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { ConfigOverrides } from './load.js';
+import { portOverrides, type ConfigOverrides } from './load.js';
 import type { ConfigFile, LogFileConfig, ResolvedConfig, VersionConfig } from './types.js';
 
 /** One thing to do to move a running supervisor from one config to the next. */
@@ -82,22 +82,12 @@ function replaceReason(before: VersionConfig, after: VersionConfig): string | un
   return changed.length > 0 ? changed.join(', ') : undefined;
 }
 
-/** The flags of `graycluster start` that set a port instead of the file. */
-const portFlags: Record<string, string> = { 'server.port': '--port', 'dashboard.port': '--dashboard-port', 'health.port': '--health-port' };
-
-/** Each port `graycluster start` can be given: the override, the key of the file it hides, and how it is given. */
-const portOverrides = [
-  ['port', 'server', '--port or $GRAYCLUSTER_PORT'],
-  ['dashboardPort', 'dashboard', '--dashboard-port or $GRAYCLUSTER_DASHBOARD_PORT'],
-  ['healthPort', 'health', '--health-port or $GRAYCLUSTER_HEALTH_PORT'],
-] as const;
-
 /**
  * One line for each port the file changed where a port given to `start` hides it: plan() sees no change there
  * (both configs are resolved with the override), and a user who edits the key should hear that it does nothing.
  */
 export function hiddenPortChanges(before: ConfigFile, after: ConfigFile, overrides: ConfigOverrides): string[] {
-  return portOverrides.flatMap(([override, section, given]) => {
+  return portOverrides.flatMap(({ override, section, given }) => {
     const from = before[section]?.port;
     const to = after[section]?.port;
     if (overrides[override] === undefined || from === to) return [];
@@ -121,7 +111,7 @@ export function describe(step: Step, current: ResolvedConfig, next: ResolvedConf
     case 'remove-version':
       return `stop sending to ${step.version}, then drain and remove it`;
     case 'needs-restart': {
-      const flag = portFlags[step.key];
+      const flag = portOverrides.find(({ section }) => step.key === `${section}.port`)?.flag;
       return `${step.key} changed: takes effect after a restart${flag ? ` (where start is not given ${flag}, which wins over it)` : ''}`;
     }
     case 'set-limit':

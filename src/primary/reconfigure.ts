@@ -1,4 +1,4 @@
-import { checkVersionPorts, ConfigError, heldPorts, loadConfig, type ConfigOverrides } from '../config/load.js';
+import { checkVersionPorts, ConfigError, heldPorts, loadConfig, type ConfigOverrides, type PortSection } from '../config/load.js';
 import { describe, hiddenPortChanges, plan } from '../config/plan.js';
 import { checkEntries } from '../config/update.js';
 import { ConfigWatcher } from '../config/watch.js';
@@ -79,8 +79,8 @@ export class Reconfigurer {
    * Tells the ports the supervisor has bound (`server.port` and the others, 0 resolved), which a new file's version
    * ports must stay off: a changed `server.port` only takes effect at a restart, so its old port stays open.
    */
-  holdPorts(ports: Array<[key: string, port: number | null]>): void {
-    this.#held = heldPorts(ports);
+  holdPorts(bound: Record<PortSection, number | null>): void {
+    this.#held = heldPorts(bound);
   }
 
   close(): void {
