@@ -5,9 +5,18 @@ export function configPath(flag: string | undefined): string {
   return flag ?? process.env.GRAYCLUSTER_CONFIG ?? 'graycluster.json';
 }
 
-export function parsePort(value: string, name: string, usage: string): number {
+function parsePort(value: string, name: string, usage: string): number {
   if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`${name} must be a port number from 0 to 65535, not "${value}"`, usage);
   return Number(value);
+}
+
+/**
+ * A port given by a flag or, without it, by an environment variable; undefined when neither is. A bad one is a
+ * usage error naming whichever gave it.
+ */
+export function portOption(flagValue: string | undefined, flag: string, variable: string, usage: string): number | undefined {
+  const value = flagValue ?? process.env[variable];
+  return value === undefined ? undefined : parsePort(value, flagValue !== undefined ? flag : variable, usage);
 }
 
 /**

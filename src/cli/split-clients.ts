@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js
 import { ConfigWatcher } from '../config/watch.js';
 import type { ResolvedConfig } from '../config/types.js';
 import { nginxSplit, poolVariable, upstreamOf, type NginxSplit } from '../routing/split-clients.js';
-import { configPath, parsePort, refuseEmpty } from './options.js';
+import { configPath, portOption, refuseEmpty } from './options.js';
 import { CommandFailure, UsageError } from './usage.js';
 
 export const splitClientsUsage = `Usage: graycluster split-clients [--config <file>] [--port <n>] [--output <file> [--watch] [--reload <command>]]
@@ -72,8 +72,8 @@ export async function splitClients(args: string[]): Promise<number> {
   const { output, reload } = values;
   if (output === undefined && (values.watch || reload !== undefined)) throw new UsageError(`--${values.watch ? 'watch' : 'reload'} needs --output <file>`, splitClientsUsage);
   const file = configPath(values.config);
-  const port = values.port ?? process.env.GRAYCLUSTER_PORT;
-  const overrides: ConfigOverrides = port === undefined ? {} : { port: parsePort(port, values.port !== undefined ? '--port' : 'GRAYCLUSTER_PORT', splitClientsUsage) };
+  const port = portOption(values.port, '--port', 'GRAYCLUSTER_PORT', splitClientsUsage);
+  const overrides: ConfigOverrides = port === undefined ? {} : { port };
   const split = () => splitClientsText(loadConfig(file, overrides));
   if (output === undefined) {
     process.stdout.write(split());

@@ -3,7 +3,7 @@ import { ConfigError, type ConfigOverrides } from '../config/load.js';
 import { start as startGraycluster } from '../index.js';
 import { formatOwnLine } from '../primary/logs/format.js';
 import { UsageError } from './usage.js';
-import { configPath, parsePort, refuseEmpty } from './options.js';
+import { configPath, portOption, refuseEmpty } from './options.js';
 
 export const startUsage = `Usage: graycluster start [--config <file>] [--port <n>] [--dashboard-port <n>] [--health-port <n>]
                          [--log-format text|json]
@@ -53,16 +53,12 @@ export async function start(args: string[]): Promise<number> {
   }
   refuseEmpty({ values }, startUsage);
   const overrides: ConfigOverrides = {};
-  const port = values.port ?? process.env.GRAYCLUSTER_PORT;
-  const dashboardPort = values['dashboard-port'] ?? process.env.GRAYCLUSTER_DASHBOARD_PORT;
-  if (port !== undefined) overrides.port = parsePort(port, values.port !== undefined ? '--port' : 'GRAYCLUSTER_PORT', startUsage);
-  if (dashboardPort !== undefined) {
-    overrides.dashboardPort = parsePort(dashboardPort, values['dashboard-port'] !== undefined ? '--dashboard-port' : 'GRAYCLUSTER_DASHBOARD_PORT', startUsage);
-  }
-  const healthPort = values['health-port'] ?? process.env.GRAYCLUSTER_HEALTH_PORT;
-  if (healthPort !== undefined) {
-    overrides.healthPort = parsePort(healthPort, values['health-port'] !== undefined ? '--health-port' : 'GRAYCLUSTER_HEALTH_PORT', startUsage);
-  }
+  const port = portOption(values.port, '--port', 'GRAYCLUSTER_PORT', startUsage);
+  if (port !== undefined) overrides.port = port;
+  const dashboardPort = portOption(values['dashboard-port'], '--dashboard-port', 'GRAYCLUSTER_DASHBOARD_PORT', startUsage);
+  if (dashboardPort !== undefined) overrides.dashboardPort = dashboardPort;
+  const healthPort = portOption(values['health-port'], '--health-port', 'GRAYCLUSTER_HEALTH_PORT', startUsage);
+  if (healthPort !== undefined) overrides.healthPort = healthPort;
   const logFormat = values['log-format'];
   if (logFormat !== undefined) {
     if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format must be "text" or "json", not "${logFormat}"`, startUsage);
