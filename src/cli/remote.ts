@@ -4,6 +4,7 @@ import type { LogsAnswer } from '../dashboard/messages.js';
 import { readAllRunStates, readRunStates, type RunState } from '../primary/state-file.js';
 import type { Status } from '../primary/status.js';
 import { displayPath } from '../shared/display-path.js';
+import { isRecord } from '../shared/is-record.js';
 import { configPath } from './options.js';
 
 /** The help lines of the options every command that calls a running supervisor's API takes. */
@@ -91,18 +92,16 @@ async function send(target: ApiTarget, method: 'GET' | 'POST', path: string, bod
 /** What an answer of the API must look like to be used: another server at the address answers something else. */
 export type Shape<T> = (value: unknown) => value is T;
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
 /** GET /api/status. */
 export const isStatus: Shape<Status> = (value): value is Status =>
-  isObject(value) && isObject(value.versions) && Array.isArray(value.workers) && isObject(value.routing) && isObject(value.server);
+  isRecord(value) && isRecord(value.versions) && Array.isArray(value.workers) && isRecord(value.routing) && isRecord(value.server);
 
 /** GET /api/logs. */
-export const isLogsAnswer: Shape<LogsAnswer> = (value): value is LogsAnswer => isObject(value) && Array.isArray(value.lines);
+export const isLogsAnswer: Shape<LogsAnswer> = (value): value is LogsAnswer => isRecord(value) && Array.isArray(value.lines);
 
 /** POST to a control endpoint (reload, restart, heap-snapshot, …). */
 export const isControlResult: Shape<ControlResult> = (value): value is ControlResult =>
-  isObject(value) && (value.ok === true ? Array.isArray(value.changes) : value.ok === false && typeof value.error === 'string');
+  isRecord(value) && (value.ok === true ? Array.isArray(value.changes) : value.ok === false && typeof value.error === 'string');
 
 /** The error for an answer that is not the API's, with the start of what it was. */
 function notADashboard(target: ApiTarget, method: string, path: string, status: number, contentType: string | null, text: string): NotRunningError {
@@ -122,7 +121,7 @@ function refusal(target: ApiTarget, method: string, path: string, status: number
   if (type === 'application/json') {
     try {
       const parsed: unknown = JSON.parse(text);
-      if (isObject(parsed) && typeof parsed.error === 'string') return new NotRunningError(`${target.url}${path} answered ${status}: ${parsed.error}`);
+      if (isRecord(parsed) && typeof parsed.error === 'string') return new NotRunningError(`${target.url}${path} answered ${status}: ${parsed.error}`);
     } catch {}
   }
   return notADashboard(target, method, path, status, contentType, text);

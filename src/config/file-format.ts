@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { applyEdits, modify, type FormattingOptions, type JSONPath } from 'jsonc-parser';
+import { isRecord } from '../shared/is-record.js';
 
 /**
  * The text of a config file after an edit, changed only where its values changed: a file kept in git gets a diff
@@ -41,13 +42,10 @@ function formattingOf(text: string): FormattingOptions {
   return { insertSpaces: !tabs, tabSize: tabs ? 1 : indent.length, eol: text.includes('\r\n') ? '\r\n' : '\n' };
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-
 /** Each path whose value differs between `before` and `after`, with its new value (undefined: removed). */
 function* changes(before: unknown, after: unknown, at: JSONPath): Generator<[JSONPath, unknown]> {
   if (isDeepStrictEqual(before, after)) return;
-  if (!isObject(before) || !isObject(after)) {
+  if (!isRecord(before) || !isRecord(after)) {
     yield [at, after];
     return;
   }

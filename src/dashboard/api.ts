@@ -1,5 +1,6 @@
 import type { ControlResult, Controls, RolloutAction } from '../control/types.js';
 import { weightProblem } from '../config/edits.js';
+import { isRecord } from '../shared/is-record.js';
 
 /** One operator's move, read from a POST: which Controls method, with what. */
 export type ControlCall = (controls: Controls) => Promise<ControlResult>;
@@ -13,10 +14,6 @@ export interface Rejection {
 /** Largest request body the API reads. */
 export const maxBodyBytes = 16 * 1024;
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function versionField(body: Record<string, unknown>, required: boolean): string | undefined | Rejection {
   const version = body.version;
   if (version === undefined && !required) return undefined;
@@ -26,10 +23,12 @@ function versionField(body: Record<string, unknown>, required: boolean): string 
 
 const workerEndpoint = /^\/api\/workers\/([^/]+)\/(restart|heap-snapshot|inspect)$/;
 const rolloutEndpoint = /^\/api\/rollout\/(pause|resume|abort)$/;
+/** The control endpoints at fixed paths, with the fields each one's body may have. */
+const fixedEndpoints: Record<string, string[]> = { '/api/weights': ['weights'], '/api/promote': ['version'], '/api/reload': ['version'], '/api/rollback': [] };
 
 /** True for a path that names a control endpoint (POST only), so another one gets 404 whatever its method. */
 export function isControlEndpoint(pathname: string): boolean {
-  return workerEndpoint.test(pathname) || rolloutEndpoint.test(pathname) || ['/api/weights', '/api/promote', '/api/rollback', '/api/reload'].includes(pathname);
+  return workerEndpoint.test(pathname) || rolloutEndpoint.test(pathname) || Object.hasOwn(fixedEndpoints, pathname);
 }
 
 /**
@@ -45,16 +44,13 @@ export function isControlEndpoint(pathname: string): boolean {
  *   POST /api/workers/<id>/inspect  {}  (or {"close": true})
  *   POST /api/rollout/pause         {}  (also resume, abort)
  */
-/** The fields each endpoint's body may have (the others take `{}`). */
-const bodyFields: Record<string, string[]> = { '/api/weights': ['weights'], '/api/promote': ['version'], '/api/reload': ['version'] };
-
 export function parseControl(pathname: string, body: unknown): ControlCall | Rejection {
   const [, encodedWorkerId, workerAction] = workerEndpoint.exec(pathname) ?? [];
   const rollout = rolloutEndpoint.exec(pathname);
   if (!isControlEndpoint(pathname)) return { status: 404, error: `no such endpoint: POST ${pathname}` };
-  if (!isObject(body)) return { status: 400, error: 'the body must be a JSON object' };
+  if (!isRecord(body)) return { status: 400, error: 'the body must be a JSON object' };
   // A field the endpoint does not read is refused, not ignored: a misspelt one would otherwise do nothing, silently.
-  const fields = workerAction === 'inspect' ? ['close'] : encodedWorkerId !== undefined || rollout ? [] : bodyFields[pathname] ?? [];
+  const fields = workerAction === 'inspect' ? ['close'] : encodedWorkerId !== undefined || rollout ? [] : fixedEndpoints[pathname] ?? [];
   const unknown = Object.keys(body).find((field) => !fields.includes(field));
   if (unknown !== undefined) {
     return { status: 400, error: `unknown field ${JSON.stringify(unknown)}: ${fields.length === 0 ? 'this endpoint takes an empty body, {}' : `this endpoint takes ${fields.join(', ')}`}` };
@@ -82,7 +78,7 @@ export function parseControl(pathname: string, body: unknown): ControlCall | Rej
   switch (pathname) {
     case '/api/weights': {
       const weights = body.weights;
-      if (!isObject(weights) || Object.keys(weights).length === 0) {
+      if (!isRecord(weights) || Object.keys(weights).length === 0) {
         return { status: 400, error: 'weights must be an object of version names to numbers, e.g. {"weights":{"v1":90,"v2":10}}' };
       }
       for (const [version, weight] of Object.entries(weights)) {
